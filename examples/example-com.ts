@@ -1,0 +1,45 @@
+/**
+ * The classic first SMTP server: accepts mail for example.com and prints each message as it
+ * arrives. `npm start` runs it on 127.0.0.1:2525; try it with
+ * `swaks --server 127.0.0.1:2525 --to someone@example.com` or Python's smtplib.
+ */
+import { Application, RequestHandler, SMTPError } from '../lib/index.js';
+
+export class ExampleComHandler extends RequestHandler<{ domain: string }> {
+  override rcpt(address: string): void {
+    if (!address.toLowerCase().endsWith(`@${this.settings.domain}`)) {
+      throw new SMTPError(550, [5, 7, 1], 'not relaying to that domain');
+    }
+  }
+
+  override data(): void {
+    const { mailFrom, rcptTos, body, id } = this.request;
+    const lines = [
+      `---------- message ${id} ----------`,
+      `From: <${mailFrom}>`,
+      `To: ${rcptTos.map((r) => `<${r}>`).join(', ')}`,
+      `Peer: ${this.request.session.remoteAddress} (${this.request.session.heloName})`,
+      '',
+      body.toString('utf8').replace(/\r\n$/, '').replace(/\r\n/g, '\n'),
+      `---------- end of message ${id} ----------`,
+      '',
+    ];
+    process.stdout.write(lines.join('\n'));
+  }
+}
+
+export function createApplication(domain = 'example.com'): Application<{ domain: string }> {
+  return new Application(ExampleComHandler, { hostname: 'localhost', domain });
+}
+
+// Run directly (npm start), not when imported by a test.
+if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
+  const port = Number(process.env.PORT ?? 2525);
+  const server = await createApplication().listen(port, '127.0.0.1');
+  console.log(`Sirocco is accepting mail for example.com on 127.0.0.1:${port} (Ctrl-C to stop)`);
+  const stop = (): void => {
+    void server.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}

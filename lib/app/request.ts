@@ -1,0 +1,156 @@
+import { randomBytes } from 'node:crypto';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import type { BodyType, EsmtpParams } from '../protocol/command.js';
+
+/**
+ * Facts about one connection, as they stood when the transaction began.
+ */
+export interface SessionInfo {
+  /** The connection's id, also in every log line of the connection. */
+  readonly id: string;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** The name the client gave in HELO or EHLO. */
+  readonly heloName: string;
+  /** Whether the client greeted with EHLO. */
+  readonly esmtp: boolean;
+  /** Whether the connection is encrypted. */
+  readonly secure: boolean;
+  /** The authenticated user, if any. */
+  readonly user: string | undefined;
+}
+
+/**
+ * One mail transaction's envelope (RFC 5321 §2.3.1).
+ */
+export interface Envelope {
+  /** The reverse-path; `''` for the null sender `<>` (bounces). */
+  readonly mailFrom: string;
+  /** MAIL FROM's ESMTP parameters, keywords upper-cased. */
+  readonly mailParams: EsmtpParams;
+  /** The recipients accepted so far, in order. */
+  readonly rcptTos: readonly string[];
+  /** Each recipient's ESMTP parameters, in the order of `rcptTos`. */
+  readonly rcptParams: readonly EsmtpParams[];
+  /** Whether MAIL carried SMTPUTF8 (RFC 6531). */
+  readonly smtputf8: boolean;
+  /** The BODY= the client declared (RFC 6152). */
+  readonly bodyType: BodyType;
+  /** The SIZE= the client declared (RFC 1870), if any. */
+  readonly declaredSize: number | undefined;
+}
+
+/** The raw header fields of a message, parsed on first use. Names are matched case-insensitively. */
+export class MessageHeaders implements Iterable<[name: string, value: string]> {
+  readonly #fields: [string, string][];
+
+  constructor(body: Buffer) {
+    this.#fields = parseHeaderBlock(body);
+  }
+
+  /** The first value of a field, unfolded, or `undefined`. */
+  get(name: string): string | undefined {
+    const lower = name.toLowerCase();
+    return this.#fields.find(([n]) => n.toLowerCase() === lower)?.[1];
+  }
+
+  /** Every value of a field, in message order. */
+  getAll(name: string): string[] {
+    const lower = name.toLowerCase();
+    return this.#fields.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v);
+  }
+
+  [Symbol.iterator](): Iterator<[string, string]> {
+    return this.#fields[Symbol.iterator]();
+  }
+}
+
+// RFC 5322 §2.2: the header section ends at the first empty line; a line starting with white space
+// continues the field before it (§2.2.3 unfolding).
+function parseHeaderBlock(body: Buffer): [string, string][] {
+  const end = body.indexOf('\r\n\r\n');
+  const block = body.subarray(0, end === -1 ? body.length : end).toString('utf8');
+  const fields: [string, string][] = [];
+  for (const line of block.split(/\r?\n/)) {
+    if (line === '') break;
+    const last = fields[fields.length - 1];
+    if ((line.startsWith(' ') || line.startsWith('\t')) && last !== undefined) {
+      last[1] += line;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    fields.push([line.slice(0, colon).trim(), line.slice(colon + 1).trim()]);
+  }
+  return fields;
+}
+
+/** A new queue id: 12 characters of Crockford base 32. */
+export function newQueueId(): string {
+  const alphabet = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+  let id = '';
+  for (const byte of randomBytes(12)) id += alphabet[byte & 31];
+  return id;
+}
+
+/**
+ * What a {@link RequestHandler} sees: the session, the envelope and, in `data()`, the body.
+ *
+ * @example
+ * ```ts
+ * override async data() {
+ *   const { mailFrom, rcptTos, body } = this.request;
+ *   console.log(mailFrom, rcptTos, this.request.headers.get('subject'), body.length);
+ * }
+ * ```
+ */
+export class SMTPRequest {
+  /** The queue id, sent back in the 250 reply and logged. */
+  readonly id: string = newQueueId();
+  /** When the transaction began (MAIL). */
+  readonly receivedAt: Date = new Date();
+  readonly session: SessionInfo;
+  readonly envelope: Envelope;
+  #body: Buffer = Buffer.alloc(0);
+  #headers: MessageHeaders | undefined;
+
+  /** @internal */
+  constructor(session: SessionInfo, envelope: Envelope) {
+    this.session = session;
+    this.envelope = envelope;
+  }
+
+  /** The reverse-path; `''` for the null sender. */
+  get mailFrom(): string {
+    return this.envelope.mailFrom;
+  }
+
+  /** The accepted recipients. */
+  get rcptTos(): readonly string[] {
+    return this.envelope.rcptTos;
+  }
+
+  /** The message as received, dot-stuffing removed, lines ending in CRLF. Empty before `data()`. */
+  get body(): Buffer {
+    return this.#body;
+  }
+
+  /** @internal */
+  setBody(body: Buffer): void {
+    this.#body = body;
+    this.#headers = undefined;
+  }
+
+  /** The message's header fields, parsed the first time they are asked for. */
+  get headers(): MessageHeaders {
+    this.#headers ??= new MessageHeaders(this.#body);
+    return this.#headers;
+  }
+
+  /** Parses the whole message (MIME parts, attachments, decoded headers) with mailparser. */
+  parse(): Promise<ParsedMail> {
+    return simpleParser(this.#body);
+  }
+}

@@ -1,0 +1,148 @@
+import 'reflect-metadata';
+import { hostname as osHostname } from 'node:os';
+import { IsBoolean, IsIn, IsInt, IsNotEmpty, IsOptional, IsString, Matches, Max, Min, validateSync, type ValidationError } from 'class-validator';
+import type { Logger } from 'pino';
+import type { BareLineEndingPolicy } from '../protocol/data-decoder.js';
+
+/**
+ * The settings Sirocco itself reads, with their defaults. Every limit is on by default.
+ * Unknown keys given to the {@link Application} are kept beside these for the handler's own use.
+ */
+export class ApplicationSettings {
+  /** The name the server gives in its greeting and EHLO reply. */
+  @IsString()
+  @IsNotEmpty()
+  @Matches(/^[^\s]+$/, { message: 'hostname must not contain white space' })
+  hostname: string = osHostname() || 'localhost';
+
+  /** The largest message accepted, in bytes (RFC 1870 SIZE). Default 25 MiB. */
+  @IsInt()
+  @Min(1)
+  maxMessageSize: number = 25 * 1024 * 1024;
+
+  /** Recipients accepted per transaction; past it RCPT is answered 452 (RFC 5321 §4.5.3.1.8). */
+  @IsInt()
+  @Min(1)
+  maxRecipients: number = 100;
+
+  /** The longest command line, in bytes with its CRLF; RFC 5321 §4.5.3.1.4 sets 512 as the least. */
+  @IsInt()
+  @Min(512)
+  @Max(65536)
+  maxLineLength: number = 1024;
+
+  /** Milliseconds without a byte from the client before `421 4.4.2`; RFC 5321 §4.5.3.2 suggests 5 minutes. */
+  @IsInt()
+  @Min(1)
+  idleTimeout: number = 5 * 60 * 1000;
+
+  /** Syntax and sequence errors allowed per connection before `421 4.7.0` and close. */
+  @IsInt()
+  @Min(1)
+  maxBadCommands: number = 20;
+
+  /** Bytes of pipelined input held per connection while a handler runs; past it reading pauses. */
+  @IsInt()
+  @Min(1024)
+  maxBufferedBytes: number = 256 * 1024;
+
+  /** Open connections per process; the next one is answered `421 4.7.0` and closed. */
+  @IsInt()
+  @Min(1)
+  maxConnections: number = 10000;
+
+  /** What to do with a bare CR or LF inside a message body; see {@link BareLineEndingPolicy}. */
+  @IsIn(['normalize', 'reject', 'keep'])
+  bareLineEndings: BareLineEndingPolicy = 'normalize';
+
+  /** Whether SMTPUTF8 (RFC 6531) is offered. */
+  @IsBoolean()
+  smtputf8: boolean = true;
+
+  /** Milliseconds `close()` waits for open transactions before it drops their connections. */
+  @IsInt()
+  @Min(0)
+  closeTimeout: number = 30 * 1000;
+
+  /** The pino logger; a child logger per connection carries its id. Defaults to pino at `info`. */
+  @IsOptional()
+  logger?: Logger | undefined;
+}
+
+/** The settings a user may pass: every known setting optional, any other key kept. */
+export type SettingsInput = Partial<ApplicationSettings> & Record<string, unknown>;
+
+/** One bad setting. */
+export interface SettingsProblem {
+  readonly field: string;
+  readonly reasons: readonly string[];
+}
+
+/**
+ * Thrown by the {@link Application} constructor when settings are invalid; names every bad field.
+ *
+ * @example
+ * ```ts
+ * try { new Application(Inbound, { maxMessageSize: -1 }); }
+ * catch (err) { if (err instanceof SettingsError) console.error(err.problems); }
+ * ```
+ */
+export class SettingsError extends Error {
+  /** Every bad field and why. */
+  readonly problems: readonly SettingsProblem[];
+
+  constructor(problems: readonly SettingsProblem[]) {
+    super(`Invalid settings: ${problems.map((p) => `${p.field}: ${p.reasons.join(', ')}`).join('; ')}`);
+    this.name = 'SettingsError';
+    this.problems = problems;
+  }
+}
+
+const SCHEMA_KEY = Symbol.for('sirocco:settingsSchema');
+
+/**
+ * Class decorator: declares a class-validator schema for a handler's own settings, so the
+ * {@link Application} validates them together with its own.
+ *
+ * @example
+ * ```ts
+ * class InboundSettings { @IsString() domain!: string; }
+ *
+ * @settingsSchema(InboundSettings)
+ * class Inbound extends RequestHandler<InboundSettings> {}
+ *
+ * new Application(Inbound, {}); // throws SettingsError naming `domain`
+ * ```
+ */
+export function settingsSchema(schema: new () => object): ClassDecorator {
+  return (target) => {
+    Reflect.defineMetadata(SCHEMA_KEY, schema, target);
+  };
+}
+
+function problemsOf(errors: ValidationError[], prefix = ''): SettingsProblem[] {
+  return errors.flatMap((e) => {
+    const field = prefix + e.property;
+    const own = e.constraints === undefined ? [] : [{ field, reasons: Object.values(e.constraints) }];
+    return [...own, ...problemsOf(e.children ?? [], `${field}.`)];
+  });
+}
+
+/** Builds and validates the settings object; throws {@link SettingsError} naming every bad field. */
+export function buildSettings<S extends object>(handlerClass: object, input: object): ApplicationSettings & S {
+  if (typeof input !== 'object' || input === null) {
+    throw new SettingsError([{ field: '(settings)', reasons: ['settings must be an object'] }]);
+  }
+  const settings = Object.assign(new ApplicationSettings(), input);
+  const problems = problemsOf(validateSync(settings, { forbidUnknownValues: false }));
+  if (settings.logger !== undefined && typeof (settings.logger as { child?: unknown }).child !== 'function') {
+    problems.push({ field: 'logger', reasons: ['logger must be a pino logger'] });
+  }
+  const schema: unknown = Reflect.getMetadata(SCHEMA_KEY, handlerClass);
+  if (typeof schema === 'function') {
+    const own = Object.assign(new (schema as new () => object)(), input);
+    problems.push(...problemsOf(validateSync(own, { forbidUnknownValues: false })));
+  }
+  if (problems.length > 0) throw new SettingsError(problems);
+  return settings as ApplicationSettings & S;
+}

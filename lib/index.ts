@@ -1,0 +1,25 @@
+/**
+ * Sirocco: SMTP servers the Tornado way. Subclass {@link RequestHandler}, hand it to an
+ * {@link Application} with your settings, and `listen`.
+ *
+ * @example
+ * ```ts
+ * import { Application, RequestHandler } from 'sirocco';
+ *
+ * class Inbound extends RequestHandler {
+ *   override async data() { console.log(this.request.mailFrom, this.request.body.length); }
+ * }
+ * await new Application(Inbound, { hostname: 'mx.example.com' }).listen(2525);
+ * ```
+ * @module
+ */
+export { Application } from './app/application.js';
+export { RequestHandler, type HandlerClass, type HandlerPhase } from './app/request-handler.js';
+export { SMTPRequest, MessageHeaders, type SessionInfo, type Envelope } from './app/request.js';
+export { ApplicationSettings, SettingsError, settingsSchema, type SettingsInput, type SettingsProblem } from './app/settings.js';
+export { SMTPServer, type StartOptions } from './server/smtp-server.js';
+export { taskId } from './server/cluster.js';
+export { SMTPError, formatReply, type Reply, type EnhancedCode, type SMTPErrorOptions } from './protocol/reply.js';
+export { REPLIES } from './protocol/replies.js';
+export type { BareLineEndingPolicy } from './protocol/data-decoder.js';
+export type { EsmtpParams, BodyType } from './protocol/command.js';

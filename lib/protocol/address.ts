@@ -1,0 +1,144 @@
+/**
+ * Reverse-path and forward-path parsing (RFC 5321 §4.1.2), with the UTF-8 extensions of
+ * RFC 6531 §3.3 when SMTPUTF8 is in effect. Pure.
+ */
+
+/** A parsed path. `address` is empty for the null reverse-path `<>`. */
+export interface ParsedPath {
+  readonly address: string;
+  /** Whether the address holds non-ASCII characters. */
+  readonly utf8: boolean;
+}
+
+/** Why a path was refused; the text is safe to show the client. */
+export interface PathError {
+  readonly error: string;
+}
+
+// RFC 5321 §4.1.2 atext, as a character class body (RFC 5322 §3.2.3).
+const ATEXT = "A-Za-z0-9!#$%&'*+\\-/=?^_`{|}~";
+const ATOM = new RegExp(`^[${ATEXT}]+$`);
+const ATOM_UTF8 = new RegExp(`^[${ATEXT}\\u0080-\\u{10FFFF}]+$`, 'u');
+const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
+const LABEL_UTF8 = /^[\p{L}\p{N}](?:[\p{L}\p{N}\p{M}-]*[\p{L}\p{N}\p{M}])?$/u;
+const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+// eslint-disable-next-line no-control-regex
+const NON_ASCII = /[^\x00-\x7f]/;
+
+// RFC 5321 §4.5.3.1
+const MAX_LOCAL_PART = 64;
+const MAX_DOMAIN = 255;
+const MAX_PATH = 256;
+
+/** Whether `text` holds characters outside US-ASCII. */
+export function hasNonAscii(text: string): boolean {
+  return NON_ASCII.test(text);
+}
+
+/**
+ * Parses the text between `FROM:`/`TO:` and the parameters: `<local@domain>`, `<>` and
+ * `<Postmaster>` (each only where `options` allow), with an optional, ignored source route
+ * (RFC 5321 §4.1.2 `A-d-l`, which servers must accept and may ignore).
+ */
+export function parsePath(
+  text: string,
+  options: { readonly allowNull: boolean; readonly allowPostmaster: boolean; readonly utf8: boolean },
+): ParsedPath | PathError {
+  if (text.length < 2 || !text.startsWith('<') || !text.endsWith('>')) {
+    return { error: 'address must be enclosed in <>' };
+  }
+  if (text.length > MAX_PATH + 2) return { error: 'address too long' };
+  let inner = text.slice(1, -1);
+  if (inner === '') {
+    return options.allowNull ? { address: '', utf8: false } : { error: 'null address not allowed here' };
+  }
+  if (options.allowPostmaster && inner.toLowerCase() === 'postmaster') return { address: inner, utf8: false };
+  if (inner.startsWith('@')) {
+    const colon = inner.indexOf(':');
+    if (colon === -1) return { error: 'bad source route' };
+    const route = inner.slice(0, colon).split(',');
+    if (!route.every((hop) => hop.startsWith('@') && isDomain(hop.slice(1), options.utf8))) {
+      return { error: 'bad source route' };
+    }
+    inner = inner.slice(colon + 1);
+  }
+  return parseMailbox(inner, options.utf8);
+}
+
+/** Parses `local-part@domain` (RFC 5321 §4.1.2 `Mailbox`). */
+export function parseMailbox(mailbox: string, utf8: boolean): ParsedPath | PathError {
+  const at = mailbox.lastIndexOf('@');
+  if (at <= 0) return { error: 'address must be local-part@domain' };
+  const local = mailbox.slice(0, at);
+  const domain = mailbox.slice(at + 1);
+  if (!isLocalPart(local, utf8)) return { error: 'bad local part' };
+  if (Buffer.byteLength(local) > MAX_LOCAL_PART) return { error: 'local part too long' };
+  if (!isDomain(domain, utf8) && !isAddressLiteral(domain)) return { error: 'bad domain' };
+  return { address: mailbox, utf8: utf8 && hasNonAscii(mailbox) };
+}
+
+function isLocalPart(local: string, utf8: boolean): boolean {
+  if (local.startsWith('"')) return isQuotedString(local, utf8);
+  const atom = utf8 ? ATOM_UTF8 : ATOM;
+  return local.split('.').every((part) => atom.test(part));
+}
+
+// RFC 5321 §4.1.2 Quoted-string: qtextSMTP is %d32-33 / %d35-91 / %d93-126, quoted-pairSMTP is
+// "\" followed by %d32-126.
+function isQuotedString(text: string, utf8: boolean): boolean {
+  if (text.length < 2 || !text.endsWith('"')) return false;
+  for (let i = 1; i < text.length - 1; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5c) {
+      const next = text.charCodeAt(++i);
+      if (i >= text.length - 1 || next < 32 || next > 126) return false;
+    } else if (c === 0x22 || c < 32 || c === 127 || (c > 127 && !utf8)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Whether `domain` is a dotted domain name (RFC 5321 §4.1.2 `Domain`), U-labels when `utf8`. */
+export function isDomain(domain: string, utf8: boolean): boolean {
+  if (domain === '' || Buffer.byteLength(domain) > MAX_DOMAIN) return false;
+  const label = utf8 ? LABEL_UTF8 : LABEL;
+  return domain.split('.').every((part) => part.length <= 63 && label.test(part));
+}
+
+/** Whether `text` is `[IPv4]`, `[IPv6:…]` or a general address literal (RFC 5321 §4.1.3). */
+export function isAddressLiteral(text: string): boolean {
+  if (!text.startsWith('[') || !text.endsWith(']')) return false;
+  const inner = text.slice(1, -1);
+  if (IPV4.test(inner)) return true;
+  const colon = inner.indexOf(':');
+  if (colon <= 0) return false;
+  const tag = inner.slice(0, colon);
+  const value = inner.slice(colon + 1);
+  if (tag.toUpperCase() === 'IPV6') return isIPv6(value);
+  // General-address-literal: Standardized-tag ":" 1*dcontent (%d33-90 / %d94-126)
+  return /^[A-Za-z0-9-]*[A-Za-z0-9]$/.test(tag) && /^[\x21-\x5a\x5e-\x7e]+$/.test(value);
+}
+
+function isIPv6(text: string): boolean {
+  const v4 = text.lastIndexOf(':');
+  let groups = text;
+  let extra = 0;
+  if (v4 !== -1 && text.slice(v4 + 1).includes('.')) {
+    if (!IPV4.test(text.slice(v4 + 1))) return false;
+    groups = text.slice(0, v4 + 1) + '0';
+    extra = 1;
+  }
+  const halves = groups.split('::');
+  if (halves.length > 2) return false;
+  const parse = (h: string): string[] | null => {
+    if (h === '') return [];
+    const parts = h.split(':');
+    return parts.every((p) => /^[0-9A-Fa-f]{1,4}$/.test(p)) ? parts : null;
+  };
+  const left = parse(halves[0] ?? '');
+  const right = halves.length === 2 ? parse(halves[1] ?? '') : [];
+  if (left === null || right === null) return false;
+  const count = left.length + right.length + extra;
+  return halves.length === 2 ? count <= 7 : count === 8;
+}

@@ -1,0 +1,202 @@
+/**
+ * Command-line parsing (RFC 5321 §4.1.1): a line's bytes in, a typed command or an error reply
+ * out. Pure. Command order is not decided here but in `session.ts`.
+ */
+import { hasNonAscii, isDomain, parsePath } from './address.js';
+import type { Reply } from './reply.js';
+import { REPLIES } from './replies.js';
+
+/** ESMTP parameters of MAIL or RCPT, keyword upper-cased; `true` for a keyword without value. */
+export type EsmtpParams = Readonly<Record<string, string | true>>;
+
+/** The body type declared with `BODY=` (RFC 6152). */
+export type BodyType = '7BIT' | '8BITMIME';
+
+export type Command =
+  | { readonly verb: 'HELO' | 'EHLO'; readonly domain: string }
+  | {
+      readonly verb: 'MAIL';
+      readonly address: string;
+      readonly params: EsmtpParams;
+      readonly size: number | undefined;
+      readonly body: BodyType;
+      readonly smtputf8: boolean;
+    }
+  | { readonly verb: 'RCPT'; readonly address: string; readonly params: EsmtpParams }
+  | { readonly verb: 'DATA' | 'RSET' | 'QUIT' | 'NOOP' | 'HELP' | 'EXPN' | 'STARTTLS' | 'AUTH' }
+  | { readonly verb: 'VRFY'; readonly argument: string }
+  | { readonly verb: 'HTTP' };
+
+export type Verb = Command['verb'];
+
+/** What the parser needs to know of the session. */
+export interface ParseContext {
+  /** Whether the client greeted with EHLO (ESMTP parameters are only valid then). */
+  readonly esmtp: boolean;
+  /** Whether SMTPUTF8 is offered by the server. */
+  readonly smtputf8Offered: boolean;
+  /** Whether the current transaction's MAIL carried SMTPUTF8 (for RCPT). */
+  readonly smtputf8Transaction: boolean;
+}
+
+export type ParseResult = Command | { readonly error: Reply };
+
+const DECODER = new TextDecoder('utf-8', { fatal: true });
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/;
+const KEYWORD = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
+// RFC 5321 §4.1.2 esmtp-value: %d33-60 / %d62-126; RFC 6531 §3.3 adds UTF-8 under SMTPUTF8.
+const VALUE = /^[\x21-\x3c\x3e-\x7e]+$/;
+const VALUE_UTF8 = /^[\x21-\x3c\x3e-\x7e\u0080-\u{10FFFF}]+$/u;
+const HTTP_VERBS = new Set(['GET', 'POST', 'PUT', 'HEAD', 'CONNECT', 'OPTIONS', 'DELETE', 'PATCH']);
+
+/** Decodes one command line (without its line end) and checks its characters. */
+export function decodeLine(line: Buffer): string | { readonly error: Reply } {
+  let text: string;
+  try {
+    text = DECODER.decode(line);
+  } catch {
+    return { error: REPLIES.invalidUtf8() };
+  }
+  if (CONTROL.test(text)) return { error: REPLIES.controlCharacters() };
+  return text;
+}
+
+/** Parses one decoded command line. */
+export function parseCommand(text: string, ctx: ParseContext): ParseResult {
+  const space = text.indexOf(' ');
+  const verb = (space === -1 ? text : text.slice(0, space)).toUpperCase();
+  const arg = space === -1 ? '' : text.slice(space + 1);
+  switch (verb) {
+    case 'HELO':
+    case 'EHLO':
+      return parseHello(verb, arg.trim(), ctx);
+    case 'MAIL':
+      return parseMail(arg, ctx);
+    case 'RCPT':
+      return parseRcpt(arg, ctx);
+    case 'DATA':
+    case 'RSET':
+    case 'QUIT':
+    case 'STARTTLS':
+      return arg.trim() === '' ? { verb } : { error: REPLIES.syntax(verb) };
+    case 'NOOP': // RFC 5321 §4.1.1.9: a parameter is allowed and ignored
+    case 'HELP': // §4.1.1.8: the argument may be ignored
+    case 'EXPN':
+    case 'AUTH':
+      return { verb };
+    case 'VRFY':
+      return arg.trim() === '' ? { error: REPLIES.syntax('VRFY <address>') } : { verb, argument: arg.trim() };
+    default:
+      if (HTTP_VERBS.has(verb) || /^[A-Za-z-]+:$/.test(verb)) return { verb: 'HTTP' };
+      return { error: REPLIES.unrecognized() };
+  }
+}
+
+function parseHello(verb: 'HELO' | 'EHLO', domain: string, ctx: ParseContext): ParseResult {
+  if (domain === '') return { error: REPLIES.syntax(`${verb} hostname`) };
+  // RFC 5321 §4.1.4 allows a domain or an address literal. Clients often send bare names or
+  // IPs, so anything without spaces is taken: the name is logged, not trusted.
+  if (/\s/.test(domain)) return { error: REPLIES.syntax(`${verb} hostname`) };
+  if (hasNonAscii(domain) && !(ctx.smtputf8Offered && isDomain(domain, true))) {
+    return { error: REPLIES.syntax(`${verb} hostname`) };
+  }
+  return { verb, domain };
+}
+
+/** Splits `FROM:<path> PARAMS` into the path and the parameter words. */
+function splitPathArgument(arg: string, keyword: 'FROM:' | 'TO:'): { path: string; words: string[] } | null {
+  if (arg.slice(0, keyword.length).toUpperCase() !== keyword) return null;
+  // Many clients write `MAIL FROM: <a@b>`: one space after the colon is tolerated.
+  const rest = arg.slice(keyword.length).replace(/^ /, '');
+  if (!rest.startsWith('<')) return null;
+  // The path ends at the first `>` outside a quoted local part.
+  let quoted = false;
+  let end = -1;
+  for (let i = 1; i < rest.length; i++) {
+    const c = rest[i];
+    if (c === '\\' && quoted) i++;
+    else if (c === '"') quoted = !quoted;
+    else if (c === '>' && !quoted) {
+      end = i;
+      break;
+    }
+  }
+  if (end === -1) return null;
+  const after = rest.slice(end + 1);
+  if (after !== '' && !after.startsWith(' ')) return null;
+  return { path: rest.slice(0, end + 1), words: after.split(' ').filter((w) => w !== '') };
+}
+
+function parseParams(
+  words: string[],
+  ctx: ParseContext,
+  utf8Values: boolean,
+): { readonly params: Record<string, string | true> } | { readonly error: Reply } {
+  const params: Record<string, string | true> = {};
+  for (const word of words) {
+    if (!ctx.esmtp) return { error: REPLIES.unknownParameter(word.split('=')[0] ?? word) };
+    const eq = word.indexOf('=');
+    const key = (eq === -1 ? word : word.slice(0, eq)).toUpperCase();
+    if (!KEYWORD.test(key)) return { error: REPLIES.badParameter(`Bad parameter syntax: ${word}`) };
+    if (Object.hasOwn(params, key)) return { error: REPLIES.badParameter(`Duplicate parameter: ${key}`) };
+    if (eq === -1) {
+      params[key] = true;
+    } else {
+      const value = word.slice(eq + 1);
+      if (!(utf8Values ? VALUE_UTF8 : VALUE).test(value)) return { error: REPLIES.badParameter(`Bad value for ${key}`) };
+      params[key] = value;
+    }
+  }
+  return { params };
+}
+
+function parseMail(arg: string, ctx: ParseContext): ParseResult {
+  const split = splitPathArgument(arg, 'FROM:');
+  if (split === null) return { error: REPLIES.syntax('MAIL FROM:<address> [parameters]') };
+  const smtputf8 = ctx.esmtp && ctx.smtputf8Offered && split.words.some((w) => w.toUpperCase() === 'SMTPUTF8');
+  const parsed = parseParams(split.words, ctx, smtputf8);
+  if ('error' in parsed) return parsed;
+  const { params } = parsed;
+  let size: number | undefined;
+  let body: BodyType = '7BIT';
+  for (const [key, value] of Object.entries(params)) {
+    switch (key) {
+      case 'SIZE': // RFC 1870 §3: SIZE=1*20DIGIT
+        if (value === true || !/^\d{1,20}$/.test(value)) return { error: REPLIES.badParameter('SIZE requires a number') };
+        size = Number(value);
+        break;
+      case 'BODY': // RFC 6152 §3
+        if (value === true) return { error: REPLIES.badParameter('BODY requires a value') };
+        if (value.toUpperCase() === '7BIT') body = '7BIT';
+        else if (value.toUpperCase() === '8BITMIME') body = '8BITMIME';
+        else return { error: REPLIES.badParameter(`BODY=${value} not supported`) };
+        break;
+      case 'SMTPUTF8': // RFC 6531 §3.4: no value
+        if (!ctx.smtputf8Offered) return { error: REPLIES.unknownParameter(key) };
+        if (value !== true) return { error: REPLIES.badParameter('SMTPUTF8 takes no value') };
+        break;
+      default:
+        return { error: REPLIES.unknownParameter(key) };
+    }
+  }
+  if (hasNonAscii(split.path) && !smtputf8) return { error: REPLIES.nonAsciiAddress() };
+  const path = parsePath(split.path, { allowNull: true, allowPostmaster: false, utf8: smtputf8 });
+  if ('error' in path) return { error: REPLIES.badSenderSyntax(path.error) };
+  return { verb: 'MAIL', address: path.address, params, size, body, smtputf8 };
+}
+
+function parseRcpt(arg: string, ctx: ParseContext): ParseResult {
+  const split = splitPathArgument(arg, 'TO:');
+  if (split === null) return { error: REPLIES.syntax('RCPT TO:<address> [parameters]') };
+  const parsed = parseParams(split.words, ctx, ctx.smtputf8Transaction);
+  if ('error' in parsed) return parsed;
+  const { params } = parsed;
+  // No RCPT parameters are offered (DSN is not), so any parameter is unknown (RFC 5321 §4.1.1.11).
+  const first = Object.keys(params)[0];
+  if (first !== undefined) return { error: REPLIES.unknownParameter(first) };
+  if (hasNonAscii(split.path) && !ctx.smtputf8Transaction) return { error: REPLIES.nonAsciiAddress() };
+  const path = parsePath(split.path, { allowNull: false, allowPostmaster: true, utf8: ctx.smtputf8Transaction });
+  if ('error' in path) return { error: REPLIES.badRecipientSyntax(path.error) };
+  return { verb: 'RCPT', address: path.address, params };
+}

@@ -1,0 +1,197 @@
+/**
+ * The DATA decoder: an explicit byte state machine that removes dot-stuffing and finds the end of
+ * the message. Pure: bytes in, body and outcome out.
+ *
+ * Guarantees:
+ * - The message ends only at `<CRLF>.<CRLF>` (RFC 5321 §4.1.1.4), where the first CRLF is a real
+ *   one or the start of the data. No bare LF or bare CR variant (`<LF>.<LF>`, `<CR>.<CR>`,
+ *   `<LF>.<CRLF>` …) ever ends it or splits it in two: that is the SMTP smuggling class
+ *   (CVE-2023-51764, CVE-2023-51765, CVE-2023-51766).
+ * - A leading dot is removed only at the start of a real line, after CRLF (RFC 5321 §4.5.2).
+ * - Bare CR and bare LF inside the body follow one {@link BareLineEndingPolicy}.
+ * - Past `maxSize` body bytes, the rest is decoded but dropped, so memory stays bounded while the
+ *   end is still found exactly.
+ *
+ * The common case copies nothing: runs of the input are emitted as sub-arrays.
+ */
+
+const LF = 0x0a;
+const CR = 0x0d;
+const DOT = 0x2e;
+const CRLF_BYTES = Buffer.from('\r\n');
+const LF_BYTES = Buffer.from('\n');
+const CR_BYTES = Buffer.from('\r');
+const DOT_BYTES = Buffer.from('.');
+
+/**
+ * What to do with a CR or LF that is not part of a CRLF pair inside the message body.
+ * - `normalize` (default): turn it into CRLF. No mail is lost from sloppy clients, and the stored
+ *   or relayed message has only CRLF line ends, so no later hop can be smuggled through it.
+ * - `reject`: read the message to its end, then refuse it with `554 5.6.0`.
+ * - `keep`: store the bytes as they came.
+ */
+export type BareLineEndingPolicy = 'normalize' | 'reject' | 'keep';
+
+const enum State {
+  /** At the start of a line: after CRLF, or at the start of the data. */
+  LineStart,
+  /** Saw `.` at the start of a line. */
+  Dot,
+  /** Saw `.` CR at the start of a line. */
+  DotCR,
+  /** Inside a line. */
+  InLine,
+  /** Inside a line, saw CR (already emitted). */
+  CR,
+  /** The end-of-data sequence was seen. */
+  Done,
+}
+
+/** The outcome of a finished message. */
+export interface DecodedMessage {
+  /** The body with dot-stuffing removed; empty when it exceeded `maxSize`. */
+  readonly body: Buffer;
+  /** Body bytes seen, including those dropped past `maxSize`. */
+  readonly size: number;
+  /** Whether `size` exceeded `maxSize`. */
+  readonly tooBig: boolean;
+  /** Whether any bare CR or LF was seen (whatever the policy did with it). */
+  readonly bareLineEndings: boolean;
+}
+
+export class DataDecoder {
+  readonly #maxSize: number;
+  readonly #policy: BareLineEndingPolicy;
+  #state: State = State.LineStart;
+  #parts: Buffer[] = [];
+  #size = 0;
+  #bare = false;
+
+  constructor(maxSize: number, policy: BareLineEndingPolicy = 'normalize') {
+    this.#maxSize = maxSize;
+    this.#policy = policy;
+  }
+
+  /** Whether the end-of-data sequence has been seen. */
+  get done(): boolean {
+    return this.#state === State.Done;
+  }
+
+  /**
+   * Feeds bytes. Returns `undefined` while the message goes on, or the bytes that follow the
+   * end-of-data sequence (possibly empty: pipelined commands) once it ends.
+   */
+  push(chunk: Buffer): Buffer | undefined {
+    if (this.#state === State.Done) throw new Error('DataDecoder: push() after the end of data');
+    const n = chunk.length;
+    let i = 0;
+    let runStart = 0; // start of the bytes to emit as they are
+    let nextCR = -2; // cached positions: indexOf is only repeated once passed
+    let nextLF = -2;
+    while (i < n) {
+      switch (this.#state) {
+        case State.LineStart: {
+          if (chunk[i] === DOT) {
+            this.#emit(chunk, runStart, i);
+            this.#state = State.Dot;
+            i++;
+            runStart = i;
+          } else {
+            this.#state = State.InLine;
+          }
+          break;
+        }
+        case State.Dot: {
+          const b = chunk[i];
+          if (b === CR) {
+            this.#state = State.DotCR;
+            i++;
+            runStart = i;
+          } else if (b === LF) {
+            // `.` then a bare LF: a line holding a lone dot, never the end of the data.
+            this.#emitBytes(DOT_BYTES);
+            this.#state = State.InLine;
+          } else {
+            // The dot was stuffing (RFC 5321 §4.5.2): it is dropped, the line goes on.
+            this.#state = State.InLine;
+          }
+          break;
+        }
+        case State.DotCR: {
+          if (chunk[i] === LF) {
+            this.#state = State.Done;
+            return chunk.subarray(i + 1);
+          }
+          // `.` CR then something else: the dot was stuffing, the CR is bare.
+          this.#emitBytes(CR_BYTES);
+          this.#bareCR();
+          this.#state = State.InLine;
+          break;
+        }
+        case State.CR: {
+          if (chunk[i] === LF) {
+            i++;
+            this.#state = State.LineStart;
+          } else {
+            this.#emit(chunk, runStart, i);
+            runStart = i;
+            this.#bareCR();
+            this.#state = State.InLine;
+          }
+          break;
+        }
+        case State.InLine: {
+          if (nextCR !== -1 && nextCR < i) nextCR = chunk.indexOf(CR, i);
+          if (nextLF !== -1 && nextLF < i) nextLF = chunk.indexOf(LF, i);
+          if (nextCR === -1 && nextLF === -1) {
+            i = n;
+          } else if (nextLF === -1 || (nextCR !== -1 && nextCR < nextLF)) {
+            i = nextCR + 1;
+            this.#state = State.CR;
+          } else {
+            // A bare LF inside a line.
+            this.#emit(chunk, runStart, nextLF);
+            this.#bare = true;
+            if (this.#policy === 'normalize') this.#emitBytes(CRLF_BYTES);
+            else this.#emitBytes(LF_BYTES);
+            i = nextLF + 1;
+            runStart = i;
+          }
+          break;
+        }
+      }
+    }
+    if (this.#state !== State.Dot && this.#state !== State.DotCR) this.#emit(chunk, runStart, n);
+    return undefined;
+  }
+
+  /** The decoded message; call once {@link done} is true. */
+  result(): DecodedMessage {
+    const tooBig = this.#size > this.#maxSize;
+    return {
+      body: tooBig ? Buffer.alloc(0) : Buffer.concat(this.#parts, this.#size),
+      size: this.#size,
+      tooBig,
+      bareLineEndings: this.#bare,
+    };
+  }
+
+  #bareCR(): void {
+    this.#bare = true;
+    // The CR itself was emitted with its run; normalizing adds the LF it lacked.
+    if (this.#policy === 'normalize') this.#emitBytes(LF_BYTES);
+  }
+
+  #emit(chunk: Buffer, from: number, to: number): void {
+    if (to > from) this.#emitBytes(chunk.subarray(from, to));
+  }
+
+  #emitBytes(bytes: Buffer): void {
+    this.#size += bytes.length;
+    if (this.#size > this.#maxSize) {
+      this.#parts = [];
+      return;
+    }
+    this.#parts.push(bytes);
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * The EHLO reply (RFC 5321 §4.1.1.1): the greeting line, then one line per extension offered.
+ * Pure.
+ */
+import { reply, type Reply } from './reply.js';
+
+/** What the server offers. */
+export interface ExtensionOptions {
+  readonly hostname: string;
+  /** RFC 1870 SIZE; 0 advertises SIZE without a fixed limit. */
+  readonly maxMessageSize: number;
+  readonly smtputf8: boolean;
+}
+
+/** The extension keywords offered, in the order they are listed. */
+export function extensionLines(options: ExtensionOptions): string[] {
+  const lines = ['PIPELINING', `SIZE ${options.maxMessageSize}`, '8BITMIME'];
+  if (options.smtputf8) lines.push('SMTPUTF8');
+  lines.push('ENHANCEDSTATUSCODES');
+  return lines;
+}
+
+/** The whole EHLO reply; RFC 2034 §4 puts no enhanced code on it. */
+export function ehloReply(options: ExtensionOptions, clientName: string): Reply {
+  return reply(250, undefined, [`${options.hostname} greets ${clientName}`, ...extensionLines(options)].join('\n'));
+}
+
+/** The HELO reply. */
+export function heloReply(hostname: string): Reply {
+  return reply(250, undefined, hostname);
+}

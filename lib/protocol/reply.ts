@@ -1,0 +1,109 @@
+/**
+ * SMTP replies as values: a code, an optional enhanced status code (RFC 3463) and text lines.
+ * One formatter turns them into wire bytes; one error class carries them out of user code.
+ */
+
+/** An RFC 3463 enhanced status code, such as `[5, 7, 1]` for "delivery not authorized". */
+export type EnhancedCode = readonly [klass: 2 | 4 | 5, subject: number, detail: number];
+
+/**
+ * One SMTP reply.
+ *
+ * @example
+ * ```ts
+ * const reply: Reply = { code: 250, enhanced: [2, 0, 0], lines: ['Ok'] };
+ * ```
+ */
+export interface Reply {
+  /** The three-digit reply code (RFC 5321 §4.2). */
+  readonly code: number;
+  /** The enhanced status code, sent before the text of every line (RFC 2034 §4). */
+  readonly enhanced?: EnhancedCode | undefined;
+  /** The text, one entry per line; at least one. */
+  readonly lines: readonly string[];
+}
+
+/** Builds a reply; `text` may hold several lines separated by `\n`. */
+export function reply(code: number, enhanced: EnhancedCode | undefined, text: string): Reply {
+  return { code, enhanced, lines: text.split('\n') };
+}
+
+/**
+ * Formats a reply for the wire: `250-first\r\n250 last\r\n`, the enhanced code on every line.
+ * Line breaks and other control characters inside the text are replaced, so user text can never
+ * inject a reply line of its own.
+ */
+export function formatReply(r: Reply): string {
+  const prefix = r.enhanced === undefined ? '' : `${r.enhanced.join('.')} `;
+  const lines = r.lines.length === 0 ? [''] : r.lines;
+  let out = '';
+  for (let i = 0; i < lines.length; i++) {
+    const sep = i === lines.length - 1 ? ' ' : '-';
+    out += `${r.code}${sep}${prefix}${sanitizeReplyText(lines[i] ?? '')}\r\n`;
+  }
+  return out;
+}
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/g;
+
+function sanitizeReplyText(text: string): string {
+  return CONTROL.test(text) ? text.replace(CONTROL, ' ') : text;
+}
+
+/** Options of {@link SMTPError}. */
+export interface SMTPErrorOptions {
+  /** What the server logs instead of the client's text (the client never sees it). */
+  readonly logMessage?: string;
+  /** The underlying error, kept for the log. */
+  readonly cause?: unknown;
+}
+
+/**
+ * The one error a handler throws to answer with a chosen SMTP reply. Anything else a handler
+ * throws is logged and answered `451 4.3.0`.
+ *
+ * @example
+ * ```ts
+ * throw new SMTPError(550, [5, 7, 1], 'not relaying to that domain', {
+ *   logMessage: `refused rcpt ${address}`,
+ * });
+ * ```
+ */
+export class SMTPError extends Error {
+  /** The reply code, 400 to 599. */
+  readonly code: number;
+  /** The enhanced status code; its class must match the reply code's first digit. */
+  readonly enhanced: EnhancedCode | undefined;
+  /** What the log shows; defaults to the client's text. */
+  readonly logMessage: string;
+
+  constructor(code: number, enhanced: EnhancedCode | undefined, message: string, options: SMTPErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    if (!Number.isInteger(code) || code < 400 || code > 599) {
+      throw new RangeError(`SMTPError: code must be an integer from 400 to 599, got ${String(code)}`);
+    }
+    if (enhanced !== undefined) {
+      const [klass, subject, detail] = enhanced;
+      if (klass !== Math.floor(code / 100)) {
+        throw new RangeError(`SMTPError: enhanced code class ${String(klass)} does not match reply code ${code}`);
+      }
+      if (!isCodePart(subject) || !isCodePart(detail)) {
+        throw new RangeError(`SMTPError: enhanced code parts must be integers from 0 to 999, got ${enhanced.join('.')}`);
+      }
+    }
+    this.name = 'SMTPError';
+    this.code = code;
+    this.enhanced = enhanced;
+    this.logMessage = options.logMessage ?? message;
+  }
+
+  /** The reply this error answers with. */
+  toReply(): Reply {
+    return reply(this.code, this.enhanced, this.message);
+  }
+}
+
+function isCodePart(n: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= 999;
+}

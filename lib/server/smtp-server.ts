@@ -1,0 +1,162 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { AnyApplication } from '../app/application.js';
+import type { ApplicationSettings } from '../app/settings.js';
+import { REPLIES } from '../protocol/replies.js';
+import { Connection } from './connection.js';
+import { ClusterPrimary, isClusterWorker, onShutdownRequest } from './cluster.js';
+
+/** Options of {@link SMTPServer.start}. */
+export interface StartOptions {
+  /** How many times a dead worker is replaced, in all, before the primary gives up. Default 100. */
+  readonly maxRestarts?: number;
+}
+
+/**
+ * Serves an {@link Application} over SMTP: on one port (`listen`), on sockets you made
+ * (`addSockets`), or from several processes sharing one port (`bind` then `start`).
+ *
+ * @example
+ * ```ts
+ * const server = new SMTPServer(new Application(Inbound));
+ * await server.listen(2525, '127.0.0.1');
+ * // ...
+ * await server.close();
+ * ```
+ *
+ * @example Many processes, one port (Tornado's `bind` + `start`):
+ * ```ts
+ * const server = new SMTPServer(app);
+ * server.bind(2525);
+ * await server.start(0); // one worker per CPU; in the primary this supervises, in a worker it serves
+ * ```
+ */
+export class SMTPServer {
+  /** The application served. */
+  readonly application: AnyApplication;
+  readonly #servers: Server[] = [];
+  readonly #connections = new Set<Connection>();
+  #bound: { port: number | string; address: string | undefined } | undefined;
+  #primary: ClusterPrimary | undefined;
+  #closing: Promise<void> | undefined;
+  #closed: (() => void) | undefined;
+
+  readonly #settings: ApplicationSettings;
+
+  constructor(application: AnyApplication) {
+    this.application = application;
+    this.#settings = application.settings as ApplicationSettings;
+  }
+
+  /**
+   * Listens on `port` (0 picks a free one) and `address` (`''` or omitted: every interface, dual
+   * stack); a string `port` is a Unix socket path. Resolves once listening.
+   */
+  async listen(port: number | string, address?: string): Promise<void> {
+    checkPort(port);
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      const done = (): void => {
+        server.off('error', reject);
+        resolve();
+      };
+      if (typeof port === 'string') server.listen(port, done);
+      else if (address === undefined || address === '') server.listen(port, done);
+      else server.listen(port, address, done);
+    });
+    this.addSockets([server]);
+  }
+
+  /** Serves connections from servers you created and made listen yourself. */
+  addSockets(servers: readonly Server[]): void {
+    for (const server of servers) {
+      server.on('connection', (socket: Socket) => this.#accept(socket));
+      server.on('error', (err) => this.application.logger.error({ err }, 'server error'));
+      this.#servers.push(server);
+    }
+  }
+
+  /** The address of the first listening socket (in a cluster primary: the workers' shared one). */
+  address(): AddressInfo | string | null {
+    return this.#primary?.address ?? this.#servers[0]?.address() ?? null;
+  }
+
+  /** Open connections in this process. */
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  /** Records where {@link start} will listen (Tornado's `bind`). */
+  bind(port: number | string, address?: string): void {
+    checkPort(port);
+    this.#bound = { port, address };
+  }
+
+  /**
+   * Starts serving what {@link bind} named from `numProcesses` processes (0 or omitted: one per
+   * CPU). In the primary process it forks the workers, replaces any that die (same task id) and
+   * resolves once all listen; in a worker (the same script, run again by node:cluster) it listens.
+   */
+  async start(numProcesses = 0, options: StartOptions = {}): Promise<void> {
+    const bound = this.#bound;
+    if (bound === undefined) throw new Error('SMTPServer.start(): call bind() first');
+    if (!Number.isInteger(numProcesses) || numProcesses < 0) {
+      throw new RangeError(`SMTPServer.start(): numProcesses must be a whole number, got ${String(numProcesses)}`);
+    }
+    if (isClusterWorker()) {
+      await this.listen(bound.port, bound.address);
+      onShutdownRequest(() => this.close());
+      return;
+    }
+    this.#primary = new ClusterPrimary(this.application.logger, options.maxRestarts ?? 100);
+    await this.#primary.start(numProcesses);
+  }
+
+  /**
+   * Stops accepting connections, lets open transactions finish (up to the `closeTimeout`
+   * setting), then drops what is left. In a cluster primary, closes every worker the same way.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const stopped = Promise.all(
+      this.#servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+    );
+    const primary = this.#primary?.stop();
+    if (this.#connections.size > 0) {
+      const drained = new Promise<void>((resolve) => (this.#closed = resolve));
+      for (const connection of this.#connections) connection.shutdown();
+      const timer = setTimeout(() => {
+        for (const connection of this.#connections) connection.destroy();
+      }, this.#settings.closeTimeout);
+      await drained;
+      clearTimeout(timer);
+    }
+    await stopped;
+    await primary;
+  }
+
+  #accept(socket: Socket): void {
+    const connection = new Connection(socket, this.application, (c) => {
+      this.#connections.delete(c);
+      if (this.#connections.size === 0) this.#closed?.();
+    });
+    this.#connections.add(connection);
+    if (this.#closing !== undefined) {
+      connection.refuse(REPLIES.shuttingDown());
+    } else if (this.#connections.size > this.#settings.maxConnections) {
+      connection.refuse(REPLIES.tooManyConnections());
+    } else {
+      connection.start();
+    }
+  }
+}
+
+function checkPort(port: unknown): void {
+  if (typeof port === 'string' ? port === '' : !(Number.isInteger(port) && (port as number) >= 0 && (port as number) <= 65535)) {
+    throw new RangeError(`port must be a whole number from 0 to 65535 or a Unix socket path, got ${String(port)}`);
+  }
+}
