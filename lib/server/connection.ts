@@ -34,6 +34,8 @@ export class Connection {
   #esmtp = false;
   #decoder: DataDecoder | null = null;
   #transaction: Transaction | null = null;
+  /** The transaction whose data() is running, after the session has left the data state. */
+  #delivering: Transaction | null = null;
   #out: string[] = [];
   #busy = false;
   #hookRunning = false;
@@ -259,7 +261,12 @@ export class Connection {
       this.#reply(REPLIES.bareLineEndingsInBody());
       return;
     }
-    await this.#hook(transaction.message(message), () => undefined);
+    this.#delivering = transaction;
+    try {
+      await this.#hook(transaction.message(message), () => undefined);
+    } finally {
+      this.#delivering = null;
+    }
   }
 
   /** Awaits a handler hook with the idle timer held, then sends its reply if still connected. */
@@ -353,6 +360,7 @@ export class Connection {
     this.#state = SessionState.Closed;
     this.#decoder = null;
     this.#transaction?.abort(true);
+    this.#delivering?.abort(true);
     this.#transaction = null;
     this.#log.debug('closed');
     this.#onClosed(this);

@@ -1,0 +1,110 @@
+/** A raw `net` client for asserting exact reply bytes. Every wait is bounded in time. */
+import { connect, type Socket } from 'node:net';
+
+const WAIT_MS = 5000;
+
+export class RawClient {
+  readonly socket: Socket;
+  #buffer = '';
+  #closed = false;
+  #waiters: (() => void)[] = [];
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.setEncoding('utf8');
+    socket.on('data', (text: string) => {
+      this.#buffer += text;
+      this.#wake();
+    });
+    socket.on('close', () => {
+      this.#closed = true;
+      this.#wake();
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static async connect(port: number | string, host = '127.0.0.1'): Promise<RawClient> {
+    const socket = typeof port === 'string' ? connect(port) : connect(port, host);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    return new RawClient(socket);
+  }
+
+  /** Connects and reads the greeting. */
+  static async greeted(port: number | string, host?: string): Promise<RawClient> {
+    const client = await RawClient.connect(port, host);
+    await client.reply();
+    return client;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  /** Sends one command line (CRLF added) and returns its whole reply. */
+  async command(line: string): Promise<string> {
+    this.write(`${line}\r\n`);
+    return this.reply();
+  }
+
+  /** The next whole reply (every line, CRLFs kept). */
+  async reply(): Promise<string> {
+    const deadline = Date.now() + WAIT_MS;
+    for (;;) {
+      const end = completeReplyEnd(this.#buffer);
+      if (end !== -1) {
+        const reply = this.#buffer.slice(0, end);
+        this.#buffer = this.#buffer.slice(end);
+        return reply;
+      }
+      if (this.#closed) throw new Error(`connection closed; unread: ${JSON.stringify(this.#buffer)}`);
+      await this.#wait(deadline);
+    }
+  }
+
+  /** Resolves once the server closed the connection; returns what was unread. */
+  async closedByServer(): Promise<string> {
+    const deadline = Date.now() + WAIT_MS;
+    while (!this.#closed) await this.#wait(deadline);
+    return this.#buffer;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  async #wait(deadline: number): Promise<void> {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`timed out waiting for the server; unread: ${JSON.stringify(this.#buffer)}`);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, left);
+      this.#waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+/** Where the first complete reply in `text` ends, or -1. */
+function completeReplyEnd(text: string): number {
+  let start = 0;
+  for (;;) {
+    const end = text.indexOf('\r\n', start);
+    if (end === -1) return -1;
+    if (text[start + 3] !== '-') return end + 2;
+    start = end + 2;
+  }
+}

@@ -1,0 +1,89 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { LineSplitter, type LineEvent } from '../../lib/protocol/line-splitter.js';
+
+function drain(splitter: LineSplitter): LineEvent[] {
+  const events: LineEvent[] = [];
+  for (let i = 0; i < 10_000; i++) {
+    const e = splitter.next();
+    if (e === undefined) return events;
+    events.push(e);
+  }
+  throw new Error('too many lines');
+}
+
+function feed(chunks: Buffer[], max = 16): string[] {
+  const splitter = new LineSplitter(max);
+  const out: string[] = [];
+  for (const chunk of chunks) {
+    splitter.push(chunk);
+    for (const e of drain(splitter)) out.push(e.kind === 'tooLong' ? '<too long>' : `${e.line.toString()}${e.bareLineFeed ? '<LF>' : ''}`);
+  }
+  return out;
+}
+
+function allSplits(input: string): Buffer[][] {
+  const bytes = Buffer.from(input);
+  const out: Buffer[][] = [[bytes], [...bytes].map((b) => Buffer.from([b]))];
+  for (let i = 1; i < bytes.length; i++) out.push([bytes.subarray(0, i), bytes.subarray(i)]);
+  return out;
+}
+
+describe('LineSplitter', () => {
+  it('splits on CRLF and reports bare LF, under every split', () => {
+    for (const chunks of allSplits('EHLO a\r\nNOOP\nQUIT\r\n')) {
+      expect(feed(chunks)).toEqual(['EHLO a', 'NOOP<LF>', 'QUIT']);
+    }
+  });
+
+  it('reports an over-long line once, then goes on, under every split', () => {
+    for (const chunks of allSplits('NOOP\r\n0123456789abcdefghij\r\nQUIT\r\n')) {
+      expect(feed(chunks)).toEqual(['NOOP', '<too long>', 'QUIT']);
+    }
+  });
+
+  it('counts the CRLF in the limit', () => {
+    expect(feed([Buffer.from('01234567890123\r\n')])).toEqual(['01234567890123']);
+    expect(feed([Buffer.from('012345678901234\r\n')])).toEqual(['<too long>']);
+  });
+
+  it('holds at most the limit while a long line streams in', () => {
+    const splitter = new LineSplitter(16);
+    for (let i = 0; i < 1000; i++) {
+      splitter.push(Buffer.alloc(100, 0x61));
+      expect(splitter.next()).toBeUndefined();
+      expect(splitter.buffered).toBeLessThanOrEqual(1);
+    }
+    splitter.push(Buffer.from('\r\nNOOP\r\n'));
+    expect(drain(splitter).map((e) => e.kind)).toEqual(['tooLong', 'line']);
+  });
+
+  it('hands over the rest for DATA and takes bytes back', () => {
+    const splitter = new LineSplitter(100);
+    splitter.push(Buffer.from('DATA\r\nbody'));
+    expect(splitter.next()).toMatchObject({ kind: 'line' });
+    expect(splitter.takeAll()?.toString()).toBe('body');
+    splitter.push(Buffer.from('\r\n'));
+    splitter.unshift(Buffer.from('QUIT'));
+    expect(drain(splitter).map((e) => (e.kind === 'line' ? e.line.toString() : e.kind))).toEqual(['QUIT']);
+  });
+
+  it('property: lines come out whole however the stream is cut', () => {
+    const line = fc.stringMatching(/^[ -~]{0,12}$/);
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 6 }), (lines, at) => {
+        const wire = Buffer.from(lines.map((l) => `${l}\r\n`).join(''));
+        const points = [...new Set(at.map((n) => n % (wire.length + 1)))].sort((a, b) => a - b);
+        const chunks: Buffer[] = [];
+        let from = 0;
+        for (const p of points) {
+          chunks.push(wire.subarray(from, p));
+          from = p;
+        }
+        chunks.push(wire.subarray(from));
+        expect(feed(chunks)).toEqual(lines);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
