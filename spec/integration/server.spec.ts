@@ -1,0 +1,146 @@
+/** SMTPServer and Application: where they listen, how they close, how settings are checked. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IsString } from 'class-validator';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Application, RequestHandler, SettingsError, SMTPServer, settingsSchema } from '../../lib/index.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { closeServers, silent, startServer, until } from '../helpers/server.js';
+
+afterEach(closeServers);
+
+describe('SMTPServer', () => {
+  it('listens on IPv6 loopback', async () => {
+    const { port } = await startServer(undefined, {}, '::1');
+    const c = await RawClient.connect(port, '::1');
+    expect(await c.reply()).toBe('220 mx.test ESMTP Sirocco\r\n');
+    c.close();
+  });
+
+  it("listens on every interface, dual stack, with address ''", async () => {
+    const app = new Application(RequestHandler, { hostname: 'mx.test', logger: silent });
+    const server = new SMTPServer(app);
+    await server.listen(0, '');
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    for (const host of ['127.0.0.1', '::1']) {
+      const c = await RawClient.connect(address.port, host);
+      expect(await c.reply()).toBe('220 mx.test ESMTP Sirocco\r\n');
+      c.close();
+    }
+    await server.close();
+  });
+
+  it('listens on a Unix socket', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sirocco-'));
+    const path = join(dir, 'smtp.sock');
+    const server = await new Application(RequestHandler, { hostname: 'mx.test', logger: silent }).listen(path);
+    const c = await RawClient.connect(path);
+    expect(await c.reply()).toBe('220 mx.test ESMTP Sirocco\r\n');
+    expect(await c.command('QUIT')).toBe('221 2.0.0 Bye\r\n');
+    await server.close();
+    rmSync(dir, { recursive: true });
+  });
+
+  it('serves sockets made elsewhere (addSockets)', async () => {
+    const net = createServer();
+    await new Promise<void>((r) => net.listen(0, '127.0.0.1', r));
+    const server = new SMTPServer(new Application(RequestHandler, { hostname: 'mx.test', logger: silent }));
+    server.addSockets([net]);
+    const address = net.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    const c = await RawClient.connect(address.port);
+    expect(await c.reply()).toBe('220 mx.test ESMTP Sirocco\r\n');
+    c.close();
+    await server.close();
+  });
+
+  it('rejects a listen() on a port in use with the real cause', async () => {
+    const { port } = await startServer();
+    const app = new Application(RequestHandler, { logger: silent });
+    await expect(app.listen(port, '127.0.0.1')).rejects.toMatchObject({ code: 'EADDRINUSE' });
+  });
+
+  it('rejects a bad port with an error naming it', async () => {
+    const server = new SMTPServer(new Application(RequestHandler, { logger: silent }));
+    await expect(server.listen(70000)).rejects.toThrow('port must be a whole number from 0 to 65535 or a Unix socket path, got 70000');
+    expect(() => server.bind(-1)).toThrow(/port must be/);
+    await expect(server.start(2)).rejects.toThrow('SMTPServer.start(): call bind() first');
+  });
+
+  it('close() lets an open transaction finish, closes idle connections, refuses new ones', async () => {
+    const received: string[] = [];
+    class Keeping extends RequestHandler {
+      override data(): void {
+        received.push(this.request.body.toString());
+      }
+    }
+    const { port, server } = await startServer(Keeping, { closeTimeout: 5000 });
+    const idle = await RawClient.greeted(port);
+    const busy = await RawClient.greeted(port);
+    await busy.command('EHLO c.test');
+    await busy.command('MAIL FROM:<a@b.test>');
+    await busy.command('RCPT TO:<c@d.test>');
+    const closing = server.close();
+    expect(await idle.closedByServer()).toBe('421 4.3.2 Service shutting down, closing connection\r\n');
+    await expect(RawClient.connect(port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    expect(await busy.command('DATA')).toBe('354 End data with <CR><LF>.<CR><LF>\r\n');
+    expect(await busy.command('finished\r\n.')).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    expect(await busy.closedByServer()).toBe('421 4.3.2 Service shutting down, closing connection\r\n');
+    await closing;
+    expect(received).toEqual(['finished\r\n']);
+  });
+
+  it('close() drops transactions still open after closeTimeout', async () => {
+    const { port, server } = await startServer(undefined, { closeTimeout: 100 });
+    const c = await RawClient.greeted(port);
+    await c.command('EHLO c.test');
+    await c.command('MAIL FROM:<a@b.test>');
+    await server.close();
+    await until(() => c.closed);
+    expect(server.connections).toBe(0);
+  });
+});
+
+describe('Application settings', () => {
+  it('names every bad field in one error', () => {
+    let error: unknown;
+    try {
+      new Application(RequestHandler, { maxMessageSize: -1, hostname: 'has space', bareLineEndings: 'sometimes' as never, idleTimeout: 1.5 });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(SettingsError);
+    expect((error as SettingsError).problems.map((p) => p.field).sort()).toEqual(['bareLineEndings', 'hostname', 'idleTimeout', 'maxMessageSize']);
+    expect((error as Error).message).toBe(
+      'Invalid settings: hostname: hostname must not contain white space; maxMessageSize: maxMessageSize must not be less than 1; ' +
+        'idleTimeout: idleTimeout must be an integer number; bareLineEndings: bareLineEndings must be one of the following values: normalize, reject, keep',
+    );
+  });
+
+  it('refuses something that is not a logger', () => {
+    expect(() => new Application(RequestHandler, { logger: 'console' as never })).toThrow('Invalid settings: logger: logger must be a pino logger');
+  });
+
+  it('keeps unknown keys for the handlers and applies defaults', () => {
+    const app = new Application(RequestHandler, { domain: 'example.com', logger: silent });
+    expect(app.settings).toMatchObject({ domain: 'example.com', maxRecipients: 100, maxMessageSize: 25 * 1024 * 1024, bareLineEndings: 'normalize' });
+  });
+
+  it("validates a handler's own settings declared with @settingsSchema", () => {
+    class InboundSettings {
+      @IsString()
+      domain!: string;
+    }
+    @settingsSchema(InboundSettings)
+    class Inbound extends RequestHandler<InboundSettings> {}
+    expect(() => new Application(Inbound, { logger: silent })).toThrow('Invalid settings: domain: domain must be a string');
+    expect(new Application(Inbound, { domain: 'example.com', logger: silent }).settings.domain).toBe('example.com');
+  });
+
+  it('refuses a handler class that is not a class', () => {
+    expect(() => new Application(undefined as never)).toThrow('Application: handlerClass must be a RequestHandler subclass');
+  });
+});
