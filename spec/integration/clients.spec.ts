@@ -1,13 +1,13 @@
 /** Real clients: Python's smtplib and nodemailer, over loopback. */
 import nodemailer from 'nodemailer';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RequestHandler, SMTPError } from '../../lib/index.js';
+import { RequestHandler, SMTPError, type HandlerClass } from '../../lib/index.js';
 import { runPython } from '../helpers/python.js';
 import { closeServers, startServer, type Received } from '../helpers/server.js';
 
 afterEach(closeServers);
 
-function exampleCom(received: Received[]): typeof RequestHandler {
+function exampleCom(received: Received[]): HandlerClass {
   return class ExampleCom extends RequestHandler {
     override rcpt(address: string): void {
       if (!address.endsWith('@example.com')) throw new SMTPError(550, [5, 7, 1], 'not relaying to that domain');
