@@ -36,7 +36,9 @@ export function createApplication(domain = 'example.com'): Application<{ domain:
 if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
   const port = Number(process.env.PORT ?? 2525);
   const server = await createApplication().listen(port, '127.0.0.1');
-  console.log(`Sirocco is accepting mail for example.com on 127.0.0.1:${port} (Ctrl-C to stop)`);
+  const address = server.address();
+  const bound = typeof address === 'object' && address !== null ? address.port : port;
+  console.log(`Sirocco is accepting mail for example.com on 127.0.0.1:${bound} (Ctrl-C to stop)`);
   const stop = (): void => {
     void server.close().then(() => process.exit(0));
   };

@@ -13,7 +13,7 @@
  * ```
  * @module
  */
-export { Application } from './app/application.js';
+export { Application, type AnyApplication } from './app/application.js';
 export { RequestHandler, type HandlerClass, type HandlerPhase } from './app/request-handler.js';
 export { SMTPRequest, MessageHeaders, type SessionInfo, type Envelope } from './app/request.js';
 export { ApplicationSettings, SettingsError, settingsSchema, type SettingsInput, type SettingsProblem } from './app/settings.js';

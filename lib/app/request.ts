@@ -8,9 +8,13 @@ import type { BodyType, EsmtpParams } from '../protocol/command.js';
 export interface SessionInfo {
   /** The connection's id, also in every log line of the connection. */
   readonly id: string;
+  /** The client's IP address. */
   readonly remoteAddress: string;
+  /** The client's port. */
   readonly remotePort: number;
+  /** The server address the client connected to. */
   readonly localAddress: string;
+  /** The server port the client connected to. */
   readonly localPort: number;
   /** The name the client gave in HELO or EHLO. */
   readonly heloName: string;
@@ -62,6 +66,7 @@ export class MessageHeaders implements Iterable<[name: string, value: string]> {
     return this.#fields.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v);
   }
 
+  /** Every field as `[name, value]`, in message order. */
   [Symbol.iterator](): Iterator<[string, string]> {
     return this.#fields[Symbol.iterator]();
   }
@@ -111,7 +116,9 @@ export class SMTPRequest {
   readonly id: string = newQueueId();
   /** When the transaction began (MAIL). */
   readonly receivedAt: Date = new Date();
+  /** The connection's facts, as they stood at MAIL. */
   readonly session: SessionInfo;
+  /** The envelope: sender, recipients, their parameters. */
   readonly envelope: Envelope;
   #body: Buffer = Buffer.alloc(0);
   #headers: MessageHeaders | undefined;

@@ -74,7 +74,9 @@ export type SettingsInput = Partial<ApplicationSettings> & Record<string, unknow
 
 /** One bad setting. */
 export interface SettingsProblem {
+  /** The setting's name. */
   readonly field: string;
+  /** What is wrong with it. */
   readonly reasons: readonly string[];
 }
 

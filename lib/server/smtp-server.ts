@@ -23,7 +23,8 @@ export interface StartOptions {
  * await server.close();
  * ```
  *
- * @example Many processes, one port (Tornado's `bind` + `start`):
+ * @example Many processes sharing one port
+ * Tornado's `bind` then `start`:
  * ```ts
  * const server = new SMTPServer(app);
  * server.bind(2525);

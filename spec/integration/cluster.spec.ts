@@ -1,0 +1,101 @@
+/** bind() + start(2): two worker processes share one port; a killed worker is replaced. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RawClient } from '../helpers/raw-client.js';
+
+const FIXTURE = fileURLToPath(new URL('../fixtures/cluster-server.ts', import.meta.url));
+
+interface Event {
+  event: string;
+  port?: number;
+  pid?: number;
+  workers?: number[];
+}
+
+let primary: ChildProcess | undefined;
+
+afterEach(async () => {
+  const child = primary;
+  primary = undefined;
+  if (child?.exitCode === null && child.pid !== undefined) {
+    const exited = new Promise((r) => child.once('exit', r));
+    process.kill(child.pid, 'SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  }
+});
+
+function start(): { child: ChildProcess; next: (kind: string) => Promise<Event> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const events: Event[] = [];
+  let waiting: (() => void) | undefined;
+  let buffer = '';
+  child.stdout?.setEncoding('utf8').on('data', (text: string) => {
+    buffer += text;
+    let nl;
+    while ((nl = buffer.indexOf('\n')) !== -1) {
+      events.push(JSON.parse(buffer.slice(0, nl)) as Event);
+      buffer = buffer.slice(nl + 1);
+    }
+    waiting?.();
+  });
+  const next = async (kind: string): Promise<Event> => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const index = events.findIndex((e) => e.event === kind);
+      if (index !== -1) return events.splice(index, 1)[0] as Event;
+      if (Date.now() > deadline) throw new Error(`no ${kind} event in time`);
+      await new Promise<void>((r) => {
+        waiting = r;
+        setTimeout(r, 100);
+      });
+    }
+  };
+  return { child, next };
+}
+
+/** Sends one message per connection and returns which pids handled them. */
+async function deliver(port: number, count: number): Promise<Set<number>> {
+  const pids = new Set<number>();
+  for (let i = 0; i < count; i++) {
+    const c = await RawClient.greeted(port);
+    await c.command('HELO c.test');
+    await c.command('MAIL FROM:<a@b.test>');
+    await c.command('RCPT TO:<c@d.test>');
+    await c.command('DATA');
+    const reply = await c.command('x\r\n.');
+    const match = /^250 2\.0\.0 handled by task [01] pid (\d+)\r\n$/.exec(reply);
+    if (match === null) throw new Error(`unexpected reply ${reply}`);
+    pids.add(Number(match[1]));
+    c.close();
+  }
+  return pids;
+}
+
+describe('bind() + start(n)', () => {
+  it('shares the port between two workers and replaces one that is killed', async () => {
+    const { child, next } = start();
+    primary = child;
+    const ready = await next('ready');
+    const port = ready.port ?? 0;
+    const workers = ready.workers ?? [];
+    expect(workers).toHaveLength(2);
+
+    // Both workers take mail on the one port.
+    expect([...(await deliver(port, 10))].sort()).toEqual([...workers].sort());
+
+    // Kill one worker (a process our primary started); the primary replaces it.
+    const victim = workers[0] ?? 0;
+    process.kill(victim, 'SIGKILL');
+    const replacement = await next('listening');
+    expect(replacement.pid).not.toBe(victim);
+
+    const after = await deliver(port, 10);
+    expect(after.has(victim)).toBe(false);
+    expect([...after].sort()).toEqual([workers[1], replacement.pid].sort());
+
+    // SIGTERM to the primary closes every worker gracefully.
+    process.kill(child.pid ?? 0, 'SIGTERM');
+    expect(await next('closed')).toEqual({ event: 'closed' });
+  });
+});
