@@ -57,14 +57,24 @@ export class RequestHandler<S extends object = Record<string, unknown>> {
   readonly application: Application<S>;
   /** The transaction: session, envelope and, in `data()`, the body. */
   readonly request: SMTPRequest;
-  /** A pino logger carrying the connection's and the transaction's ids. */
-  readonly log: Logger;
+  readonly #connectionLog: Logger;
+  #log: Logger | undefined;
 
+  /**
+   * Sirocco builds handlers; a subclass that takes its own constructor must pass these through.
+   * @param log the connection's logger; {@link log} derives the transaction's from it.
+   */
   constructor(application: Application<S>, request: SMTPRequest, log: Logger) {
     this.application = application;
     this.request = request;
-    this.log = log;
+    this.#connectionLog = log;
     HANDLER_STATE.set(this, { phase: 'prepare', finished: false, finishText: undefined });
+  }
+
+  /** A pino logger carrying the connection's id and the queue id, made on first use. */
+  get log(): Logger {
+    this.#log ??= this.#connectionLog.child({ queueId: this.request.id });
+    return this.#log;
   }
 
   /** The application's settings (an alias of `this.application.settings`). */

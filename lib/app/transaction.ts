@@ -1,6 +1,9 @@
 /**
  * The RequestHandler lifecycle, written once. Every path out of every hook produces exactly one
  * reply, and `onFinish` runs exactly once per transaction.
+ *
+ * Hooks that return without a promise are run without one: the common synchronous handler pays
+ * no microtask per command. Results are therefore `T | Promise<T>` ({@link Maybe}).
  */
 import type { Logger } from 'pino';
 import type { EsmtpParams } from '../protocol/command.js';
@@ -10,6 +13,14 @@ import { SMTPError, type Reply } from '../protocol/reply.js';
 import type { AnyApplication } from './application.js';
 import { SMTPRequest, type Envelope, type SessionInfo } from './request.js';
 import { HANDLER_STATE, type HandlerPhase, type RequestHandler } from './request-handler.js';
+
+/** A value now, or later. */
+export type Maybe<T> = T | Promise<T>;
+
+/** Applies `f` to a value now, or once it is there. */
+export function andThen<T, U>(value: Maybe<T>, f: (v: T) => U): Maybe<U> {
+  return value instanceof Promise ? value.then(f) : f(value);
+}
 
 /** The envelope as the server builds it. */
 export interface MutableEnvelope extends Envelope {
@@ -21,7 +32,8 @@ export class Transaction {
   readonly request: SMTPRequest;
   readonly envelope: MutableEnvelope;
   readonly #app: AnyApplication;
-  readonly #log: Logger;
+  readonly #connectionLog: Logger;
+  #log: Logger | undefined;
   #handler: RequestHandler<object> | undefined;
   #running = 0;
   #aborted = false;
@@ -32,7 +44,7 @@ export class Transaction {
     this.#app = app;
     this.envelope = envelope;
     this.request = new SMTPRequest(session, envelope);
-    this.#log = log.child({ queueId: this.request.id });
+    this.#connectionLog = log;
   }
 
   /** Whether the transaction is over (`onFinish` ran or is due once a running hook settles). */
@@ -40,45 +52,59 @@ export class Transaction {
     return this.#ended || this.#aborted;
   }
 
+  /** The transaction's logger, made on first use (it carries the queue id). */
+  get log(): Logger {
+    this.#log ??= this.#connectionLog.child({ queueId: this.request.id });
+    return this.#log;
+  }
+
   /** MAIL: builds the handler and runs `prepare()`. A refusal ends the transaction. */
-  async begin(): Promise<Reply> {
-    const reply = await this.#run('prepare', () => {
-      this.#handler = new this.#app.handlerClass(this.#app, this.request, this.#log);
+  begin(): Maybe<Reply> {
+    const outcome = this.#run('prepare', () => {
+      this.#handler = new (this.#app.handlerClass as HandlerConstructor)(this.#app, this.request, this.#connectionLog);
       return this.#handler.prepare();
     });
-    if (reply !== undefined) {
+    return andThen(outcome, (error) => {
+      if (error === undefined) return REPLIES.senderOk();
       this.#end();
-      return reply;
-    }
-    return REPLIES.senderOk();
+      return error;
+    });
   }
 
   /** RCPT: runs `rcpt()`; a refusal leaves the transaction open without that recipient. */
-  async recipient(address: string, params: EsmtpParams): Promise<Reply> {
-    const reply = await this.#run('rcpt', () => this.#handler?.rcpt(address, params));
-    if (reply !== undefined) return reply;
-    this.envelope.rcptTos.push(address);
-    this.envelope.rcptParams.push(params);
-    return REPLIES.recipientOk();
+  recipient(address: string, params: EsmtpParams): Maybe<Reply> {
+    return andThen(
+      this.#run('rcpt', () => this.#handler?.rcpt(address, params)),
+      (error) => {
+        if (error !== undefined) return error;
+        this.envelope.rcptTos.push(address);
+        this.envelope.rcptParams.push(params);
+        return REPLIES.recipientOk();
+      },
+    );
   }
 
   /** End of data: runs `data()` and ends the transaction. */
-  async message(decoded: DecodedMessage): Promise<Reply> {
+  message(decoded: DecodedMessage): Maybe<Reply> {
     this.request.setBody(decoded.body);
     const handler = this.#handler;
     const state = handler === undefined ? undefined : HANDLER_STATE.get(handler);
-    try {
-      const error = await this.#run('data', () => handler?.data());
-      if (error !== undefined && state?.finished !== true) return error;
-      if (error !== undefined) this.#log.warn('data() failed after finish(); the 250 stands');
-      if (state !== undefined && !state.finished) {
-        state.finished = true;
-      }
-      this.#log.info({ from: this.envelope.mailFrom, to: this.envelope.rcptTos, size: decoded.size }, 'message accepted');
-      return REPLIES.queued(this.request.id, state?.finishText);
-    } finally {
-      this.#end();
-    }
+    return andThen(
+      this.#run('data', () => handler?.data()),
+      (error) => {
+        try {
+          if (error !== undefined && state?.finished !== true) return error;
+          if (error !== undefined) this.log.warn('data() failed after finish(); the 250 stands');
+          if (state !== undefined) state.finished = true;
+          if (this.log.isLevelEnabled('info')) {
+            this.log.info({ from: this.envelope.mailFrom, to: this.envelope.rcptTos, size: decoded.size }, 'message accepted');
+          }
+          return REPLIES.queued(this.request.id, state?.finishText);
+        } finally {
+          this.#end();
+        }
+      },
+    );
   }
 
   /**
@@ -95,20 +121,37 @@ export class Transaction {
     if (this.#running === 0) this.#end();
   }
 
-  /** Runs a hook; resolves to the error reply if it threw, else `undefined`. */
-  async #run(phase: HandlerPhase, hook: () => void | Promise<void>): Promise<Reply | undefined> {
+  /** Runs a hook; gives the error reply if it threw (sync or async), else `undefined`. */
+  #run(phase: HandlerPhase, hook: () => void | Promise<void>): Maybe<Reply | undefined> {
     this.#running++;
     this.#setPhase(phase);
+    let result: unknown;
     try {
-      await hook();
-      return undefined;
+      result = hook();
     } catch (err) {
+      this.#settle(phase);
       return this.#errorReply(err, phase);
-    } finally {
-      this.#running--;
-      this.#setPhase(phase === 'data' ? 'done' : 'idle');
-      if (this.#aborted && this.#running === 0) this.#end();
     }
+    if (!(result instanceof Promise)) {
+      this.#settle(phase);
+      return undefined;
+    }
+    return result.then(
+      () => {
+        this.#settle(phase);
+        return undefined;
+      },
+      (err: unknown) => {
+        this.#settle(phase);
+        return this.#errorReply(err, phase);
+      },
+    );
+  }
+
+  #settle(phase: HandlerPhase): void {
+    this.#running--;
+    this.#setPhase(phase === 'data' ? 'done' : 'idle');
+    if (this.#aborted && this.#running === 0) this.#end();
   }
 
   #setPhase(phase: HandlerPhase): void {
@@ -118,10 +161,10 @@ export class Transaction {
 
   #errorReply(err: unknown, phase: HandlerPhase): Reply {
     if (err instanceof SMTPError) {
-      this.#log.info({ phase, code: err.code }, err.logMessage);
+      this.log.info({ phase, code: err.code }, err.logMessage);
       return err.toReply();
     }
-    this.#log.error({ phase, err }, 'handler failed');
+    this.log.error({ phase, err }, 'handler failed');
     return REPLIES.localError();
   }
 
@@ -131,12 +174,14 @@ export class Transaction {
     if (this.#handler !== undefined) this.#safely('onFinish', () => this.#handler?.onFinish());
   }
 
-  #safely(hook: string, fn: () => void): void {
+  #safely(hook: string, fn: () => unknown): void {
     try {
-      const result: unknown = fn();
-      if (result instanceof Promise) result.catch((err: unknown) => this.#log.error({ err, hook }, 'hook failed'));
+      const result = fn();
+      if (result instanceof Promise) result.catch((err: unknown) => this.log.error({ err, hook }, 'hook failed'));
     } catch (err) {
-      this.#log.error({ err, hook }, 'hook failed');
+      this.log.error({ err, hook }, 'hook failed');
     }
   }
 }
+
+type HandlerConstructor = new (app: AnyApplication, request: SMTPRequest, log: Logger) => RequestHandler<object>;

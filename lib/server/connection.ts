@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { AnyApplication } from '../app/application.js';
 import type { SessionInfo } from '../app/request.js';
 import type { ApplicationSettings } from '../app/settings.js';
-import { Transaction } from '../app/transaction.js';
+import { Transaction, type Maybe } from '../app/transaction.js';
 import { decodeLine, parseCommand, type Command } from '../protocol/command.js';
 import { DataDecoder } from '../protocol/data-decoder.js';
 import { ehloReply, heloReply } from '../protocol/extensions.js';
@@ -113,7 +113,8 @@ export class Connection {
           const rest = this.#decoder.push(chunk);
           if (rest === undefined) continue;
           this.#lines.unshift(rest);
-          await this.#endOfData();
+          const pending = this.#endOfData();
+          if (pending !== undefined) await pending;
         } else {
           const event = this.#lines.next();
           if (event === undefined) break;
@@ -242,7 +243,7 @@ export class Connection {
     });
   }
 
-  async #endOfData(): Promise<void> {
+  #endOfData(): Promise<void> | undefined {
     const decoder = this.#decoder;
     const transaction = this.#transaction;
     // Leave the data state before anything can fail: the next line is a command again.
@@ -254,33 +255,46 @@ export class Connection {
     if (message.tooBig) {
       transaction.abort(false);
       this.#reply(REPLIES.messageTooBig());
-      return;
+      return undefined;
     }
     if (message.bareLineEndings && this.#settings.bareLineEndings === 'reject') {
       transaction.abort(false);
       this.#reply(REPLIES.bareLineEndingsInBody());
-      return;
+      return undefined;
     }
     this.#delivering = transaction;
-    try {
-      await this.#hook(transaction.message(message), () => undefined);
-    } finally {
+    return this.#hook(transaction.message(message), () => {
       this.#delivering = null;
-    }
+    });
   }
 
-  /** Awaits a handler hook with the idle timer held, then sends its reply if still connected. */
-  async #hook(pending: Promise<Reply>, after: () => void): Promise<void> {
+  /**
+   * Sends a hook's reply: at once when the hook was synchronous, else once it settles, with the
+   * idle timer held meanwhile (the client is waiting for us, not idle).
+   */
+  #hook(outcome: Maybe<Reply>, after: () => void): Promise<void> | undefined {
+    if (!(outcome instanceof Promise)) {
+      after();
+      this.#reply(outcome);
+      return undefined;
+    }
     this.#flush();
     this.#hookRunning = true;
-    try {
-      const reply = await pending;
-      if (this.#state === SessionState.Closed) return;
-      after();
-      this.#reply(reply);
-    } finally {
-      this.#hookRunning = false;
-    }
+    return outcome.then(
+      (reply) => {
+        this.#hookRunning = false;
+        if (this.#state === SessionState.Closed) {
+          this.#delivering = null;
+          return;
+        }
+        after();
+        this.#reply(reply);
+      },
+      (err: unknown) => {
+        this.#hookRunning = false;
+        throw err;
+      },
+    );
   }
 
   #refuse(reply: Reply): undefined {

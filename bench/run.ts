@@ -1,0 +1,224 @@
+/**
+ * npm run bench: Sirocco against nodemailer's smtp-server, side by side in one run, alternating
+ * which goes first in each round. Load comes from Postfix's smtp-source (a real SMTP client); the
+ * idle-connection scenario opens raw sockets. Each server runs in a process of its own, so its CPU
+ * time and memory are measured apart from the load generator's. Reports medians and ratios.
+ *
+ * Usage: npm run bench [-- --rounds N] [-- --only a,b,c,d]
+ */
+import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+type Kind = 'sirocco' | 'smtp-server';
+const KINDS: readonly Kind[] = ['sirocco', 'smtp-server'];
+
+interface Stats {
+  messages: number;
+  bytes: number;
+  cpuMicros: number;
+  rss: number;
+  maxRss: number;
+}
+
+interface Sample {
+  perSecond: number;
+  cpuPerMessageMicros: number;
+  maxRssMiB: number;
+  bytesPerConnection?: number;
+}
+
+interface Scenario {
+  readonly key: string;
+  readonly title: string;
+  run(server: Server): Promise<Sample>;
+}
+
+const SERVER_SCRIPT = fileURLToPath(new URL('./server.ts', import.meta.url));
+const args = process.argv.slice(2);
+const ROUNDS = Number(args[args.indexOf('--rounds') + 1] ?? 3) || 3;
+const ONLY = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : undefined;
+
+class Server {
+  readonly kind: Kind;
+  readonly #child: ChildProcess;
+  port = 0;
+
+  private constructor(kind: Kind, child: ChildProcess) {
+    this.kind = kind;
+    this.#child = child;
+  }
+
+  static async start(kind: Kind): Promise<Server> {
+    const child = fork(SERVER_SCRIPT, [kind], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const server = new Server(kind, child);
+    server.port = await new Promise<number>((resolve, reject) => {
+      child.once('message', (m: unknown) => resolve((m as { port: number }).port));
+      child.once('exit', (code) => reject(new Error(`${kind} server exited with ${String(code)}`)));
+    });
+    return server;
+  }
+
+  stats(): Promise<Stats> {
+    return this.#ask('stats') as Promise<Stats>;
+  }
+
+  async gc(): Promise<void> {
+    await this.#ask('gc');
+  }
+
+  #ask(what: string): Promise<unknown> {
+    return new Promise((resolve) => {
+      this.#child.once('message', resolve);
+      this.#child.send(what);
+    });
+  }
+
+  async stop(): Promise<void> {
+    const exited = new Promise((r) => this.#child.once('exit', r));
+    this.#child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+function smtpSource(port: number, options: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    execFile('smtp-source', [...options, '-f', 'bench@sender.test', '-t', 'sink@bench.test', `127.0.0.1:${port}`], { timeout: 300_000 }, (err, _out, stderr) => {
+      if (err) reject(new Error(`smtp-source failed: ${err.message} ${stderr}`));
+      else resolve(Number(process.hrtime.bigint() - started) / 1e9);
+    });
+  });
+}
+
+function loadScenario(key: string, title: string, messages: number, options: string[]): Scenario {
+  return {
+    key,
+    title,
+    async run(server) {
+      const before = await server.stats();
+      const seconds = await smtpSource(server.port, [...options, '-m', String(messages)]);
+      const after = await server.stats();
+      const done = after.messages - before.messages;
+      if (done !== messages) throw new Error(`${server.kind}: ${done} of ${messages} messages arrived`);
+      return {
+        perSecond: done / seconds,
+        cpuPerMessageMicros: (after.cpuMicros - before.cpuMicros) / done,
+        maxRssMiB: after.maxRss / 1048576,
+      };
+    },
+  };
+}
+
+const IDLE = 2000;
+
+const idleScenario: Scenario = {
+  key: 'd',
+  title: `(d) ${IDLE} idle connections after EHLO: memory per connection`,
+  async run(server) {
+    await server.gc();
+    const before = await server.stats();
+    const sockets: Socket[] = [];
+    try {
+      for (let i = 0; i < IDLE; i += 100) {
+        const batch = await Promise.all(Array.from({ length: Math.min(100, IDLE - i) }, () => openIdle(server.port)));
+        sockets.push(...batch);
+      }
+      await server.gc();
+      const after = await server.stats();
+      return {
+        perSecond: 0,
+        cpuPerMessageMicros: 0,
+        maxRssMiB: after.maxRss / 1048576,
+        bytesPerConnection: (after.rss - before.rss) / IDLE,
+      };
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+  },
+};
+
+/** Opens a connection, reads the greeting, sends EHLO, reads its reply, then stays idle. */
+function openIdle(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    let sentEhlo = false;
+    const timer = setTimeout(() => reject(new Error('idle connection setup timed out')), 20_000);
+    socket.setEncoding('utf8');
+    socket.on('error', reject);
+    socket.on('data', (d: string) => {
+      text += d;
+      if (!sentEhlo && text.includes('\r\n')) {
+        sentEhlo = true;
+        text = '';
+        socket.write('EHLO idle.test\r\n');
+      } else if (sentEhlo && /^250 .*\r\n/m.test(text)) {
+        clearTimeout(timer);
+        socket.removeAllListeners('data');
+        resolve(socket);
+      }
+    });
+  });
+}
+
+const SCENARIOS: Scenario[] = [
+  loadScenario('a', '(a) 20 persistent sessions, 1 KiB messages', 20_000, ['-d', '-s', '20', '-l', '1024']),
+  loadScenario('b', '(b) one message per connection, 20 in parallel, 1 KiB', 4_000, ['-s', '20', '-l', '1024']),
+  loadScenario('c', '(c) 5 MiB messages, 4 persistent sessions', 80, ['-d', '-s', '4', '-l', String(5 * 1024 * 1024)]),
+  idleScenario,
+];
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+async function main(): Promise<void> {
+  await new Promise<void>((resolve, reject) =>
+    execFile('sh', ['-c', 'command -v smtp-source'], (err) =>
+      err ? reject(new Error('smtp-source not found: run bench/setup.sh (installs Debian\'s postfix package without configuring a mail system)')) : resolve(),
+    ),
+  );
+  const chosen = SCENARIOS.filter((s) => ONLY === undefined || ONLY.includes(s.key));
+  const samples = new Map<string, Sample[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const scenario of chosen) {
+      const order = round % 2 === 0 ? KINDS : [...KINDS].reverse();
+      for (const kind of order) {
+        const server = await Server.start(kind);
+        try {
+          const sample = await scenario.run(server);
+          const key = `${scenario.key}/${kind}`;
+          samples.set(key, [...(samples.get(key) ?? []), sample]);
+          process.stderr.write(`round ${round + 1} ${scenario.key} ${kind}: ${JSON.stringify(sample)}\n`);
+        } finally {
+          await server.stop();
+        }
+      }
+    }
+  }
+  const lines = [`Node ${process.version}, ${ROUNDS} rounds, medians; ratio = Sirocco / smtp-server`, ''];
+  lines.push('| scenario | metric | Sirocco | smtp-server | ratio |', '|---|---|---|---|---|');
+  for (const scenario of chosen) {
+    const s = samples.get(`${scenario.key}/sirocco`) ?? [];
+    const r = samples.get(`${scenario.key}/smtp-server`) ?? [];
+    const row = (metric: string, pick: (x: Sample) => number, digits: number): void => {
+      const a = median(s.map(pick));
+      const b = median(r.map(pick));
+      lines.push(`| ${scenario.title} | ${metric} | ${a.toFixed(digits)} | ${b.toFixed(digits)} | ${(a / b).toFixed(2)}× |`);
+    };
+    if (scenario.key === 'd') {
+      row('KiB per connection', (x) => (x.bytesPerConnection ?? 0) / 1024, 1);
+      row('peak RSS MiB', (x) => x.maxRssMiB, 1);
+    } else {
+      row('messages/s', (x) => x.perSecond, 1);
+      row('server CPU µs/message', (x) => x.cpuPerMessageMicros, 0);
+      row('peak RSS MiB', (x) => x.maxRssMiB, 1);
+    }
+  }
+  console.log(lines.join('\n'));
+}
+
+await main();

@@ -1,0 +1,63 @@
+/**
+ * One benchmark server in its own process, so its CPU and memory are its own. Started by
+ * bench/run.ts with `sirocco` or `smtp-server` (nodemailer's, the reference) as its argument.
+ * Both handlers do the same work: collect the body into one Buffer and count the message.
+ */
+import { pino } from 'pino';
+import { SMTPServer as ReferenceServer } from 'smtp-server';
+import { Application, RequestHandler, SMTPServer } from '../lib/index.js';
+
+const kind = process.argv[2];
+const MAX_SIZE = 64 * 1024 * 1024;
+let messages = 0;
+let bytes = 0;
+let port: number;
+
+if (kind === 'sirocco') {
+  class Counting extends RequestHandler {
+    override data(): void {
+      messages++;
+      bytes += this.request.body.length;
+    }
+  }
+  const app = new Application(Counting, { hostname: 'bench.test', logger: pino({ level: 'silent' }), maxMessageSize: MAX_SIZE, maxConnections: 100_000 });
+  const server = new SMTPServer(app);
+  await server.listen(0, '127.0.0.1');
+  const address = server.address();
+  port = typeof address === 'object' && address !== null ? address.port : 0;
+} else if (kind === 'smtp-server') {
+  const server = new ReferenceServer({
+    name: 'bench.test',
+    logger: false,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    // Sirocco does no reverse DNS lookup; the reference's default one would dominate (b).
+    disableReverseLookup: true,
+    size: MAX_SIZE,
+    maxClients: 100_000,
+    onData(stream, _session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => {
+        messages++;
+        bytes += Buffer.concat(chunks).length;
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.server.address();
+  port = typeof address === 'object' && address !== null ? address.port : 0;
+} else {
+  throw new Error(`bench/server.ts: unknown server ${String(kind)}`);
+}
+
+process.on('message', (message: unknown) => {
+  if (message === 'stats') {
+    const cpu = process.cpuUsage();
+    process.send?.({ messages, bytes, cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage().rss, maxRss: process.resourceUsage().maxRSS * 1024 });
+  } else if (message === 'gc') {
+    globalThis.gc?.();
+    process.send?.('gc-done');
+  }
+});
+process.send?.({ port });
