@@ -1,0 +1,93 @@
+/**
+ * TLS for connections: one secure context (and optional SNI contexts) built once per server;
+ * `upgrade` turns a plaintext socket into a server-side TLS socket, for STARTTLS (RFC 3207) and
+ * for implicit TLS (RFC 8314).
+ */
+import type { Socket } from 'node:net';
+import { createSecureContext, TLSSocket, type SecureContext, type SecureContextOptions } from 'node:tls';
+
+/** Picks a context by the server name the client asked for (SNI); `undefined` = the default one. */
+export type SNIResolver = (
+  servername: string,
+) => SecureContext | SecureContextOptions | undefined | Promise<SecureContext | SecureContextOptions | undefined>;
+
+/**
+ * The `tls` setting: any `tls.SecureContextOptions` (key, cert, ca, ciphers, minVersion …) plus
+ * `sni`, a map from server name (`*.example.com` allowed) to options, or a resolver function.
+ */
+export interface TLSSettings extends SecureContextOptions {
+  readonly sni?: Readonly<Record<string, SecureContextOptions>> | SNIResolver;
+}
+
+/** The TLS facts of a connection, as handlers see them in `request.session.tls`. */
+export interface TLSInfo {
+  /** `TLSv1.3`, `TLSv1.2` … */
+  readonly protocol: string;
+  /** The cipher suite's standard name. */
+  readonly cipher: string;
+  /** The server name the client asked for (SNI), if any. */
+  readonly servername: string | undefined;
+  /** The client's certificate, when `requestClientCertificate` is on and the client sent one. */
+  readonly clientCertificate: Readonly<Record<string, unknown>> | undefined;
+  /** Whether that certificate verified against the configured `ca`. */
+  readonly clientCertificateAuthorized: boolean;
+}
+
+export class TLSConfig {
+  readonly #context: SecureContext;
+  readonly #sni: SNIResolver | undefined;
+  readonly #requestCert: boolean;
+
+  constructor(settings: TLSSettings, requestCert: boolean) {
+    const { sni, ...options } = settings;
+    this.#context = createSecureContext(options);
+    this.#requestCert = requestCert;
+    if (typeof sni === 'function') {
+      this.#sni = sni;
+    } else if (sni !== undefined) {
+      const contexts = new Map(Object.entries(sni).map(([name, opts]) => [name.toLowerCase(), createSecureContext({ ...options, ...opts })]));
+      this.#sni = (servername) => {
+        const name = servername.toLowerCase();
+        return contexts.get(name) ?? contexts.get(`*${name.slice(name.indexOf('.'))}`);
+      };
+    }
+  }
+
+  /** Wraps `socket` as the server side of a TLS connection; the handshake starts at once. */
+  upgrade(socket: Socket): TLSSocket {
+    const sni = this.#sni;
+    return new TLSSocket(socket, {
+      isServer: true,
+      secureContext: this.#context,
+      requestCert: this.#requestCert,
+      rejectUnauthorized: false,
+      ...(sni === undefined
+        ? {}
+        : {
+            SNICallback: (servername: string, done: (err: Error | null, ctx?: SecureContext) => void) => {
+              Promise.resolve(sni(servername)).then(
+                (found) => done(null, found === undefined ? this.#context : isContext(found) ? found : createSecureContext(found)),
+                (err: unknown) => done(err instanceof Error ? err : new Error(String(err))),
+              );
+            },
+          }),
+    });
+  }
+}
+
+function isContext(value: SecureContext | SecureContextOptions): value is SecureContext {
+  return typeof (value as SecureContext).context === 'object' && (value as SecureContext).context !== null;
+}
+
+/** Reads the TLS facts off a socket whose handshake is done. */
+export function tlsInfo(socket: TLSSocket): TLSInfo {
+  const cert = socket.getPeerCertificate();
+  const hasCert = cert !== null && typeof cert === 'object' && Object.keys(cert).length > 0;
+  return Object.freeze({
+    protocol: socket.getProtocol() ?? 'unknown',
+    cipher: socket.getCipher().standardName,
+    servername: typeof (socket as { servername?: unknown }).servername === 'string' ? (socket as unknown as { servername: string }).servername : undefined,
+    clientCertificate: hasCert ? (cert as unknown as Record<string, unknown>) : undefined,
+    clientCertificateAuthorized: hasCert && socket.authorized,
+  });
+}
