@@ -1,6 +1,7 @@
 import { randomFillSync } from 'node:crypto';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import type { BodyType, EsmtpParams } from '../protocol/command.js';
+import type { TLSInfo } from '../server/tls.js';
 
 /**
  * Facts about one connection, as they stood when the transaction began.
@@ -22,7 +23,9 @@ export interface SessionInfo {
   readonly esmtp: boolean;
   /** Whether the connection is encrypted. */
   readonly secure: boolean;
-  /** The authenticated user, if any. */
+  /** Protocol, cipher and client certificate, once TLS is up. */
+  readonly tls: TLSInfo | undefined;
+  /** The user AUTH established, if any. */
   readonly user: string | undefined;
 }
 

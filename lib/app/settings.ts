@@ -1,8 +1,18 @@
 import 'reflect-metadata';
 import { hostname as osHostname } from 'node:os';
-import { IsBoolean, IsIn, IsInt, IsNotEmpty, IsOptional, IsString, Matches, Max, Min, validateSync, type ValidationError } from 'class-validator';
+import { ArrayNotEmpty, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsNotEmpty, IsOptional, IsString, Matches, Max, Min, validateSync, type ValidationError } from 'class-validator';
 import type { Logger } from 'pino';
 import type { BareLineEndingPolicy } from '../protocol/data-decoder.js';
+import { SASL_MECHANISMS, type AuthCredentials, type AuthDecision, type SaslMechanism } from '../protocol/sasl.js';
+import type { TLSSettings } from '../server/tls.js';
+import type { SessionInfo } from './request.js';
+
+/**
+ * Checks credentials for AUTH. See {@link AuthCredentials} for what each mechanism gives and
+ * {@link AuthDecision} for what to answer; throw an `SMTPError` for a reply of your own
+ * (for example `454 4.7.0` when the user store is down).
+ */
+export type Authenticator = (credentials: AuthCredentials, session: SessionInfo) => AuthDecision | Promise<AuthDecision>;
 
 /**
  * The settings Sirocco itself reads, with their defaults. Every limit is on by default.
@@ -67,6 +77,54 @@ export class ApplicationSettings {
   /** The pino logger; a child logger per connection carries its id. Defaults to pino at `info`. */
   @IsOptional()
   logger?: Logger | undefined;
+
+  /**
+   * TLS key and certificate (any `tls.SecureContextOptions`, plus `sni`). With it the server offers
+   * STARTTLS (RFC 3207), or speaks TLS from the first byte when `implicitTLS` is on.
+   */
+  @IsOptional()
+  @IsObject()
+  tls?: TLSSettings | undefined;
+
+  /** SMTPS (RFC 8314, port 465): TLS from the first byte instead of STARTTLS. Needs `tls`. */
+  @IsBoolean()
+  implicitTLS: boolean = false;
+
+  /** Refuse MAIL with `530 5.7.0` until TLS is up. Needs `tls`. */
+  @IsBoolean()
+  requireTLS: boolean = false;
+
+  /** Ask clients for a certificate (not required; see `request.session.tls`). */
+  @IsBoolean()
+  requestClientCertificate: boolean = false;
+
+  /** Milliseconds a TLS handshake may take. */
+  @IsInt()
+  @Min(1)
+  handshakeTimeout: number = 10 * 1000;
+
+  /** Checks AUTH credentials; without it AUTH is not offered. */
+  @IsOptional()
+  authenticate?: Authenticator | undefined;
+
+  /** The SASL mechanisms offered, in this order. */
+  @IsArray()
+  @ArrayNotEmpty()
+  @IsIn(SASL_MECHANISMS, { each: true })
+  authMechanisms: SaslMechanism[] = ['PLAIN', 'LOGIN'];
+
+  /** Offer AUTH without TLS. Off: passwords never cross the network in the clear. */
+  @IsBoolean()
+  allowInsecureAuth: boolean = false;
+
+  /** Refuse MAIL with `530 5.7.0` until the client has authenticated. Needs `authenticate`. */
+  @IsBoolean()
+  requireAuth: boolean = false;
+
+  /** Failed AUTH attempts per connection before `421 4.7.0` and close. */
+  @IsInt()
+  @Min(1)
+  maxAuthFailures: number = 3;
 }
 
 /** The settings a user may pass: every known setting optional, any other key kept. */
@@ -139,6 +197,22 @@ export function buildSettings<S extends object>(handlerClass: object, input: obj
   const problems = problemsOf(validateSync(settings, { forbidUnknownValues: false }));
   if (settings.logger !== undefined && typeof (settings.logger as { child?: unknown }).child !== 'function') {
     problems.push({ field: 'logger', reasons: ['logger must be a pino logger'] });
+  }
+  if (settings.authenticate !== undefined && typeof settings.authenticate !== 'function') {
+    problems.push({ field: 'authenticate', reasons: ['authenticate must be a function'] });
+  }
+  const tls = settings.tls as (TLSSettings & { key?: unknown; cert?: unknown; pfx?: unknown }) | undefined;
+  if (tls !== undefined && tls !== null && typeof tls === 'object' && tls.pfx === undefined && (tls.key === undefined || tls.cert === undefined)) {
+    problems.push({ field: 'tls', reasons: ['tls needs key and cert (or pfx)'] });
+  }
+  for (const field of ['implicitTLS', 'requireTLS', 'requestClientCertificate'] as const) {
+    if (settings[field] === true && settings.tls === undefined) problems.push({ field, reasons: [`${field} needs the tls setting`] });
+  }
+  if (settings.implicitTLS && settings.requireTLS) {
+    problems.push({ field: 'requireTLS', reasons: ['requireTLS is implied by implicitTLS; set one of them'] });
+  }
+  if (settings.requireAuth && settings.authenticate === undefined) {
+    problems.push({ field: 'requireAuth', reasons: ['requireAuth needs the authenticate setting'] });
   }
   const schema: unknown = Reflect.getMetadata(SCHEMA_KEY, handlerClass);
   if (typeof schema === 'function') {

@@ -23,7 +23,8 @@ export type Command =
       readonly smtputf8: boolean;
     }
   | { readonly verb: 'RCPT'; readonly address: string; readonly params: EsmtpParams }
-  | { readonly verb: 'DATA' | 'RSET' | 'QUIT' | 'NOOP' | 'HELP' | 'EXPN' | 'STARTTLS' | 'AUTH' }
+  | { readonly verb: 'DATA' | 'RSET' | 'QUIT' | 'NOOP' | 'HELP' | 'EXPN' | 'STARTTLS' }
+  | { readonly verb: 'AUTH'; readonly mechanism: string; readonly initialResponse: string | undefined }
   | { readonly verb: 'VRFY'; readonly argument: string }
   | { readonly verb: 'HTTP' };
 
@@ -37,6 +38,8 @@ export interface ParseContext {
   readonly smtputf8Offered: boolean;
   /** Whether the current transaction's MAIL carried SMTPUTF8 (for RCPT). */
   readonly smtputf8Transaction: boolean;
+  /** Whether AUTH is offered (MAIL then takes the AUTH= parameter, RFC 4954 §5). */
+  readonly authOffered: boolean;
 }
 
 export type ParseResult = Command | { readonly error: Reply };
@@ -83,8 +86,16 @@ export function parseCommand(text: string, ctx: ParseContext): ParseResult {
     case 'NOOP': // RFC 5321 §4.1.1.9: a parameter is allowed and ignored
     case 'HELP': // §4.1.1.8: the argument may be ignored
     case 'EXPN':
-    case 'AUTH':
       return { verb };
+    case 'AUTH': {
+      // RFC 4954 §4: AUTH mechanism [initial-response], "=" standing for an empty response.
+      const words = arg.split(' ');
+      const mechanism = (words[0] ?? '').toUpperCase();
+      if (mechanism === '' || words.length > 2 || !/^[A-Z0-9_-]{1,20}$/.test(mechanism)) {
+        return { error: REPLIES.syntax('AUTH mechanism [initial-response]') };
+      }
+      return { verb, mechanism, initialResponse: words[1] };
+    }
     case 'VRFY':
       return arg.trim() === '' ? { error: REPLIES.syntax('VRFY <address>') } : { verb, argument: arg.trim() };
     default:
@@ -171,6 +182,9 @@ function parseMail(arg: string, ctx: ParseContext): ParseResult {
         if (value.toUpperCase() === '7BIT') body = '7BIT';
         else if (value.toUpperCase() === '8BITMIME') body = '8BITMIME';
         else return { error: REPLIES.badParameter(`BODY=${value} not supported`) };
+        break;
+      case 'AUTH': // RFC 4954 §5: accepted and not trusted; the value is kept in params
+        if (!ctx.authOffered) return { error: REPLIES.unknownParameter(key) };
         break;
       case 'SMTPUTF8': // RFC 6531 §3.4: no value
         if (!ctx.smtputf8Offered) return { error: REPLIES.unknownParameter(key) };

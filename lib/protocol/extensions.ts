@@ -10,6 +10,10 @@ export interface ExtensionOptions {
   /** RFC 1870 SIZE; 0 advertises SIZE without a fixed limit. */
   readonly maxMessageSize: number;
   readonly smtputf8: boolean;
+  /** Offer STARTTLS (TLS configured and not yet active). */
+  readonly starttls: boolean;
+  /** SASL mechanisms to offer; empty for none. */
+  readonly auth: readonly string[];
 }
 
 /** The extension keywords offered, in the order they are listed. */
@@ -17,6 +21,8 @@ export function extensionLines(options: ExtensionOptions): string[] {
   const lines = ['PIPELINING', `SIZE ${options.maxMessageSize}`, '8BITMIME'];
   if (options.smtputf8) lines.push('SMTPUTF8');
   lines.push('ENHANCEDSTATUSCODES');
+  if (options.starttls) lines.push('STARTTLS');
+  if (options.auth.length > 0) lines.push(`AUTH ${options.auth.join(' ')}`);
   return lines;
 }
 

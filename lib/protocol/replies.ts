@@ -24,7 +24,13 @@ export const REPLIES = {
   /** Sent for: HELP. */
   help: (): Reply =>
     reply(214, [2, 0, 0], 'Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\nEnd of HELP'),
+  /** Sent for: STARTTLS accepted. */
+  readyToStartTls: (): Reply => reply(220, [2, 0, 0], 'Ready to start TLS'),
+  /** Sent for: AUTH succeeded. */
+  authSuccess: (): Reply => reply(235, [2, 7, 0], 'Authentication successful'),
   // 3xx: RFC 2034 §4 puts no enhanced code on intermediate replies
+  /** Sent for: an AUTH challenge; the text is the base64 of the mechanism's data (RFC 4954 §4). */
+  authChallenge: (data: Buffer): Reply => reply(334, undefined, data.toString('base64')),
   /** Sent for: DATA. */
   startData: (): Reply => reply(354, undefined, 'End data with <CR><LF>.<CR><LF>'),
   // 4xx
@@ -34,6 +40,8 @@ export const REPLIES = {
   idleTimeout: (): Reply => reply(421, [4, 4, 2], 'Idle timeout, closing connection'),
   /** Sent for: maxBadCommands reached. */
   tooManyErrors: (): Reply => reply(421, [4, 7, 0], 'Too many errors, closing connection'),
+  /** Sent for: maxAuthFailures reached. */
+  tooManyAuthFailures: (): Reply => reply(421, [4, 7, 0], 'Too many authentication failures, closing connection'),
   /** Sent for: maxConnections reached. */
   tooManyConnections: (): Reply => reply(421, [4, 7, 0], 'Too many connections, try again later'),
   /** Sent for: a handler threw something other than SMTPError. */
@@ -41,6 +49,8 @@ export const REPLIES = {
   /** Sent for: past maxRecipients (RFC 5321 §4.5.3.1.8). */
   tooManyRecipients: (): Reply => reply(452, [4, 5, 3], 'Too many recipients'),
   // 5xx
+  /** Sent for: a SASL response over 12288 bytes (RFC 4954 §4). */
+  authLineTooLong: (): Reply => reply(500, [5, 5, 6], 'Authentication exchange line is too long'),
   /** Sent for: unknown verb. */
   unrecognized: (): Reply => reply(500, [5, 5, 2], 'Command not recognized'),
   /** Sent for: command line over maxLineLength. */
@@ -61,8 +71,30 @@ export const REPLIES = {
   badParameter: (why: string): Reply => reply(501, [5, 5, 4], why),
   /** Sent for: EXPN; STARTTLS and AUTH until they are configured. */
   notImplemented: (verb: string): Reply => reply(502, [5, 5, 1], `${verb} not implemented`),
+  /** Sent for: a client answered an AUTH challenge with `*` (RFC 4954 §4). */
+  authCancelled: (): Reply => reply(501, [5, 7, 0], 'Authentication cancelled'),
+  /** Sent for: a SASL response that is not base64 (RFC 4954 §4). */
+  authBadBase64: (): Reply => reply(501, [5, 5, 2], 'Cannot decode response'),
   /** Sent for: command out of order. */
   badSequence: (why: string): Reply => reply(503, [5, 5, 1], `Bad sequence of commands: ${why}`),
+  /** Sent for: AUTH with a mechanism that is not offered (RFC 4954 §4). */
+  authUnknownMechanism: (): Reply => reply(504, [5, 5, 4], 'Unrecognized authentication type'),
+  /** Sent for: a second AUTH after success (RFC 4954 §4). */
+  alreadyAuthenticated: (): Reply => reply(503, [5, 5, 1], 'Bad sequence of commands: already authenticated'),
+  /** Sent for: STARTTLS when TLS is already up (RFC 3207 §4). */
+  tlsAlreadyActive: (): Reply => reply(503, [5, 5, 1], 'Bad sequence of commands: TLS already active'),
+  /** Sent for: MAIL before STARTTLS under requireTLS (RFC 3207 §4). */
+  tlsRequired: (): Reply => reply(530, [5, 7, 0], 'Must issue a STARTTLS command first'),
+  /** Sent for: MAIL before AUTH under requireAuth (RFC 4954 §6). */
+  authRequired: (): Reply => reply(530, [5, 7, 0], 'Authentication required'),
+  /** Sent for: AUTH without TLS when allowInsecureAuth is off (RFC 4954 §6). */
+  encryptionRequired: (): Reply => reply(538, [5, 7, 11], 'Encryption required for requested authentication mechanism'),
+  /** Sent for: a malformed SASL message. */
+  authMalformed: (why: string): Reply => reply(501, [5, 5, 2], why),
+  /** Sent for: wrong credentials (RFC 4954 §6). */
+  authInvalid: (): Reply => reply(535, [5, 7, 8], 'Authentication credentials invalid'),
+  /** Sent for: authenticate failed, or gave a verdict where SCRAM needs a secret (RFC 4954 §6). */
+  authTemporary: (): Reply => reply(454, [4, 7, 0], 'Temporary authentication failure'),
   /** Sent for: SIZE= or body over maxMessageSize. */
   messageTooBig: (): Reply => reply(552, [5, 3, 4], 'Message size exceeds fixed maximum message size'),
   /** Sent for: 8-bit address without SMTPUTF8 (RFC 6531 §3.5). */

@@ -8,7 +8,7 @@
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Reply } from './reply.js';
-import { reply } from './reply.js';
+import { REPLIES } from './replies.js';
 
 /** The mechanisms Sirocco implements. */
 export const SASL_MECHANISMS = ['PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2', 'SCRAM-SHA-256'] as const;
@@ -63,12 +63,6 @@ export type SaslStep =
   | { readonly kind: 'success'; readonly user: string }
   | { readonly kind: 'failure'; readonly reply: Reply; readonly countsAsFailure: boolean };
 
-export const AUTH_REPLIES = {
-  success: (): Reply => reply(235, [2, 7, 0], 'Authentication successful'),
-  invalid: (): Reply => reply(535, [5, 7, 8], 'Authentication credentials invalid'),
-  malformed: (why: string): Reply => reply(501, [5, 5, 2], why),
-  temporary: (): Reply => reply(454, [4, 7, 0], 'Temporary authentication failure'),
-} as const;
 
 /** One AUTH exchange. */
 export interface SaslExchange {
@@ -120,8 +114,8 @@ function utf8(data: Buffer): string | undefined {
 function verdict(decision: AuthDecision, username: string): SaslStep {
   if (decision === true) return { kind: 'success', user: username };
   if (typeof decision === 'string' && decision !== '') return { kind: 'success', user: decision };
-  if (decision === false) return fail(AUTH_REPLIES.invalid(), true);
-  return fail(AUTH_REPLIES.temporary());
+  if (decision === false) return fail(REPLIES.authInvalid(), true);
+  return fail(REPLIES.authTemporary());
 }
 
 // RFC 4616 §2: message = [authzid] NUL authcid NUL passwd
@@ -135,9 +129,9 @@ class PlainExchange implements SaslExchange {
   respond(data: Buffer): SaslStep {
     const text = utf8(data);
     const parts = text?.split('\0');
-    if (parts?.length !== 3) return fail(AUTH_REPLIES.malformed('Malformed PLAIN response'));
+    if (parts?.length !== 3) return fail(REPLIES.authMalformed('Malformed PLAIN response'));
     const [authzid = '', username = '', password = ''] = parts;
-    if (username === '') return fail(AUTH_REPLIES.malformed('Malformed PLAIN response'));
+    if (username === '') return fail(REPLIES.authMalformed('Malformed PLAIN response'));
     this.#username = username;
     return {
       kind: 'credentials',
@@ -159,9 +153,9 @@ class LoginExchange implements SaslExchange {
 
   respond(data: Buffer): SaslStep {
     const text = utf8(data);
-    if (text === undefined) return fail(AUTH_REPLIES.malformed('Malformed LOGIN response'));
+    if (text === undefined) return fail(REPLIES.authMalformed('Malformed LOGIN response'));
     if (this.#username === undefined) {
-      if (text === '') return fail(AUTH_REPLIES.malformed('Malformed LOGIN response'));
+      if (text === '') return fail(REPLIES.authMalformed('Malformed LOGIN response'));
       this.#username = text;
       return challenge('Password:');
     }
@@ -183,7 +177,7 @@ class CramMd5Exchange implements SaslExchange {
   }
 
   start(initial: Buffer | undefined): SaslStep {
-    if (initial !== undefined) return fail(AUTH_REPLIES.malformed('CRAM-MD5 takes no initial response'));
+    if (initial !== undefined) return fail(REPLIES.authMalformed('CRAM-MD5 takes no initial response'));
     return challenge(this.#challenge);
   }
 
@@ -191,7 +185,7 @@ class CramMd5Exchange implements SaslExchange {
     const text = utf8(data) ?? '';
     const space = text.lastIndexOf(' ');
     const digest = text.slice(space + 1).toLowerCase();
-    if (space <= 0 || !/^[0-9a-f]{32}$/.test(digest)) return fail(AUTH_REPLIES.malformed('Malformed CRAM-MD5 response'));
+    if (space <= 0 || !/^[0-9a-f]{32}$/.test(digest)) return fail(REPLIES.authMalformed('Malformed CRAM-MD5 response'));
     const username = text.slice(0, space);
     const expectedFor = (password: string): Buffer => Buffer.from(createHmac('md5', password).update(this.#challenge).digest('hex'));
     this.#username = username;
@@ -217,12 +211,12 @@ class XOAuth2Exchange implements SaslExchange {
 
   respond(data: Buffer): SaslStep {
     // After a refusal the client answers the error challenge with an empty line (or anything).
-    if (this.#failed) return fail(AUTH_REPLIES.invalid(), true);
+    if (this.#failed) return fail(REPLIES.authInvalid(), true);
     const fields = (utf8(data) ?? '').split('\x01');
     const user = fields.find((f) => f.startsWith('user='))?.slice(5);
     const auth = fields.find((f) => f.toLowerCase().startsWith('auth=bearer '))?.slice(12);
     if (user === undefined || user === '' || auth === undefined || auth === '') {
-      return fail(AUTH_REPLIES.malformed('Malformed XOAUTH2 response'));
+      return fail(REPLIES.authMalformed('Malformed XOAUTH2 response'));
     }
     this.#username = user;
     return { kind: 'credentials', credentials: { mechanism: 'XOAUTH2', username: user, accessToken: auth } };
@@ -273,7 +267,7 @@ class ScramSha256Exchange implements SaslExchange {
 
   respond(data: Buffer): SaslStep {
     const text = utf8(data);
-    if (text === undefined) return fail(AUTH_REPLIES.malformed('Malformed SCRAM message'));
+    if (text === undefined) return fail(REPLIES.authMalformed('Malformed SCRAM message'));
     switch (this.#state) {
       case 'first':
         return this.#clientFirst(text);
@@ -282,7 +276,7 @@ class ScramSha256Exchange implements SaslExchange {
         return this.#clientFinal(text);
       case 'verified':
         // RFC 4954 §4: the server-final message went out as a challenge; the client acknowledges it.
-        return text === '' ? { kind: 'success', user: this.#username } : fail(AUTH_REPLIES.malformed('Malformed SCRAM message'));
+        return text === '' ? { kind: 'success', user: this.#username } : fail(REPLIES.authMalformed('Malformed SCRAM message'));
     }
   }
 
@@ -290,14 +284,14 @@ class ScramSha256Exchange implements SaslExchange {
     // gs2-header: gs2-cbind-flag "," [ "a=" authzid ] ","
     const match = /^([ny]),(?:a=([^,]*))?,(n=([^,]*),r=([\x21-\x2b\x2d-\x7e]+)(?:,.*)?)$/.exec(text);
     if (match === null) {
-      return text.startsWith('p=') ? fail(AUTH_REPLIES.malformed('Channel binding is not supported')) : fail(AUTH_REPLIES.malformed('Malformed SCRAM message'));
+      return text.startsWith('p=') ? fail(REPLIES.authMalformed('Channel binding is not supported')) : fail(REPLIES.authMalformed('Malformed SCRAM message'));
     }
     const [, flag = 'n', rawAuthzid, bare = '', rawUser = '', clientNonce = ''] = match;
-    if (/,m=/.test(bare)) return fail(AUTH_REPLIES.malformed('Unsupported SCRAM extension'));
+    if (/,m=/.test(bare)) return fail(REPLIES.authMalformed('Unsupported SCRAM extension'));
     const username = decodeSaslName(rawUser);
     const authzid = rawAuthzid === undefined ? undefined : decodeSaslName(rawAuthzid);
     if (username === undefined || username === '' || (rawAuthzid !== undefined && authzid === undefined)) {
-      return fail(AUTH_REPLIES.malformed('Malformed SCRAM message'));
+      return fail(REPLIES.authMalformed('Malformed SCRAM message'));
     }
     this.#gs2Header = `${flag},${rawAuthzid === undefined ? '' : `a=${rawAuthzid}`},`;
     this.#clientFirstBare = bare;
@@ -307,7 +301,7 @@ class ScramSha256Exchange implements SaslExchange {
   }
 
   decide(decision: AuthDecision): SaslStep {
-    if (this.#state !== 'first' || this.#clientFirstBare === '') return fail(AUTH_REPLIES.temporary());
+    if (this.#state !== 'first' || this.#clientFirstBare === '') return fail(REPLIES.authTemporary());
     if (decision === false) {
       // An unknown user gets a plausible exchange that cannot succeed (RFC 5802 §9).
       this.#secret = scramSecret(this.#random(16).toString('hex'), { salt: this.#random(16) });
@@ -317,7 +311,7 @@ class ScramSha256Exchange implements SaslExchange {
       this.#state = 'final';
     } else {
       // A verdict where a secret was needed is the application's mistake, not the client's.
-      return fail(AUTH_REPLIES.temporary());
+      return fail(REPLIES.authTemporary());
     }
     this.#serverFirst = `r=${this.#nonce},s=${this.#secret.salt.toString('base64')},i=${this.#secret.iterations}`;
     return challenge(this.#serverFirst);
@@ -326,17 +320,17 @@ class ScramSha256Exchange implements SaslExchange {
   #clientFinal(text: string): SaslStep {
     const secret = this.#secret;
     const match = /^(c=([^,]*),r=([^,]*)(?:,[^,]*)*),p=([A-Za-z0-9+/=]+)$/.exec(text);
-    if (secret === undefined || match === null) return fail(AUTH_REPLIES.malformed('Malformed SCRAM message'));
+    if (secret === undefined || match === null) return fail(REPLIES.authMalformed('Malformed SCRAM message'));
     const [, withoutProof = '', binding = '', nonce = '', proofText = ''] = match;
-    if (binding !== Buffer.from(this.#gs2Header).toString('base64') || nonce !== this.#nonce) return fail(AUTH_REPLIES.invalid(), true);
+    if (binding !== Buffer.from(this.#gs2Header).toString('base64') || nonce !== this.#nonce) return fail(REPLIES.authInvalid(), true);
     const authMessage = `${this.#clientFirstBare},${this.#serverFirst},${withoutProof}`;
     const clientSignature = hmac(secret.storedKey, authMessage);
     const proof = Buffer.from(proofText, 'base64');
-    if (proof.length !== clientSignature.length) return fail(AUTH_REPLIES.invalid(), true);
+    if (proof.length !== clientSignature.length) return fail(REPLIES.authInvalid(), true);
     const clientKey = Buffer.alloc(proof.length);
     for (let i = 0; i < proof.length; i++) clientKey[i] = (proof[i] ?? 0) ^ (clientSignature[i] ?? 0);
     const ok = timingSafeEqual(sha256(clientKey), secret.storedKey);
-    if (!ok || this.#state === 'doomed-final') return fail(AUTH_REPLIES.invalid(), true);
+    if (!ok || this.#state === 'doomed-final') return fail(REPLIES.authInvalid(), true);
     this.#state = 'verified';
     return challenge(`v=${hmac(secret.serverKey, authMessage).toString('base64')}`);
   }

@@ -22,7 +22,6 @@ export enum SessionState {
 }
 
 const ANY_OPEN = [SessionState.Connected, SessionState.Greeted, SessionState.InMail, SessionState.InRcpt];
-const GREETED = [SessionState.Greeted, SessionState.InMail, SessionState.InRcpt];
 
 interface OrderRule {
   readonly allowedIn: readonly SessionState[];
@@ -49,8 +48,15 @@ export const COMMAND_ORDER: Readonly<Record<Verb, OrderRule>> = {
   HELP: { allowedIn: ANY_OPEN, refuse: () => 'session closed' },
   VRFY: { allowedIn: ANY_OPEN, refuse: () => 'session closed' },
   EXPN: { allowedIn: ANY_OPEN, refuse: () => 'session closed' },
-  STARTTLS: { allowedIn: GREETED, refuse: () => 'send EHLO first' },
-  AUTH: { allowedIn: GREETED, refuse: () => 'send EHLO first' },
+  // RFC 3207 §4, RFC 4954 §4: neither during a mail transaction.
+  STARTTLS: {
+    allowedIn: [SessionState.Connected, SessionState.Greeted],
+    refuse: () => 'STARTTLS not allowed during a mail transaction',
+  },
+  AUTH: {
+    allowedIn: [SessionState.Greeted],
+    refuse: (s) => (s === SessionState.Connected ? 'send EHLO first' : 'AUTH not allowed during a mail transaction'),
+  },
   HTTP: { allowedIn: ANY_OPEN, refuse: () => 'session closed' },
 };
 

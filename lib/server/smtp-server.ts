@@ -2,7 +2,8 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import type { AnyApplication } from '../app/application.js';
 import type { ApplicationSettings } from '../app/settings.js';
 import { REPLIES } from '../protocol/replies.js';
-import { Connection } from './connection.js';
+import { Connection, type ConnectionContext } from './connection.js';
+import { TLSConfig } from './tls.js';
 import { ClusterPrimary, isClusterWorker, onShutdownRequest } from './cluster.js';
 
 /** Options of {@link SMTPServer.start}. */
@@ -42,10 +43,17 @@ export class SMTPServer {
   #closed: (() => void) | undefined;
 
   readonly #settings: ApplicationSettings;
+  readonly #context: ConnectionContext;
 
   constructor(application: AnyApplication) {
     this.application = application;
     this.#settings = application.settings as ApplicationSettings;
+    const tls = this.#settings.tls;
+    this.#context = {
+      app: application,
+      settings: this.#settings,
+      tls: tls === undefined ? undefined : new TLSConfig(tls, this.#settings.requestClientCertificate),
+    };
   }
 
   /**
@@ -141,7 +149,7 @@ export class SMTPServer {
   }
 
   #accept(socket: Socket): void {
-    const connection = new Connection(socket, this.application, (c) => {
+    const connection = new Connection(socket, this.#context, (c) => {
       this.#connections.delete(c);
       if (this.#connections.size === 0) this.#closed?.();
     });

@@ -4,8 +4,8 @@ import { decodeLine, parseCommand, type ParseContext } from '../../lib/protocol/
 import { formatReply } from '../../lib/protocol/reply.js';
 import { isAddressLiteral, parsePath } from '../../lib/protocol/address.js';
 
-const ESMTP: ParseContext = { esmtp: true, smtputf8Offered: true, smtputf8Transaction: false };
-const HELO: ParseContext = { esmtp: false, smtputf8Offered: true, smtputf8Transaction: false };
+const ESMTP: ParseContext = { esmtp: true, smtputf8Offered: true, smtputf8Transaction: false, authOffered: false };
+const HELO: ParseContext = { ...ESMTP, esmtp: false };
 
 function replyOf(text: string, ctx = ESMTP): string {
   const result = parseCommand(text, ctx);

@@ -36,8 +36,8 @@ describe('the reply catalogue', () => {
 
   it('gives every 2xx, 4xx and 5xx reply an enhanced code of its class, except the greeting', () => {
     for (const [name, make] of Object.entries(REPLIES)) {
-      const reply = (make as (...a: string[]) => { code: number; enhanced?: readonly number[] })('x', 'y');
-      if (name === 'greeting' || reply.code === 354) continue;
+      const reply = (make as (...a: unknown[]) => { code: number; enhanced?: readonly number[] })(Buffer.from('x'), 'y');
+      if (name === 'greeting' || (reply.code >= 300 && reply.code < 400)) continue;
       expect(reply.enhanced?.[0], name).toBe(Math.floor(reply.code / 100));
     }
   });
