@@ -88,6 +88,17 @@ export function tlsInfo(socket: TLSSocket): TLSInfo {
     cipher: socket.getCipher().standardName,
     servername: typeof (socket as { servername?: unknown }).servername === 'string' ? (socket as unknown as { servername: string }).servername : undefined,
     clientCertificate: hasCert ? (cert as unknown as Record<string, unknown>) : undefined,
-    clientCertificateAuthorized: hasCert && socket.authorized,
+    clientCertificateAuthorized: hasCert && verified(socket),
   });
+}
+
+/**
+ * Whether the client certificate verified against the configured `ca`. Node computes `authorized`
+ * only for sockets a `tls.Server` accepted; a socket upgraded in place (STARTTLS) needs the same
+ * check Node's server makes, on the handle's verification result.
+ */
+function verified(socket: TLSSocket): boolean {
+  if (socket.authorized) return true;
+  const handle = (socket as unknown as { _handle?: { verifyError?: () => Error | null } })._handle;
+  return typeof handle?.verifyError === 'function' && handle.verifyError() === null;
 }

@@ -1,16 +1,21 @@
 /** A raw `net` client for asserting exact reply bytes. Every wait is bounded in time. */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 
 const WAIT_MS = 5000;
 
 export class RawClient {
-  readonly socket: Socket;
+  socket: Socket;
   #buffer = '';
   #closed = false;
   #waiters: (() => void)[] = [];
 
   private constructor(socket: Socket) {
     this.socket = socket;
+    this.#listen(socket);
+  }
+
+  #listen(socket: Socket): void {
     socket.setEncoding('utf8');
     socket.on('data', (text: string) => {
       this.#buffer += text;
@@ -21,6 +26,35 @@ export class RawClient {
       this.#wake();
     });
     socket.on('error', () => undefined);
+  }
+
+  /** Connects with TLS from the first byte (implicit TLS). */
+  static async connectTls(port: number, options: ConnectionOptions): Promise<RawClient> {
+    const socket = tlsConnect({ port, host: '127.0.0.1', ...options });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', resolve);
+      socket.once('error', reject);
+    });
+    return new RawClient(socket);
+  }
+
+  /**
+   * After a 220 to STARTTLS: hands the plain socket to TLS. Anything unread is dropped, as a
+   * client must. Resolves with the TLS socket once the handshake is done.
+   */
+  async startTls(options: ConnectionOptions): Promise<TLSSocket> {
+    const plain = this.socket;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('close');
+    this.#buffer = '';
+    const secure = tlsConnect({ socket: plain, ...options });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    this.socket = secure;
+    this.#listen(secure);
+    return secure;
   }
 
   static async connect(port: number | string, host = '127.0.0.1'): Promise<RawClient> {
