@@ -4,7 +4,6 @@
  * back-pressure live here.
  */
 import type { Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AnyApplication } from '../app/application.js';
 import type { SessionInfo } from '../app/request.js';
@@ -71,7 +70,7 @@ export class Connection {
     this.#context = context;
     this.#settings = context.settings;
     this.#onClosed = onClosed;
-    this.#log = (context.app.logger as Logger).child({ conn: this.id });
+    this.#log = (context.app.logger).child({ conn: this.id });
     const limit = this.#settings.authenticate === undefined ? this.#settings.maxLineLength : Math.max(this.#settings.maxLineLength, AUTH_LINE_LIMIT);
     this.#lines = new LineSplitter(limit);
   }
@@ -404,7 +403,7 @@ export class Connection {
       this.#log.info('TLS handshake timed out');
       secure.destroy();
     }, this.#settings.handshakeTimeout);
-    secure.on('error', (err) => {
+    secure.on('error', (err: Error) => {
       clearTimeout(timer);
       this.#log.info({ reason: err.message }, 'TLS failed');
       secure.destroy();
@@ -414,7 +413,7 @@ export class Connection {
       clearTimeout(timer);
       this.#upgrading = false;
       this.#socket = secure;
-      this.#tls = tlsInfo(secure as TLSSocket);
+      this.#tls = tlsInfo(secure);
       this.#log.debug({ protocol: this.#tls.protocol, cipher: this.#tls.cipher }, 'TLS established');
       this.#attach(secure);
       if (greet) this.#reply(REPLIES.greeting(this.#settings.hostname));

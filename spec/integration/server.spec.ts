@@ -120,6 +120,17 @@ describe('Application settings', () => {
     );
   });
 
+  it('checks that TLS and AUTH settings fit together', () => {
+    expect(() => new Application(RequestHandler, { logger: silent, requireTLS: true, implicitTLS: true, requireAuth: true, tls: { key: 'k' } as never })).toThrow(
+      'Invalid settings: tls: tls needs key and cert (or pfx); requireTLS: requireTLS is implied by implicitTLS; set one of them; requireAuth: requireAuth needs the authenticate setting',
+    );
+    expect(() => new Application(RequestHandler, { logger: silent, implicitTLS: true })).toThrow('Invalid settings: implicitTLS: implicitTLS needs the tls setting');
+    expect(() => new Application(RequestHandler, { logger: silent, authMechanisms: ['PLAIN', 'NTLM'] as never })).toThrow(
+      'Invalid settings: authMechanisms: each value in authMechanisms must be one of the following values: PLAIN, LOGIN, CRAM-MD5, XOAUTH2, SCRAM-SHA-256',
+    );
+    expect(() => new Application(RequestHandler, { logger: silent, authenticate: 'yes' as never })).toThrow('Invalid settings: authenticate: authenticate must be a function');
+  });
+
   it('refuses something that is not a logger', () => {
     expect(() => new Application(RequestHandler, { logger: 'console' as never })).toThrow('Invalid settings: logger: logger must be a pino logger');
   });

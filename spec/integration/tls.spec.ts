@@ -3,7 +3,7 @@ import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import nodemailer from 'nodemailer';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RequestHandler, type SessionInfo } from '../../lib/index.js';
+import { RequestHandler, type HandlerClass, type SessionInfo } from '../../lib/index.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { runPython } from '../helpers/python.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -19,12 +19,12 @@ afterEach(closeServers);
 const EHLO_PLAIN = '250-mx.test greets c.test\r\n250-PIPELINING\r\n250-SIZE 26214400\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 STARTTLS\r\n';
 const EHLO_SECURE = '250-mx.test greets c.test\r\n250-PIPELINING\r\n250-SIZE 26214400\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n';
 
-function sessionRecorder(sessions: SessionInfo[]): typeof RequestHandler {
+function sessionRecorder(sessions: SessionInfo[]): HandlerClass {
   return class Recording extends RequestHandler {
     override prepare(): void {
       sessions.push(this.request.session);
     }
-  } as typeof RequestHandler;
+  };
 }
 
 describe('STARTTLS', () => {
@@ -145,6 +145,23 @@ describe('STARTTLS', () => {
     await c.command('MAIL FROM:<a@b.test>');
     expect(sessions[0]?.tls?.clientCertificateAuthorized).toBe(true);
     expect((sessions[0]?.tls?.clientCertificate as { subject?: { CN?: string } }).subject?.CN).toBe('client.test');
+    c.close();
+  });
+
+  it('marks a client certificate from an unknown CA as not authorized', async () => {
+    const sessions: SessionInfo[] = [];
+    const { port } = await startServer(sessionRecorder(sessions), {
+      tls: { key: certs.key, cert: certs.cert, ca: certs.otherCert },
+      requestClientCertificate: true,
+    });
+    const c = await RawClient.greeted(port);
+    await c.command('EHLO c.test');
+    await c.command('STARTTLS');
+    await c.startTls({ ca: certs.ca, servername: 'localhost', key: certs.clientKey, cert: certs.clientCert });
+    await c.command('EHLO c.test');
+    await c.command('MAIL FROM:<a@b.test>');
+    expect(sessions[0]?.tls?.clientCertificate).toBeDefined();
+    expect(sessions[0]?.tls?.clientCertificateAuthorized).toBe(false);
     c.close();
   });
 
