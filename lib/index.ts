@@ -23,6 +23,17 @@ export { SMTPError, formatReply, type Reply, type EnhancedCode, type SMTPErrorOp
 export { REPLIES } from './protocol/replies.js';
 export type { BareLineEndingPolicy } from './protocol/data-decoder.js';
 export type { EsmtpParams, BodyType } from './protocol/command.js';
-export { scramSecret, SASL_MECHANISMS, type AuthCredentials, type AuthDecision, type ScramSecret, type SaslMechanism } from './protocol/sasl.js';
+export {
+  scramSecret,
+  SASL_MECHANISMS,
+  type AuthCredentials,
+  type PasswordCredentials,
+  type TokenCredentials,
+  type CramMd5Credentials,
+  type ScramCredentials,
+  type AuthDecision,
+  type ScramSecret,
+  type SaslMechanism,
+} from './protocol/sasl.js';
 export type { Authenticator } from './app/settings.js';
 export type { TLSSettings, TLSInfo, SNIResolver } from './server/tls.js';

@@ -10,30 +10,85 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from
 import type { Reply } from './reply.js';
 import { REPLIES } from './replies.js';
 
-/** The mechanisms Sirocco implements. */
+/** The SASL mechanisms Sirocco implements, for the `authMechanisms` setting. */
 export const SASL_MECHANISMS = ['PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2', 'SCRAM-SHA-256'] as const;
+/** One of {@link SASL_MECHANISMS}. */
 export type SaslMechanism = (typeof SASL_MECHANISMS)[number];
 
+/** PLAIN and LOGIN: the password itself crossed the (TLS-protected) connection. */
+export interface PasswordCredentials {
+  /** Which mechanism the client used. */
+  readonly mechanism: 'PLAIN' | 'LOGIN';
+  /** The authentication identity. */
+  readonly username: string;
+  /** The password, as sent. */
+  readonly password: string;
+  /** The identity to act as, when the client asked for a different one (PLAIN only). */
+  readonly authzid: string | undefined;
+}
+
+/** XOAUTH2: an OAuth 2.0 bearer token. */
+export interface TokenCredentials {
+  /** Always `XOAUTH2`. */
+  readonly mechanism: 'XOAUTH2';
+  /** The user the token is for. */
+  readonly username: string;
+  /** The bearer token; check it with your identity provider. */
+  readonly accessToken: string;
+}
+
+/** CRAM-MD5: no password on the wire; check the client's digest against the stored password. */
+export interface CramMd5Credentials {
+  /** Always `CRAM-MD5`. */
+  readonly mechanism: 'CRAM-MD5';
+  /** The user claimed. */
+  readonly username: string;
+  /** Whether the client's digest matches `password`, the one stored for `username`. */
+  verify(password: string): boolean;
+}
+
+/** SCRAM-SHA-256: no password on the wire; return the user's stored {@link ScramSecret}. */
+export interface ScramCredentials {
+  /** Always `SCRAM-SHA-256`. */
+  readonly mechanism: 'SCRAM-SHA-256';
+  /** The user claimed. */
+  readonly username: string;
+  /** The identity to act as, when the client asked for a different one. */
+  readonly authzid: string | undefined;
+}
+
 /**
- * What the client proved, handed to the application's `authenticate` callback. For CRAM-MD5 and
- * SCRAM-SHA-256 the password never crosses the wire, so the callback gets no password:
- * CRAM-MD5 gives `verify(password)` to check the client's digest against the stored password;
- * SCRAM-SHA-256 asks the callback to return the user's stored {@link ScramSecret}.
+ * What the client presented, handed to the application's `authenticate` callback. For CRAM-MD5
+ * and SCRAM-SHA-256 no password crosses the wire, so the callback gets none: CRAM-MD5 offers
+ * `verify(password)`, SCRAM-SHA-256 asks for the stored {@link ScramSecret}.
+ *
+ * @example
+ * ```ts
+ * const authenticate: Authenticator = async (credentials) => {
+ *   switch (credentials.mechanism) {
+ *     case 'PLAIN':
+ *     case 'LOGIN': return users.checkPassword(credentials.username, credentials.password);
+ *     case 'CRAM-MD5': return credentials.verify(await users.password(credentials.username));
+ *     case 'XOAUTH2': return oauth.check(credentials.username, credentials.accessToken);
+ *     case 'SCRAM-SHA-256': return (await users.scramSecret(credentials.username)) ?? false;
+ *   }
+ * };
+ * ```
  */
-export type AuthCredentials =
-  | { readonly mechanism: 'PLAIN' | 'LOGIN'; readonly username: string; readonly password: string; readonly authzid: string | undefined }
-  | { readonly mechanism: 'XOAUTH2'; readonly username: string; readonly accessToken: string }
-  | { readonly mechanism: 'CRAM-MD5'; readonly username: string; verify(password: string): boolean }
-  | { readonly mechanism: 'SCRAM-SHA-256'; readonly username: string; readonly authzid: string | undefined };
+export type AuthCredentials = PasswordCredentials | TokenCredentials | CramMd5Credentials | ScramCredentials;
 
 /**
  * A user's stored SCRAM-SHA-256 secret (RFC 5802 §3): enough to verify a client without storing
  * its password. Make one with {@link scramSecret}.
  */
 export interface ScramSecret {
+  /** The random salt. */
   readonly salt: Buffer;
+  /** PBKDF2 iterations, at least 4096. */
   readonly iterations: number;
+  /** H(HMAC(SaltedPassword, "Client Key")). */
   readonly storedKey: Buffer;
+  /** HMAC(SaltedPassword, "Server Key"). */
   readonly serverKey: Buffer;
 }
 
@@ -44,7 +99,14 @@ export interface ScramSecret {
  */
 export type AuthDecision = boolean | string | ScramSecret;
 
-/** Derives the SCRAM-SHA-256 secret to store for a password (RFC 5802 §3). */
+/**
+ * Derives the SCRAM-SHA-256 secret to store for a password (RFC 5802 §3).
+ *
+ * @example
+ * ```ts
+ * const secret = scramSecret('pencil'); // store salt, iterations, storedKey, serverKey
+ * ```
+ */
 export function scramSecret(password: string, options: { salt?: Buffer; iterations?: number } = {}): ScramSecret {
   const salt = options.salt ?? randomBytes(16);
   const iterations = options.iterations ?? 4096;

@@ -16,6 +16,7 @@ export type SNIResolver = (
  * `sni`, a map from server name (`*.example.com` allowed) to options, or a resolver function.
  */
 export interface TLSSettings extends SecureContextOptions {
+  /** Other certificates by server name (`*.example.com` matches one label), or a resolver. */
   readonly sni?: Readonly<Record<string, SecureContextOptions>> | SNIResolver;
 }
 
