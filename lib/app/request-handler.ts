@@ -62,7 +62,7 @@ export class RequestHandler<S extends object = Record<string, unknown>> {
 
   /**
    * Sirocco builds handlers; a subclass that takes its own constructor must pass these through.
-   * @param log the connection's logger; {@link log} derives the transaction's from it.
+   * @param log the connection's logger; the `log` property derives the transaction's from it.
    */
   constructor(application: Application<S>, request: SMTPRequest, log: Logger) {
     this.application = application;
