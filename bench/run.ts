@@ -4,9 +4,13 @@
  * idle-connection scenario opens raw sockets. Each server runs in a process of its own, so its CPU
  * time and memory are measured apart from the load generator's. Reports medians and ratios.
  *
- * Usage: npm run bench [-- --rounds N] [-- --only a,b,c,d]
+ * Usage: npm run bench [-- --rounds N] [-- --only a,b,c,d,e]
  */
-import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -31,6 +35,8 @@ interface Sample {
 interface Scenario {
   readonly key: string;
   readonly title: string;
+  /** Whether the servers offer STARTTLS with the bench's throw-away certificate. */
+  readonly tls?: boolean;
   run(server: Server): Promise<Sample>;
 }
 
@@ -49,8 +55,8 @@ class Server {
     this.#child = child;
   }
 
-  static async start(kind: Kind): Promise<Server> {
-    const child = fork(SERVER_SCRIPT, [kind], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  static async start(kind: Kind, tlsDir?: string): Promise<Server> {
+    const child = fork(SERVER_SCRIPT, tlsDir === undefined ? [kind] : [kind, 'tls', tlsDir], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const server = new Server(kind, child);
     server.port = await new Promise<number>((resolve, reject) => {
       child.once('message', (m: unknown) => resolve((m as { port: number }).port));
@@ -162,11 +168,122 @@ function openIdle(port: number): Promise<Socket> {
   });
 }
 
+/** A throw-away self-signed certificate for the TLS row, made with openssl. */
+function makeCertificate(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sirocco-bench-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.crt', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { cwd: dir, stdio: 'pipe' });
+  return dir;
+}
+
+/** A minimal SMTP client over STARTTLS: smtp-source has no TLS. The same client drives both servers. */
+class StartTlsSession {
+  #socket: TLSSocket | undefined;
+  #buffer = '';
+  #wake: (() => void) | undefined;
+
+  static async open(port: number, ca: Buffer): Promise<StartTlsSession> {
+    const session = new StartTlsSession();
+    const plain = connect(port, '127.0.0.1');
+    plain.setEncoding('latin1');
+    const onPlain = (d: string): void => session.#push(d);
+    plain.on('data', onPlain);
+    await session.#expect('220');
+    plain.write('EHLO bench.test\r\n');
+    await session.#expect('250 ');
+    plain.write('STARTTLS\r\n');
+    await session.#expect('220');
+    plain.off('data', onPlain);
+    const secure = tlsConnect({ socket: plain, ca, servername: 'localhost' });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    secure.setEncoding('latin1');
+    secure.on('data', (d: string) => session.#push(d));
+    session.#socket = secure;
+    await session.command('EHLO bench.test\r\n', '250 ');
+    return session;
+  }
+
+  async send(body: Buffer): Promise<void> {
+    await this.command('MAIL FROM:<bench@sender.test>\r\n', '250');
+    await this.command('RCPT TO:<sink@bench.test>\r\n', '250');
+    await this.command('DATA\r\n', '354');
+    this.#socket?.write(body);
+    await this.command('.\r\n', '250');
+  }
+
+  async command(line: string, expected: string): Promise<void> {
+    this.#socket?.write(line);
+    await this.#expect(expected);
+  }
+
+  close(): void {
+    this.#socket?.destroy();
+  }
+
+  #push(data: string): void {
+    this.#buffer += data;
+    this.#wake?.();
+  }
+
+  /** Waits for a whole reply whose last line starts with `expected`. */
+  async #expect(expected: string): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const match = /(?:^|\n)(\d{3}) [^\n]*\n/.exec(this.#buffer);
+      if (match !== null) {
+        const line = this.#buffer.slice(0, match.index + match[0].length);
+        this.#buffer = this.#buffer.slice(match.index + match[0].length);
+        if (!(match[1] ?? '').startsWith(expected.trim().slice(0, 3))) throw new Error(`expected ${expected}, got ${line}`);
+        return;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${expected}`);
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        setTimeout(resolve, 1000);
+      });
+    }
+  }
+}
+
+const TLS_SESSIONS = 4;
+const TLS_MESSAGES = 40;
+
+const tlsScenario: Scenario = {
+  key: 'e',
+  title: '(e) 5 MiB messages over STARTTLS, 4 sessions',
+  tls: true,
+  async run(server) {
+    const ca = readFileSync(join(CERT_DIR(), 'server.crt'));
+    const line = `${'x'.repeat(76)}\r\n`;
+    const body = Buffer.from(line.repeat(Math.ceil((5 * 1024 * 1024) / line.length)));
+    const before = await server.stats();
+    const started = process.hrtime.bigint();
+    await Promise.all(
+      Array.from({ length: TLS_SESSIONS }, async () => {
+        const session = await StartTlsSession.open(server.port, ca);
+        for (let i = 0; i < TLS_MESSAGES / TLS_SESSIONS; i++) await session.send(body);
+        session.close();
+      }),
+    );
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const after = await server.stats();
+    const done = after.messages - before.messages;
+    if (done !== TLS_MESSAGES) throw new Error(`${server.kind}: ${done} of ${TLS_MESSAGES} messages arrived`);
+    return { perSecond: done / seconds, cpuPerMessageMicros: (after.cpuMicros - before.cpuMicros) / done, maxRssMiB: after.maxRss / 1048576 };
+  },
+};
+
+let certDir: string | undefined;
+const CERT_DIR = (): string => (certDir ??= makeCertificate());
+
 const SCENARIOS: Scenario[] = [
   loadScenario('a', '(a) 20 persistent sessions, 1 KiB messages', 20_000, ['-d', '-s', '20', '-l', '1024']),
   loadScenario('b', '(b) one message per connection, 20 in parallel, 1 KiB', 4_000, ['-s', '20', '-l', '1024']),
   loadScenario('c', '(c) 5 MiB messages, 4 persistent sessions', 80, ['-d', '-s', '4', '-l', String(5 * 1024 * 1024)]),
   idleScenario,
+  tlsScenario,
 ];
 
 function median(values: number[]): number {
@@ -187,7 +304,7 @@ async function main(): Promise<void> {
     for (const scenario of chosen) {
       const order = round % 2 === 0 ? KINDS : [...KINDS].reverse();
       for (const kind of order) {
-        const server = await Server.start(kind);
+        const server = await Server.start(kind, scenario.tls === true ? CERT_DIR() : undefined);
         try {
           const sample = await scenario.run(server);
           const key = `${scenario.key}/${kind}`;
@@ -219,6 +336,7 @@ async function main(): Promise<void> {
     }
   }
   console.log(lines.join('\n'));
+  if (certDir !== undefined) rmSync(certDir, { recursive: true, force: true });
 }
 
 await main();

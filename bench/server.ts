@@ -3,11 +3,16 @@
  * bench/run.ts with `sirocco` or `smtp-server` (nodemailer's, the reference) as its argument.
  * Both handlers do the same work: collect the body into one Buffer and count the message.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { SMTPServer as ReferenceServer } from 'smtp-server';
 import { Application, RequestHandler, SMTPServer } from '../lib/index.js';
 
 const kind = process.argv[2];
+// `tls DIR`: offer STARTTLS with DIR/server.key and DIR/server.crt.
+const tlsDir = process.argv[3] === 'tls' ? process.argv[4] : undefined;
+const tls = tlsDir === undefined ? undefined : { key: readFileSync(join(tlsDir, 'server.key')), cert: readFileSync(join(tlsDir, 'server.crt')) };
 const MAX_SIZE = 64 * 1024 * 1024;
 let messages = 0;
 let bytes = 0;
@@ -20,7 +25,7 @@ if (kind === 'sirocco') {
       bytes += this.request.body.length;
     }
   }
-  const app = new Application(Counting, { hostname: 'bench.test', logger: pino({ level: 'silent' }), maxMessageSize: MAX_SIZE, maxConnections: 100_000 });
+  const app = new Application(Counting, { hostname: 'bench.test', logger: pino({ level: 'silent' }), maxMessageSize: MAX_SIZE, maxConnections: 100_000, ...(tls === undefined ? {} : { tls }) });
   const server = new SMTPServer(app);
   await server.listen(0, '127.0.0.1');
   const address = server.address();
@@ -29,7 +34,8 @@ if (kind === 'sirocco') {
   const server = new ReferenceServer({
     name: 'bench.test',
     logger: false,
-    disabledCommands: ['AUTH', 'STARTTLS'],
+    disabledCommands: tls === undefined ? ['AUTH', 'STARTTLS'] : ['AUTH'],
+    ...(tls ?? {}),
     // Sirocco does no reverse DNS lookup; the reference's default one would dominate (b).
     disableReverseLookup: true,
     size: MAX_SIZE,

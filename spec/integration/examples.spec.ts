@@ -1,34 +1,62 @@
-/** Every example runs as a user would run it. */
+/** Every example runs as a user would run it: its own process, real clients. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import nodemailer from 'nodemailer';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { runPython } from '../helpers/python.js';
 import { until } from '../helpers/server.js';
 
-let child: ChildProcess | undefined;
+const children = new Set<ChildProcess>();
+let certs: TestCertificates;
+
+beforeAll(() => {
+  certs = makeCertificates();
+});
+afterAll(() => certs.cleanup());
 
 afterEach(async () => {
-  const running = child;
-  child = undefined;
-  if (running?.exitCode === null && running.pid !== undefined) {
-    const exited = new Promise((r) => running.once('exit', r));
-    process.kill(running.pid, 'SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      const exited = new Promise((r) => child.once('exit', r));
+      process.kill(child.pid, 'SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    }
   }
+  children.clear();
 });
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly port: number;
+  output(): string;
+}
+
+async function runExample(name: string, env: Record<string, string> = {}): Promise<Running> {
+  const script = fileURLToPath(new URL(`../../examples/${name}`, import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, PORT: '0', SIROCCO_LOG_LEVEL: 'silent', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let out = '';
+  child.stdout?.setEncoding('utf8').on('data', (t: string) => (out += t));
+  child.stderr?.setEncoding('utf8').on('data', (t: string) => (out += t));
+  await until(() => /127\.0\.0\.1:(\d+)/.test(out) || child.exitCode !== null, 15_000);
+  const port = Number(/127\.0\.0\.1:(\d+)/.exec(out)?.[1] ?? 0);
+  return { child, port, output: () => out };
+}
+
+async function stop(child: ChildProcess): Promise<number | null> {
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  process.kill(child.pid ?? 0, 'SIGTERM');
+  return exited;
+}
 
 describe('examples/example-com.ts (npm start)', () => {
   it('accepts mail for example.com, prints it, refuses other domains, stops on SIGTERM', async () => {
-    const script = fileURLToPath(new URL('../../examples/example-com.ts', import.meta.url));
-    const proc = spawn(process.execPath, ['--import', 'tsx', script], {
-      env: { ...process.env, PORT: '0', SIROCCO_LOG_LEVEL: 'silent' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    child = proc;
-    let out = '';
-    proc.stdout?.setEncoding('utf8').on('data', (t: string) => (out += t));
-    await until(() => /127\.0\.0\.1:(\d+)/.test(out), 15_000);
-    const port = Number(/127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
+    const { child, port, output } = await runExample('example-com.ts');
     const result = await runPython(
       `
 import os, smtplib
@@ -39,10 +67,52 @@ s.quit()
       port,
     );
     expect(result.trim()).toBe("{'them@elsewhere.test': (550, b'5.7.1 not relaying to that domain')}");
-    await until(() => out.includes('end of message'));
-    expect(out).toMatch(/---------- message [0-9A-Z]{12} ----------\nFrom: <me@sender\.test>\nTo: <you@example\.com>\nPeer: 127\.0\.0\.1 \(\S+\)\n\nSubject: hello\n\nHi there\n---------- end of message [0-9A-Z]{12} ----------\n/);
-    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-    process.kill(proc.pid ?? 0, 'SIGTERM');
-    expect(await exited).toBe(0);
+    await until(() => output().includes('end of message'));
+    expect(output()).toMatch(
+      /---------- message [0-9A-Z]{12} ----------\nFrom: <me@sender\.test>\nTo: <you@example\.com>\nPeer: 127\.0\.0\.1 \(\S+\)\n\nSubject: hello\n\nHi there\n---------- end of message [0-9A-Z]{12} ----------\n/,
+    );
+    expect(await stop(child)).toBe(0);
+  });
+});
+
+describe('examples/submission.ts', () => {
+  it('takes mail only over TLS, only after AUTH, only from the user', async () => {
+    const { child, port, output } = await runExample('submission.ts', { TLS_KEY: join(certs.dir, 'server.key'), TLS_CERT: join(certs.dir, 'server.crt') });
+    const transport = (user: string, pass: string): nodemailer.Transporter =>
+      nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, requireTLS: true, tls: { ca: [certs.ca], servername: 'localhost' }, auth: { user, pass } });
+    const good = transport('alice', 'wonderland');
+    expect((await good.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).response).toMatch(/^250 /);
+    await expect(good.sendMail({ from: 'mallory@example.com', to: 'bob@example.net', text: 'hi' })).rejects.toMatchObject({
+      response: '553 5.7.1 sender must be alice@…',
+    });
+    good.close();
+    const bad = transport('alice', 'wrong');
+    await expect(bad.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).rejects.toMatchObject({ responseCode: 535 });
+    bad.close();
+    await until(() => output().includes('accepted'));
+    expect(output()).toMatch(/accepted \d+ bytes from alice <alice@example\.com> for bob@example\.net/);
+    expect(await stop(child)).toBe(0);
+  });
+
+  it('says what is missing without a key and certificate', async () => {
+    const { child, output } = await runExample('submission.ts', { TLS_KEY: '', TLS_CERT: '' });
+    await until(() => child.exitCode !== null);
+    expect(child.exitCode).toBe(2);
+    expect(output()).toContain('submission: set TLS_KEY and TLS_CERT');
+  });
+});
+
+describe('examples/smtps.ts', () => {
+  it('speaks TLS from the first byte and requires AUTH', async () => {
+    const { child, port } = await runExample('smtps.ts', { TLS_KEY: join(certs.dir, 'server.key'), TLS_CERT: join(certs.dir, 'server.crt') });
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: true, tls: { ca: [certs.ca], servername: 'localhost' }, auth: { user: 'alice', pass: 'wonderland' } });
+    expect((await transport.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).response).toMatch(/^250 /);
+    transport.close();
+    const anonymous = nodemailer.createTransport({ host: '127.0.0.1', port, secure: true, tls: { ca: [certs.ca], servername: 'localhost' } });
+    await expect(anonymous.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).rejects.toMatchObject({
+      response: '530 5.7.0 Authentication required',
+    });
+    anonymous.close();
+    expect(await stop(child)).toBe(0);
   });
 });
