@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import nodemailer from 'nodemailer';
+import nodemailer, { type Transporter } from 'nodemailer';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { runPython } from '../helpers/python.js';
@@ -30,7 +30,7 @@ afterEach(async () => {
 interface Running {
   readonly child: ChildProcess;
   readonly port: number;
-  output(): string;
+  readonly output: () => string;
 }
 
 async function runExample(name: string, env: Record<string, string> = {}): Promise<Running> {
@@ -78,7 +78,7 @@ s.quit()
 describe('examples/submission.ts', () => {
   it('takes mail only over TLS, only after AUTH, only from the user', async () => {
     const { child, port, output } = await runExample('submission.ts', { TLS_KEY: join(certs.dir, 'server.key'), TLS_CERT: join(certs.dir, 'server.crt') });
-    const transport = (user: string, pass: string): nodemailer.Transporter =>
+    const transport = (user: string, pass: string): Transporter =>
       nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, requireTLS: true, tls: { ca: [certs.ca], servername: 'localhost' }, auth: { user, pass } });
     const good = transport('alice', 'wonderland');
     expect((await good.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).response).toMatch(/^250 /);
