@@ -14,7 +14,7 @@
  * @module
  */
 export { Application, type AnyApplication } from './app/application.js';
-export { RequestHandler, type HandlerClass, type HandlerPhase } from './app/request-handler.js';
+export { RequestHandler, type HandlerClass, type AnyHandlerClass, type HandlerPhase } from './app/request-handler.js';
 export { SMTPRequest, MessageHeaders, type SessionInfo, type Envelope } from './app/request.js';
 export { ApplicationSettings, SettingsError, settingsSchema, type SettingsInput, type SettingsProblem } from './app/settings.js';
 export { SMTPServer, type StartOptions } from './server/smtp-server.js';
@@ -37,3 +37,15 @@ export {
 } from './protocol/sasl.js';
 export type { Authenticator } from './app/settings.js';
 export type { TLSSettings, TLSInfo, SNIResolver } from './server/tls.js';
+export { Sink } from './handlers/sink.js';
+export { Debugging, DebuggingSettings } from './handlers/debugging.js';
+export { Maildir, MaildirSettings } from './handlers/maildir.js';
+export { Relay, RelaySettings, closeRelay } from './handlers/relay.js';
+export { traceHeaders } from './handlers/trace.js';
+export {
+  Controller,
+  UnixSocketController,
+  ControllerTimeoutError,
+  type ControllerOptions,
+  type UnixSocketControllerOptions,
+} from './testing/controller.js';

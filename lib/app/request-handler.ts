@@ -24,6 +24,10 @@ export type HandlerClass<S extends object = Record<string, unknown>> = new (
   log: Logger,
 ) => RequestHandler<S>;
 
+/** Any handler class, whatever its settings type: what code that only runs handlers takes. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyHandlerClass = HandlerClass<any>;
+
 /**
  * Subclass this to receive mail. One instance serves one mail transaction, from MAIL to the end
  * of the data (or to RSET, or to the client's going away).

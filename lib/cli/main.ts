@@ -1,0 +1,235 @@
+#!/usr/bin/env node
+/**
+ * The `sirocco` command: runs a server with a ready handler or your own.
+ *
+ *   sirocco --listen 127.0.0.1:2525 --handler maildir:./mail
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { Application, type AnyApplication } from '../app/application.js';
+import { RequestHandler, type AnyHandlerClass } from '../app/request-handler.js';
+import { SettingsError, type SettingsInput } from '../app/settings.js';
+import { Debugging } from '../handlers/debugging.js';
+import { Maildir } from '../handlers/maildir.js';
+import { closeRelay, Relay, type RelaySettings } from '../handlers/relay.js';
+import { Sink } from '../handlers/sink.js';
+import { SMTPServer } from '../server/smtp-server.js';
+
+export const USAGE = `Usage: sirocco [options]
+
+Runs an SMTP server with a ready handler or your own RequestHandler.
+
+Options:
+  --listen ADDRESS          HOST:PORT, [IPv6]:PORT, :PORT (every interface) or a Unix
+                            socket path (default 127.0.0.1:2525)
+  --handler HANDLER         what to do with each message (default debugging):
+                              sink                accept and discard
+                              debugging           print envelope and body to stdout
+                              maildir:DIR         store in the Maildir DIR (durable)
+                              relay:HOST[:PORT]   forward to a smarthost (port 25)
+                              FILE:CLASS          your RequestHandler subclass CLASS,
+                                                  exported by the module FILE
+  --hostname NAME           name in the greeting and EHLO reply
+  --max-message-size BYTES  largest message accepted (default 26214400)
+  --max-recipients N        recipients per message (default 100)
+  --idle-timeout SECONDS    idle time before 421 (default 300)
+  --tls-key FILE            PEM key: offer STARTTLS (with --tls-cert)
+  --tls-cert FILE           PEM certificate
+  --implicit-tls            TLS from the first byte (SMTPS) instead of STARTTLS
+  --set KEY=VALUE           any other application setting, for your handler;
+                            VALUE is parsed as JSON when it can be (repeatable)
+  --help                    show this and exit
+
+Examples:
+  sirocco --listen 127.0.0.1:2525 --handler maildir:./mail
+  sirocco --handler relay:smtp.example.com:587
+  sirocco --handler ./inbound.js:Inbound --set domain=example.com
+
+SIGINT and SIGTERM close the server cleanly: open transactions finish first.
+`;
+
+/** A bad command line: printed as one line, exit status 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Where to listen. */
+export type ListenTarget = { readonly port: number; readonly host: string } | { readonly path: string };
+
+/** Parses `--listen`. */
+export function parseListen(text: string): ListenTarget {
+  const hostPort = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
+  if (hostPort !== null) {
+    const port = Number(hostPort[3]);
+    if (port > 65535) throw new UsageError(`--listen: port ${port} is out of range`);
+    return { host: hostPort[1] ?? hostPort[2] ?? '', port };
+  }
+  if (text.includes('/')) return { path: text };
+  throw new UsageError(`--listen: expected HOST:PORT, [IPv6]:PORT, :PORT or a socket path, got ${JSON.stringify(text)}`);
+}
+
+function positiveInteger(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`${name}: expected a positive whole number, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+/** Resolves `--handler` to a class and the settings it needs. */
+export async function loadHandler(spec: string): Promise<{ handler: AnyHandlerClass; settings: SettingsInput }> {
+  if (spec === 'sink') return { handler: Sink, settings: {} };
+  if (spec === 'debugging') return { handler: Debugging, settings: {} };
+  if (spec.startsWith('maildir:')) {
+    const dir = spec.slice('maildir:'.length);
+    if (dir === '') throw new UsageError('--handler maildir:DIR needs a directory');
+    return { handler: Maildir, settings: { maildir: resolve(dir) } };
+  }
+  if (spec.startsWith('relay:')) {
+    const match = /^relay:([^:]+)(?::(\d{1,5}))?$/.exec(spec);
+    if (match === null) throw new UsageError(`--handler relay:HOST[:PORT], got ${JSON.stringify(spec)}`);
+    const relay: RelaySettings = { relayHost: match[1] ?? '', relayPort: Number(match[2] ?? 25) };
+    return { handler: Relay, settings: { ...relay } };
+  }
+  const colon = spec.lastIndexOf(':');
+  if (colon <= 0 || colon === spec.length - 1) {
+    throw new UsageError(`--handler: expected sink, debugging, maildir:DIR, relay:HOST[:PORT] or FILE:CLASS, got ${JSON.stringify(spec)}`);
+  }
+  const file = spec.slice(0, colon);
+  const name = spec.slice(colon + 1);
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(pathToFileURL(isAbsolute(file) ? file : resolve(file)).href)) as Record<string, unknown>;
+  } catch (err) {
+    throw new UsageError(`--handler: cannot load ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const handler = module[name];
+  if (typeof handler !== 'function' || !(handler.prototype instanceof RequestHandler)) {
+    throw new UsageError(`--handler: ${file} exports no RequestHandler subclass named ${name}`);
+  }
+  return { handler: handler as AnyHandlerClass, settings: {} };
+}
+
+/** What the command line asks for. */
+export interface Plan {
+  readonly help: boolean;
+  readonly listen: ListenTarget;
+  readonly handler: string;
+  readonly settings: SettingsInput;
+}
+
+/** Parses the arguments; throws {@link UsageError} for anything wrong. */
+export function parseCommandLine(args: readonly string[]): Plan {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        listen: { type: 'string' },
+        handler: { type: 'string' },
+        hostname: { type: 'string' },
+        'max-message-size': { type: 'string' },
+        'max-recipients': { type: 'string' },
+        'idle-timeout': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'implicit-tls': { type: 'boolean' },
+        set: { type: 'string', multiple: true },
+        help: { type: 'boolean' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message.split('\n')[0] ?? err.message : String(err));
+  }
+  const settings: Record<string, unknown> = {};
+  for (const pair of values.set ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set: expected KEY=VALUE, got ${JSON.stringify(pair)}`);
+    const raw = pair.slice(eq + 1);
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // Not JSON: the plain string.
+    }
+    settings[pair.slice(0, eq)] = value;
+  }
+  if (values.hostname !== undefined) settings.hostname = values.hostname;
+  const size = positiveInteger('--max-message-size', values['max-message-size']);
+  if (size !== undefined) settings.maxMessageSize = size;
+  const rcpts = positiveInteger('--max-recipients', values['max-recipients']);
+  if (rcpts !== undefined) settings.maxRecipients = rcpts;
+  const idle = positiveInteger('--idle-timeout', values['idle-timeout']);
+  if (idle !== undefined) settings.idleTimeout = idle * 1000;
+  const key = values['tls-key'];
+  const cert = values['tls-cert'];
+  if ((key === undefined) !== (cert === undefined)) throw new UsageError('--tls-key and --tls-cert go together');
+  if (key !== undefined && cert !== undefined) {
+    try {
+      settings.tls = { key: readFileSync(key), cert: readFileSync(cert) };
+    } catch (err) {
+      throw new UsageError(`--tls-key/--tls-cert: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  if (values['implicit-tls'] === true) {
+    if (settings.tls === undefined) throw new UsageError('--implicit-tls needs --tls-key and --tls-cert');
+    settings.implicitTLS = true;
+  }
+  return {
+    help: values.help === true,
+    listen: parseListen(values.listen ?? '127.0.0.1:2525'),
+    handler: values.handler ?? 'debugging',
+    settings: settings,
+  };
+}
+
+/** Runs the command; resolves to the exit status once the server has closed (or at once on error). */
+export async function main(args: readonly string[], out = process.stdout, err = process.stderr): Promise<number> {
+  let server: SMTPServer;
+  let app: AnyApplication;
+  try {
+    const plan = parseCommandLine(args);
+    if (plan.help) {
+      out.write(USAGE);
+      return 0;
+    }
+    const loaded = await loadHandler(plan.handler);
+    app = new Application(loaded.handler, { ...loaded.settings, ...plan.settings });
+    server = new SMTPServer(app);
+    if ('path' in plan.listen) await server.listen(plan.listen.path);
+    else await server.listen(plan.listen.port, plan.listen.host);
+    const address = server.address();
+    const where = typeof address === 'string' ? address : address === null ? '?' : `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+    out.write(`sirocco: serving ${plan.handler} on ${where}\n`);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof SettingsError) {
+      err.write(`sirocco: ${e.message} (see --help)\n`);
+      return 2;
+    }
+    err.write(`sirocco: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+  await new Promise<void>((done) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      out.write('sirocco: closing\n');
+      void server.close().then(() => {
+        closeRelay(app.settings as object);
+        done();
+      });
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return 0;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  process.exitCode = await main(process.argv.slice(2));
+}

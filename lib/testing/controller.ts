@@ -1,0 +1,208 @@
+/**
+ * A server a user's own test suite starts and stops around its tests, like aiosmtpd's Controller.
+ */
+import { connect, type Socket } from 'node:net';
+import { Application, type AnyApplication } from '../app/application.js';
+import type { AnyHandlerClass } from '../app/request-handler.js';
+import type { SettingsInput } from '../app/settings.js';
+import { SMTPServer } from '../server/smtp-server.js';
+
+/** Options of {@link Controller}. */
+export interface ControllerOptions {
+  /** The address to listen on. Default `127.0.0.1`. */
+  readonly hostname?: string;
+  /** The port; 0 (the default) picks a free one, reported by {@link Controller.port}. */
+  readonly port?: number;
+  /**
+   * Milliseconds `start()` waits for the server to greet. Default 1000, or the environment variable
+   * `SIROCCO_CONTROLLER_TIMEOUT` (milliseconds) when set.
+   */
+  readonly readyTimeout?: number;
+  /** Application settings, when the Controller is given a handler class. SMTPUTF8 is on. */
+  readonly settings?: SettingsInput;
+}
+
+/** Options of {@link UnixSocketController}. */
+export interface UnixSocketControllerOptions extends Omit<ControllerOptions, 'hostname' | 'port'> {
+  /** The Unix socket's path. */
+  readonly unixSocket: string;
+}
+
+/** Thrown by `start()` when the server did not greet within `readyTimeout`. */
+export class ControllerTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`Controller: the server did not greet within ${ms} ms (readyTimeout; SIROCCO_CONTROLLER_TIMEOUT overrides it)`);
+    this.name = 'ControllerTimeoutError';
+  }
+}
+
+function readyTimeoutOf(options: { readonly readyTimeout?: number }): number {
+  const fromEnv = process.env.SIROCCO_CONTROLLER_TIMEOUT;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    const ms = Number(fromEnv);
+    if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`SIROCCO_CONTROLLER_TIMEOUT must be a positive number of milliseconds, got ${fromEnv}`);
+    return ms;
+  }
+  const ms = options.readyTimeout ?? 1000;
+  if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`Controller: readyTimeout must be a positive number of milliseconds, got ${String(ms)}`);
+  return ms;
+}
+
+/** Connects, reads the greeting and says QUIT; rejects unless the greeting is a 220. */
+function handshake(target: { port: number; host: string } | { path: string }, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket: Socket = 'path' in target ? connect(target.path) : connect(target.port, target.host);
+    let text = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new ControllerTimeoutError(ms));
+    }, ms);
+    socket.setEncoding('utf8');
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      if (!text.includes('\r\n')) return;
+      clearTimeout(timer);
+      socket.end('QUIT\r\n');
+      if (text.startsWith('220')) resolve();
+      else reject(new Error(`Controller: the server greeted with ${JSON.stringify(text.trim())}`));
+    });
+  });
+}
+
+/**
+ * Starts a real Sirocco server for a test and stops it after. `start()` resolves only once a real
+ * client connection got the 220 greeting; after `stop()`, new connections are refused.
+ *
+ * @example
+ * ```ts
+ * const controller = new Controller(MyHandler, { settings: { domain: 'example.com' } });
+ * beforeAll(() => controller.start());
+ * afterAll(() => controller.stop());
+ * it('receives', async () => {
+ *   await nodemailer.createTransport({ host: controller.hostname, port: controller.port }).sendMail(msg);
+ * });
+ * ```
+ */
+export class Controller {
+  /** The application served. */
+  readonly application: AnyApplication | undefined;
+  readonly #source: AnyApplication | AnyHandlerClass;
+  readonly #options: ControllerOptions;
+  #server: SMTPServer | undefined;
+  #port = 0;
+
+  /** @param appOrHandler an {@link Application}, or a handler class to build one with `options.settings`. */
+  constructor(appOrHandler: AnyApplication | AnyHandlerClass, options: ControllerOptions = {}) {
+    this.#source = appOrHandler;
+    this.#options = options;
+    this.application = appOrHandler instanceof Application ? appOrHandler : undefined;
+  }
+
+  /** The address listened on. */
+  get hostname(): string {
+    return this.#options.hostname ?? '127.0.0.1';
+  }
+
+  /** The port listened on; the real one once started with port 0. */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** The running server, once started. */
+  get server(): SMTPServer | undefined {
+    return this.#server;
+  }
+
+  /**
+   * Starts the server and waits for its greeting. Rejects with the real cause when listening fails
+   * (for example `EADDRINUSE`), with a `SettingsError` for bad settings, and with a
+   * {@link ControllerTimeoutError} when no greeting came within `readyTimeout`.
+   */
+  async start(): Promise<void> {
+    if (this.#server !== undefined) throw new Error('Controller.start(): already started');
+    const ms = readyTimeoutOf(this.#options);
+    const server = new SMTPServer(buildApplication(this.#source, this.#options.settings));
+    await server.listen(this.#options.port ?? 0, this.hostname);
+    const address = server.address();
+    this.#port = typeof address === 'object' && address !== null ? address.port : 0;
+    try {
+      await handshake({ port: this.#port, host: this.hostname }, ms);
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+    this.#server = server;
+  }
+
+  /** Stops the server; once it resolves, new connections are refused. */
+  async stop(): Promise<void> {
+    const server = this.#server;
+    if (server === undefined) throw new Error('Controller.stop(): the controller was not started (or start() failed)');
+    this.#server = undefined;
+    await server.close();
+  }
+}
+
+/**
+ * A {@link Controller} on a Unix socket.
+ *
+ * @example
+ * ```ts
+ * const controller = new UnixSocketController(MyHandler, { unixSocket: '/tmp/test-smtp.sock' });
+ * await controller.start();
+ * ```
+ */
+export class UnixSocketController {
+  readonly #source: AnyApplication | AnyHandlerClass;
+  readonly #options: UnixSocketControllerOptions;
+  #server: SMTPServer | undefined;
+
+  constructor(appOrHandler: AnyApplication | AnyHandlerClass, options: UnixSocketControllerOptions) {
+    if (typeof options.unixSocket !== 'string' || options.unixSocket === '') {
+      throw new TypeError('UnixSocketController: unixSocket must be a socket path');
+    }
+    this.#source = appOrHandler;
+    this.#options = options;
+  }
+
+  /** The socket path. */
+  get unixSocket(): string {
+    return this.#options.unixSocket;
+  }
+
+  /** Like {@link Controller.start}, on the socket path. */
+  async start(): Promise<void> {
+    if (this.#server !== undefined) throw new Error('UnixSocketController.start(): already started');
+    const ms = readyTimeoutOf(this.#options);
+    const server = new SMTPServer(buildApplication(this.#source, this.#options.settings));
+    await server.listen(this.#options.unixSocket);
+    try {
+      await handshake({ path: this.#options.unixSocket }, ms);
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+    this.#server = server;
+  }
+
+  /** Like {@link Controller.stop}; the socket file is removed. */
+  async stop(): Promise<void> {
+    const server = this.#server;
+    if (server === undefined) throw new Error('UnixSocketController.stop(): the controller was not started (or start() failed)');
+    this.#server = undefined;
+    await server.close();
+  }
+}
+
+function buildApplication(source: AnyApplication | AnyHandlerClass, settings: SettingsInput | undefined): AnyApplication {
+  if (source instanceof Application) {
+    if (settings !== undefined) throw new TypeError('Controller: settings go to the Application you passed, not to the Controller');
+    return source;
+  }
+  // Tests want a fast stop and international addresses.
+  return new Application(source, { smtputf8: true, closeTimeout: 1000, ...settings });
+}
