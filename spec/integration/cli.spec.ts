@@ -1,0 +1,172 @@
+/** The sirocco command, run as a user runs it. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RawClient } from '../helpers/raw-client.js';
+import { closeServers, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
+
+const CLI = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('../fixtures/custom-handler.ts', import.meta.url));
+const children = new Set<ChildProcess>();
+const dirs: string[] = [];
+
+afterEach(async () => {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
+      const exited = new Promise((r) => child.once('exit', r));
+      process.kill(child.pid, 'SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    }
+  }
+  children.clear();
+  await closeServers();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sirocco-cli-'));
+  dirs.push(dir);
+  return dir;
+}
+
+interface Run {
+  readonly child: ChildProcess;
+  readonly stdout: () => string;
+  readonly stderr: () => string;
+  readonly exited: Promise<number | null>;
+}
+
+function run(args: string[]): Run {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, SIROCCO_LOG_LEVEL: 'silent' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let out = '';
+  let err = '';
+  child.stdout?.setEncoding('utf8').on('data', (t: string) => (out += t));
+  child.stderr?.setEncoding('utf8').on('data', (t: string) => (err += t));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Starts the command on a free port and returns it with the port it serves. */
+async function serve(args: string[]): Promise<Run & { port: number }> {
+  const r = run(['--listen', '127.0.0.1:0', ...args]);
+  await until(() => /serving .* on 127\.0\.0\.1:\d+/.test(r.stdout()) || r.child.exitCode !== null, 15_000);
+  const port = Number(/ on 127\.0\.0\.1:(\d+)/.exec(r.stdout())?.[1] ?? 0);
+  if (port === 0) throw new Error(`did not start: ${r.stderr()}`);
+  return { ...r, port };
+}
+
+async function send(port: number | string, to = 'c@example.com', body = 'Subject: t\r\n\r\nhello'): Promise<RawClient & { last: string }> {
+  const c = await RawClient.greeted(port);
+  await c.command('EHLO client.test');
+  await c.command('MAIL FROM:<a@b.test>');
+  await c.command(`RCPT TO:<${to}>`);
+  await c.command('DATA');
+  return Object.assign(c, { last: await c.command(`${body}\r\n.`) });
+}
+
+describe('sirocco --help and bad options', () => {
+  it('documents everything in --help and exits 0', async () => {
+    const r = run(['--help']);
+    expect(await r.exited).toBe(0);
+    for (const option of ['--listen', '--handler', '--hostname', '--max-message-size', '--max-recipients', '--idle-timeout', '--tls-key', '--set', 'maildir:DIR', 'relay:HOST[:PORT]', 'FILE:CLASS']) {
+      expect(r.stdout()).toContain(option);
+    }
+  });
+
+  it.each([
+    [['--bogus'], "sirocco: Unknown option '--bogus' (see --help)"],
+    [['--listen', 'nowhere'], 'sirocco: --listen: expected HOST:PORT, [IPv6]:PORT, :PORT or a socket path, got "nowhere" (see --help)'],
+    [['--handler', 'teleport'], 'sirocco: --handler: expected sink, debugging, maildir:DIR, relay:HOST[:PORT] or FILE:CLASS, got "teleport" (see --help)'],
+    [['--max-message-size', 'big'], 'sirocco: --max-message-size: expected a positive whole number, got "big" (see --help)'],
+    [['--tls-key', 'k.pem'], 'sirocco: --tls-key and --tls-cert go together (see --help)'],
+    [['--set', 'noequals'], 'sirocco: --set: expected KEY=VALUE, got "noequals" (see --help)'],
+    [['--set', 'maxRecipients=0'], 'sirocco: Invalid settings: maxRecipients: maxRecipients must not be less than 1 (see --help)'],
+    [['--handler', 'missing.js:Nope'], /^sirocco: --handler: cannot load missing\.js: .* \(see --help\)$/],
+    [['--handler', `${'FIXTURE'}:notAHandler`], 'sirocco: --handler: FIXTURE exports no RequestHandler subclass named notAHandler (see --help)'],
+  ])('%j: one line and exit 2', async (args, message) => {
+    const r = run(args.map((a) => a.replace('FIXTURE', FIXTURE)));
+    expect(await r.exited).toBe(2);
+    const lines = r.stderr().trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    if (typeof message === 'string') expect(lines[0]).toBe(message.replace('FIXTURE', FIXTURE));
+    else expect(lines[0]).toMatch(message);
+  });
+});
+
+describe('sirocco handlers', () => {
+  it('debugging (the default) prints each message, and SIGINT closes cleanly', async () => {
+    const r = await serve(['--hostname', 'cli.test']);
+    const c = await send(r.port);
+    expect(c.last).toMatch(/^250 /);
+    c.close();
+    await until(() => r.stdout().includes('END MESSAGE'));
+    expect(r.stdout()).toContain('> hello\n');
+    process.kill(r.child.pid ?? 0, 'SIGINT');
+    expect(await r.exited).toBe(0);
+    expect(r.stdout()).toContain('sirocco: closing\n');
+  });
+
+  it('sink, with the size and recipient options', async () => {
+    const r = await serve(['--handler', 'sink', '--max-message-size', '100', '--max-recipients', '1']);
+    const c = await RawClient.greeted(r.port);
+    expect(await c.command('EHLO x.test')).toContain('250-SIZE 100\r\n');
+    await c.command('MAIL FROM:<a@b.test>');
+    await c.command('RCPT TO:<1@b.test>');
+    expect(await c.command('RCPT TO:<2@b.test>')).toBe('452 4.5.3 Too many recipients\r\n');
+    c.close();
+  });
+
+  it('relay:HOST:PORT forwards to the smarthost', async () => {
+    const received: Received[] = [];
+    const smarthost = await startServer(recordingHandler(received));
+    const r = await serve(['--handler', `relay:127.0.0.1:${smarthost.port}`]);
+    const c = await send(r.port);
+    expect(c.last).toMatch(/^250 2\.0\.0 Ok: relayed as /);
+    c.close();
+    expect(received[0]?.body.toString()).toBe('Subject: t\r\n\r\nhello\r\n');
+  });
+
+  it("FILE:CLASS runs the user's own handler with --set settings", async () => {
+    const r = await serve(['--handler', `${FIXTURE}:OnlyFor`, '--set', 'domain=example.com']);
+    const refused = await RawClient.greeted(r.port);
+    await refused.command('EHLO x.test');
+    await refused.command('MAIL FROM:<a@b.test>');
+    expect(await refused.command('RCPT TO:<x@other.test>')).toBe('550 5.7.1 only example.com\r\n');
+    refused.close();
+    const c = await send(r.port);
+    expect(c.last).toMatch(/^250 /);
+    c.close();
+    await until(() => r.stdout().includes('custom handler got'));
+  });
+
+  it('listens on a Unix socket path', async () => {
+    const path = join(tempDir(), 'smtp.sock');
+    const r = run(['--listen', path, '--handler', 'sink']);
+    await until(() => r.stdout().includes('serving'), 15_000);
+    const c = await send(path);
+    expect(c.last).toMatch(/^250 /);
+    c.close();
+  });
+});
+
+describe('maildir durability', () => {
+  it('a message acknowledged with 250 is complete on disk after SIGKILL right after the reply', async () => {
+    const dir = tempDir();
+    const r = await serve(['--handler', `maildir:${dir}`, '--hostname', 'durable.test']);
+    const body = `Subject: durable\r\n\r\n${'line of the message body\r\n'.repeat(2000)}end`;
+    const c = await send(r.port, 'c@example.com', body);
+    // The reply is in hand: kill the server at once, giving it no chance to finish anything.
+    process.kill(r.child.pid ?? 0, 'SIGKILL');
+    expect(c.last).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    await r.exited;
+    const files = readdirSync(join(dir, 'new'));
+    expect(files).toHaveLength(1);
+    const stored = readFileSync(join(dir, 'new', files[0] ?? '')).toString();
+    expect(stored.slice(stored.indexOf('Subject: durable'))).toBe(`${body}\r\n`);
+    expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
+  });
+});

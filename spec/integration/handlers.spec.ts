@@ -1,0 +1,154 @@
+/** The ready handlers over real sockets. */
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeRelay, Debugging, Maildir, Relay, RequestHandler, Sink, SMTPError, type HandlerClass } from '../../lib/index.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { closeServers, recordingHandler, startServer, type Received } from '../helpers/server.js';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sirocco-handlers-'));
+  dirs.push(dir);
+  return dir;
+}
+afterEach(async () => {
+  await closeServers();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function send(port: number, from: string, to: string[], body: string, ehlo = 'EHLO client.test'): Promise<string> {
+  const c = await RawClient.greeted(port);
+  await c.command(ehlo);
+  await c.command(`MAIL FROM:<${from}>`);
+  for (const rcpt of to) await c.command(`RCPT TO:<${rcpt}>`);
+  await c.command('DATA');
+  const reply = await c.command(`${body}\r\n.`);
+  c.close();
+  return reply;
+}
+
+describe('Sink', () => {
+  it('accepts and keeps nothing', async () => {
+    const { port } = await startServer(Sink);
+    expect(await send(port, 'a@b.test', ['c@d.test'], 'x')).toMatch(/^250 2\.0\.0 Ok: queued as /);
+  });
+});
+
+describe('Debugging', () => {
+  it('prints the envelope, then the body with "> " before each line, to the chosen stream', async () => {
+    const stream = new PassThrough();
+    let printed = '';
+    stream.on('data', (d: Buffer) => (printed += d.toString()));
+    const { port } = await startServer(Debugging, { debugStream: stream });
+    expect(await send(port, 'a@b.test', ['c@d.test', 'e@f.test'], 'Subject: hi\r\n\r\nline one\r\n..dotted')).toMatch(/^250 /);
+    expect(printed.replace(/[0-9A-Z]{12}/g, 'ID').replace(/:\d+\n/, ':PORT\n')).toBe(
+      [
+        '---------- MESSAGE ID FOLLOWS ----------',
+        'Peer: 127.0.0.1:PORT',
+        'HELO: client.test (ESMTP)',
+        'MAIL FROM: <a@b.test>',
+        'RCPT TO: <c@d.test>',
+        'RCPT TO: <e@f.test>',
+        '',
+        '> Subject: hi',
+        '> ',
+        '> line one',
+        '> .dotted',
+        '---------- END MESSAGE ID ----------',
+        '',
+      ].join('\n'),
+    );
+  });
+});
+
+describe('Maildir', () => {
+  it('stores each message in new/ with Return-Path and Received', async () => {
+    const dir = tempDir();
+    const { port } = await startServer(Maildir, { maildir: dir });
+    const reply = await send(port, 'a@b.test', ['c@d.test'], 'Subject: stored\r\n\r\nbody');
+    expect(reply).toMatch(/^250 2\.0\.0 Ok: queued as [0-9A-Z]{12}\r\n$/);
+    const id = /queued as ([0-9A-Z]{12})/.exec(reply)?.[1] ?? '';
+    expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
+    expect(readdirSync(join(dir, 'cur'))).toEqual([]);
+    const files = readdirSync(join(dir, 'new'));
+    expect(files).toHaveLength(1);
+    expect(files[0]).toMatch(new RegExp(`^\\d+\\.M\\d+P${process.pid}Q\\d+\\.`));
+    const content = readFileSync(join(dir, 'new', files[0] ?? '')).toString();
+    expect(content).toMatch(
+      new RegExp(
+        `^Return-Path: <a@b\\.test>\\r\\nReceived: from client\\.test \\(\\[127\\.0\\.0\\.1\\]\\)\\r\\n\\tby mx\\.test \\(Sirocco\\) with ESMTP id ${id}\\r\\n\\tfor <c@d\\.test>;\\r\\n\\t\\w{3}, \\d{1,2} \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d \\+0000\\r\\nSubject: stored\\r\\n\\r\\nbody\\r\\n$`,
+      ),
+    );
+  });
+
+  it('stores the body untouched without trace headers, one file per message', async () => {
+    const dir = tempDir();
+    const { port } = await startServer(Maildir, { maildir: dir, maildirTraceHeaders: false });
+    await send(port, 'a@b.test', ['c@d.test'], 'one');
+    await send(port, 'a@b.test', ['c@d.test', 'e@f.test'], 'two', 'HELO client.test');
+    const contents = readdirSync(join(dir, 'new')).map((f) => readFileSync(join(dir, 'new', f)).toString()).sort();
+    expect(contents).toEqual(['one\r\n', 'two\r\n']);
+  });
+
+  it('answers 451, never 250, when the write fails', async () => {
+    const dir = tempDir();
+    const notADirectory = join(dir, 'file');
+    writeFileSync(notADirectory, 'x');
+    const { port } = await startServer(Maildir, { maildir: notADirectory });
+    expect(await send(port, 'a@b.test', ['c@d.test'], 'x')).toBe('451 4.3.0 Requested action aborted: local error in processing\r\n');
+  });
+
+  it('refuses to start without a maildir setting', async () => {
+    await expect(startServer(Maildir, {})).rejects.toThrow('Invalid settings: maildir: maildir should not be empty, maildir must be a string');
+  });
+});
+
+describe('Relay', () => {
+  function refusing(code: number, enhanced: [4 | 5, number, number], text: string): HandlerClass {
+    return class Refusing extends RequestHandler {
+      override data(): void {
+        throw new SMTPError(code, enhanced, text);
+      }
+    };
+  }
+
+  async function relayTo(port: number): Promise<number> {
+    const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: port, relayTLS: { rejectUnauthorized: false } });
+    return relay.port;
+  }
+
+  it('forwards envelope and body to the smarthost', async () => {
+    const received: Received[] = [];
+    const smarthost = await startServer(recordingHandler(received));
+    const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: smarthost.port });
+    expect(await send(relay.port, 'a@b.test', ['c@d.test', 'e@f.test'], 'Subject: via relay\r\n\r\n..dot line')).toMatch(/^250 2\.0\.0 Ok: relayed as [0-9A-Z]{12}\r\n$/);
+    expect(received).toEqual([{ mailFrom: 'a@b.test', rcptTos: ['c@d.test', 'e@f.test'], body: Buffer.from('Subject: via relay\r\n\r\n.dot line\r\n') }]);
+    closeRelay(relay.app.settings);
+  });
+
+  it('keeps a permanent refusal 5xx and a temporary one 4xx', async () => {
+    const permanent = await startServer(refusing(554, [5, 7, 1], 'spam refused'));
+    const temporary = await startServer(refusing(451, [4, 3, 0], 'try later'));
+    expect(await send(await relayTo(permanent.port), 'a@b.test', ['c@d.test'], 'x')).toBe('554 5.7.1 spam refused\r\n');
+    expect(await send(await relayTo(temporary.port), 'a@b.test', ['c@d.test'], 'x')).toBe('451 4.3.0 try later\r\n');
+  });
+
+  it('answers 451 4.4.1 when the smarthost cannot be reached', async () => {
+    const gone = await startServer();
+    const port = gone.port;
+    await closeServers();
+    const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: port });
+    expect(await send(relay.port, 'a@b.test', ['c@d.test'], 'x')).toBe('451 4.4.1 Relay host unreachable, try again later\r\n');
+  });
+
+  it('relays a bounce: the null sender stays null', async () => {
+    const received: Received[] = [];
+    const smarthost = await startServer(recordingHandler(received));
+    const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: smarthost.port });
+    expect(await send(relay.port, '', ['c@d.test'], 'bounce')).toMatch(/^250 /);
+    expect(received[0]?.mailFrom).toBe('');
+  });
+});
