@@ -7,7 +7,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { Application, type AnyApplication } from '../app/application.js';
 import { RequestHandler, type AnyHandlerClass } from '../app/request-handler.js';
 import { SettingsError, type SettingsInput } from '../app/settings.js';
@@ -230,6 +230,17 @@ export async function main(args: readonly string[], out = process.stdout, err = 
   return 0;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+/** Whether this module is the program being run (also through the symlink npm makes for `bin`). */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(script)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
   process.exitCode = await main(process.argv.slice(2));
 }

@@ -1,5 +1,6 @@
 /** Every example runs as a user would run it: its own process, real clients. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodemailer, { type Transporter } from 'nodemailer';
@@ -8,6 +9,7 @@ import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { runPython } from '../helpers/python.js';
 import { until } from '../helpers/server.js';
 
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const children = new Set<ChildProcess>();
 let certs: TestCertificates;
 
@@ -34,8 +36,13 @@ interface Running {
 }
 
 async function runExample(name: string, env: Record<string, string> = {}): Promise<Running> {
-  const script = fileURLToPath(new URL(`../../examples/${name}`, import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  return runTsx([fileURLToPath(new URL(`../../examples/${name}`, import.meta.url))], env);
+}
+
+/** Runs `tsx ARGS` as node with the tsx loader, from the project root, as npm would. */
+async function runTsx(args: string[], env: Record<string, string> = {}): Promise<Running> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+    cwd: ROOT,
     env: { ...process.env, PORT: '0', SIROCCO_LOG_LEVEL: 'silent', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -43,8 +50,8 @@ async function runExample(name: string, env: Record<string, string> = {}): Promi
   let out = '';
   child.stdout?.setEncoding('utf8').on('data', (t: string) => (out += t));
   child.stderr?.setEncoding('utf8').on('data', (t: string) => (out += t));
-  await until(() => /127\.0\.0\.1:(\d+)/.test(out) || child.exitCode !== null, 15_000);
-  const port = Number(/127\.0\.0\.1:(\d+)/.exec(out)?.[1] ?? 0);
+  await until(() => /(?:on|server on) 127\.0\.0\.1:(\d+)/.test(out) || /for example\.com on 127\.0\.0\.1:\d+/.test(out) || child.exitCode !== null, 15_000);
+  const port = Number(/on 127\.0\.0\.1:(\d+)/.exec(out)?.[1] ?? 0);
   return { child, port, output: () => out };
 }
 
@@ -54,7 +61,31 @@ async function stop(child: ChildProcess): Promise<number | null> {
   return exited;
 }
 
-describe('examples/example-com.ts (npm start)', () => {
+describe('npm start', () => {
+  it('runs the sirocco command with the example.com handler: prints mail for example.com, refuses the rest', async () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
+    const [tool, ...args] = pkg.scripts.start.split(' ');
+    expect(tool).toBe('tsx');
+    expect(args).toContain('127.0.0.1:2525');
+    // The same command on a free port: a later --listen wins.
+    const { child, port, output } = await runTsx([...args, '--listen', '127.0.0.1:0']);
+    const result = await runPython(
+      `
+import os, smtplib
+s = smtplib.SMTP('127.0.0.1', int(os.environ['PORT']), timeout=10)
+print(s.sendmail('me@sender.test', ['you@example.com', 'them@elsewhere.test'], 'Subject: hello\\r\\n\\r\\nHi there\\r\\n'))
+s.quit()
+`,
+      port,
+    );
+    expect(result.trim()).toBe("{'them@elsewhere.test': (550, b'5.7.1 not relaying to that domain')}");
+    await until(() => output().includes('end of message'));
+    expect(output()).toContain('From: <me@sender.test>\nTo: <you@example.com>\n');
+    expect(await stop(child)).toBe(0);
+  });
+});
+
+describe('examples/example-com.ts', () => {
   it('accepts mail for example.com, prints it, refuses other domains, stops on SIGTERM', async () => {
     const { child, port, output } = await runExample('example-com.ts');
     const result = await runPython(
