@@ -1,13 +1,13 @@
 /** Every example runs as a user would run it: its own process, real clients. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodemailer, { type Transporter } from 'nodemailer';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { runPython } from '../helpers/python.js';
-import { until } from '../helpers/server.js';
+import { closeServers, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const children = new Set<ChildProcess>();
@@ -130,6 +130,37 @@ describe('examples/submission.ts', () => {
     await until(() => child.exitCode !== null);
     expect(child.exitCode).toBe(2);
     expect(output()).toContain('submission: set TLS_KEY and TLS_CERT');
+  });
+});
+
+describe('examples/maildir-server.ts', () => {
+  it('stores what it receives in the Maildir', async () => {
+    const dir = join(certs.dir, 'mail');
+    const { child, port } = await runExample('maildir-server.ts', { MAILDIR: dir });
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+    await transport.sendMail({ from: 'a@example.com', to: 'b@example.com', subject: 'kept', text: 'on disk' });
+    transport.close();
+    const files = readdirSync(join(dir, 'new'));
+    expect(files).toHaveLength(1);
+    expect(readFileSync(join(dir, 'new', files[0] ?? ''), 'utf8')).toContain('Subject: kept');
+    expect(await stop(child)).toBe(0);
+  });
+});
+
+describe('examples/relay-server.ts', () => {
+  it('relays for its domains only, to the smarthost', async () => {
+    const received: Received[] = [];
+    const smarthost = await startServer(recordingHandler(received));
+    const { child, port } = await runExample('relay-server.ts', { SMARTHOST: '127.0.0.1', SMARTHOST_PORT: String(smarthost.port), RELAY_DOMAINS: 'example.com' });
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+    await transport.sendMail({ from: 'a@sender.test', to: 'b@example.com', subject: 'relayed', text: 'x' });
+    await expect(transport.sendMail({ from: 'a@sender.test', to: 'b@elsewhere.test', text: 'x' })).rejects.toMatchObject({
+      response: '550 5.7.1 not relaying to that domain',
+    });
+    transport.close();
+    expect(received.map((r) => r.rcptTos)).toEqual([['b@example.com']]);
+    expect(await stop(child)).toBe(0);
+    await closeServers();
   });
 });
 
