@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'docs/api/', 'node_modules/', 'eslint.config.js', 'vitest.config.ts'] },
+  { ignores: ['dist/', 'docs/api/', 'node_modules/', 'eslint.config.js', 'vitest.config.ts', 'scripts/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -14,7 +14,7 @@
  * @module
  */
 export { Application, type AnyApplication } from './app/application.js';
-export { RequestHandler, type HandlerClass, type AnyHandlerClass, type HandlerPhase } from './app/request-handler.js';
+export { RequestHandler, type HandlerClass, type AnyHandlerClass } from './app/request-handler.js';
 export { SMTPRequest, MessageHeaders, type SessionInfo, type Envelope } from './app/request.js';
 export { ApplicationSettings, SettingsError, settingsSchema, type SettingsInput, type SettingsProblem } from './app/settings.js';
 export { SMTPServer, type StartOptions } from './server/smtp-server.js';

@@ -5,6 +5,11 @@ import { buildSettings, type ApplicationSettings, type SettingsInput } from './s
 
 /**
  * Any application, whatever its settings type: what the server side takes.
+ *
+ * @example
+ * ```ts
+ * const serve = (app: AnyApplication) => new SMTPServer(app).listen(2525);
+ * ```
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyApplication = Application<any>;

@@ -17,14 +17,29 @@ export interface HandlerState {
 /** @internal */
 export const HANDLER_STATE = new WeakMap<object, HandlerState>();
 
-/** A handler class, as given to an {@link Application}. */
+/**
+ * A handler class, as given to an {@link Application}.
+ *
+ * @example
+ * ```ts
+ * const Handler: HandlerClass<{ domain: string }> = Inbound;
+ * new Application(Handler, { domain: 'example.com' });
+ * ```
+ */
 export type HandlerClass<S extends object = Record<string, unknown>> = new (
   application: Application<S>,
   request: SMTPRequest,
   log: Logger,
 ) => RequestHandler<S>;
 
-/** Any handler class, whatever its settings type: what code that only runs handlers takes. */
+/**
+ * Any handler class, whatever its settings type: what code that only runs handlers takes.
+ *
+ * @example
+ * ```ts
+ * const handlers: Record<string, AnyHandlerClass> = { sink: Sink, maildir: Maildir };
+ * ```
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyHandlerClass = HandlerClass<any>;
 

@@ -5,6 +5,12 @@ import type { TLSInfo } from '../server/tls.js';
 
 /**
  * Facts about one connection, as they stood when the transaction began.
+ *
+ * @example
+ * ```ts
+ * const { remoteAddress, heloName, secure, user } = this.request.session;
+ * this.log.info({ remoteAddress, heloName, secure, user }, 'transaction');
+ * ```
  */
 export interface SessionInfo {
   /** The connection's id, also in every log line of the connection. */
@@ -31,6 +37,12 @@ export interface SessionInfo {
 
 /**
  * One mail transaction's envelope (RFC 5321 §2.3.1).
+ *
+ * @example
+ * ```ts
+ * const { mailFrom, rcptTos, mailParams } = this.request.envelope;
+ * if (mailFrom === '') console.log('a bounce for', rcptTos, mailParams.SIZE);
+ * ```
  */
 export interface Envelope {
   /** The reverse-path; `''` for the null sender `<>` (bounces). */
@@ -49,7 +61,15 @@ export interface Envelope {
   readonly declaredSize: number | undefined;
 }
 
-/** The raw header fields of a message, parsed on first use. Names are matched case-insensitively. */
+/**
+ * The raw header fields of a message, parsed on first use. Names are matched case-insensitively.
+ *
+ * @example
+ * ```ts
+ * const subject = this.request.headers.get('Subject');
+ * for (const [name, value] of this.request.headers) console.log(name, value);
+ * ```
+ */
 export class MessageHeaders implements Iterable<[name: string, value: string]> {
   readonly #fields: [string, string][];
 

@@ -11,12 +11,25 @@ import type { SessionInfo } from './request.js';
  * Checks credentials for AUTH. See {@link AuthCredentials} for what each mechanism gives and
  * {@link AuthDecision} for what to answer; throw an `SMTPError` for a reply of your own
  * (for example `454 4.7.0` when the user store is down).
+ *
+ * @example
+ * ```ts
+ * const authenticate: Authenticator = async (credentials) =>
+ *   credentials.mechanism === 'PLAIN' && (await users.check(credentials.username, credentials.password));
+ * new Application(Inbound, { tls: { key, cert }, authenticate });
+ * ```
  */
 export type Authenticator = (credentials: AuthCredentials, session: SessionInfo) => AuthDecision | Promise<AuthDecision>;
 
 /**
  * The settings Sirocco itself reads, with their defaults. Every limit is on by default.
  * Unknown keys given to the {@link Application} are kept beside these for the handler's own use.
+ *
+ * @example
+ * ```ts
+ * const app = new Application(Inbound, { hostname: 'mx.example.com', maxMessageSize: 10 * 1024 * 1024 });
+ * app.settings.maxRecipients; // 100, the default
+ * ```
  */
 export class ApplicationSettings {
   /** The name the server gives in its greeting and EHLO reply. */
@@ -127,10 +140,25 @@ export class ApplicationSettings {
   maxAuthFailures: number = 3;
 }
 
-/** The settings a user may pass: every known setting optional, any other key kept. */
+/**
+ * The settings a user may pass: every known setting optional, any other key kept.
+ *
+ * @example
+ * ```ts
+ * const settings: SettingsInput = { hostname: 'mx.example.com', domain: 'example.com' };
+ * new Application(Inbound, settings);
+ * ```
+ */
 export type SettingsInput = Partial<ApplicationSettings> & Record<string, unknown>;
 
-/** One bad setting. */
+/**
+ * One bad setting.
+ *
+ * @example
+ * ```ts
+ * catch (err) { if (err instanceof SettingsError) for (const p of err.problems) console.error(p.field, p.reasons); }
+ * ```
+ */
 export interface SettingsProblem {
   /** The setting's name. */
   readonly field: string;

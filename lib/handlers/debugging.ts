@@ -3,7 +3,14 @@ import { IsOptional } from 'class-validator';
 import { RequestHandler } from '../app/request-handler.js';
 import { settingsSchema } from '../app/settings.js';
 
-/** Settings of {@link Debugging}. */
+/**
+ * Settings of {@link Debugging}.
+ *
+ * @example
+ * ```ts
+ * new Application(Debugging, { debugStream: process.stderr } satisfies DebuggingSettings);
+ * ```
+ */
 export class DebuggingSettings {
   /** Where to print; defaults to standard output. */
   @IsOptional()

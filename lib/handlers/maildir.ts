@@ -8,7 +8,14 @@ import { settingsSchema } from '../app/settings.js';
 import { SMTPError } from '../protocol/reply.js';
 import { traceHeaders } from './trace.js';
 
-/** Settings of {@link Maildir}. */
+/**
+ * Settings of {@link Maildir}.
+ *
+ * @example
+ * ```ts
+ * new Application(Maildir, { maildir: '/var/mail/in', maildirTraceHeaders: false } satisfies MaildirSettings);
+ * ```
+ */
 export class MaildirSettings {
   /** The Maildir's path; `tmp/`, `new/` and `cur/` are made if missing. */
   @IsString()

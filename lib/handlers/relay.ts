@@ -5,7 +5,14 @@ import { RequestHandler } from '../app/request-handler.js';
 import { settingsSchema } from '../app/settings.js';
 import { SMTPError, type EnhancedCode } from '../protocol/reply.js';
 
-/** Settings of {@link Relay}. */
+/**
+ * Settings of {@link Relay}.
+ *
+ * @example
+ * ```ts
+ * new Application(Relay, { relayHost: 'smtp.example.com', relayPort: 587, relayRequireTLS: true } satisfies RelaySettings);
+ * ```
+ */
 export class RelaySettings {
   /** The smarthost's name or address. */
   @IsString()

@@ -23,6 +23,11 @@ export function rfc5322Date(date: Date): string {
 /**
  * The trace fields to put before a message this server accepted. The recipient is named only when
  * there is one, so a message to many does not list them all to each.
+ *
+ * @example
+ * ```ts
+ * const stored = Buffer.concat([Buffer.from(traceHeaders(this.request, 'mx.example.com')), this.request.body]);
+ * ```
  */
 export function traceHeaders(request: SMTPRequest, hostname: string, now = new Date()): string {
   const { session, envelope } = request;

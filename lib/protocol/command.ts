@@ -6,10 +6,24 @@ import { hasNonAscii, isDomain, parsePath } from './address.js';
 import type { Reply } from './reply.js';
 import { REPLIES } from './replies.js';
 
-/** ESMTP parameters of MAIL or RCPT, keyword upper-cased; `true` for a keyword without value. */
+/**
+ * ESMTP parameters of MAIL or RCPT, keyword upper-cased; `true` for a keyword without value.
+ *
+ * @example
+ * ```ts
+ * override rcpt(address: string, params: EsmtpParams) { if ('NOTIFY' in params) this.log.info('DSN asked'); }
+ * ```
+ */
 export type EsmtpParams = Readonly<Record<string, string | true>>;
 
-/** The body type declared with `BODY=` (RFC 6152). */
+/**
+ * The body type declared with `BODY=` (RFC 6152).
+ *
+ * @example
+ * ```ts
+ * const eightBit = this.request.envelope.bodyType === '8BITMIME'; // the body may hold 8-bit bytes
+ * ```
+ */
 export type BodyType = '7BIT' | '8BITMIME';
 
 export type Command =

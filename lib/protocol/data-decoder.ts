@@ -29,6 +29,11 @@ const DOT_BYTES = Buffer.from('.');
  *   or relayed message has only CRLF line ends, so no later hop can be smuggled through it.
  * - `reject`: read the message to its end, then refuse it with `554 5.6.0`.
  * - `keep`: store the bytes as they came.
+ *
+ * @example
+ * ```ts
+ * new Application(Inbound, { bareLineEndings: 'reject' satisfies BareLineEndingPolicy });
+ * ```
  */
 export type BareLineEndingPolicy = 'normalize' | 'reject' | 'keep';
 

@@ -3,6 +3,11 @@ import { reply, type Reply } from './reply.js';
 /**
  * The catalogue of every reply the protocol layer itself sends. Tests assert against these texts,
  * and `docs/replies.md` lists them; a reply that is not here is not sent by Sirocco.
+ *
+ * @example
+ * ```ts
+ * formatReply(REPLIES.tooManyRecipients()); // '452 4.5.3 Too many recipients\r\n'
+ * ```
  */
 export const REPLIES = {
   // 2xx

@@ -3,7 +3,15 @@
  * One formatter turns them into wire bytes; one error class carries them out of user code.
  */
 
-/** An RFC 3463 enhanced status code, such as `[5, 7, 1]` for "delivery not authorized". */
+/**
+ * An RFC 3463 enhanced status code, such as `[5, 7, 1]` for "delivery not authorized".
+ *
+ * @example
+ * ```ts
+ * const notRelaying: EnhancedCode = [5, 7, 1];
+ * throw new SMTPError(550, notRelaying, 'not relaying to that domain');
+ * ```
+ */
 export type EnhancedCode = readonly [klass: 2 | 4 | 5, subject: number, detail: number];
 
 /**
@@ -32,6 +40,12 @@ export function reply(code: number, enhanced: EnhancedCode | undefined, text: st
  * Formats a reply for the wire: `250-first\r\n250 last\r\n`, the enhanced code on every line.
  * Line breaks and other control characters inside the text are replaced, so user text can never
  * inject a reply line of its own.
+ *
+ * @example
+ * ```ts
+ * formatReply({ code: 250, enhanced: [2, 0, 0], lines: ['first', 'last'] });
+ * // '250-2.0.0 first\r\n250 2.0.0 last\r\n'
+ * ```
  */
 export function formatReply(r: Reply): string {
   const prefix = r.enhanced === undefined ? '' : `${r.enhanced.join('.')} `;
@@ -51,7 +65,14 @@ function sanitizeReplyText(text: string): string {
   return CONTROL.test(text) ? text.replace(CONTROL, ' ') : text;
 }
 
-/** Options of {@link SMTPError}. */
+/**
+ * Options of {@link SMTPError}.
+ *
+ * @example
+ * ```ts
+ * throw new SMTPError(451, [4, 3, 0], 'try again later', { logMessage: 'database down', cause: err } satisfies SMTPErrorOptions);
+ * ```
+ */
 export interface SMTPErrorOptions {
   /** What the server logs instead of the client's text (the client never sees it). */
   readonly logMessage?: string;

@@ -10,12 +10,35 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from
 import type { Reply } from './reply.js';
 import { REPLIES } from './replies.js';
 
-/** The SASL mechanisms Sirocco implements, for the `authMechanisms` setting. */
+/**
+ * The SASL mechanisms Sirocco implements, for the `authMechanisms` setting.
+ *
+ * @example
+ * ```ts
+ * new Application(Inbound, { tls: { key, cert }, authenticate, authMechanisms: [...SASL_MECHANISMS] });
+ * ```
+ */
 export const SASL_MECHANISMS = ['PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2', 'SCRAM-SHA-256'] as const;
-/** One of {@link SASL_MECHANISMS}. */
+/**
+ * One of {@link SASL_MECHANISMS}.
+ *
+ * @example
+ * ```ts
+ * const offered: SaslMechanism[] = ['SCRAM-SHA-256', 'PLAIN'];
+ * new Application(Inbound, { tls: { key, cert }, authenticate, authMechanisms: offered });
+ * ```
+ */
 export type SaslMechanism = (typeof SASL_MECHANISMS)[number];
 
-/** PLAIN and LOGIN: the password itself crossed the (TLS-protected) connection. */
+/**
+ * PLAIN and LOGIN: the password itself crossed the (TLS-protected) connection.
+ *
+ * @example
+ * ```ts
+ * if (credentials.mechanism === 'PLAIN' || credentials.mechanism === 'LOGIN')
+ *   return users.check(credentials.username, credentials.password);
+ * ```
+ */
 export interface PasswordCredentials {
   /** Which mechanism the client used. */
   readonly mechanism: 'PLAIN' | 'LOGIN';
@@ -27,7 +50,14 @@ export interface PasswordCredentials {
   readonly authzid: string | undefined;
 }
 
-/** XOAUTH2: an OAuth 2.0 bearer token. */
+/**
+ * XOAUTH2: an OAuth 2.0 bearer token.
+ *
+ * @example
+ * ```ts
+ * if (credentials.mechanism === 'XOAUTH2') return oauth.verify(credentials.username, credentials.accessToken);
+ * ```
+ */
 export interface TokenCredentials {
   /** Always `XOAUTH2`. */
   readonly mechanism: 'XOAUTH2';
@@ -37,7 +67,14 @@ export interface TokenCredentials {
   readonly accessToken: string;
 }
 
-/** CRAM-MD5: no password on the wire; check the client's digest against the stored password. */
+/**
+ * CRAM-MD5: no password on the wire; check the client's digest against the stored password.
+ *
+ * @example
+ * ```ts
+ * if (credentials.mechanism === 'CRAM-MD5') return credentials.verify(await users.password(credentials.username));
+ * ```
+ */
 export interface CramMd5Credentials {
   /** Always `CRAM-MD5`. */
   readonly mechanism: 'CRAM-MD5';
@@ -47,7 +84,14 @@ export interface CramMd5Credentials {
   verify(password: string): boolean;
 }
 
-/** SCRAM-SHA-256: no password on the wire; return the user's stored {@link ScramSecret}. */
+/**
+ * SCRAM-SHA-256: no password on the wire; return the user's stored {@link ScramSecret}.
+ *
+ * @example
+ * ```ts
+ * if (credentials.mechanism === 'SCRAM-SHA-256') return (await users.scramSecret(credentials.username)) ?? false;
+ * ```
+ */
 export interface ScramCredentials {
   /** Always `SCRAM-SHA-256`. */
   readonly mechanism: 'SCRAM-SHA-256';
@@ -80,6 +124,12 @@ export type AuthCredentials = PasswordCredentials | TokenCredentials | CramMd5Cr
 /**
  * A user's stored SCRAM-SHA-256 secret (RFC 5802 §3): enough to verify a client without storing
  * its password. Make one with {@link scramSecret}.
+ *
+ * @example
+ * ```ts
+ * const secret: ScramSecret = scramSecret('pencil');
+ * await users.save('user', secret); // keep salt, iterations, storedKey, serverKey
+ * ```
  */
 export interface ScramSecret {
   /** The random salt. */
@@ -96,6 +146,12 @@ export interface ScramSecret {
  * What `authenticate` answers: `true` accepts (the user is the username), a string accepts as that
  * user, `false` refuses (535). For SCRAM-SHA-256, return the user's {@link ScramSecret} (or `false`
  * for an unknown user; the exchange then fails without telling the client which part was wrong).
+ *
+ * @example
+ * ```ts
+ * const authenticate: Authenticator = ({ mechanism, username }) =>
+ *   mechanism === 'SCRAM-SHA-256' ? (secrets.get(username) ?? false) : false;
+ * ```
  */
 export type AuthDecision = boolean | string | ScramSecret;
 

@@ -6,7 +6,15 @@ import { Connection, type ConnectionContext } from './connection.js';
 import { TLSConfig } from './tls.js';
 import { ClusterPrimary, isClusterWorker, onShutdownRequest } from './cluster.js';
 
-/** Options of {@link SMTPServer.start}. */
+/**
+ * Options of {@link SMTPServer.start}.
+ *
+ * @example
+ * ```ts
+ * server.bind(2525);
+ * await server.start(4, { maxRestarts: 10 } satisfies StartOptions);
+ * ```
+ */
 export interface StartOptions {
   /** How many times a dead worker is replaced, in all, before the primary gives up. Default 100. */
   readonly maxRestarts?: number;

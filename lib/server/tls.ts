@@ -6,7 +6,15 @@
 import type { Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext, type SecureContextOptions } from 'node:tls';
 
-/** Picks a context by the server name the client asked for (SNI); `undefined` = the default one. */
+/**
+ * Picks a context by the server name the client asked for (SNI); `undefined` = the default one.
+ *
+ * @example
+ * ```ts
+ * const sni: SNIResolver = async (servername) => (await certificates.lookup(servername)) ?? undefined;
+ * new Application(Inbound, { tls: { key, cert, sni } });
+ * ```
+ */
 export type SNIResolver = (
   servername: string,
 ) => SecureContext | SecureContextOptions | undefined | Promise<SecureContext | SecureContextOptions | undefined>;
@@ -14,13 +22,27 @@ export type SNIResolver = (
 /**
  * The `tls` setting: any `tls.SecureContextOptions` (key, cert, ca, ciphers, minVersion …) plus
  * `sni`, a map from server name (`*.example.com` allowed) to options, or a resolver function.
+ *
+ * @example
+ * ```ts
+ * const tls: TLSSettings = { key, cert, minVersion: 'TLSv1.2', sni: { 'mx.other.example': { key: otherKey, cert: otherCert } } };
+ * new Application(Inbound, { tls });
+ * ```
  */
 export interface TLSSettings extends SecureContextOptions {
   /** Other certificates by server name (`*.example.com` matches one label), or a resolver. */
   readonly sni?: Readonly<Record<string, SecureContextOptions>> | SNIResolver;
 }
 
-/** The TLS facts of a connection, as handlers see them in `request.session.tls`. */
+/**
+ * The TLS facts of a connection, as handlers see them in `request.session.tls`.
+ *
+ * @example
+ * ```ts
+ * const tls = this.request.session.tls;
+ * if (tls?.clientCertificateAuthorized) this.log.info({ protocol: tls.protocol }, 'client certificate ok');
+ * ```
+ */
 export interface TLSInfo {
   /** `TLSv1.3`, `TLSv1.2` … */
   readonly protocol: string;

@@ -7,7 +7,15 @@ import type { AnyHandlerClass } from '../app/request-handler.js';
 import type { SettingsInput } from '../app/settings.js';
 import { SMTPServer } from '../server/smtp-server.js';
 
-/** Options of {@link Controller}. */
+/**
+ * Options of {@link Controller}.
+ *
+ * @example
+ * ```ts
+ * const options: ControllerOptions = { port: 0, readyTimeout: 2000, settings: { domain: 'example.com' } };
+ * const controller = new Controller(Inbound, options);
+ * ```
+ */
 export interface ControllerOptions {
   /** The address to listen on. Default `127.0.0.1`. */
   readonly hostname?: string;
@@ -22,13 +30,28 @@ export interface ControllerOptions {
   readonly settings?: SettingsInput;
 }
 
-/** Options of {@link UnixSocketController}. */
+/**
+ * Options of {@link UnixSocketController}.
+ *
+ * @example
+ * ```ts
+ * new UnixSocketController(Inbound, { unixSocket: '/tmp/smtp.sock', readyTimeout: 2000 } satisfies UnixSocketControllerOptions);
+ * ```
+ */
 export interface UnixSocketControllerOptions extends Omit<ControllerOptions, 'hostname' | 'port'> {
   /** The Unix socket's path. */
   readonly unixSocket: string;
 }
 
-/** Thrown by `start()` when the server did not greet within `readyTimeout`. */
+/**
+ * Thrown by `start()` when the server did not greet within `readyTimeout`.
+ *
+ * @example
+ * ```ts
+ * try { await controller.start(); }
+ * catch (err) { if (err instanceof ControllerTimeoutError) console.error('server too slow to greet'); }
+ * ```
+ */
 export class ControllerTimeoutError extends Error {
   constructor(ms: number) {
     super(`Controller: the server did not greet within ${ms} ms (readyTimeout; SIROCCO_CONTROLLER_TIMEOUT overrides it)`);
