@@ -4,6 +4,7 @@
  * `swaks --server 127.0.0.1:2525 --to someone@example.com` or Python's smtplib.
  */
 import { Application, RequestHandler, SMTPError } from '../lib/index.js';
+import { isMain, serve } from './serve.js';
 
 export class ExampleComHandler extends RequestHandler<{ domain: string }> {
   override rcpt(address: string): void {
@@ -32,16 +33,4 @@ export function createApplication(domain = 'example.com'): Application<{ domain:
   return new Application(ExampleComHandler, { hostname: 'localhost', domain });
 }
 
-// Run directly (npm start), not when imported by a test.
-if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
-  const port = Number(process.env.PORT ?? 2525);
-  const server = await createApplication().listen(port, '127.0.0.1');
-  const address = server.address();
-  const bound = typeof address === 'object' && address !== null ? address.port : port;
-  console.log(`Sirocco is accepting mail for example.com on 127.0.0.1:${bound} (Ctrl-C to stop)`);
-  const stop = (): void => {
-    void server.close().then(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-}
+if (isMain(import.meta.url)) await serve(createApplication(), 'Sirocco is accepting mail for example.com', 2525);

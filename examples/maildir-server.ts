@@ -8,16 +8,13 @@
  */
 import { resolve } from 'node:path';
 import { Application, Maildir, type MaildirSettings } from '../lib/index.js';
+import { isMain, serve } from './serve.js';
 
 export function createMaildirServer(maildir: string): Application<MaildirSettings> {
   return new Application(Maildir, { hostname: 'localhost', maildir: resolve(maildir) });
 }
 
-if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
-  const maildir = process.env.MAILDIR ?? './mail';
-  const server = await createMaildirServer(maildir).listen(Number(process.env.PORT ?? 2525), '127.0.0.1');
-  const address = server.address();
-  console.log(`storing mail in ${resolve(maildir)}; listening on 127.0.0.1:${typeof address === 'object' && address !== null ? address.port : '?'}`);
-  process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));
-  process.once('SIGINT', () => void server.close().then(() => process.exit(0)));
+if (isMain(import.meta.url)) {
+  const maildir = resolve(process.env.MAILDIR ?? './mail');
+  await serve(createMaildirServer(maildir), `storing mail in ${maildir}; listening`, 2525);
 }

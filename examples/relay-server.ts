@@ -6,6 +6,7 @@
  *     SMARTHOST_USER=me SMARTHOST_PASSWORD=… npx tsx examples/relay-server.ts
  */
 import { Application, closeRelay, Relay, SMTPError, type RelaySettings } from '../lib/index.js';
+import { isMain, requireEnv, serve } from './serve.js';
 
 /** Relays only for the listed domains, so the server is not an open relay. */
 export class DomainRelay extends Relay {
@@ -26,23 +27,10 @@ export function createRelayServer(host: string, port: number, domains: string, a
   });
 }
 
-if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
-  const { SMARTHOST, SMARTHOST_PORT, RELAY_DOMAINS, SMARTHOST_USER, SMARTHOST_PASSWORD } = process.env;
-  if (SMARTHOST === undefined || RELAY_DOMAINS === undefined) {
-    console.error('relay-server: set SMARTHOST (and SMARTHOST_PORT) and RELAY_DOMAINS');
-    process.exit(2);
-  }
+if (isMain(import.meta.url)) {
+  const { SMARTHOST, RELAY_DOMAINS } = requireEnv('relay-server', 'SMARTHOST', 'RELAY_DOMAINS');
+  const { SMARTHOST_PORT, SMARTHOST_USER, SMARTHOST_PASSWORD } = process.env;
   const auth = SMARTHOST_USER === undefined ? undefined : { user: SMARTHOST_USER, password: SMARTHOST_PASSWORD ?? '' };
   const app = createRelayServer(SMARTHOST, Number(SMARTHOST_PORT ?? 25), RELAY_DOMAINS, auth);
-  const server = await app.listen(Number(process.env.PORT ?? 2525), '127.0.0.1');
-  const address = server.address();
-  console.log(`relaying to ${SMARTHOST}; listening on 127.0.0.1:${typeof address === 'object' && address !== null ? address.port : '?'}`);
-  const stop = (): void => {
-    void server.close().then(() => {
-      closeRelay(app.settings);
-      process.exit(0);
-    });
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  await serve(app, `relaying to ${SMARTHOST}; listening`, 2525, () => closeRelay(app.settings));
 }

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Application } from '../lib/index.js';
+import { isMain, requireEnv, serve } from './serve.js';
 import { authenticate, Submission } from './submission.js';
 
 export function createSmtps(key: Buffer, cert: Buffer): Application {
@@ -20,15 +21,7 @@ export function createSmtps(key: Buffer, cert: Buffer): Application {
   });
 }
 
-if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
-  const { TLS_KEY, TLS_CERT } = process.env;
-  if (TLS_KEY === undefined || TLS_KEY === '' || TLS_CERT === undefined || TLS_CERT === '') {
-    console.error('smtps: set TLS_KEY and TLS_CERT to the paths of a PEM key and certificate');
-    process.exit(2);
-  }
-  const server = await createSmtps(readFileSync(TLS_KEY), readFileSync(TLS_CERT)).listen(Number(process.env.PORT ?? 2465), '127.0.0.1');
-  const address = server.address();
-  console.log(`SMTPS server on 127.0.0.1:${typeof address === 'object' && address !== null ? address.port : '?'}`);
-  process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));
-  process.once('SIGINT', () => void server.close().then(() => process.exit(0)));
+if (isMain(import.meta.url)) {
+  const { TLS_KEY, TLS_CERT } = requireEnv('smtps', 'TLS_KEY', 'TLS_CERT');
+  await serve(createSmtps(readFileSync(TLS_KEY), readFileSync(TLS_CERT)), 'SMTPS server', 2465);
 }

@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Application, RequestHandler, scramSecret, SMTPError, type Authenticator } from '../lib/index.js';
+import { isMain, requireEnv, serve } from './serve.js';
 
 const PASSWORDS = new Map([['alice', 'wonderland']]);
 const SCRAM_SECRETS = new Map([...PASSWORDS].map(([user, password]) => [user, scramSecret(password)]));
@@ -50,15 +51,7 @@ export function createSubmission(key: Buffer, cert: Buffer): Application {
   });
 }
 
-if (import.meta.url === `file://${process.argv[1] ?? ''}`) {
-  const { TLS_KEY, TLS_CERT } = process.env;
-  if (TLS_KEY === undefined || TLS_KEY === '' || TLS_CERT === undefined || TLS_CERT === '') {
-    console.error('submission: set TLS_KEY and TLS_CERT to the paths of a PEM key and certificate');
-    process.exit(2);
-  }
-  const server = await createSubmission(readFileSync(TLS_KEY), readFileSync(TLS_CERT)).listen(Number(process.env.PORT ?? 2587), '127.0.0.1');
-  const address = server.address();
-  console.log(`submission server on 127.0.0.1:${typeof address === 'object' && address !== null ? address.port : '?'}`);
-  process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));
-  process.once('SIGINT', () => void server.close().then(() => process.exit(0)));
+if (isMain(import.meta.url)) {
+  const { TLS_KEY, TLS_CERT } = requireEnv('submission', 'TLS_KEY', 'TLS_CERT');
+  await serve(createSubmission(readFileSync(TLS_KEY), readFileSync(TLS_CERT)), 'submission server', 2587);
 }

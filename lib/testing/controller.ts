@@ -147,26 +147,19 @@ export class Controller {
    */
   async start(): Promise<void> {
     if (this.#server !== undefined) throw new Error('Controller.start(): already started');
-    const ms = readyTimeoutOf(this.#options);
-    const server = new SMTPServer(buildApplication(this.#source, this.#options.settings));
-    await server.listen(this.#options.port ?? 0, this.hostname);
-    const address = server.address();
-    this.#port = typeof address === 'object' && address !== null ? address.port : 0;
-    try {
-      await handshake({ port: this.#port, host: this.hostname }, ms);
-    } catch (err) {
-      await server.close();
-      throw err;
-    }
-    this.#server = server;
+    this.#server = await startAndGreet(this.#source, this.#options, async (server) => {
+      await server.listen(this.#options.port ?? 0, this.hostname);
+      const address = server.address();
+      this.#port = typeof address === 'object' && address !== null ? address.port : 0;
+      return { port: this.#port, host: this.hostname };
+    });
   }
 
   /** Stops the server; once it resolves, new connections are refused. */
   async stop(): Promise<void> {
     const server = this.#server;
-    if (server === undefined) throw new Error('Controller.stop(): the controller was not started (or start() failed)');
     this.#server = undefined;
-    await server.close();
+    await stopStarted('Controller', server);
   }
 }
 
@@ -200,25 +193,41 @@ export class UnixSocketController {
   /** Like {@link Controller.start}, on the socket path. */
   async start(): Promise<void> {
     if (this.#server !== undefined) throw new Error('UnixSocketController.start(): already started');
-    const ms = readyTimeoutOf(this.#options);
-    const server = new SMTPServer(buildApplication(this.#source, this.#options.settings));
-    await server.listen(this.#options.unixSocket);
-    try {
-      await handshake({ path: this.#options.unixSocket }, ms);
-    } catch (err) {
-      await server.close();
-      throw err;
-    }
-    this.#server = server;
+    this.#server = await startAndGreet(this.#source, this.#options, async (server) => {
+      await server.listen(this.#options.unixSocket);
+      return { path: this.#options.unixSocket };
+    });
   }
 
   /** Like {@link Controller.stop}; the socket file is removed. */
   async stop(): Promise<void> {
     const server = this.#server;
-    if (server === undefined) throw new Error('UnixSocketController.stop(): the controller was not started (or start() failed)');
     this.#server = undefined;
-    await server.close();
+    await stopStarted('UnixSocketController', server);
   }
+}
+
+/** Builds the server, lets `listen` start it, and resolves once a client got the greeting. */
+async function startAndGreet(
+  source: AnyApplication | AnyHandlerClass,
+  options: ControllerOptions,
+  listen: (server: SMTPServer) => Promise<{ port: number; host: string } | { path: string }>,
+): Promise<SMTPServer> {
+  const ms = readyTimeoutOf(options);
+  const server = new SMTPServer(buildApplication(source, options.settings));
+  const target = await listen(server);
+  try {
+    await handshake(target, ms);
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  return server;
+}
+
+async function stopStarted(kind: string, server: SMTPServer | undefined): Promise<void> {
+  if (server === undefined) throw new Error(`${kind}.stop(): the controller was not started (or start() failed)`);
+  await server.close();
 }
 
 function buildApplication(source: AnyApplication | AnyHandlerClass, settings: SettingsInput | undefined): AnyApplication {

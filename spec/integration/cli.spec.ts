@@ -1,27 +1,19 @@
 /** The sirocco command, run as a user runs it. */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startTsx, stopAll, type Started } from '../helpers/processes.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
 
 const CLI = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('../fixtures/custom-handler.ts', import.meta.url));
-const children = new Set<ChildProcess>();
 const dirs: string[] = [];
 
 afterEach(async () => {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      const exited = new Promise((r) => child.once('exit', r));
-      process.kill(child.pid, 'SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    }
-  }
-  children.clear();
+  await stopAll();
   await closeServers();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
@@ -32,26 +24,12 @@ function tempDir(): string {
   return dir;
 }
 
-interface Run {
-  readonly child: ChildProcess;
-  readonly stdout: () => string;
-  readonly stderr: () => string;
-  readonly exited: Promise<number | null>;
-}
-
-function run(args: string[]): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, SIROCCO_LOG_LEVEL: 'silent' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let out = '';
-  let err = '';
-  child.stdout?.setEncoding('utf8').on('data', (t: string) => (out += t));
-  child.stderr?.setEncoding('utf8').on('data', (t: string) => (err += t));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, stdout: () => out, stderr: () => err, exited };
+function run(args: string[]): Started {
+  return startTsx([CLI, ...args]);
 }
 
 /** Starts the command on a free port and returns it with the port it serves. */
-async function serve(args: string[]): Promise<Run & { port: number }> {
+async function serve(args: string[]): Promise<Started & { port: number }> {
   const r = run(['--listen', '127.0.0.1:0', ...args]);
   await until(() => /serving .* on 127\.0\.0\.1:\d+/.test(r.stdout()) || r.child.exitCode !== null, 15_000);
   const port = Number(/ on 127\.0\.0\.1:(\d+)/.exec(r.stdout())?.[1] ?? 0);

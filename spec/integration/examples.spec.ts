@@ -1,36 +1,23 @@
 /** Every example runs as a user would run it: its own process, real clients. */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodemailer, { type Transporter } from 'nodemailer';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
+import { ROOT, startTsx, stopAll, terminate, type Started } from '../helpers/processes.js';
 import { runPython } from '../helpers/python.js';
 import { closeServers, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const children = new Set<ChildProcess>();
 let certs: TestCertificates;
 
 beforeAll(() => {
   certs = makeCertificates();
 });
 afterAll(() => certs.cleanup());
+afterEach(stopAll);
 
-afterEach(async () => {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-      const exited = new Promise((r) => child.once('exit', r));
-      process.kill(child.pid, 'SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-    }
-  }
-  children.clear();
-});
-
-interface Running {
-  readonly child: ChildProcess;
+interface Running extends Started {
   readonly port: number;
   readonly output: () => string;
 }
@@ -39,27 +26,24 @@ async function runExample(name: string, env: Record<string, string> = {}): Promi
   return runTsx([fileURLToPath(new URL(`../../examples/${name}`, import.meta.url))], env);
 }
 
-/** Runs `tsx ARGS` as node with the tsx loader, from the project root, as npm would. */
+/** Starts a server command and waits until it says where it listens. */
 async function runTsx(args: string[], env: Record<string, string> = {}): Promise<Running> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', SIROCCO_LOG_LEVEL: 'silent', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let out = '';
-  child.stdout?.setEncoding('utf8').on('data', (t: string) => (out += t));
-  child.stderr?.setEncoding('utf8').on('data', (t: string) => (out += t));
-  await until(() => /(?:on|server on) 127\.0\.0\.1:(\d+)/.test(out) || /for example\.com on 127\.0\.0\.1:\d+/.test(out) || child.exitCode !== null, 15_000);
-  const port = Number(/on 127\.0\.0\.1:(\d+)/.exec(out)?.[1] ?? 0);
-  return { child, port, output: () => out };
+  const started = startTsx(args, { PORT: '0', ...env });
+  const output = (): string => started.stdout() + started.stderr();
+  await until(() => / on 127\.0\.0\.1:\d+/.test(output()) || started.child.exitCode !== null, 15_000);
+  const port = Number(/ on 127\.0\.0\.1:(\d+)/.exec(output())?.[1] ?? 0);
+  return { ...started, port, output };
 }
 
-async function stop(child: ChildProcess): Promise<number | null> {
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  process.kill(child.pid ?? 0, 'SIGTERM');
-  return exited;
-}
+/** Python's smtplib sends to one handled and one foreign recipient; prints the refusals. */
+const SEND_TO_EXAMPLE_COM = `
+import os, smtplib
+s = smtplib.SMTP('127.0.0.1', int(os.environ['PORT']), timeout=10)
+print(s.sendmail('me@sender.test', ['you@example.com', 'them@elsewhere.test'], 'Subject: hello\\r\\n\\r\\nHi there\\r\\n'))
+s.quit()
+`;
+
+
 
 describe('npm start', () => {
   it('runs the sirocco command with the example.com handler: prints mail for example.com, refuses the rest', async () => {
@@ -68,47 +52,34 @@ describe('npm start', () => {
     expect(tool).toBe('tsx');
     expect(args).toContain('127.0.0.1:2525');
     // The same command on a free port: a later --listen wins.
-    const { child, port, output } = await runTsx([...args, '--listen', '127.0.0.1:0']);
-    const result = await runPython(
-      `
-import os, smtplib
-s = smtplib.SMTP('127.0.0.1', int(os.environ['PORT']), timeout=10)
-print(s.sendmail('me@sender.test', ['you@example.com', 'them@elsewhere.test'], 'Subject: hello\\r\\n\\r\\nHi there\\r\\n'))
-s.quit()
-`,
-      port,
-    );
+    const started = await runTsx([...args, '--listen', '127.0.0.1:0']);
+    const { port, output } = started;
+    const result = await runPython(SEND_TO_EXAMPLE_COM, port);
     expect(result.trim()).toBe("{'them@elsewhere.test': (550, b'5.7.1 not relaying to that domain')}");
     await until(() => output().includes('end of message'));
     expect(output()).toContain('From: <me@sender.test>\nTo: <you@example.com>\n');
-    expect(await stop(child)).toBe(0);
+    expect(await terminate(started)).toBe(0);
   });
 });
 
 describe('examples/example-com.ts', () => {
   it('accepts mail for example.com, prints it, refuses other domains, stops on SIGTERM', async () => {
-    const { child, port, output } = await runExample('example-com.ts');
-    const result = await runPython(
-      `
-import os, smtplib
-s = smtplib.SMTP('127.0.0.1', int(os.environ['PORT']), timeout=10)
-print(s.sendmail('me@sender.test', ['you@example.com', 'them@elsewhere.test'], 'Subject: hello\\r\\n\\r\\nHi there\\r\\n'))
-s.quit()
-`,
-      port,
-    );
+    const started = await runExample('example-com.ts');
+    const { port, output } = started;
+    const result = await runPython(SEND_TO_EXAMPLE_COM, port);
     expect(result.trim()).toBe("{'them@elsewhere.test': (550, b'5.7.1 not relaying to that domain')}");
     await until(() => output().includes('end of message'));
     expect(output()).toMatch(
       /---------- message [0-9A-Z]{12} ----------\nFrom: <me@sender\.test>\nTo: <you@example\.com>\nPeer: 127\.0\.0\.1 \(\S+\)\n\nSubject: hello\n\nHi there\n---------- end of message [0-9A-Z]{12} ----------\n/,
     );
-    expect(await stop(child)).toBe(0);
+    expect(await terminate(started)).toBe(0);
   });
 });
 
 describe('examples/submission.ts', () => {
   it('takes mail only over TLS, only after AUTH, only from the user', async () => {
-    const { child, port, output } = await runExample('submission.ts', { TLS_KEY: join(certs.dir, 'server.key'), TLS_CERT: join(certs.dir, 'server.crt') });
+    const started = await runExample('submission.ts', { TLS_KEY: join(certs.dir, 'server.key'), TLS_CERT: join(certs.dir, 'server.crt') });
+    const { port, output } = started;
     const transport = (user: string, pass: string): Transporter =>
       nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, requireTLS: true, tls: { ca: [certs.ca], servername: 'localhost' }, auth: { user, pass } });
     const good = transport('alice', 'wonderland');
@@ -122,28 +93,28 @@ describe('examples/submission.ts', () => {
     bad.close();
     await until(() => output().includes('accepted'));
     expect(output()).toMatch(/accepted \d+ bytes from alice <alice@example\.com> for bob@example\.net/);
-    expect(await stop(child)).toBe(0);
+    expect(await terminate(started)).toBe(0);
   });
 
   it('says what is missing without a key and certificate', async () => {
-    const { child, output } = await runExample('submission.ts', { TLS_KEY: '', TLS_CERT: '' });
-    await until(() => child.exitCode !== null);
-    expect(child.exitCode).toBe(2);
-    expect(output()).toContain('submission: set TLS_KEY and TLS_CERT');
+    const started = await runExample('submission.ts', { TLS_KEY: '', TLS_CERT: '' });
+    expect(await started.exited).toBe(2);
+    expect(started.output()).toContain('submission: set TLS_KEY and TLS_CERT');
   });
 });
 
 describe('examples/maildir-server.ts', () => {
   it('stores what it receives in the Maildir', async () => {
     const dir = join(certs.dir, 'mail');
-    const { child, port } = await runExample('maildir-server.ts', { MAILDIR: dir });
+    const started = await runExample('maildir-server.ts', { MAILDIR: dir });
+    const { port } = started;
     const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
     await transport.sendMail({ from: 'a@example.com', to: 'b@example.com', subject: 'kept', text: 'on disk' });
     transport.close();
     const files = readdirSync(join(dir, 'new'));
     expect(files).toHaveLength(1);
     expect(readFileSync(join(dir, 'new', files[0] ?? ''), 'utf8')).toContain('Subject: kept');
-    expect(await stop(child)).toBe(0);
+    expect(await terminate(started)).toBe(0);
   });
 });
 
@@ -151,7 +122,8 @@ describe('examples/relay-server.ts', () => {
   it('relays for its domains only, to the smarthost', async () => {
     const received: Received[] = [];
     const smarthost = await startServer(recordingHandler(received));
-    const { child, port } = await runExample('relay-server.ts', { SMARTHOST: '127.0.0.1', SMARTHOST_PORT: String(smarthost.port), RELAY_DOMAINS: 'example.com' });
+    const started = await runExample('relay-server.ts', { SMARTHOST: '127.0.0.1', SMARTHOST_PORT: String(smarthost.port), RELAY_DOMAINS: 'example.com' });
+    const { port } = started;
     const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
     await transport.sendMail({ from: 'a@sender.test', to: 'b@example.com', subject: 'relayed', text: 'x' });
     await expect(transport.sendMail({ from: 'a@sender.test', to: 'b@elsewhere.test', text: 'x' })).rejects.toMatchObject({
@@ -159,14 +131,15 @@ describe('examples/relay-server.ts', () => {
     });
     transport.close();
     expect(received.map((r) => r.rcptTos)).toEqual([['b@example.com']]);
-    expect(await stop(child)).toBe(0);
+    expect(await terminate(started)).toBe(0);
     await closeServers();
   });
 });
 
 describe('examples/smtps.ts', () => {
   it('speaks TLS from the first byte and requires AUTH', async () => {
-    const { child, port } = await runExample('smtps.ts', { TLS_KEY: join(certs.dir, 'server.key'), TLS_CERT: join(certs.dir, 'server.crt') });
+    const started = await runExample('smtps.ts', { TLS_KEY: join(certs.dir, 'server.key'), TLS_CERT: join(certs.dir, 'server.crt') });
+    const { port } = started;
     const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: true, tls: { ca: [certs.ca], servername: 'localhost' }, auth: { user: 'alice', pass: 'wonderland' } });
     expect((await transport.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).response).toMatch(/^250 /);
     transport.close();
@@ -175,6 +148,6 @@ describe('examples/smtps.ts', () => {
       response: '530 5.7.0 Authentication required',
     });
     anonymous.close();
-    expect(await stop(child)).toBe(0);
+    expect(await terminate(started)).toBe(0);
   });
 });
