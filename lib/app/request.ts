@@ -1,5 +1,5 @@
 import { randomFillSync } from 'node:crypto';
-import { simpleParser, type ParsedMail } from 'mailparser';
+import type { ParsedMail } from 'mailparser';
 import type { BodyType, EsmtpParams } from '../protocol/command.js';
 import type { TLSInfo } from '../server/tls.js';
 
@@ -189,8 +189,12 @@ export class SMTPRequest {
     return this.#headers;
   }
 
-  /** Parses the whole message (MIME parts, attachments, decoded headers) with mailparser. */
-  parse(): Promise<ParsedMail> {
+  /**
+   * Parses the whole message (MIME parts, attachments, decoded headers) with mailparser, loaded on
+   * first use so that servers which never parse do not carry it.
+   */
+  async parse(): Promise<ParsedMail> {
+    const { simpleParser } = await import('mailparser');
     return simpleParser(this.#body);
   }
 }
