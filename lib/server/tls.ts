@@ -63,12 +63,12 @@ export class TLSConfig {
 
   constructor(settings: TLSSettings, requestCert: boolean) {
     const { sni, ...options } = settings;
-    this.#context = createSecureContext(options);
+    this.#context = contextOrThrow('tls', options);
     this.#requestCert = requestCert;
     if (typeof sni === 'function') {
       this.#sni = sni;
     } else if (sni !== undefined) {
-      const contexts = new Map(Object.entries(sni).map(([name, opts]) => [name.toLowerCase(), createSecureContext({ ...options, ...opts })]));
+      const contexts = new Map(Object.entries(sni).map(([name, opts]) => [name.toLowerCase(), contextOrThrow(`tls.sni['${name}']`, { ...options, ...opts })]));
       this.#sni = (servername) => {
         const name = servername.toLowerCase();
         return contexts.get(name) ?? contexts.get(`*${name.slice(name.indexOf('.'))}`);
@@ -95,6 +95,15 @@ export class TLSConfig {
             },
           }),
     });
+  }
+}
+
+/** Builds a secure context; an unusable key or certificate names the setting it came from. */
+function contextOrThrow(field: string, options: SecureContextOptions): SecureContext {
+  try {
+    return createSecureContext(options);
+  } catch (err) {
+    throw new Error(`${field}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 }
 

@@ -131,6 +131,11 @@ describe('Application settings', () => {
     expect(() => new Application(RequestHandler, { logger: silent, authenticate: 'yes' as never })).toThrow('Invalid settings: authenticate: authenticate must be a function');
   });
 
+  it('names the tls setting when its key cannot be used', async () => {
+    const app = new Application(RequestHandler, { logger: silent, tls: { key: 'not a key', cert: 'not a cert' } });
+    await expect(app.listen(0, '127.0.0.1')).rejects.toThrow(/^tls: /);
+  });
+
   it('refuses something that is not a logger', () => {
     expect(() => new Application(RequestHandler, { logger: 'console' as never })).toThrow('Invalid settings: logger: logger must be a pino logger');
   });
