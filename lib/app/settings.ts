@@ -59,6 +59,15 @@ export class ApplicationSettings {
   @Min(1)
   idleTimeout: number = 5 * 60 * 1000;
 
+  /**
+   * Milliseconds a handler hook (`prepare`, `rcpt`, `data`) may take before the client is answered
+   * `451 4.3.0` and the session goes on; 0 waits for ever. The default, 5 minutes, answers before
+   * a client gives up waiting for the reply to DATA (10 minutes, RFC 5321 §4.5.3.2.6).
+   */
+  @IsInt()
+  @Min(0)
+  handlerTimeout: number = 5 * 60 * 1000;
+
   /** Syntax and sequence errors allowed per connection before `421 4.7.0` and close. */
   @IsInt()
   @Min(1)

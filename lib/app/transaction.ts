@@ -66,7 +66,7 @@ export class Transaction {
     });
     return andThen(outcome, (error) => {
       if (error === undefined) return REPLIES.senderOk();
-      this.#end();
+      this.#close();
       return error;
     });
   }
@@ -101,7 +101,7 @@ export class Transaction {
           }
           return REPLIES.queued(this.request.id, state?.finishText);
         } finally {
-          this.#end();
+          this.#close();
         }
       },
     );
@@ -117,11 +117,20 @@ export class Transaction {
       this.#connectionClosed = true;
       this.#safely('onConnectionClose', () => this.#handler?.onConnectionClose());
     }
+    this.#close();
+  }
+
+  /** Ends the transaction: `onFinish` now, or once a hook that is still running settles. */
+  #close(): void {
     this.#aborted = true;
     if (this.#running === 0) this.#end();
   }
 
-  /** Runs a hook; gives the error reply if it threw (sync or async), else `undefined`. */
+  /**
+   * Runs a hook; gives the error reply if it threw (sync or async), else `undefined`. A hook still
+   * running after `handlerTimeout` is answered `451 4.3.0`; it goes on in the background, and what
+   * it does then no longer reaches the session.
+   */
   #run(phase: HandlerPhase, hook: () => void | Promise<void>): Maybe<Reply | undefined> {
     this.#running++;
     this.#setPhase(phase);
@@ -136,7 +145,7 @@ export class Transaction {
       this.#settle(phase);
       return undefined;
     }
-    return result.then(
+    const settled = result.then(
       () => {
         this.#settle(phase);
         return undefined;
@@ -146,6 +155,16 @@ export class Transaction {
         return this.#errorReply(err, phase);
       },
     );
+    const limit = (this.#app.settings as { handlerTimeout: number }).handlerTimeout;
+    if (limit === 0) return settled;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<Reply>((resolve) => {
+      timer = setTimeout(() => {
+        this.log.error({ phase, ms: limit }, 'handler timed out; answered 451');
+        resolve(REPLIES.localError());
+      }, limit);
+    });
+    return Promise.race([settled, timedOut]).finally(() => clearTimeout(timer));
   }
 
   #settle(phase: HandlerPhase): void {

@@ -334,3 +334,75 @@ describe("regressions for Bonzo's defects", () => {
     expect(events).toEqual(['onConnectionClose', 'onFinish']);
   });
 });
+
+describe('handlerTimeout', () => {
+  it('answers 451 when a hook never settles, and the session goes on', async () => {
+    const events: string[] = [];
+    class Stuck extends RequestHandler {
+      override async rcpt(address: string): Promise<void> {
+        if (address.startsWith('stuck')) await new Promise(() => undefined);
+      }
+      override async data(): Promise<void> {
+        events.push('data started');
+        await new Promise(() => undefined);
+      }
+      override onFinish(): void {
+        events.push('onFinish');
+      }
+    }
+    const { port } = await startServer(Stuck, { handlerTimeout: 100 });
+    const c = await RawClient.greeted(port);
+    await c.command('EHLO c.test');
+    await c.command('MAIL FROM:<a@b.test>');
+    expect(await c.command('RCPT TO:<stuck@d.test>')).toBe('451 4.3.0 Requested action aborted: local error in processing\r\n');
+    expect(await c.command('RCPT TO:<fine@d.test>')).toBe('250 2.1.5 Recipient ok\r\n');
+    await c.command('DATA');
+    expect(await c.command('x\r\n.')).toBe('451 4.3.0 Requested action aborted: local error in processing\r\n');
+    expect(await c.command('MAIL FROM:<a@b.test>')).toBe('250 2.1.0 Sender ok\r\n');
+    // onFinish waits for the stuck hooks, which never settle.
+    expect(events).toEqual(['data started']);
+    c.close();
+  });
+
+  it('lets a slow hook finish when it settles in time, and calls onFinish after it', async () => {
+    const events: string[] = [];
+    class Slow extends RequestHandler {
+      override async data(): Promise<void> {
+        await new Promise((r) => setTimeout(r, 50));
+        events.push('data done');
+      }
+      override onFinish(): void {
+        events.push('onFinish');
+      }
+    }
+    const { port } = await startServer(Slow, { handlerTimeout: 5000 });
+    const c = await inData(port);
+    expect(await c.command('x\r\n.')).toMatch(/^250 /);
+    expect(events).toEqual(['data done', 'onFinish']);
+    c.close();
+  });
+
+  it('runs onFinish once a timed-out hook settles after all', async () => {
+    const events: string[] = [];
+    let release: () => void = () => undefined;
+    class Late extends RequestHandler {
+      override async prepare(): Promise<void> {
+        await new Promise<void>((r) => (release = r));
+        events.push('prepare done');
+      }
+      override onFinish(): void {
+        events.push('onFinish');
+      }
+    }
+    const { port } = await startServer(Late, { handlerTimeout: 100 });
+    const c = await RawClient.greeted(port);
+    await c.command('EHLO c.test');
+    expect(await c.command('MAIL FROM:<a@b.test>')).toBe('451 4.3.0 Requested action aborted: local error in processing\r\n');
+    expect(await c.command('RCPT TO:<c@d.test>')).toBe('503 5.5.1 Bad sequence of commands: need MAIL command\r\n');
+    expect(events).toEqual([]);
+    release();
+    await until(() => events.length === 2);
+    expect(events).toEqual(['prepare done', 'onFinish']);
+    c.close();
+  });
+});
