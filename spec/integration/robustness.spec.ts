@@ -1,0 +1,93 @@
+/**
+ * No input crashes the server or leaves a connection hanging: random streams of commands, bytes
+ * and line ends, cut into random chunks, against a live server.
+ */
+import { connect } from 'node:net';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RequestHandler, SMTPError } from '../../lib/index.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { closeServers, startServer } from '../helpers/server.js';
+
+let port = 0;
+
+class Picky extends RequestHandler {
+  override rcpt(address: string): void {
+    if (address.startsWith('no')) throw new SMTPError(550, [5, 1, 1], 'no such user');
+  }
+  override async data(): Promise<void> {
+    if (this.request.body.includes('boom')) throw new Error('handler failure');
+    await Promise.resolve();
+  }
+}
+
+beforeAll(async () => {
+  ({ port } = await startServer(Picky, { maxMessageSize: 2000, maxLineLength: 512, maxBadCommands: 1000 }));
+});
+afterAll(closeServers);
+
+const piece = fc.oneof(
+  fc.constantFrom(
+    'EHLO x.test\r\n', 'HELO x.test\r\n', 'MAIL FROM:<a@b.test>\r\n', 'MAIL FROM:<> SIZE=100\r\n', 'RCPT TO:<c@d.test>\r\n',
+    'RCPT TO:<no@d.test>\r\n', 'RCPT TO:<>\r\n', 'DATA\r\n', '.\r\n', '..\r\n', 'boom\r\n', 'RSET\r\n', 'NOOP\r\n', 'VRFY x\r\n',
+    'STARTTLS\r\n', 'AUTH PLAIN\r\n', '\r\n', '\n', '\r', '.', '\n.\n', '\r.\r', '\r\n.\r\n', 'MAIL FROM:<a@b.test> SIZE=99999999\r\n',
+    'MAIL FROM:<jörg@b.test>\r\n', 'GET / HTTP/1.1\r\n',
+  ),
+  fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b).toString('latin1')),
+  fc.integer({ min: 1, max: 1500 }).map((n) => 'x'.repeat(n)),
+);
+
+/** Sends `input` cut at `cuts`, then a probe; resolves to what the server sent back. */
+async function exchange(input: string, cuts: number[]): Promise<{ text: string; closed: boolean }> {
+  const socket = connect(port, '127.0.0.1');
+  let text = '';
+  let closed = false;
+  socket.setEncoding('latin1');
+  socket.on('data', (d: string) => (text += d));
+  socket.on('error', () => undefined);
+  socket.on('close', () => (closed = true));
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  const bytes = Buffer.from(input, 'latin1');
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  let from = 0;
+  for (const p of [...points, bytes.length]) {
+    if (closed) break;
+    socket.write(bytes.subarray(from, p));
+    from = p;
+    await new Promise((r) => setImmediate(r));
+  }
+  // Leave DATA if the input left us in it, then ask something with a unique answer.
+  if (!closed) socket.write('\r\n.\r\nRSET\r\nVRFY probe\r\n');
+  const deadline = Date.now() + 5000;
+  while (!closed && !text.includes('252 2.5.0 Cannot VRFY user') && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  socket.destroy();
+  return { text, closed };
+}
+
+describe('robustness', () => {
+  it('property: any input gets well-formed replies and ends answered or closed with 421', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(piece, { maxLength: 25 }), fc.array(fc.nat(), { maxLength: 6 }), async (pieces, cuts) => {
+        const input = pieces.join('');
+        const { text, closed } = await exchange(input, cuts);
+        const lines = text.split('\r\n').slice(0, -1);
+        expect(lines[0]).toMatch(/^220 /);
+        // A first byte of 0x16 is a TLS handshake on the plaintext port: closed without a word.
+        if (input.startsWith('\x16')) return;
+        for (const line of lines) expect(line).toMatch(/^[2-5]\d\d[ -]/);
+        if (closed && !text.includes('252 2.5.0 Cannot VRFY user')) {
+          expect(lines[lines.length - 1]).toMatch(/^421 /);
+        } else {
+          expect(text).toContain('252 2.5.0 Cannot VRFY user');
+        }
+      }),
+      { numRuns: 150 },
+    );
+    // And the server still greets.
+    const c = await RawClient.greeted(port);
+    expect(await c.command('NOOP')).toBe('250 2.0.0 Ok\r\n');
+    c.close();
+  }, 120_000);
+});
