@@ -56,7 +56,10 @@ class Server {
   }
 
   static async start(kind: Kind, tlsDir?: string): Promise<Server> {
-    const child = fork(SERVER_SCRIPT, tlsDir === undefined ? [kind] : [kind, 'tls', tlsDir], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(SERVER_SCRIPT, tlsDir === undefined ? [kind] : [kind, 'tls', tlsDir], {
+      execArgv: ['--import', 'tsx', '--expose-gc'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     const server = new Server(kind, child);
     server.port = await new Promise<number>((resolve, reject) => {
       child.once('message', (m: unknown) => resolve((m as { port: number }).port));
@@ -90,10 +93,15 @@ class Server {
 function smtpSource(port: number, options: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    execFile('smtp-source', [...options, '-f', 'bench@sender.test', '-t', 'sink@bench.test', `127.0.0.1:${port}`], { timeout: 300_000 }, (err, _out, stderr) => {
-      if (err) reject(new Error(`smtp-source failed: ${err.message} ${stderr}`));
-      else resolve(Number(process.hrtime.bigint() - started) / 1e9);
-    });
+    execFile(
+      'smtp-source',
+      [...options, '-f', 'bench@sender.test', '-t', 'sink@bench.test', `127.0.0.1:${port}`],
+      { timeout: 300_000 },
+      (err, _out, stderr) => {
+        if (err) reject(new Error(`smtp-source failed: ${err.message} ${stderr}`));
+        else resolve(Number(process.hrtime.bigint() - started) / 1e9);
+      },
+    );
   });
 }
 
@@ -171,7 +179,29 @@ function openIdle(port: number): Promise<Socket> {
 /** A throw-away self-signed certificate for the TLS row, made with openssl. */
 function makeCertificate(): string {
   const dir = mkdtempSync(join(tmpdir(), 'sirocco-bench-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.crt', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { cwd: dir, stdio: 'pipe' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      'server.key',
+      '-out',
+      'server.crt',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost',
+    ],
+    { cwd: dir, stdio: 'pipe' },
+  );
   return dir;
 }
 
@@ -271,7 +301,11 @@ const tlsScenario: Scenario = {
     const after = await server.stats();
     const done = after.messages - before.messages;
     if (done !== TLS_MESSAGES) throw new Error(`${server.kind}: ${done} of ${TLS_MESSAGES} messages arrived`);
-    return { perSecond: done / seconds, cpuPerMessageMicros: (after.cpuMicros - before.cpuMicros) / done, maxRssMiB: after.maxRss / 1048576 };
+    return {
+      perSecond: done / seconds,
+      cpuPerMessageMicros: (after.cpuMicros - before.cpuMicros) / done,
+      maxRssMiB: after.maxRss / 1048576,
+    };
   },
 };
 
@@ -295,7 +329,11 @@ function median(values: number[]): number {
 async function main(): Promise<void> {
   await new Promise<void>((resolve, reject) =>
     execFile('sh', ['-c', 'command -v smtp-source'], (err) =>
-      err ? reject(new Error('smtp-source not found: run bench/setup.sh (installs Debian\'s postfix package without configuring a mail system)')) : resolve(),
+      err
+        ? reject(
+            new Error("smtp-source not found: run bench/setup.sh (installs Debian's postfix package without configuring a mail system)"),
+          )
+        : resolve(),
     ),
   );
   const chosen = SCENARIOS.filter((s) => ONLY === undefined || ONLY.includes(s.key));

@@ -12,7 +12,8 @@ import { Application, RequestHandler, SMTPServer } from '../lib/index.js';
 const kind = process.argv[2];
 // `tls DIR`: offer STARTTLS with DIR/server.key and DIR/server.crt.
 const tlsDir = process.argv[3] === 'tls' ? process.argv[4] : undefined;
-const tls = tlsDir === undefined ? undefined : { key: readFileSync(join(tlsDir, 'server.key')), cert: readFileSync(join(tlsDir, 'server.crt')) };
+const tls =
+  tlsDir === undefined ? undefined : { key: readFileSync(join(tlsDir, 'server.key')), cert: readFileSync(join(tlsDir, 'server.crt')) };
 const MAX_SIZE = 64 * 1024 * 1024;
 let messages = 0;
 let bytes = 0;
@@ -25,7 +26,13 @@ if (kind === 'sirocco') {
       bytes += this.request.body.length;
     }
   }
-  const app = new Application(Counting, { hostname: 'bench.test', logger: pino({ level: 'silent' }), maxMessageSize: MAX_SIZE, maxConnections: 100_000, ...(tls === undefined ? {} : { tls }) });
+  const app = new Application(Counting, {
+    hostname: 'bench.test',
+    logger: pino({ level: 'silent' }),
+    maxMessageSize: MAX_SIZE,
+    maxConnections: 100_000,
+    ...(tls === undefined ? {} : { tls }),
+  });
   const server = new SMTPServer(app);
   await server.listen(0, '127.0.0.1');
   const address = server.address();
@@ -60,7 +67,13 @@ if (kind === 'sirocco') {
 process.on('message', (message: unknown) => {
   if (message === 'stats') {
     const cpu = process.cpuUsage();
-    process.send?.({ messages, bytes, cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage().rss, maxRss: process.resourceUsage().maxRSS * 1024 });
+    process.send?.({
+      messages,
+      bytes,
+      cpuMicros: cpu.user + cpu.system,
+      rss: process.memoryUsage().rss,
+      maxRss: process.resourceUsage().maxRSS * 1024,
+    });
   } else if (message === 'gc') {
     globalThis.gc?.();
     process.send?.('gc-done');

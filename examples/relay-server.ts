@@ -17,7 +17,12 @@ export class DomainRelay extends Relay {
   }
 }
 
-export function createRelayServer(host: string, port: number, domains: string, auth?: { user: string; password: string }): Application<RelaySettings> {
+export function createRelayServer(
+  host: string,
+  port: number,
+  domains: string,
+  auth?: { user: string; password: string },
+): Application<RelaySettings> {
   return new Application(DomainRelay, {
     hostname: 'localhost',
     relayHost: host,

@@ -1,6 +1,21 @@
 import 'reflect-metadata';
 import { hostname as osHostname } from 'node:os';
-import { ArrayNotEmpty, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsNotEmpty, IsOptional, IsString, Matches, Max, Min, validateSync, type ValidationError } from 'class-validator';
+import {
+  ArrayNotEmpty,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsObject,
+  IsNotEmpty,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  validateSync,
+  type ValidationError,
+} from 'class-validator';
 import type { Logger } from 'pino';
 import type { BareLineEndingPolicy } from '../protocol/data-decoder.js';
 import { SASL_MECHANISMS, type AuthCredentials, type AuthDecision, type SaslMechanism } from '../protocol/sasl.js';
@@ -239,7 +254,13 @@ export function buildSettings<S extends object>(handlerClass: object, input: obj
     problems.push({ field: 'authenticate', reasons: ['authenticate must be a function'] });
   }
   const tls = settings.tls as (TLSSettings & { key?: unknown; cert?: unknown; pfx?: unknown }) | undefined;
-  if (tls !== undefined && tls !== null && typeof tls === 'object' && tls.pfx === undefined && (tls.key === undefined || tls.cert === undefined)) {
+  if (
+    tls !== undefined &&
+    tls !== null &&
+    typeof tls === 'object' &&
+    tls.pfx === undefined &&
+    (tls.key === undefined || tls.cert === undefined)
+  ) {
     problems.push({ field: 'tls', reasons: ['tls needs key and cert (or pfx)'] });
   }
   for (const field of ['implicitTLS', 'requireTLS', 'requestClientCertificate'] as const) {

@@ -75,7 +75,8 @@ export function parseListen(text: string): ListenTarget {
 
 function positiveInteger(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`${name}: expected a positive whole number, got ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text) || Number(text) < 1)
+    throw new UsageError(`${name}: expected a positive whole number, got ${JSON.stringify(text)}`);
   return Number(text);
 }
 
@@ -144,7 +145,7 @@ export function parseCommandLine(args: readonly string[]): Plan {
       },
     }));
   } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message.split('\n')[0] ?? err.message : String(err));
+    throw new UsageError(err instanceof Error ? (err.message.split('\n')[0] ?? err.message) : String(err));
   }
   const settings: Record<string, unknown> = {};
   for (const pair of values.set ?? []) {
@@ -204,7 +205,12 @@ export async function main(args: readonly string[], out = process.stdout, err = 
     if ('path' in plan.listen) await server.listen(plan.listen.path);
     else await server.listen(plan.listen.port, plan.listen.host);
     const address = server.address();
-    const where = typeof address === 'string' ? address : address === null ? '?' : `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+    const where =
+      typeof address === 'string'
+        ? address
+        : address === null
+          ? '?'
+          : `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
     out.write(`sirocco: serving ${plan.handler} on ${where}\n`);
   } catch (e) {
     if (e instanceof UsageError || e instanceof SettingsError) {

@@ -87,7 +87,10 @@ function smarthostError(err: unknown): SMTPError {
     });
   }
   // No reply from the smarthost at all: try again later.
-  return new SMTPError(451, [4, 4, 1], 'Relay host unreachable, try again later', { logMessage: `smarthost failed: ${e.code ?? ''} ${e.message ?? ''}`, cause: err });
+  return new SMTPError(451, [4, 4, 1], 'Relay host unreachable, try again later', {
+    logMessage: `smarthost failed: ${e.code ?? ''} ${e.message ?? ''}`,
+    cause: err,
+  });
 }
 
 /**

@@ -10,9 +10,7 @@ const LF = 0x0a;
 const CR = 0x0d;
 
 /** One unit of the command stream. */
-export type LineEvent =
-  | { readonly kind: 'line'; readonly line: Buffer; readonly bareLineFeed: boolean }
-  | { readonly kind: 'tooLong' };
+export type LineEvent = { readonly kind: 'line'; readonly line: Buffer; readonly bareLineFeed: boolean } | { readonly kind: 'tooLong' };
 
 export class LineSplitter {
   readonly #maxLength: number;

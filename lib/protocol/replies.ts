@@ -24,11 +24,9 @@ export const REPLIES = {
   /** Sent for: message accepted (finish(text) replaces the text). */
   queued: (id: string, text?: string): Reply => reply(250, [2, 0, 0], text ?? `Ok: queued as ${id}`),
   /** Sent for: VRFY (RFC 5321 §3.5.3). */
-  cannotVerify: (): Reply =>
-    reply(252, [2, 5, 0], 'Cannot VRFY user, but will accept message and attempt delivery'),
+  cannotVerify: (): Reply => reply(252, [2, 5, 0], 'Cannot VRFY user, but will accept message and attempt delivery'),
   /** Sent for: HELP. */
-  help: (): Reply =>
-    reply(214, [2, 0, 0], 'Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\nEnd of HELP'),
+  help: (): Reply => reply(214, [2, 0, 0], 'Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\nEnd of HELP'),
   /** Sent for: STARTTLS accepted. */
   readyToStartTls: (): Reply => reply(220, [2, 0, 0], 'Ready to start TLS'),
   /** Sent for: AUTH succeeded. */
@@ -105,8 +103,7 @@ export const REPLIES = {
   /** Sent for: 8-bit address without SMTPUTF8 (RFC 6531 §3.5). */
   nonAsciiAddress: (): Reply => reply(553, [5, 6, 7], 'Non-ASCII address requires SMTPUTF8'),
   /** Sent for: bareLineEndings: 'reject'. */
-  bareLineEndingsInBody: (): Reply =>
-    reply(554, [5, 6, 0], 'Message contains bare <CR> or <LF>; lines must end with <CR><LF>'),
+  bareLineEndingsInBody: (): Reply => reply(554, [5, 6, 0], 'Message contains bare <CR> or <LF>; lines must end with <CR><LF>'),
   /** Sent for: unknown MAIL/RCPT parameter (RFC 5321 §4.1.1.11). */
   unknownParameter: (name: string): Reply => reply(555, [5, 5, 4], `${name} parameter not recognized`),
   /** Sent for: an HTTP request line or header. */

@@ -181,7 +181,6 @@ export type SaslStep =
   | { readonly kind: 'success'; readonly user: string }
   | { readonly kind: 'failure'; readonly reply: Reply; readonly countsAsFailure: boolean };
 
-
 /** One AUTH exchange. */
 export interface SaslExchange {
   /** The AUTH command's initial response (RFC 4954 §4), or `undefined` when there was none. */
@@ -402,7 +401,9 @@ class ScramSha256Exchange implements SaslExchange {
     // gs2-header: gs2-cbind-flag "," [ "a=" authzid ] ","
     const match = /^([ny]),(?:a=([^,]*))?,(n=([^,]*),r=([\x21-\x2b\x2d-\x7e]+)(?:,.*)?)$/.exec(text);
     if (match === null) {
-      return text.startsWith('p=') ? fail(REPLIES.authMalformed('Channel binding is not supported')) : fail(REPLIES.authMalformed('Malformed SCRAM message'));
+      return text.startsWith('p=')
+        ? fail(REPLIES.authMalformed('Channel binding is not supported'))
+        : fail(REPLIES.authMalformed('Malformed SCRAM message'));
     }
     const [, flag = 'n', rawAuthzid, bare = '', rawUser = '', clientNonce = ''] = match;
     if (/,m=/.test(bare)) return fail(REPLIES.authMalformed('Unsupported SCRAM extension'));
@@ -415,7 +416,10 @@ class ScramSha256Exchange implements SaslExchange {
     this.#clientFirstBare = bare;
     this.#username = username;
     this.#nonce = clientNonce + this.#serverNonce();
-    return { kind: 'credentials', credentials: { mechanism: 'SCRAM-SHA-256', username, authzid: authzid === username ? undefined : authzid } };
+    return {
+      kind: 'credentials',
+      credentials: { mechanism: 'SCRAM-SHA-256', username, authzid: authzid === username ? undefined : authzid },
+    };
   }
 
   decide(decision: AuthDecision): SaslStep {

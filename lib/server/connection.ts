@@ -70,8 +70,9 @@ export class Connection {
     this.#context = context;
     this.#settings = context.settings;
     this.#onClosed = onClosed;
-    this.#log = (context.app.logger).child({ conn: this.id });
-    const limit = this.#settings.authenticate === undefined ? this.#settings.maxLineLength : Math.max(this.#settings.maxLineLength, AUTH_LINE_LIMIT);
+    this.#log = context.app.logger.child({ conn: this.id });
+    const limit =
+      this.#settings.authenticate === undefined ? this.#settings.maxLineLength : Math.max(this.#settings.maxLineLength, AUTH_LINE_LIMIT);
     this.#lines = new LineSplitter(limit);
   }
 
@@ -461,7 +462,9 @@ export class Connection {
         return undefined;
       case 'credentials':
         return this.#await(this.#authenticate(step.credentials), (decision) =>
-          decision instanceof SMTPError ? this.#endSasl(decision.toReply()) : this.#saslStep(exchange, mechanism, exchange.decide(decision)),
+          decision instanceof SMTPError
+            ? this.#endSasl(decision.toReply())
+            : this.#saslStep(exchange, mechanism, exchange.decide(decision)),
         );
       case 'success':
         this.#sasl = null;

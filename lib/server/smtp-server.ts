@@ -139,9 +139,7 @@ export class SMTPServer {
   }
 
   async #close(): Promise<void> {
-    const stopped = Promise.all(
-      this.#servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
-    );
+    const stopped = Promise.all(this.#servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     const primary = this.#primary?.stop();
     if (this.#connections.size > 0) {
       const drained = new Promise<void>((resolve) => (this.#closed = resolve));

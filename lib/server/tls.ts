@@ -68,7 +68,9 @@ export class TLSConfig {
     if (typeof sni === 'function') {
       this.#sni = sni;
     } else if (sni !== undefined) {
-      const contexts = new Map(Object.entries(sni).map(([name, opts]) => [name.toLowerCase(), contextOrThrow(`tls.sni['${name}']`, { ...options, ...opts })]));
+      const contexts = new Map(
+        Object.entries(sni).map(([name, opts]) => [name.toLowerCase(), contextOrThrow(`tls.sni['${name}']`, { ...options, ...opts })]),
+      );
       this.#sni = (servername) => {
         const name = servername.toLowerCase();
         return contexts.get(name) ?? contexts.get(`*${name.slice(name.indexOf('.'))}`);
@@ -118,7 +120,10 @@ export function tlsInfo(socket: TLSSocket): TLSInfo {
   return Object.freeze({
     protocol: socket.getProtocol() ?? 'unknown',
     cipher: socket.getCipher().standardName,
-    servername: typeof (socket as { servername?: unknown }).servername === 'string' ? (socket as unknown as { servername: string }).servername : undefined,
+    servername:
+      typeof (socket as { servername?: unknown }).servername === 'string'
+        ? (socket as unknown as { servername: string }).servername
+        : undefined,
     clientCertificate: hasCert ? (cert as unknown as Record<string, unknown>) : undefined,
     clientCertificateAuthorized: hasCert && verified(socket),
   });

@@ -63,11 +63,13 @@ function readyTimeoutOf(options: { readonly readyTimeout?: number }): number {
   const fromEnv = process.env.SIROCCO_CONTROLLER_TIMEOUT;
   if (fromEnv !== undefined && fromEnv !== '') {
     const ms = Number(fromEnv);
-    if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`SIROCCO_CONTROLLER_TIMEOUT must be a positive number of milliseconds, got ${fromEnv}`);
+    if (!Number.isFinite(ms) || ms <= 0)
+      throw new RangeError(`SIROCCO_CONTROLLER_TIMEOUT must be a positive number of milliseconds, got ${fromEnv}`);
     return ms;
   }
   const ms = options.readyTimeout ?? 1000;
-  if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`Controller: readyTimeout must be a positive number of milliseconds, got ${String(ms)}`);
+  if (!Number.isFinite(ms) || ms <= 0)
+    throw new RangeError(`Controller: readyTimeout must be a positive number of milliseconds, got ${String(ms)}`);
   return ms;
 }
 

@@ -4,7 +4,16 @@ import { Writable } from 'node:stream';
 import nodemailer from 'nodemailer';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RequestHandler, scramSecret, SMTPError, type HandlerClass, type AuthCredentials, type AuthDecision, type Authenticator, type SettingsInput } from '../../lib/index.js';
+import {
+  RequestHandler,
+  scramSecret,
+  SMTPError,
+  type HandlerClass,
+  type AuthCredentials,
+  type AuthDecision,
+  type Authenticator,
+  type SettingsInput,
+} from '../../lib/index.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { runPython } from '../helpers/python.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -57,7 +66,9 @@ describe('offering AUTH', () => {
     const { port } = await startServer(undefined, { authenticate, tls: { key: certs.key, cert: certs.cert } });
     const c = await RawClient.greeted(port);
     expect(await c.command('EHLO c.test')).not.toContain('AUTH');
-    expect(await c.command(`AUTH PLAIN ${b64('\0alice\0wonderland')}`)).toBe('538 5.7.11 Encryption required for requested authentication mechanism\r\n');
+    expect(await c.command(`AUTH PLAIN ${b64('\0alice\0wonderland')}`)).toBe(
+      '538 5.7.11 Encryption required for requested authentication mechanism\r\n',
+    );
     await c.command('STARTTLS');
     await c.startTls({ ca: certs.ca, servername: 'localhost' });
     expect(await c.command('EHLO c.test')).toContain('250 AUTH PLAIN LOGIN\r\n');
@@ -91,7 +102,9 @@ describe('command order and syntax', () => {
     expect(await c.command('AUTH PLAIN')).toBe('503 5.5.1 Bad sequence of commands: AUTH not allowed during a mail transaction\r\n');
     await c.command('RSET');
     expect(await c.command(`AUTH PLAIN ${b64('\0alice\0wonderland')}`)).toBe('235 2.7.0 Authentication successful\r\n');
-    expect(await c.command(`AUTH PLAIN ${b64('\0alice\0wonderland')}`)).toBe('503 5.5.1 Bad sequence of commands: already authenticated\r\n');
+    expect(await c.command(`AUTH PLAIN ${b64('\0alice\0wonderland')}`)).toBe(
+      '503 5.5.1 Bad sequence of commands: already authenticated\r\n',
+    );
     c.close();
   });
 
@@ -162,7 +175,9 @@ describe('mechanisms', () => {
       `334 ${b64('{"status":"401","schemes":"bearer"}')}\r\n`,
     );
     expect(await c.command('')).toBe('535 5.7.8 Authentication credentials invalid\r\n');
-    expect(await c.command(`AUTH XOAUTH2 ${b64('user=alice@b.test\x01auth=Bearer good-token\x01\x01')}`)).toBe('235 2.7.0 Authentication successful\r\n');
+    expect(await c.command(`AUTH XOAUTH2 ${b64('user=alice@b.test\x01auth=Bearer good-token\x01\x01')}`)).toBe(
+      '235 2.7.0 Authentication successful\r\n',
+    );
     c.close();
   });
 
@@ -183,7 +198,9 @@ describe('failures', () => {
     const c = await greeted(await plainServer({ maxAuthFailures: 2 }));
     expect(await c.command(`AUTH PLAIN ${b64('\0alice\0nope')}`)).toBe('535 5.7.8 Authentication credentials invalid\r\n');
     c.write(`AUTH PLAIN ${b64('\0alice\0nope')}\r\n`);
-    expect(await c.closedByServer()).toBe('535 5.7.8 Authentication credentials invalid\r\n421 4.7.0 Too many authentication failures, closing connection\r\n');
+    expect(await c.closedByServer()).toBe(
+      '535 5.7.8 Authentication credentials invalid\r\n421 4.7.0 Too many authentication failures, closing connection\r\n',
+    );
   });
 
   it("answers 454 when authenticate throws, and the application's own SMTPError as it is", async () => {
@@ -230,7 +247,12 @@ describe('failures', () => {
 
 describe('real clients', () => {
   it('nodemailer: submission with STARTTLS and AUTH', async () => {
-    const { port } = await startServer(undefined, { authenticate, tls: { key: certs.key, cert: certs.cert }, requireTLS: true, requireAuth: true });
+    const { port } = await startServer(undefined, {
+      authenticate,
+      tls: { key: certs.key, cert: certs.cert },
+      requireTLS: true,
+      requireAuth: true,
+    });
     const transport = nodemailer.createTransport({
       host: '127.0.0.1',
       port,
@@ -244,7 +266,12 @@ describe('real clients', () => {
   });
 
   it('nodemailer: XOAUTH2 over implicit TLS (SMTPS)', async () => {
-    const { port } = await startServer(undefined, { authenticate, authMechanisms: ['XOAUTH2'], tls: { key: certs.key, cert: certs.cert }, implicitTLS: true });
+    const { port } = await startServer(undefined, {
+      authenticate,
+      authMechanisms: ['XOAUTH2'],
+      tls: { key: certs.key, cert: certs.cert },
+      implicitTLS: true,
+    });
     const transport = nodemailer.createTransport({
       host: '127.0.0.1',
       port,
@@ -257,7 +284,11 @@ describe('real clients', () => {
   });
 
   it("Python's smtplib: login() over starttls() picks CRAM-MD5", async () => {
-    const { port } = await startServer(undefined, { authenticate, authMechanisms: ['CRAM-MD5', 'PLAIN', 'LOGIN'], tls: { key: certs.key, cert: certs.cert } });
+    const { port } = await startServer(undefined, {
+      authenticate,
+      authMechanisms: ['CRAM-MD5', 'PLAIN', 'LOGIN'],
+      tls: { key: certs.key, cert: certs.cert },
+    });
     const out = await runPython(
       `
 import os, smtplib, ssl

@@ -50,7 +50,19 @@ describe('sirocco --help and bad options', () => {
   it('documents everything in --help and exits 0', async () => {
     const r = run(['--help']);
     expect(await r.exited).toBe(0);
-    for (const option of ['--listen', '--handler', '--hostname', '--max-message-size', '--max-recipients', '--idle-timeout', '--tls-key', '--set', 'maildir:DIR', 'relay:HOST[:PORT]', 'FILE:CLASS']) {
+    for (const option of [
+      '--listen',
+      '--handler',
+      '--hostname',
+      '--max-message-size',
+      '--max-recipients',
+      '--idle-timeout',
+      '--tls-key',
+      '--set',
+      'maildir:DIR',
+      'relay:HOST[:PORT]',
+      'FILE:CLASS',
+    ]) {
       expect(r.stdout()).toContain(option);
     }
   });
@@ -58,13 +70,19 @@ describe('sirocco --help and bad options', () => {
   it.each([
     [['--bogus'], "sirocco: Unknown option '--bogus' (see --help)"],
     [['--listen', 'nowhere'], 'sirocco: --listen: expected HOST:PORT, [IPv6]:PORT, :PORT or a socket path, got "nowhere" (see --help)'],
-    [['--handler', 'teleport'], 'sirocco: --handler: expected sink, debugging, maildir:DIR, relay:HOST[:PORT] or FILE:CLASS, got "teleport" (see --help)'],
+    [
+      ['--handler', 'teleport'],
+      'sirocco: --handler: expected sink, debugging, maildir:DIR, relay:HOST[:PORT] or FILE:CLASS, got "teleport" (see --help)',
+    ],
     [['--max-message-size', 'big'], 'sirocco: --max-message-size: expected a positive whole number, got "big" (see --help)'],
     [['--tls-key', 'k.pem'], 'sirocco: --tls-key and --tls-cert go together (see --help)'],
     [['--set', 'noequals'], 'sirocco: --set: expected KEY=VALUE, got "noequals" (see --help)'],
     [['--set', 'maxRecipients=0'], 'sirocco: Invalid settings: maxRecipients: maxRecipients must not be less than 1 (see --help)'],
     [['--handler', 'missing.js:Nope'], /^sirocco: --handler: cannot load missing\.js: .* \(see --help\)$/],
-    [['--handler', `${'FIXTURE'}:notAHandler`], 'sirocco: --handler: FIXTURE exports no RequestHandler subclass named notAHandler (see --help)'],
+    [
+      ['--handler', `${'FIXTURE'}:notAHandler`],
+      'sirocco: --handler: FIXTURE exports no RequestHandler subclass named notAHandler (see --help)',
+    ],
   ])('%j: one line and exit 2', async (args, message) => {
     const r = run(args.map((a) => a.replace('FIXTURE', FIXTURE)));
     expect(await r.exited).toBe(2);

@@ -110,8 +110,17 @@ describe('nodemailer', () => {
   it('sends many messages over one pooled connection', async () => {
     const received: Received[] = [];
     const { port } = await startServer(exampleCom(received));
-    const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, pool: true, maxConnections: 1 });
-    await Promise.all(Array.from({ length: 20 }, (_, i) => transport.sendMail({ from: 'a@b.test', to: 'x@example.com', subject: `n${i}`, text: 'x' })));
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port,
+      secure: false,
+      ignoreTLS: true,
+      pool: true,
+      maxConnections: 1,
+    });
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => transport.sendMail({ from: 'a@b.test', to: 'x@example.com', subject: `n${i}`, text: 'x' })),
+    );
     transport.close();
     expect(received).toHaveLength(20);
   });

@@ -60,10 +60,18 @@ describe('Controller', () => {
     const certs = makeCertificates();
     try {
       // An SMTPS server says nothing to a plaintext client: the greeting never comes.
-      const controller = new Controller(RequestHandler, { readyTimeout: 200, settings: { tls: { key: certs.key, cert: certs.cert }, implicitTLS: true, logger: silent } });
-      const error = await controller.start().then(() => undefined, (e: unknown) => e);
+      const controller = new Controller(RequestHandler, {
+        readyTimeout: 200,
+        settings: { tls: { key: certs.key, cert: certs.cert }, implicitTLS: true, logger: silent },
+      });
+      const error = await controller.start().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(ControllerTimeoutError);
-      expect((error as Error).message).toBe('Controller: the server did not greet within 200 ms (readyTimeout; SIROCCO_CONTROLLER_TIMEOUT overrides it)');
+      expect((error as Error).message).toBe(
+        'Controller: the server did not greet within 200 ms (readyTimeout; SIROCCO_CONTROLLER_TIMEOUT overrides it)',
+      );
       await expect(RawClient.connect(controller.port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     } finally {
       certs.cleanup();
@@ -74,17 +82,24 @@ describe('Controller', () => {
     process.env.SIROCCO_CONTROLLER_TIMEOUT = '150';
     const certs = makeCertificates();
     try {
-      const controller = new Controller(RequestHandler, { readyTimeout: 60_000, settings: { tls: { key: certs.key, cert: certs.cert }, implicitTLS: true, logger: silent } });
+      const controller = new Controller(RequestHandler, {
+        readyTimeout: 60_000,
+        settings: { tls: { key: certs.key, cert: certs.cert }, implicitTLS: true, logger: silent },
+      });
       await expect(controller.start()).rejects.toThrow('within 150 ms');
     } finally {
       certs.cleanup();
     }
     process.env.SIROCCO_CONTROLLER_TIMEOUT = 'soon';
-    await expect(new Controller(RequestHandler).start()).rejects.toThrow('SIROCCO_CONTROLLER_TIMEOUT must be a positive number of milliseconds, got soon');
+    await expect(new Controller(RequestHandler).start()).rejects.toThrow(
+      'SIROCCO_CONTROLLER_TIMEOUT must be a positive number of milliseconds, got soon',
+    );
   });
 
   it('refuses stop() before a successful start()', async () => {
-    await expect(new Controller(RequestHandler).stop()).rejects.toThrow('Controller.stop(): the controller was not started (or start() failed)');
+    await expect(new Controller(RequestHandler).stop()).rejects.toThrow(
+      'Controller.stop(): the controller was not started (or start() failed)',
+    );
   });
 });
 
@@ -103,6 +118,8 @@ describe('UnixSocketController', () => {
   });
 
   it('names a missing socket path', () => {
-    expect(() => new UnixSocketController(RequestHandler, { unixSocket: '' })).toThrow('UnixSocketController: unixSocket must be a socket path');
+    expect(() => new UnixSocketController(RequestHandler, { unixSocket: '' })).toThrow(
+      'UnixSocketController: unixSocket must be a socket path',
+    );
   });
 });

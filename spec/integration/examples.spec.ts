@@ -43,8 +43,6 @@ print(s.sendmail('me@sender.test', ['you@example.com', 'them@elsewhere.test'], '
 s.quit()
 `;
 
-
-
 describe('npm start', () => {
   it('runs the sirocco command with the example.com handler: prints mail for example.com, refuses the rest', async () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } };
@@ -81,7 +79,14 @@ describe('examples/submission.ts', () => {
     const started = await runExample('submission.ts', { TLS_KEY: join(certs.dir, 'server.key'), TLS_CERT: join(certs.dir, 'server.crt') });
     const { port, output } = started;
     const transport = (user: string, pass: string): Transporter =>
-      nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, requireTLS: true, tls: { ca: [certs.ca], servername: 'localhost' }, auth: { user, pass } });
+      nodemailer.createTransport({
+        host: '127.0.0.1',
+        port,
+        secure: false,
+        requireTLS: true,
+        tls: { ca: [certs.ca], servername: 'localhost' },
+        auth: { user, pass },
+      });
     const good = transport('alice', 'wonderland');
     expect((await good.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).response).toMatch(/^250 /);
     await expect(good.sendMail({ from: 'mallory@example.com', to: 'bob@example.net', text: 'hi' })).rejects.toMatchObject({
@@ -89,7 +94,9 @@ describe('examples/submission.ts', () => {
     });
     good.close();
     const bad = transport('alice', 'wrong');
-    await expect(bad.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).rejects.toMatchObject({ responseCode: 535 });
+    await expect(bad.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).rejects.toMatchObject({
+      responseCode: 535,
+    });
     bad.close();
     await until(() => output().includes('accepted'));
     expect(output()).toMatch(/accepted \d+ bytes from alice <alice@example\.com> for bob@example\.net/);
@@ -122,7 +129,11 @@ describe('examples/relay-server.ts', () => {
   it('relays for its domains only, to the smarthost', async () => {
     const received: Received[] = [];
     const smarthost = await startServer(recordingHandler(received));
-    const started = await runExample('relay-server.ts', { SMARTHOST: '127.0.0.1', SMARTHOST_PORT: String(smarthost.port), RELAY_DOMAINS: 'example.com' });
+    const started = await runExample('relay-server.ts', {
+      SMARTHOST: '127.0.0.1',
+      SMARTHOST_PORT: String(smarthost.port),
+      RELAY_DOMAINS: 'example.com',
+    });
     const { port } = started;
     const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
     await transport.sendMail({ from: 'a@sender.test', to: 'b@example.com', subject: 'relayed', text: 'x' });
@@ -140,10 +151,21 @@ describe('examples/smtps.ts', () => {
   it('speaks TLS from the first byte and requires AUTH', async () => {
     const started = await runExample('smtps.ts', { TLS_KEY: join(certs.dir, 'server.key'), TLS_CERT: join(certs.dir, 'server.crt') });
     const { port } = started;
-    const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: true, tls: { ca: [certs.ca], servername: 'localhost' }, auth: { user: 'alice', pass: 'wonderland' } });
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port,
+      secure: true,
+      tls: { ca: [certs.ca], servername: 'localhost' },
+      auth: { user: 'alice', pass: 'wonderland' },
+    });
     expect((await transport.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).response).toMatch(/^250 /);
     transport.close();
-    const anonymous = nodemailer.createTransport({ host: '127.0.0.1', port, secure: true, tls: { ca: [certs.ca], servername: 'localhost' } });
+    const anonymous = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port,
+      secure: true,
+      tls: { ca: [certs.ca], servername: 'localhost' },
+    });
     await expect(anonymous.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).rejects.toMatchObject({
       response: '530 5.7.0 Authentication required',
     });

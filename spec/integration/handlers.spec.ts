@@ -89,7 +89,9 @@ describe('Maildir', () => {
     const { port } = await startServer(Maildir, { maildir: dir, maildirTraceHeaders: false });
     await send(port, 'a@b.test', ['c@d.test'], 'one');
     await send(port, 'a@b.test', ['c@d.test', 'e@f.test'], 'two', 'HELO client.test');
-    const contents = readdirSync(join(dir, 'new')).map((f) => readFileSync(join(dir, 'new', f)).toString()).sort();
+    const contents = readdirSync(join(dir, 'new'))
+      .map((f) => readFileSync(join(dir, 'new', f)).toString())
+      .sort();
     expect(contents).toEqual(['one\r\n', 'two\r\n']);
   });
 
@@ -102,7 +104,9 @@ describe('Maildir', () => {
   });
 
   it('refuses to start without a maildir setting', async () => {
-    await expect(startServer(Maildir, {})).rejects.toThrow('Invalid settings: maildir: maildir should not be empty, maildir must be a string');
+    await expect(startServer(Maildir, {})).rejects.toThrow(
+      'Invalid settings: maildir: maildir should not be empty, maildir must be a string',
+    );
   });
 });
 
@@ -124,8 +128,12 @@ describe('Relay', () => {
     const received: Received[] = [];
     const smarthost = await startServer(recordingHandler(received));
     const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: smarthost.port });
-    expect(await send(relay.port, 'a@b.test', ['c@d.test', 'e@f.test'], 'Subject: via relay\r\n\r\n..dot line')).toMatch(/^250 2\.0\.0 Ok: relayed as [0-9A-Z]{12}\r\n$/);
-    expect(received).toEqual([{ mailFrom: 'a@b.test', rcptTos: ['c@d.test', 'e@f.test'], body: Buffer.from('Subject: via relay\r\n\r\n.dot line\r\n') }]);
+    expect(await send(relay.port, 'a@b.test', ['c@d.test', 'e@f.test'], 'Subject: via relay\r\n\r\n..dot line')).toMatch(
+      /^250 2\.0\.0 Ok: relayed as [0-9A-Z]{12}\r\n$/,
+    );
+    expect(received).toEqual([
+      { mailFrom: 'a@b.test', rcptTos: ['c@d.test', 'e@f.test'], body: Buffer.from('Subject: via relay\r\n\r\n.dot line\r\n') },
+    ]);
     closeRelay(relay.app.settings);
   });
 

@@ -25,7 +25,9 @@ describe('commands', () => {
     expect(await c.command('RCPT TO:<Postmaster>')).toBe('250 2.1.5 Recipient ok\r\n');
     expect(await c.command('DATA')).toBe('354 End data with <CR><LF>.<CR><LF>\r\n');
     expect(await c.command('Subject: hi\r\n\r\n..dotted\r\n.')).toMatch(/^250 2\.0\.0 Ok: queued as [0-9A-Z]{12}\r\n$/);
-    expect(received).toEqual([{ mailFrom: 'a@sender.test', rcptTos: ['b@rcpt.test', 'Postmaster'], body: Buffer.from('Subject: hi\r\n\r\n.dotted\r\n') }]);
+    expect(received).toEqual([
+      { mailFrom: 'a@sender.test', rcptTos: ['b@rcpt.test', 'Postmaster'], body: Buffer.from('Subject: hi\r\n\r\n.dotted\r\n') },
+    ]);
     expect(await c.command('QUIT')).toBe('221 2.0.0 Bye\r\n');
     await c.closedByServer();
   });
@@ -45,7 +47,9 @@ describe('commands', () => {
     expect(await c.command('RSET')).toBe('250 2.0.0 Ok\r\n');
     expect(await c.command('VRFY someone')).toBe('252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n');
     expect(await c.command('EXPN list')).toBe('502 5.5.1 EXPN not implemented\r\n');
-    expect(await c.command('HELP')).toBe('214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n214 2.0.0 End of HELP\r\n');
+    expect(await c.command('HELP')).toBe(
+      '214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n214 2.0.0 End of HELP\r\n',
+    );
     c.close();
   });
 

@@ -108,12 +108,22 @@ describe('Application settings', () => {
   it('names every bad field in one error', () => {
     let error: unknown;
     try {
-      new Application(RequestHandler, { maxMessageSize: -1, hostname: 'has space', bareLineEndings: 'sometimes' as never, idleTimeout: 1.5 });
+      new Application(RequestHandler, {
+        maxMessageSize: -1,
+        hostname: 'has space',
+        bareLineEndings: 'sometimes' as never,
+        idleTimeout: 1.5,
+      });
     } catch (err) {
       error = err;
     }
     expect(error).toBeInstanceOf(SettingsError);
-    expect((error as SettingsError).problems.map((p) => p.field).sort()).toEqual(['bareLineEndings', 'hostname', 'idleTimeout', 'maxMessageSize']);
+    expect((error as SettingsError).problems.map((p) => p.field).sort()).toEqual([
+      'bareLineEndings',
+      'hostname',
+      'idleTimeout',
+      'maxMessageSize',
+    ]);
     expect((error as Error).message).toBe(
       'Invalid settings: hostname: hostname must not contain white space; maxMessageSize: maxMessageSize must not be less than 1; ' +
         'idleTimeout: idleTimeout must be an integer number; bareLineEndings: bareLineEndings must be one of the following values: normalize, reject, keep',
@@ -121,14 +131,27 @@ describe('Application settings', () => {
   });
 
   it('checks that TLS and AUTH settings fit together', () => {
-    expect(() => new Application(RequestHandler, { logger: silent, requireTLS: true, implicitTLS: true, requireAuth: true, tls: { key: 'k' } as never })).toThrow(
+    expect(
+      () =>
+        new Application(RequestHandler, {
+          logger: silent,
+          requireTLS: true,
+          implicitTLS: true,
+          requireAuth: true,
+          tls: { key: 'k' } as never,
+        }),
+    ).toThrow(
       'Invalid settings: tls: tls needs key and cert (or pfx); requireTLS: requireTLS is implied by implicitTLS; set one of them; requireAuth: requireAuth needs the authenticate setting',
     );
-    expect(() => new Application(RequestHandler, { logger: silent, implicitTLS: true })).toThrow('Invalid settings: implicitTLS: implicitTLS needs the tls setting');
+    expect(() => new Application(RequestHandler, { logger: silent, implicitTLS: true })).toThrow(
+      'Invalid settings: implicitTLS: implicitTLS needs the tls setting',
+    );
     expect(() => new Application(RequestHandler, { logger: silent, authMechanisms: ['PLAIN', 'NTLM'] as never })).toThrow(
       'Invalid settings: authMechanisms: each value in authMechanisms must be one of the following values: PLAIN, LOGIN, CRAM-MD5, XOAUTH2, SCRAM-SHA-256',
     );
-    expect(() => new Application(RequestHandler, { logger: silent, authenticate: 'yes' as never })).toThrow('Invalid settings: authenticate: authenticate must be a function');
+    expect(() => new Application(RequestHandler, { logger: silent, authenticate: 'yes' as never })).toThrow(
+      'Invalid settings: authenticate: authenticate must be a function',
+    );
   });
 
   it('names the tls setting when its key cannot be used', async () => {
@@ -137,12 +160,19 @@ describe('Application settings', () => {
   });
 
   it('refuses something that is not a logger', () => {
-    expect(() => new Application(RequestHandler, { logger: 'console' as never })).toThrow('Invalid settings: logger: logger must be a pino logger');
+    expect(() => new Application(RequestHandler, { logger: 'console' as never })).toThrow(
+      'Invalid settings: logger: logger must be a pino logger',
+    );
   });
 
   it('keeps unknown keys for the handlers and applies defaults', () => {
     const app = new Application(RequestHandler, { domain: 'example.com', logger: silent });
-    expect(app.settings).toMatchObject({ domain: 'example.com', maxRecipients: 100, maxMessageSize: 25 * 1024 * 1024, bareLineEndings: 'normalize' });
+    expect(app.settings).toMatchObject({
+      domain: 'example.com',
+      maxRecipients: 100,
+      maxMessageSize: 25 * 1024 * 1024,
+      bareLineEndings: 'normalize',
+    });
   });
 
   it("validates a handler's own settings declared with @settingsSchema", () => {

@@ -16,8 +16,10 @@ beforeAll(() => {
 afterAll(() => certs.cleanup());
 afterEach(closeServers);
 
-const EHLO_PLAIN = '250-mx.test greets c.test\r\n250-PIPELINING\r\n250-SIZE 26214400\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 STARTTLS\r\n';
-const EHLO_SECURE = '250-mx.test greets c.test\r\n250-PIPELINING\r\n250-SIZE 26214400\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n';
+const EHLO_PLAIN =
+  '250-mx.test greets c.test\r\n250-PIPELINING\r\n250-SIZE 26214400\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 STARTTLS\r\n';
+const EHLO_SECURE =
+  '250-mx.test greets c.test\r\n250-PIPELINING\r\n250-SIZE 26214400\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n';
 
 function sessionRecorder(sessions: SessionInfo[]): HandlerClass {
   return class Recording extends RequestHandler {
@@ -42,7 +44,11 @@ describe('STARTTLS', () => {
     expect(await c.command('EHLO c.test')).toBe(EHLO_SECURE);
     expect(await c.command('STARTTLS')).toBe('503 5.5.1 Bad sequence of commands: TLS already active\r\n');
     expect(await c.command('MAIL FROM:<a@b.test>')).toBe('250 2.1.0 Sender ok\r\n');
-    expect(sessions[0]).toMatchObject({ secure: true, heloName: 'c.test', tls: { protocol: 'TLSv1.3', servername: 'localhost', clientCertificate: undefined } });
+    expect(sessions[0]).toMatchObject({
+      secure: true,
+      heloName: 'c.test',
+      tls: { protocol: 'TLSv1.3', servername: 'localhost', clientCertificate: undefined },
+    });
     expect(sessions[0]?.tls?.cipher).toMatch(/^TLS_/);
     c.close();
   });
@@ -121,7 +127,10 @@ describe('STARTTLS', () => {
     const { port } = await startServer(undefined, {
       tls: { key: certs.key, cert: certs.cert, sni: { 'other.test': { key: certs.otherKey, cert: certs.otherCert } } },
     });
-    for (const [servername, cn] of [['other.test', 'other.test'], ['localhost', 'localhost']] as const) {
+    for (const [servername, cn] of [
+      ['other.test', 'other.test'],
+      ['localhost', 'localhost'],
+    ] as const) {
       const c = await RawClient.greeted(port);
       await c.command('EHLO c.test');
       await c.command('STARTTLS');
@@ -154,7 +163,13 @@ describe('STARTTLS', () => {
   it('delivers from nodemailer with requireTLS', async () => {
     const sessions: SessionInfo[] = [];
     const { port } = await startServer(sessionRecorder(sessions), { tls: { key: certs.key, cert: certs.cert }, requireTLS: true });
-    const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, requireTLS: true, tls: { ca: [certs.ca], servername: 'localhost' } });
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port,
+      secure: false,
+      requireTLS: true,
+      tls: { ca: [certs.ca], servername: 'localhost' },
+    });
     const info = await transport.sendMail({ from: 'a@b.test', to: 'c@d.test', text: 'over TLS' });
     transport.close();
     expect(info.response).toMatch(/^250 /);

@@ -77,14 +77,19 @@ describe('parseCommand', () => {
   });
 
   it('takes UTF-8 addresses with SMTPUTF8', () => {
-    expect(parseCommand('MAIL FROM:<jörg@bücher.example> SMTPUTF8', ESMTP)).toMatchObject({ address: 'jörg@bücher.example', smtputf8: true });
+    expect(parseCommand('MAIL FROM:<jörg@bücher.example> SMTPUTF8', ESMTP)).toMatchObject({
+      address: 'jörg@bücher.example',
+      smtputf8: true,
+    });
     expect(parseCommand('RCPT TO:<δοκιμή@παράδειγμα.δοκιμή>', { ...ESMTP, smtputf8Transaction: true })).toMatchObject({
       address: 'δοκιμή@παράδειγμα.δοκιμή',
     });
   });
 
   it('refuses SMTPUTF8 when it is not offered', () => {
-    expect(replyOf('MAIL FROM:<a@b.example> SMTPUTF8', { ...ESMTP, smtputf8Offered: false })).toBe('555 5.5.4 SMTPUTF8 parameter not recognized\r\n');
+    expect(replyOf('MAIL FROM:<a@b.example> SMTPUTF8', { ...ESMTP, smtputf8Offered: false })).toBe(
+      '555 5.5.4 SMTPUTF8 parameter not recognized\r\n',
+    );
   });
 
   it('recognizes HTTP requests', () => {
@@ -129,8 +134,12 @@ describe('decodeLine', () => {
 describe('addresses', () => {
   it('checks path lengths (RFC 5321 §4.5.3.1)', () => {
     const local = 'a'.repeat(65);
-    expect(parsePath(`<${local}@b.example>`, { allowNull: false, allowPostmaster: false, utf8: false })).toEqual({ error: 'local part too long' });
-    expect(parsePath(`<a@${'b'.repeat(300)}>`, { allowNull: false, allowPostmaster: false, utf8: false })).toEqual({ error: 'address too long' });
+    expect(parsePath(`<${local}@b.example>`, { allowNull: false, allowPostmaster: false, utf8: false })).toEqual({
+      error: 'local part too long',
+    });
+    expect(parsePath(`<a@${'b'.repeat(300)}>`, { allowNull: false, allowPostmaster: false, utf8: false })).toEqual({
+      error: 'address too long',
+    });
   });
 
   it('knows address literals', () => {

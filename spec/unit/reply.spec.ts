@@ -23,7 +23,9 @@ describe('SMTPError', () => {
   it('names the bad field when built wrong', () => {
     expect(() => new SMTPError(250, undefined, 'x')).toThrow('SMTPError: code must be an integer from 400 to 599, got 250');
     expect(() => new SMTPError(550, [4, 0, 0], 'x')).toThrow('SMTPError: enhanced code class 4 does not match reply code 550');
-    expect(() => new SMTPError(550, [5, 1000, 0], 'x')).toThrow('SMTPError: enhanced code parts must be integers from 0 to 999, got 5.1000.0');
+    expect(() => new SMTPError(550, [5, 1000, 0], 'x')).toThrow(
+      'SMTPError: enhanced code parts must be integers from 0 to 999, got 5.1000.0',
+    );
   });
 });
 
@@ -36,7 +38,10 @@ describe('the reply catalogue', () => {
 
   it('gives every 2xx, 4xx and 5xx reply an enhanced code of its class, except the greeting', () => {
     for (const [name, make] of Object.entries(REPLIES)) {
-      const reply = (make as (...a: unknown[]) => { code: number; enhanced?: readonly number[] })(name === 'authChallenge' ? Buffer.from('x') : 'x', 'y');
+      const reply = (make as (...a: unknown[]) => { code: number; enhanced?: readonly number[] })(
+        name === 'authChallenge' ? Buffer.from('x') : 'x',
+        'y',
+      );
       if (name === 'greeting' || (reply.code >= 300 && reply.code < 400)) continue;
       expect(reply.enhanced?.[0], name).toBe(Math.floor(reply.code / 100));
     }

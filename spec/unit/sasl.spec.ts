@@ -5,7 +5,8 @@ import { formatReply } from '../../lib/protocol/reply.js';
 import { createExchange, decodeBase64, scramSecret, type SaslStep } from '../../lib/protocol/sasl.js';
 
 const b = (text: string): Buffer => Buffer.from(text);
-const text = (step: SaslStep): string => (step.kind === 'challenge' ? step.data.toString() : step.kind === 'failure' ? formatReply(step.reply) : step.kind);
+const text = (step: SaslStep): string =>
+  step.kind === 'challenge' ? step.data.toString() : step.kind === 'failure' ? formatReply(step.reply) : step.kind;
 
 describe('SCRAM-SHA-256', () => {
   // RFC 7677 §3, user "user", password "pencil".
@@ -19,9 +20,9 @@ describe('SCRAM-SHA-256', () => {
     expect(text(ex.decide(scramSecret('pencil', { salt, iterations: 4096 })))).toBe(
       'r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096',
     );
-    expect(text(ex.respond(b('c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=')))).toBe(
-      'v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=',
-    );
+    expect(
+      text(ex.respond(b('c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ='))),
+    ).toBe('v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=');
     expect(ex.respond(b(''))).toEqual({ kind: 'success', user: 'user' });
   });
 
@@ -29,16 +30,18 @@ describe('SCRAM-SHA-256', () => {
     const ex = createExchange('SCRAM-SHA-256', { hostname: 'h', serverNonce: () => serverNonce });
     ex.start(b('n,,n=user,r=rOprNGfwEbeRWgbNEkqO'));
     ex.decide(scramSecret('not pencil', { salt }));
-    expect(text(ex.respond(b('c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=')))).toBe(
-      '535 5.7.8 Authentication credentials invalid\r\n',
-    );
+    expect(
+      text(ex.respond(b('c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ='))),
+    ).toBe('535 5.7.8 Authentication credentials invalid\r\n');
   });
 
   it('runs a plausible exchange for an unknown user and fails it at the end', () => {
     const ex = createExchange('SCRAM-SHA-256', { hostname: 'h', serverNonce: () => serverNonce });
     ex.start(b('n,,n=nobody,r=abc'));
     expect(text(ex.decide(false))).toMatch(/^r=abc%hvYDpWUa2RaTCAfuxFIlj\)hNlF\$k0,s=[A-Za-z0-9+/=]+,i=4096$/);
-    expect(text(ex.respond(b(`c=biws,r=abc${serverNonce},p=${Buffer.alloc(32).toString('base64')}`)))).toBe('535 5.7.8 Authentication credentials invalid\r\n');
+    expect(text(ex.respond(b(`c=biws,r=abc${serverNonce},p=${Buffer.alloc(32).toString('base64')}`)))).toBe(
+      '535 5.7.8 Authentication credentials invalid\r\n',
+    );
   });
 
   it('refuses channel binding, mandatory extensions and a changed nonce', () => {
@@ -67,14 +70,19 @@ describe('SCRAM-SHA-256', () => {
   });
 
   it('refuses fewer than 4096 iterations when deriving a secret', () => {
-    expect(() => scramSecret('x', { iterations: 10 })).toThrow('scramSecret: iterations must be an integer of at least 4096 (RFC 7677 §4), got 10');
+    expect(() => scramSecret('x', { iterations: 10 })).toThrow(
+      'scramSecret: iterations must be an integer of at least 4096 (RFC 7677 §4), got 10',
+    );
   });
 });
 
 describe('PLAIN', () => {
   it('splits authzid, user and password', () => {
     const ex = createExchange('PLAIN', { hostname: 'h' });
-    expect(ex.start(b('\0alice\0secret'))).toEqual({ kind: 'credentials', credentials: { mechanism: 'PLAIN', username: 'alice', password: 'secret', authzid: undefined } });
+    expect(ex.start(b('\0alice\0secret'))).toEqual({
+      kind: 'credentials',
+      credentials: { mechanism: 'PLAIN', username: 'alice', password: 'secret', authzid: undefined },
+    });
     expect(ex.decide(true)).toEqual({ kind: 'success', user: 'alice' });
   });
 
@@ -97,7 +105,10 @@ describe('LOGIN', () => {
     const ex = createExchange('LOGIN', { hostname: 'h' });
     expect(text(ex.start(undefined))).toBe('Username:');
     expect(text(ex.respond(b('alice')))).toBe('Password:');
-    expect(ex.respond(b('secret'))).toEqual({ kind: 'credentials', credentials: { mechanism: 'LOGIN', username: 'alice', password: 'secret', authzid: undefined } });
+    expect(ex.respond(b('secret'))).toEqual({
+      kind: 'credentials',
+      credentials: { mechanism: 'LOGIN', username: 'alice', password: 'secret', authzid: undefined },
+    });
   });
 
   it('takes the user name as an initial response', () => {
@@ -149,8 +160,10 @@ describe('decodeBase64', () => {
   });
 
   it('property: decodes whatever Buffer encodes', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
-      expect(decodeBase64(Buffer.from(bytes).toString('base64'))).toEqual(Buffer.from(bytes));
-    }));
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        expect(decodeBase64(Buffer.from(bytes).toString('base64'))).toEqual(Buffer.from(bytes));
+      }),
+    );
   });
 });
