@@ -6,13 +6,11 @@
  *
  * Usage: npm run bench [-- --rounds N] [-- --only a,b,c,d,e]
  */
-import { execFile, execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { execFile, fork, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { makeCertificates, type TestCertificates } from '../spec/helpers/certs.js';
 
 type Kind = 'sirocco' | 'smtp-server';
 const KINDS: readonly Kind[] = ['sirocco', 'smtp-server'];
@@ -176,35 +174,6 @@ function openIdle(port: number): Promise<Socket> {
   });
 }
 
-/** A throw-away self-signed certificate for the TLS row, made with openssl. */
-function makeCertificate(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'sirocco-bench-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      'server.key',
-      '-out',
-      'server.crt',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost',
-    ],
-    { cwd: dir, stdio: 'pipe' },
-  );
-  return dir;
-}
-
 /** A minimal SMTP client over STARTTLS: smtp-source has no TLS. The same client drives both servers. */
 class StartTlsSession {
   #socket: TLSSocket | undefined;
@@ -285,7 +254,7 @@ const tlsScenario: Scenario = {
   title: '(e) 5 MiB messages over STARTTLS, 4 sessions',
   tls: true,
   async run(server) {
-    const ca = readFileSync(join(CERT_DIR(), 'server.crt'));
+    const ca = CERTS().ca;
     const line = `${'x'.repeat(76)}\r\n`;
     const body = Buffer.from(line.repeat(Math.ceil((5 * 1024 * 1024) / line.length)));
     const before = await server.stats();
@@ -309,8 +278,9 @@ const tlsScenario: Scenario = {
   },
 };
 
-let certDir: string | undefined;
-const CERT_DIR = (): string => (certDir ??= makeCertificate());
+// Throw-away certificates for the TLS row, made with openssl as the tests make theirs.
+let certificates: TestCertificates | undefined;
+const CERTS = (): TestCertificates => (certificates ??= makeCertificates());
 
 const SCENARIOS: Scenario[] = [
   loadScenario('a', '(a) 20 persistent sessions, 1 KiB messages', 20_000, ['-d', '-s', '20', '-l', '1024']),
@@ -342,7 +312,7 @@ async function main(): Promise<void> {
     for (const scenario of chosen) {
       const order = round % 2 === 0 ? KINDS : [...KINDS].reverse();
       for (const kind of order) {
-        const server = await Server.start(kind, scenario.tls === true ? CERT_DIR() : undefined);
+        const server = await Server.start(kind, scenario.tls === true ? CERTS().dir : undefined);
         try {
           const sample = await scenario.run(server);
           const key = `${scenario.key}/${kind}`;
@@ -374,7 +344,7 @@ async function main(): Promise<void> {
     }
   }
   console.log(lines.join('\n'));
-  if (certDir !== undefined) rmSync(certDir, { recursive: true, force: true });
+  certificates?.cleanup();
 }
 
 await main();

@@ -18,25 +18,15 @@ export interface TestCertificates {
   cleanup(): void;
 }
 
+/** A new P-256 key, unencrypted. */
+const NEW_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+
 function openssl(dir: string, args: string[]): void {
   execFileSync('openssl', args, { cwd: dir, stdio: 'pipe', timeout: 20_000 });
 }
 
 function issue(dir: string, name: string, cn: string, san: string): void {
-  openssl(dir, [
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-    '-subj',
-    `/CN=${cn}`,
-  ]);
+  openssl(dir, ['req', ...NEW_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`]);
   writeFileSync(join(dir, `${name}.ext`), `subjectAltName=${san}\n`);
   openssl(dir, [
     'x509',
@@ -59,23 +49,7 @@ function issue(dir: string, name: string, cn: string, san: string): void {
 
 export function makeCertificates(): TestCertificates {
   const dir = mkdtempSync(join(tmpdir(), 'sirocco-certs-'));
-  openssl(dir, [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=Sirocco Test CA',
-  ]);
+  openssl(dir, ['req', '-x509', ...NEW_KEY, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=Sirocco Test CA']);
   issue(dir, 'server', 'localhost', 'DNS:localhost,DNS:mx.test,IP:127.0.0.1');
   issue(dir, 'other', 'other.test', 'DNS:other.test');
   issue(dir, 'client', 'client.test', 'DNS:client.test');
