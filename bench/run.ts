@@ -103,22 +103,25 @@ function smtpSource(port: number, options: string[]): Promise<number> {
   });
 }
 
+/** Runs `load` (which resolves to its wall time in seconds) and turns the server's stats into a sample. */
+async function measure(server: Server, messages: number, load: () => Promise<number>): Promise<Sample> {
+  const before = await server.stats();
+  const seconds = await load();
+  const after = await server.stats();
+  const done = after.messages - before.messages;
+  if (done !== messages) throw new Error(`${server.kind}: ${done} of ${messages} messages arrived`);
+  return {
+    perSecond: done / seconds,
+    cpuPerMessageMicros: (after.cpuMicros - before.cpuMicros) / done,
+    maxRssMiB: after.maxRss / 1048576,
+  };
+}
+
 function loadScenario(key: string, title: string, messages: number, options: string[]): Scenario {
   return {
     key,
     title,
-    async run(server) {
-      const before = await server.stats();
-      const seconds = await smtpSource(server.port, [...options, '-m', String(messages)]);
-      const after = await server.stats();
-      const done = after.messages - before.messages;
-      if (done !== messages) throw new Error(`${server.kind}: ${done} of ${messages} messages arrived`);
-      return {
-        perSecond: done / seconds,
-        cpuPerMessageMicros: (after.cpuMicros - before.cpuMicros) / done,
-        maxRssMiB: after.maxRss / 1048576,
-      };
-    },
+    run: (server) => measure(server, messages, () => smtpSource(server.port, [...options, '-m', String(messages)])),
   };
 }
 
@@ -257,24 +260,17 @@ const tlsScenario: Scenario = {
     const ca = CERTS().ca;
     const line = `${'x'.repeat(76)}\r\n`;
     const body = Buffer.from(line.repeat(Math.ceil((5 * 1024 * 1024) / line.length)));
-    const before = await server.stats();
-    const started = process.hrtime.bigint();
-    await Promise.all(
-      Array.from({ length: TLS_SESSIONS }, async () => {
-        const session = await StartTlsSession.open(server.port, ca);
-        for (let i = 0; i < TLS_MESSAGES / TLS_SESSIONS; i++) await session.send(body);
-        session.close();
-      }),
-    );
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const after = await server.stats();
-    const done = after.messages - before.messages;
-    if (done !== TLS_MESSAGES) throw new Error(`${server.kind}: ${done} of ${TLS_MESSAGES} messages arrived`);
-    return {
-      perSecond: done / seconds,
-      cpuPerMessageMicros: (after.cpuMicros - before.cpuMicros) / done,
-      maxRssMiB: after.maxRss / 1048576,
-    };
+    return measure(server, TLS_MESSAGES, async () => {
+      const started = process.hrtime.bigint();
+      await Promise.all(
+        Array.from({ length: TLS_SESSIONS }, async () => {
+          const session = await StartTlsSession.open(server.port, ca);
+          for (let i = 0; i < TLS_MESSAGES / TLS_SESSIONS; i++) await session.send(body);
+          session.close();
+        }),
+      );
+      return Number(process.hrtime.bigint() - started) / 1e9;
+    });
   },
 };
 

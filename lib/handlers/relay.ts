@@ -116,7 +116,8 @@ export class Relay extends RequestHandler<RelaySettings> {
       throw smarthostError(err);
     }
     if (info.rejected.length > 0) this.log.warn({ rejected: info.rejected }, 'smarthost refused some recipients');
-    this.finish(info.response.startsWith('250') ? `Ok: relayed as ${this.request.id}` : undefined);
+    // nodemailer resolves only once the smarthost accepted the message.
+    this.finish(`Ok: relayed as ${this.request.id}`);
   }
 }
 
