@@ -14,8 +14,9 @@ export interface HandlerState {
   finishText: string | undefined;
 }
 
-/** @internal */
-export const HANDLER_STATE = new WeakMap<object, HandlerState>();
+/** @internal The lifecycle state of a handler (a private field, read by the lifecycle driver). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export let handlerState: (handler: RequestHandler<any>) => HandlerState;
 
 /**
  * A handler class, as given to an {@link Application}.
@@ -78,6 +79,11 @@ export class RequestHandler<S extends object = Record<string, unknown>> {
   readonly request: SMTPRequest;
   readonly #connectionLog: Logger;
   #log: Logger | undefined;
+  readonly #state: HandlerState = { phase: 'prepare', finished: false, finishText: undefined };
+
+  static {
+    handlerState = (handler) => handler.#state;
+  }
 
   /**
    * Sirocco builds handlers; a subclass that takes its own constructor must pass these through.
@@ -87,7 +93,6 @@ export class RequestHandler<S extends object = Record<string, unknown>> {
     this.application = application;
     this.request = request;
     this.#connectionLog = log;
-    HANDLER_STATE.set(this, { phase: 'prepare', finished: false, finishText: undefined });
   }
 
   /** A pino logger carrying the connection's id and the queue id, made on first use. */
@@ -121,7 +126,7 @@ export class RequestHandler<S extends object = Record<string, unknown>> {
    * `data()` returning calls it for you. A second call throws.
    */
   finish(text?: string): void {
-    const state = stateOf(this);
+    const state = this.#state;
     if (state.finished) throw new Error('finish() was already called for this message');
     if (state.phase !== 'data') throw new Error('finish() ends a message: call it from data()');
     state.finished = true;
@@ -130,12 +135,6 @@ export class RequestHandler<S extends object = Record<string, unknown>> {
 
   /** Whether `finish()` has been called. */
   get finished(): boolean {
-    return stateOf(this).finished;
+    return this.#state.finished;
   }
-}
-
-function stateOf(handler: object): HandlerState {
-  const state = HANDLER_STATE.get(handler);
-  if (state === undefined) throw new Error('RequestHandler: the constructor was not called');
-  return state;
 }

@@ -116,19 +116,24 @@ function parseHeaderBlock(body: Buffer): [string, string][] {
 }
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const ALPHABET_CODES = Buffer.from(ALPHABET, 'latin1');
 const ID_LENGTH = 12;
 // Random bytes are drawn in blocks: one system call per 512 ids instead of one per message.
 const pool = Buffer.alloc(ID_LENGTH * 512);
 let poolOffset = pool.length;
 
+/** The body before `data()`: one shared empty buffer. */
+const NO_BODY = Buffer.alloc(0);
+
 /** A new queue id: 12 characters of Crockford base 32 (60 random bits). */
 export function newQueueId(): string {
   if (poolOffset + ID_LENGTH > pool.length) {
+    // Each random byte becomes one letter of the alphabet in place; ids are then plain slices.
     randomFillSync(pool);
+    for (let i = 0; i < pool.length; i++) pool[i] = ALPHABET_CODES[(pool[i] ?? 0) & 31] ?? 0;
     poolOffset = 0;
   }
-  let id = '';
-  for (let i = 0; i < ID_LENGTH; i++) id += ALPHABET[(pool[poolOffset + i] ?? 0) & 31];
+  const id = pool.toString('latin1', poolOffset, poolOffset + ID_LENGTH);
   poolOffset += ID_LENGTH;
   return id;
 }
@@ -153,7 +158,7 @@ export class SMTPRequest {
   readonly session: SessionInfo;
   /** The envelope: sender, recipients, their parameters. */
   readonly envelope: Envelope;
-  #body: Buffer = Buffer.alloc(0);
+  #body: Buffer = NO_BODY;
   #headers: MessageHeaders | undefined;
 
   /** @internal */

@@ -12,7 +12,7 @@ import { REPLIES } from '../protocol/replies.js';
 import { SMTPError, type Reply } from '../protocol/reply.js';
 import type { AnyApplication } from './application.js';
 import { SMTPRequest, type Envelope, type SessionInfo } from './request.js';
-import { HANDLER_STATE, type HandlerPhase, type RequestHandler } from './request-handler.js';
+import { handlerState, type HandlerPhase, type RequestHandler } from './request-handler.js';
 
 /** A value now, or later. */
 export type Maybe<T> = T | Promise<T>;
@@ -88,7 +88,7 @@ export class Transaction {
   message(decoded: DecodedMessage): Maybe<Reply> {
     this.request.setBody(decoded.body);
     const handler = this.#handler;
-    const state = handler === undefined ? undefined : HANDLER_STATE.get(handler);
+    const state = handler === undefined ? undefined : handlerState(handler);
     return andThen(
       this.#run('data', () => handler?.data()),
       (error) => {
@@ -96,7 +96,8 @@ export class Transaction {
           if (error !== undefined && state?.finished !== true) return error;
           if (error !== undefined) this.log.warn('data() failed after finish(); the 250 stands');
           if (state !== undefined) state.finished = true;
-          if (this.log.isLevelEnabled('info')) {
+          // The level is the connection logger's: no per-message child logger just to ask.
+          if (this.#connectionLog.isLevelEnabled('info')) {
             this.log.info({ from: this.envelope.mailFrom, to: this.envelope.rcptTos, size: decoded.size }, 'message accepted');
           }
           return REPLIES.queued(this.request.id, state?.finishText);
@@ -174,8 +175,7 @@ export class Transaction {
   }
 
   #setPhase(phase: HandlerPhase): void {
-    const state = this.#handler === undefined ? undefined : HANDLER_STATE.get(this.#handler);
-    if (state !== undefined) state.phase = phase;
+    if (this.#handler !== undefined) handlerState(this.#handler).phase = phase;
   }
 
   #errorReply(err: unknown, phase: HandlerPhase): Reply {

@@ -17,13 +17,19 @@ export interface PathError {
 
 // RFC 5321 §4.1.2 atext, as a character class body (RFC 5322 §3.2.3).
 const ATEXT = "A-Za-z0-9!#$%&'*+\\-/=?^_`{|}~";
-const ATOM = new RegExp(`^[${ATEXT}]+$`);
-const ATOM_UTF8 = new RegExp(`^[${ATEXT}\\u0080-\\u{10FFFF}]+$`, 'u');
-const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$/;
 const LABEL_UTF8 = /^[\p{L}\p{N}](?:[\p{L}\p{N}\p{M}-]*[\p{L}\p{N}\p{M}])?$/u;
 const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-// eslint-disable-next-line no-control-regex
-const NON_ASCII = /[^\x00-\x7f]/;
+
+/** ASCII character classes as lookup tables: the common, all-ASCII address is checked without regexes. */
+const ATEXT_CHAR = charTable(ATEXT);
+const LET_DIG = charTable('A-Za-z0-9');
+
+function charTable(classBody: string): Uint8Array {
+  const table = new Uint8Array(128);
+  const re = new RegExp(`[${classBody}]`);
+  for (let c = 0; c < 128; c++) table[c] = re.test(String.fromCharCode(c)) ? 1 : 0;
+  return table;
+}
 
 // RFC 5321 §4.5.3.1
 const MAX_LOCAL_PART = 64;
@@ -32,7 +38,8 @@ const MAX_PATH = 256;
 
 /** Whether `text` holds characters outside US-ASCII. */
 export function hasNonAscii(text: string): boolean {
-  return NON_ASCII.test(text);
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return true;
+  return false;
 }
 
 /**
@@ -52,7 +59,7 @@ export function parsePath(
   if (inner === '') {
     return options.allowNull ? { address: '', utf8: false } : { error: 'null address not allowed here' };
   }
-  if (options.allowPostmaster && inner.toLowerCase() === 'postmaster') return { address: inner, utf8: false };
+  if (options.allowPostmaster && inner.length === 10 && inner.toLowerCase() === 'postmaster') return { address: inner, utf8: false };
   if (inner.startsWith('@')) {
     const colon = inner.indexOf(':');
     if (colon === -1) return { error: 'bad source route' };
@@ -72,15 +79,28 @@ export function parseMailbox(mailbox: string, utf8: boolean): ParsedPath | PathE
   const local = mailbox.slice(0, at);
   const domain = mailbox.slice(at + 1);
   if (!isLocalPart(local, utf8)) return { error: 'bad local part' };
-  if (Buffer.byteLength(local) > MAX_LOCAL_PART) return { error: 'local part too long' };
+  // Without SMTPUTF8 the local part is ASCII: one byte per character.
+  if ((utf8 ? Buffer.byteLength(local) : local.length) > MAX_LOCAL_PART) return { error: 'local part too long' };
   if (!isDomain(domain, utf8) && !isAddressLiteral(domain)) return { error: 'bad domain' };
   return { address: mailbox, utf8: utf8 && hasNonAscii(mailbox) };
 }
 
+/** A dot-atom: atoms of atext (any non-ASCII character too when `utf8`) joined by single dots. */
 function isLocalPart(local: string, utf8: boolean): boolean {
   if (local.startsWith('"')) return isQuotedString(local, utf8);
-  const atom = utf8 ? ATOM_UTF8 : ATOM;
-  return local.split('.').every((part) => atom.test(part));
+  let atomLength = 0;
+  for (let i = 0; i < local.length; i++) {
+    const c = local.charCodeAt(i);
+    if (c === 0x2e) {
+      if (atomLength === 0) return false;
+      atomLength = 0;
+    } else if (c < 0x80 ? ATEXT_CHAR[c] === 1 : utf8) {
+      atomLength++;
+    } else {
+      return false;
+    }
+  }
+  return atomLength > 0;
 }
 
 // RFC 5321 §4.1.2 Quoted-string: qtextSMTP is %d32-33 / %d35-91 / %d93-126, quoted-pairSMTP is
@@ -101,9 +121,31 @@ function isQuotedString(text: string, utf8: boolean): boolean {
 
 /** Whether `domain` is a dotted domain name (RFC 5321 §4.1.2 `Domain`), U-labels when `utf8`. */
 export function isDomain(domain: string, utf8: boolean): boolean {
-  if (domain === '' || Buffer.byteLength(domain) > MAX_DOMAIN) return false;
-  const label = utf8 ? LABEL_UTF8 : LABEL;
-  return domain.split('.').every((part) => part.length <= 63 && label.test(part));
+  if (domain === '') return false;
+  if (hasNonAscii(domain)) {
+    if (!utf8 || Buffer.byteLength(domain) > MAX_DOMAIN) return false;
+    return domain.split('.').every((part) => part.length <= 63 && LABEL_UTF8.test(part));
+  }
+  return domain.length <= MAX_DOMAIN && isAsciiDomain(domain);
+}
+
+/** Labels of letters, digits and inner hyphens, 1 to 63 long, joined by single dots. */
+function isAsciiDomain(domain: string): boolean {
+  let labelLength = 0;
+  let last = 0;
+  for (let i = 0; i < domain.length; i++) {
+    const c = domain.charCodeAt(i);
+    if (c === 0x2e) {
+      if (labelLength === 0 || last === 0x2d) return false;
+      labelLength = 0;
+    } else if (LET_DIG[c] === 1 || (c === 0x2d && labelLength > 0)) {
+      if (++labelLength > 63) return false;
+    } else {
+      return false;
+    }
+    last = c;
+  }
+  return labelLength > 0 && last !== 0x2d;
 }
 
 /** Whether `text` is `[IPv4]`, `[IPv6:…]` or a general address literal (RFC 5321 §4.1.3). */

@@ -69,6 +69,18 @@ const HTTP_VERBS = new Set(['GET', 'POST', 'PUT', 'HEAD', 'CONNECT', 'OPTIONS', 
 
 /** Decodes one command line (without its line end) and checks its characters. */
 export function decodeLine(line: Buffer): string | { readonly error: Reply } {
+  // The common line is printable ASCII: one pass decides, and latin1 decodes it as it is.
+  let control = false;
+  let ascii = true;
+  for (let i = 0; i < line.length; i++) {
+    const b = line[i] ?? 0;
+    if (b > 0x7f) {
+      ascii = false;
+      break;
+    }
+    if (b < 0x20 || b === 0x7f) control = true;
+  }
+  if (ascii) return control ? { error: REPLIES.controlCharacters() } : line.toString('latin1');
   let text: string;
   try {
     text = DECODER.decode(line);
@@ -133,7 +145,7 @@ function parseHello(verb: 'HELO' | 'EHLO', domain: string, ctx: ParseContext): P
 function splitPathArgument(arg: string, keyword: 'FROM:' | 'TO:'): { path: string; words: string[] } | null {
   if (arg.slice(0, keyword.length).toUpperCase() !== keyword) return null;
   // Many clients write `MAIL FROM: <a@b>`: one space after the colon is tolerated.
-  const rest = arg.slice(keyword.length).replace(/^ /, '');
+  const rest = arg.charCodeAt(keyword.length) === 0x20 ? arg.slice(keyword.length + 1) : arg.slice(keyword.length);
   if (!rest.startsWith('<')) return null;
   // The path ends at the first `>` outside a quoted local part.
   let quoted = false;
@@ -150,7 +162,7 @@ function splitPathArgument(arg: string, keyword: 'FROM:' | 'TO:'): { path: strin
   if (end === -1) return null;
   const after = rest.slice(end + 1);
   if (after !== '' && !after.startsWith(' ')) return null;
-  return { path: rest.slice(0, end + 1), words: after.split(' ').filter((w) => w !== '') };
+  return { path: rest.slice(0, end + 1), words: after === '' ? [] : after.split(' ').filter((w) => w !== '') };
 }
 
 function parseParams(

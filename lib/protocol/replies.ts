@@ -1,4 +1,4 @@
-import { reply, type Reply } from './reply.js';
+import { fixedReply, reply, type Reply } from './reply.js';
 
 /**
  * The catalogue of every reply the protocol layer itself sends. Tests assert against these texts,
@@ -14,56 +14,56 @@ export const REPLIES = {
   /** Sent for: on connect (no enhanced code: RFC 2034 §4). */
   greeting: (host: string): Reply => reply(220, undefined, `${host} ESMTP Sirocco`),
   /** Sent for: QUIT. */
-  closing: (): Reply => reply(221, [2, 0, 0], 'Bye'),
+  closing: fixedReply(221, [2, 0, 0], 'Bye'),
   /** Sent for: NOOP, RSET. */
-  ok: (): Reply => reply(250, [2, 0, 0], 'Ok'),
+  ok: fixedReply(250, [2, 0, 0], 'Ok'),
   /** Sent for: MAIL accepted. */
-  senderOk: (): Reply => reply(250, [2, 1, 0], 'Sender ok'),
+  senderOk: fixedReply(250, [2, 1, 0], 'Sender ok'),
   /** Sent for: RCPT accepted. */
-  recipientOk: (): Reply => reply(250, [2, 1, 5], 'Recipient ok'),
+  recipientOk: fixedReply(250, [2, 1, 5], 'Recipient ok'),
   /** Sent for: message accepted (finish(text) replaces the text). */
   queued: (id: string, text?: string): Reply => reply(250, [2, 0, 0], text ?? `Ok: queued as ${id}`),
   /** Sent for: VRFY (RFC 5321 §3.5.3). */
-  cannotVerify: (): Reply => reply(252, [2, 5, 0], 'Cannot VRFY user, but will accept message and attempt delivery'),
+  cannotVerify: fixedReply(252, [2, 5, 0], 'Cannot VRFY user, but will accept message and attempt delivery'),
   /** Sent for: HELP. */
-  help: (): Reply => reply(214, [2, 0, 0], 'Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\nEnd of HELP'),
+  help: fixedReply(214, [2, 0, 0], 'Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\nEnd of HELP'),
   /** Sent for: STARTTLS accepted. */
-  readyToStartTls: (): Reply => reply(220, [2, 0, 0], 'Ready to start TLS'),
+  readyToStartTls: fixedReply(220, [2, 0, 0], 'Ready to start TLS'),
   /** Sent for: AUTH succeeded. */
-  authSuccess: (): Reply => reply(235, [2, 7, 0], 'Authentication successful'),
+  authSuccess: fixedReply(235, [2, 7, 0], 'Authentication successful'),
   // 3xx: RFC 2034 §4 puts no enhanced code on intermediate replies
   /** Sent for: an AUTH challenge; the text is the base64 of the mechanism's data (RFC 4954 §4). */
   authChallenge: (data: Buffer): Reply => reply(334, undefined, data.toString('base64')),
   /** Sent for: DATA. */
-  startData: (): Reply => reply(354, undefined, 'End data with <CR><LF>.<CR><LF>'),
+  startData: fixedReply(354, undefined, 'End data with <CR><LF>.<CR><LF>'),
   // 4xx
   /** Sent for: close(), once the connection is idle. */
-  shuttingDown: (): Reply => reply(421, [4, 3, 2], 'Service shutting down, closing connection'),
+  shuttingDown: fixedReply(421, [4, 3, 2], 'Service shutting down, closing connection'),
   /** Sent for: no byte from the client for idleTimeout ms. */
-  idleTimeout: (): Reply => reply(421, [4, 4, 2], 'Idle timeout, closing connection'),
+  idleTimeout: fixedReply(421, [4, 4, 2], 'Idle timeout, closing connection'),
   /** Sent for: maxBadCommands reached. */
-  tooManyErrors: (): Reply => reply(421, [4, 7, 0], 'Too many errors, closing connection'),
+  tooManyErrors: fixedReply(421, [4, 7, 0], 'Too many errors, closing connection'),
   /** Sent for: maxAuthFailures reached. */
-  tooManyAuthFailures: (): Reply => reply(421, [4, 7, 0], 'Too many authentication failures, closing connection'),
+  tooManyAuthFailures: fixedReply(421, [4, 7, 0], 'Too many authentication failures, closing connection'),
   /** Sent for: maxConnections reached. */
-  tooManyConnections: (): Reply => reply(421, [4, 7, 0], 'Too many connections, try again later'),
+  tooManyConnections: fixedReply(421, [4, 7, 0], 'Too many connections, try again later'),
   /** Sent for: a handler threw something other than SMTPError. */
-  localError: (): Reply => reply(451, [4, 3, 0], 'Requested action aborted: local error in processing'),
+  localError: fixedReply(451, [4, 3, 0], 'Requested action aborted: local error in processing'),
   /** Sent for: past maxRecipients (RFC 5321 §4.5.3.1.8). */
-  tooManyRecipients: (): Reply => reply(452, [4, 5, 3], 'Too many recipients'),
+  tooManyRecipients: fixedReply(452, [4, 5, 3], 'Too many recipients'),
   // 5xx
   /** Sent for: a SASL response over 12288 bytes (RFC 4954 §4). */
-  authLineTooLong: (): Reply => reply(500, [5, 5, 6], 'Authentication exchange line is too long'),
+  authLineTooLong: fixedReply(500, [5, 5, 6], 'Authentication exchange line is too long'),
   /** Sent for: unknown verb. */
-  unrecognized: (): Reply => reply(500, [5, 5, 2], 'Command not recognized'),
+  unrecognized: fixedReply(500, [5, 5, 2], 'Command not recognized'),
   /** Sent for: command line over maxLineLength. */
-  lineTooLong: (): Reply => reply(500, [5, 5, 2], 'Line too long'),
+  lineTooLong: fixedReply(500, [5, 5, 2], 'Line too long'),
   /** Sent for: command ended by bare LF, bareLineEndings: 'reject'. */
-  bareLineFeed: (): Reply => reply(500, [5, 5, 2], 'Line must end with <CR><LF>'),
+  bareLineFeed: fixedReply(500, [5, 5, 2], 'Line must end with <CR><LF>'),
   /** Sent for: bytes that are not UTF-8. */
-  invalidUtf8: (): Reply => reply(500, [5, 5, 2], 'Invalid UTF-8 in command'),
+  invalidUtf8: fixedReply(500, [5, 5, 2], 'Invalid UTF-8 in command'),
   /** Sent for: NUL, CR or another control character. */
-  controlCharacters: (): Reply => reply(501, [5, 5, 2], 'Control characters are not allowed in commands'),
+  controlCharacters: fixedReply(501, [5, 5, 2], 'Control characters are not allowed in commands'),
   /** Sent for: malformed command. */
   syntax: (usage: string): Reply => reply(501, [5, 5, 4], `Syntax: ${usage}`),
   /** Sent for: MAIL path malformed. */
@@ -75,37 +75,37 @@ export const REPLIES = {
   /** Sent for: EXPN; STARTTLS and AUTH until they are configured. */
   notImplemented: (verb: string): Reply => reply(502, [5, 5, 1], `${verb} not implemented`),
   /** Sent for: a client answered an AUTH challenge with `*` (RFC 4954 §4). */
-  authCancelled: (): Reply => reply(501, [5, 7, 0], 'Authentication cancelled'),
+  authCancelled: fixedReply(501, [5, 7, 0], 'Authentication cancelled'),
   /** Sent for: a SASL response that is not base64 (RFC 4954 §4). */
-  authBadBase64: (): Reply => reply(501, [5, 5, 2], 'Cannot decode response'),
+  authBadBase64: fixedReply(501, [5, 5, 2], 'Cannot decode response'),
   /** Sent for: command out of order. */
   badSequence: (why: string): Reply => reply(503, [5, 5, 1], `Bad sequence of commands: ${why}`),
   /** Sent for: AUTH with a mechanism that is not offered (RFC 4954 §4). */
-  authUnknownMechanism: (): Reply => reply(504, [5, 5, 4], 'Unrecognized authentication type'),
+  authUnknownMechanism: fixedReply(504, [5, 5, 4], 'Unrecognized authentication type'),
   /** Sent for: a second AUTH after success (RFC 4954 §4). */
-  alreadyAuthenticated: (): Reply => reply(503, [5, 5, 1], 'Bad sequence of commands: already authenticated'),
+  alreadyAuthenticated: fixedReply(503, [5, 5, 1], 'Bad sequence of commands: already authenticated'),
   /** Sent for: STARTTLS when TLS is already up (RFC 3207 §4). */
-  tlsAlreadyActive: (): Reply => reply(503, [5, 5, 1], 'Bad sequence of commands: TLS already active'),
+  tlsAlreadyActive: fixedReply(503, [5, 5, 1], 'Bad sequence of commands: TLS already active'),
   /** Sent for: MAIL before STARTTLS under requireTLS (RFC 3207 §4). */
-  tlsRequired: (): Reply => reply(530, [5, 7, 0], 'Must issue a STARTTLS command first'),
+  tlsRequired: fixedReply(530, [5, 7, 0], 'Must issue a STARTTLS command first'),
   /** Sent for: MAIL before AUTH under requireAuth (RFC 4954 §6). */
-  authRequired: (): Reply => reply(530, [5, 7, 0], 'Authentication required'),
+  authRequired: fixedReply(530, [5, 7, 0], 'Authentication required'),
   /** Sent for: AUTH without TLS when allowInsecureAuth is off (RFC 4954 §6). */
-  encryptionRequired: (): Reply => reply(538, [5, 7, 11], 'Encryption required for requested authentication mechanism'),
+  encryptionRequired: fixedReply(538, [5, 7, 11], 'Encryption required for requested authentication mechanism'),
   /** Sent for: a malformed SASL message. */
   authMalformed: (why: string): Reply => reply(501, [5, 5, 2], why),
   /** Sent for: wrong credentials (RFC 4954 §6). */
-  authInvalid: (): Reply => reply(535, [5, 7, 8], 'Authentication credentials invalid'),
+  authInvalid: fixedReply(535, [5, 7, 8], 'Authentication credentials invalid'),
   /** Sent for: authenticate failed, or gave a verdict where SCRAM needs a secret (RFC 4954 §6). */
-  authTemporary: (): Reply => reply(454, [4, 7, 0], 'Temporary authentication failure'),
+  authTemporary: fixedReply(454, [4, 7, 0], 'Temporary authentication failure'),
   /** Sent for: SIZE= or body over maxMessageSize. */
-  messageTooBig: (): Reply => reply(552, [5, 3, 4], 'Message size exceeds fixed maximum message size'),
+  messageTooBig: fixedReply(552, [5, 3, 4], 'Message size exceeds fixed maximum message size'),
   /** Sent for: 8-bit address without SMTPUTF8 (RFC 6531 §3.5). */
-  nonAsciiAddress: (): Reply => reply(553, [5, 6, 7], 'Non-ASCII address requires SMTPUTF8'),
+  nonAsciiAddress: fixedReply(553, [5, 6, 7], 'Non-ASCII address requires SMTPUTF8'),
   /** Sent for: bareLineEndings: 'reject'. */
-  bareLineEndingsInBody: (): Reply => reply(554, [5, 6, 0], 'Message contains bare <CR> or <LF>; lines must end with <CR><LF>'),
+  bareLineEndingsInBody: fixedReply(554, [5, 6, 0], 'Message contains bare <CR> or <LF>; lines must end with <CR><LF>'),
   /** Sent for: unknown MAIL/RCPT parameter (RFC 5321 §4.1.1.11). */
   unknownParameter: (name: string): Reply => reply(555, [5, 5, 4], `${name} parameter not recognized`),
   /** Sent for: an HTTP request line or header. */
-  notSmtp: (): Reply => reply(421, [4, 7, 0], 'This is an SMTP server, closing connection'),
+  notSmtp: fixedReply(421, [4, 7, 0], 'This is an SMTP server, closing connection'),
 } as const;

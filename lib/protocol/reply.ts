@@ -33,7 +33,21 @@ export interface Reply {
 
 /** Builds a reply; `text` may hold several lines separated by `\n`. */
 export function reply(code: number, enhanced: EnhancedCode | undefined, text: string): Reply {
-  return { code, enhanced, lines: text.split('\n') };
+  return { code, enhanced, lines: text.includes('\n') ? text.split('\n') : [text] };
+}
+
+/** Where a reply that never changes keeps its wire form. */
+const WIRE = Symbol('wire');
+
+/**
+ * A reply that never changes, built and formatted once: the catalogue hands out the same frozen
+ * object each time, and {@link formatReply} returns its stored wire form.
+ */
+export function fixedReply(code: number, enhanced: EnhancedCode | undefined, text: string): () => Reply {
+  const r = reply(code, enhanced, text);
+  const wire = formatReply(r);
+  const fixed = Object.freeze(Object.defineProperty({ ...r }, WIRE, { value: wire }));
+  return () => fixed;
 }
 
 /**
@@ -48,7 +62,10 @@ export function reply(code: number, enhanced: EnhancedCode | undefined, text: st
  * ```
  */
 export function formatReply(r: Reply): string {
-  const prefix = r.enhanced === undefined ? '' : `${r.enhanced.join('.')} `;
+  const wire = (r as { [WIRE]?: string })[WIRE];
+  if (wire !== undefined) return wire;
+  const e = r.enhanced;
+  const prefix = e === undefined ? '' : `${e[0]}.${e[1]}.${e[2]} `;
   const lines = r.lines.length === 0 ? [''] : r.lines;
   let out = '';
   for (let i = 0; i < lines.length; i++) {

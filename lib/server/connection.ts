@@ -56,7 +56,10 @@ export class Connection {
   #tls: TLSInfo | undefined;
   #upgrading = false;
   #receivedAny = false;
-  #out: string[] = [];
+  /** Replies formatted and not yet written. */
+  #out = '';
+  /** The session facts handed to transactions; rebuilt after HELO, STARTTLS or AUTH change them. */
+  #session: SessionInfo | undefined;
   #busy = false;
   #hookRunning = false;
   #waitingForDrain = false;
@@ -135,42 +138,77 @@ export class Connection {
     }
     this.#lines.push(chunk);
     if (!this.#busy) {
-      void this.#pump();
+      this.#pump();
     } else if (this.#decoder === null && this.#lines.buffered > this.#settings.maxBufferedBytes) {
       // A handler is running and the client keeps pipelining: stop reading until it is done.
       this.#socket.pause();
     }
   }
 
-  /** Processes all complete input, one command (or one message) at a time, in order. */
-  async #pump(): Promise<void> {
+  /**
+   * Processes all complete input, one command (or one message) at a time, in order. Runs
+   * synchronously while hooks return at once; a hook's promise pauses it until the promise settles.
+   */
+  #pump(): void {
     this.#busy = true;
+    let pending: Promise<void> | undefined;
     try {
-      while (this.#state !== SessionState.Closed && !this.#upgrading) {
-        if (this.#decoder !== null) {
-          const chunk = this.#lines.takeAll();
-          if (chunk === null) break;
-          const rest = this.#decoder.push(chunk);
-          if (rest === undefined) continue;
-          this.#lines.unshift(rest);
-          const pending = this.#endOfData();
-          if (pending !== undefined) await pending;
-        } else {
-          const event = this.#lines.next();
-          if (event === undefined) break;
-          const pending = this.#sasl === null ? this.#onLine(event) : this.#onSaslLine(this.#sasl, event);
-          if (pending !== undefined) await pending;
-        }
-        if (this.#shuttingDown && !inTransaction(this.#state)) this.#close(REPLIES.shuttingDown());
-      }
+      pending = this.#drain();
     } catch (err) {
-      this.#log.error({ err }, 'connection failed');
-      this.#close(REPLIES.localError());
-    } finally {
-      this.#busy = false;
-      this.#flush();
-      this.#maybeResume();
+      this.#failed(err);
     }
+    if (pending === undefined) {
+      this.#idle();
+      return;
+    }
+    pending.then(
+      () => {
+        this.#afterCommand();
+        this.#pump();
+      },
+      (err: unknown) => {
+        this.#failed(err);
+        this.#idle();
+      },
+    );
+  }
+
+  /** Runs commands until the input runs dry (`undefined`) or a hook is still running (its promise). */
+  #drain(): Promise<void> | undefined {
+    while (this.#state !== SessionState.Closed && !this.#upgrading) {
+      let pending: Promise<void> | undefined;
+      if (this.#decoder !== null) {
+        const chunk = this.#lines.takeAll();
+        if (chunk === null) break;
+        const rest = this.#decoder.push(chunk);
+        if (rest === undefined) continue;
+        this.#lines.unshift(rest);
+        pending = this.#endOfData();
+      } else {
+        const event = this.#lines.next();
+        if (event === undefined) break;
+        pending = this.#sasl === null ? this.#onLine(event) : this.#onSaslLine(this.#sasl, event);
+      }
+      if (pending !== undefined) return pending;
+      this.#afterCommand();
+    }
+    return undefined;
+  }
+
+  #afterCommand(): void {
+    if (this.#shuttingDown && !inTransaction(this.#state)) this.#close(REPLIES.shuttingDown());
+  }
+
+  #failed(err: unknown): void {
+    this.#log.error({ err }, 'connection failed');
+    this.#close(REPLIES.localError());
+  }
+
+  /** The input ran dry: send what is due and read again. */
+  #idle(): void {
+    this.#busy = false;
+    this.#flush();
+    this.#maybeResume();
   }
 
   #onLine(event: LineEvent): Promise<void> | undefined {
@@ -204,6 +242,7 @@ export class Connection {
         this.#abortTransaction();
         this.#heloName = command.domain;
         this.#esmtp = command.verb === 'EHLO';
+        this.#session = undefined;
         this.#state = SessionState.Greeted;
         this.#reply(
           this.#esmtp
@@ -388,6 +427,7 @@ export class Connection {
     this.#heloName = '';
     this.#esmtp = false;
     this.#user = undefined;
+    this.#session = undefined;
     this.#secure(false);
   }
 
@@ -415,6 +455,7 @@ export class Connection {
       this.#upgrading = false;
       this.#socket = secure;
       this.#tls = tlsInfo(secure);
+      this.#session = undefined;
       this.#log.debug({ protocol: this.#tls.protocol, cipher: this.#tls.cipher }, 'TLS established');
       this.#attach(secure);
       if (greet) this.#reply(REPLIES.greeting(this.#settings.hostname));
@@ -469,6 +510,7 @@ export class Connection {
       case 'success':
         this.#sasl = null;
         this.#user = step.user;
+        this.#session = undefined;
         this.#log.info({ user: step.user }, 'authenticated');
         this.#reply(REPLIES.authSuccess());
         return undefined;
@@ -520,8 +562,9 @@ export class Connection {
   }
 
   #sessionInfo(): SessionInfo {
+    if (this.#session !== undefined) return this.#session;
     const socket = this.#socket;
-    return Object.freeze({
+    return (this.#session = Object.freeze({
       id: this.id,
       remoteAddress: socket.remoteAddress ?? '',
       remotePort: socket.remotePort ?? 0,
@@ -532,18 +575,18 @@ export class Connection {
       secure: this.#tls !== undefined,
       tls: this.#tls,
       user: this.#user,
-    });
+    }));
   }
 
   #reply(reply: Reply): void {
-    this.#out.push(formatReply(reply));
+    this.#out += formatReply(reply);
   }
 
   /** RFC 2920 §3.2: replies to pipelined commands go out together, once the input runs dry. */
   #flush(): void {
-    if (this.#out.length === 0 || this.#socket.destroyed || this.#upgrading) return;
-    const data = this.#out.length === 1 ? (this.#out[0] ?? '') : this.#out.join('');
-    this.#out = [];
+    if (this.#out === '' || this.#socket.destroyed || this.#upgrading) return;
+    const data = this.#out;
+    this.#out = '';
     if (!this.#socket.write(data) && !this.#waitingForDrain) {
       // The client does not read its replies: stop reading its commands until it does.
       this.#waitingForDrain = true;
