@@ -69,7 +69,11 @@ export class ApplicationSettings {
   @Max(65536)
   maxLineLength: number = 1024;
 
-  /** Milliseconds without a byte from the client before `421 4.4.2`; RFC 5321 §4.5.3.2 suggests 5 minutes. */
+  /**
+   * Milliseconds without a byte from the client (counted from the server's last reply, handlers'
+   * time excluded) before `421 4.4.2`; RFC 5321 §4.5.3.2 suggests 5 minutes. The connection closes
+   * at most an eighth of this later.
+   */
   @IsInt()
   @Min(1)
   idleTimeout: number = 5 * 60 * 1000;

@@ -17,6 +17,7 @@ import { formatReply, SMTPError, type Reply } from '../protocol/reply.js';
 import { REPLIES } from '../protocol/replies.js';
 import { createExchange, decodeBase64, type AuthDecision, type SaslExchange, type SaslMechanism, type SaslStep } from '../protocol/sasl.js';
 import { checkOrder, inTransaction, SessionState } from '../protocol/session.js';
+import { IdleTimer } from './idle-timer.js';
 import { tlsInfo, type TLSConfig, type TLSInfo } from './tls.js';
 
 /** How long a connection we ended may take to close before it is destroyed. */
@@ -66,6 +67,7 @@ export class Connection {
   #badCommands = 0;
   #shuttingDown = false;
   #closedOnce = false;
+  #idleTimer: IdleTimer | null = null;
 
   constructor(socket: Socket, context: ConnectionContext, onClosed: (connection: Connection) => void) {
     this.id = `${process.pid.toString(36)}.${(++sequence).toString(36)}`;
@@ -90,6 +92,11 @@ export class Connection {
     this.#log.debug({ remote: socket.remoteAddress, port: socket.remotePort }, 'connected');
     socket.on('error', (err) => this.#log.debug({ err }, 'socket error'));
     socket.on('close', () => this.#onSocketClose());
+    this.#idleTimer = new IdleTimer(
+      this.#settings.idleTimeout,
+      () => this.#hookRunning || this.#upgrading,
+      () => this.#onTimeout(),
+    );
     if (this.#settings.implicitTLS) {
       this.#secure(true);
       return;
@@ -120,13 +127,12 @@ export class Connection {
 
   #attach(socket: Socket): void {
     socket.setNoDelay(true);
-    socket.setTimeout(this.#settings.idleTimeout);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('timeout', () => this.#onTimeout());
   }
 
   #onData(chunk: Buffer): void {
     if (this.#state === SessionState.Closed || this.#upgrading) return;
+    this.#idleTimer?.touch();
     if (!this.#receivedAny) {
       this.#receivedAny = true;
       if (chunk[0] === TLS_HANDSHAKE && this.#tls === undefined) {
@@ -436,8 +442,6 @@ export class Connection {
     if (config === undefined) throw new Error('TLS is not configured');
     const plain = this.#socket;
     plain.removeAllListeners('data');
-    plain.removeAllListeners('timeout');
-    plain.setTimeout(0);
     this.#upgrading = true;
     const secure = config.upgrade(plain);
     const timer = setTimeout(() => {
@@ -587,6 +591,7 @@ export class Connection {
     if (this.#out === '' || this.#socket.destroyed || this.#upgrading) return;
     const data = this.#out;
     this.#out = '';
+    this.#idleTimer?.touch();
     if (!this.#socket.write(data) && !this.#waitingForDrain) {
       // The client does not read its replies: stop reading its commands until it does.
       this.#waitingForDrain = true;
@@ -605,8 +610,7 @@ export class Connection {
   }
 
   #onTimeout(): void {
-    // While a handler runs the client is waiting for us, not idle.
-    if (this.#hookRunning || this.#state === SessionState.Closed) return;
+    if (this.#state === SessionState.Closed) return;
     this.#log.info('idle timeout');
     this.#close(REPLIES.idleTimeout());
   }
@@ -630,6 +634,7 @@ export class Connection {
   #onSocketClose(): void {
     if (this.#closedOnce) return;
     this.#closedOnce = true;
+    this.#idleTimer?.stop();
     this.#state = SessionState.Closed;
     this.#decoder = null;
     this.#sasl = null;

@@ -43,6 +43,16 @@ describe('limits', () => {
     expect(await c.closedByServer()).toBe('421 4.4.2 Idle timeout, closing connection\r\n');
   });
 
+  it('keeps a connection whose client speaks within the timeout', async () => {
+    const { port } = await startServer(undefined, { idleTimeout: 300 });
+    const c = await RawClient.greeted(port);
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      expect(await c.command('NOOP')).toBe('250 2.0.0 Ok\r\n');
+    }
+    expect(await c.closedByServer()).toBe('421 4.4.2 Idle timeout, closing connection\r\n');
+  });
+
   it('does not count a slow handler as client idleness', async () => {
     class Slow extends RequestHandler {
       override async data(): Promise<void> {

@@ -1,0 +1,73 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { IdleTimer } from '../../lib/server/idle-timer.js';
+
+describe('IdleTimer', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('expires no earlier than the timeout after the last activity, and at most an eighth later', () => {
+    const expired: number[] = [];
+    const timer = new IdleTimer(
+      800,
+      () => false,
+      () => expired.push(Date.now()),
+    );
+    const start = Date.now();
+    vi.advanceTimersByTime(350);
+    timer.touch();
+    const last = Date.now();
+    vi.advanceTimersByTime(799);
+    expect(expired).toEqual([]);
+    vi.advanceTimersByTime(101);
+    expect(expired).toHaveLength(1);
+    const after = (expired[0] ?? 0) - last;
+    expect(after).toBeGreaterThanOrEqual(800);
+    expect(after).toBeLessThanOrEqual(900);
+    expect(last - start).toBe(350);
+    // It fires once.
+    vi.advanceTimersByTime(5000);
+    expect(expired).toHaveLength(1);
+  });
+
+  it('never counts time the connection is busy', () => {
+    let busy = true;
+    let expired = false;
+    const timer = new IdleTimer(
+      100,
+      () => busy,
+      () => (expired = true),
+    );
+    vi.advanceTimersByTime(1000);
+    expect(expired).toBe(false);
+    // The connection touches the timer when it replies, which is when being busy ends.
+    busy = false;
+    timer.touch();
+    vi.advanceTimersByTime(99);
+    expect(expired).toBe(false);
+    vi.advanceTimersByTime(30);
+    expect(expired).toBe(true);
+  });
+
+  it('stays quiet once stopped, and works with a 1 ms timeout', () => {
+    let expired = 0;
+    const timer = new IdleTimer(
+      1,
+      () => false,
+      () => expired++,
+    );
+    timer.stop();
+    vi.advanceTimersByTime(100);
+    expect(expired).toBe(0);
+    new IdleTimer(
+      1,
+      () => false,
+      () => expired++,
+    );
+    vi.advanceTimersByTime(2);
+    expect(expired).toBe(1);
+  });
+});
