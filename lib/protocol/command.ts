@@ -67,6 +67,19 @@ const VALUE = /^[\x21-\x3c\x3e-\x7e]+$/;
 const VALUE_UTF8 = /^[\x21-\x3c\x3e-\x7e\u0080-\u{10FFFF}]+$/u;
 const HTTP_VERBS = new Set(['GET', 'POST', 'PUT', 'HEAD', 'CONNECT', 'OPTIONS', 'DELETE', 'PATCH']);
 
+/**
+ * Upper-cases the ASCII letters only: verbs and keywords are case-insensitive in ASCII alone
+ * (RFC 5321 §2.4), so no Unicode case mapping may turn a foreign letter into one of theirs.
+ * Text already in upper case, the common case, is returned as it is.
+ */
+function asciiUpper(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x61 && c <= 0x7a) return text.replace(/[a-z]+/g, (m) => m.toUpperCase());
+  }
+  return text;
+}
+
 /** Decodes one command line (without its line end) and checks its characters. */
 export function decodeLine(line: Buffer): string | { readonly error: Reply } {
   // The common line is printable ASCII: one pass decides, and latin1 decodes it as it is.
@@ -94,7 +107,7 @@ export function decodeLine(line: Buffer): string | { readonly error: Reply } {
 /** Parses one decoded command line. */
 export function parseCommand(text: string, ctx: ParseContext): ParseResult {
   const space = text.indexOf(' ');
-  const verb = (space === -1 ? text : text.slice(0, space)).toUpperCase();
+  const verb = asciiUpper(space === -1 ? text : text.slice(0, space));
   const arg = space === -1 ? '' : text.slice(space + 1);
   switch (verb) {
     case 'HELO':
@@ -116,7 +129,7 @@ export function parseCommand(text: string, ctx: ParseContext): ParseResult {
     case 'AUTH': {
       // RFC 4954 §4: AUTH mechanism [initial-response], "=" standing for an empty response.
       const words = arg.split(' ');
-      const mechanism = (words[0] ?? '').toUpperCase();
+      const mechanism = asciiUpper(words[0] ?? '');
       if (mechanism === '' || words.length > 2 || !/^[A-Z0-9_-]{1,20}$/.test(mechanism)) {
         return { error: REPLIES.syntax('AUTH mechanism [initial-response]') };
       }
@@ -143,7 +156,7 @@ function parseHello(verb: 'HELO' | 'EHLO', domain: string, ctx: ParseContext): P
 
 /** Splits `FROM:<path> PARAMS` into the path and the parameter words. */
 function splitPathArgument(arg: string, keyword: 'FROM:' | 'TO:'): { path: string; words: string[] } | null {
-  if (arg.slice(0, keyword.length).toUpperCase() !== keyword) return null;
+  if (asciiUpper(arg.slice(0, keyword.length)) !== keyword) return null;
   // Many clients write `MAIL FROM: <a@b>`: one space after the colon is tolerated.
   const rest = arg.charCodeAt(keyword.length) === 0x20 ? arg.slice(keyword.length + 1) : arg.slice(keyword.length);
   if (!rest.startsWith('<')) return null;
@@ -174,7 +187,7 @@ function parseParams(
   for (const word of words) {
     if (!ctx.esmtp) return { error: REPLIES.unknownParameter(word.split('=')[0] ?? word) };
     const eq = word.indexOf('=');
-    const key = (eq === -1 ? word : word.slice(0, eq)).toUpperCase();
+    const key = asciiUpper(eq === -1 ? word : word.slice(0, eq));
     if (!KEYWORD.test(key)) return { error: REPLIES.badParameter(`Bad parameter syntax: ${word}`) };
     if (Object.hasOwn(params, key)) return { error: REPLIES.badParameter(`Duplicate parameter: ${key}`) };
     if (eq === -1) {
@@ -191,7 +204,7 @@ function parseParams(
 function parseMail(arg: string, ctx: ParseContext): ParseResult {
   const split = splitPathArgument(arg, 'FROM:');
   if (split === null) return { error: REPLIES.syntax('MAIL FROM:<address> [parameters]') };
-  const smtputf8 = ctx.esmtp && ctx.smtputf8Offered && split.words.some((w) => w.toUpperCase() === 'SMTPUTF8');
+  const smtputf8 = ctx.esmtp && ctx.smtputf8Offered && split.words.some((w) => asciiUpper(w) === 'SMTPUTF8');
   const parsed = parseParams(split.words, ctx, smtputf8);
   if ('error' in parsed) return parsed;
   const { params } = parsed;
@@ -205,8 +218,8 @@ function parseMail(arg: string, ctx: ParseContext): ParseResult {
         break;
       case 'BODY': // RFC 6152 §3
         if (value === true) return { error: REPLIES.badParameter('BODY requires a value') };
-        if (value.toUpperCase() === '7BIT') body = '7BIT';
-        else if (value.toUpperCase() === '8BITMIME') body = '8BITMIME';
+        if (asciiUpper(value) === '7BIT') body = '7BIT';
+        else if (asciiUpper(value) === '8BITMIME') body = '8BITMIME';
         else return { error: REPLIES.badParameter(`BODY=${value} not supported`) };
         break;
       case 'AUTH': // RFC 4954 §5: accepted and not trusted; the value is kept in params

@@ -18,6 +18,14 @@ describe('parseCommand', () => {
     expect(parseCommand('QuIt', ESMTP)).toEqual({ verb: 'QUIT' });
   });
 
+  it('folds case in ASCII only: no Unicode mapping turns a foreign letter into a verb', () => {
+    // 'ı' (dotless i) and 'ſ' (long s) upper-case to I and S under Unicode rules.
+    expect(replyOf('MAıL FROM:<a@b.example>')).toBe('500 5.5.2 Command not recognized\r\n');
+    expect(replyOf('maıl FROM:<a@b.example>')).toBe('500 5.5.2 Command not recognized\r\n');
+    expect(replyOf('MAIL FROM:<a@b.example> ſMTPUTF8')).toBe('501 5.5.4 Bad parameter syntax: ſMTPUTF8\r\n');
+    expect(parseCommand('mail from:<a@b.example> body=8bitmime', ESMTP)).toMatchObject({ verb: 'MAIL', body: '8BITMIME' });
+  });
+
   it('keeps ESMTP parameters out of the address', () => {
     expect(parseCommand('MAIL FROM:<a@b.example> SIZE=10 BODY=8BITMIME', ESMTP)).toEqual({
       verb: 'MAIL',
