@@ -164,10 +164,10 @@ function splitPathArgument(arg: string, keyword: 'FROM:' | 'TO:'): { path: strin
   let quoted = false;
   let end = -1;
   for (let i = 1; i < rest.length; i++) {
-    const c = rest[i];
-    if (c === '\\' && quoted) i++;
-    else if (c === '"') quoted = !quoted;
-    else if (c === '>' && !quoted) {
+    const c = rest.charCodeAt(i);
+    if (c === 0x5c && quoted) i++;
+    else if (c === 0x22) quoted = !quoted;
+    else if (c === 0x3e && !quoted) {
       end = i;
       break;
     }

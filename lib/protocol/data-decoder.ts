@@ -174,7 +174,7 @@ export class DataDecoder {
   result(): DecodedMessage {
     const tooBig = this.#size > this.#maxSize;
     return {
-      body: tooBig ? Buffer.alloc(0) : Buffer.concat(this.#parts, this.#size),
+      body: tooBig ? Buffer.alloc(0) : join(this.#parts, this.#size),
       size: this.#size,
       tooBig,
       bareLineEndings: this.#bare,
@@ -199,4 +199,16 @@ export class DataDecoder {
     }
     this.#parts.push(bytes);
   }
+}
+
+/**
+ * The body as one Buffer. A body that arrived in one run of one read is handed over as it is,
+ * without a copy, when it fills at least half of the memory it keeps alive (the read's buffer);
+ * otherwise, and for bodies in several parts, the parts are copied into one Buffer. The shared
+ * one- and two-byte constants above live in Node's 8 KiB pool, so they are never handed over.
+ */
+function join(parts: readonly Buffer[], size: number): Buffer {
+  const only = parts.length === 1 ? parts[0] : undefined;
+  if (only !== undefined && only.byteLength * 2 >= only.buffer.byteLength) return only;
+  return Buffer.concat(parts, size);
 }

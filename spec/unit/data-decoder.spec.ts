@@ -108,6 +108,23 @@ describe('DataDecoder', () => {
     expect(result.body.length).toBe(0);
   });
 
+  it('hands over a one-run body without a copy only when it fills most of its read buffer', () => {
+    const body = 'Subject: x\r\n\r\nhello\r\n';
+    const whole = Buffer.from(new ArrayBuffer(body.length + 3));
+    whole.write(`${body}.\r\n`, 'latin1');
+    const shared = new DataDecoder(1 << 20);
+    expect(shared.push(whole)).toEqual(Buffer.alloc(0));
+    expect(shared.result().body.buffer).toBe(whole.buffer);
+
+    const big = Buffer.alloc(65536);
+    big.write(`${body}.\r\n`, 'latin1');
+    const copied = new DataDecoder(1 << 20);
+    copied.push(big.subarray(0, body.length + 3));
+    const result = copied.result().body;
+    expect(result.toString('latin1')).toBe(body);
+    expect(result.buffer).not.toBe(big.buffer);
+  });
+
   it('refuses push() after the end', () => {
     const decoder = new DataDecoder(10);
     decoder.push(Buffer.from('.\r\n'));
