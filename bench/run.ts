@@ -2,7 +2,10 @@
  * npm run bench: Sirocco against nodemailer's smtp-server, side by side in one run, alternating
  * which goes first in each round. Load comes from Postfix's smtp-source (a real SMTP client); the
  * idle-connection scenario opens raw sockets. Each server runs in a process of its own, so its CPU
- * time and memory are measured apart from the load generator's. Reports medians and ratios.
+ * time and memory are measured apart from the load generator's. Every load starts with a warm-up
+ * that is not measured (both servers' JIT compilers settle). Reports medians, and ratios as the
+ * median of each round's ratio: the two runs of a round are back to back, so they share the
+ * machine's load of the moment.
  *
  * Usage: npm run bench [-- --rounds N] [-- --only a,b,c,d,e]
  */
@@ -40,7 +43,7 @@ interface Scenario {
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./server.ts', import.meta.url));
 const args = process.argv.slice(2);
-const ROUNDS = Number(args[args.indexOf('--rounds') + 1] ?? 3) || 3;
+const ROUNDS = Number(args[args.indexOf('--rounds') + 1] ?? 5) || 5;
 const ONLY = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : undefined;
 
 class Server {
@@ -117,11 +120,14 @@ async function measure(server: Server, messages: number, load: () => Promise<num
   };
 }
 
-function loadScenario(key: string, title: string, messages: number, options: string[]): Scenario {
+function loadScenario(key: string, title: string, messages: number, warmup: number, options: string[]): Scenario {
   return {
     key,
     title,
-    run: (server) => measure(server, messages, () => smtpSource(server.port, [...options, '-m', String(messages)])),
+    async run(server) {
+      await smtpSource(server.port, [...options, '-m', String(warmup)]);
+      return measure(server, messages, () => smtpSource(server.port, [...options, '-m', String(messages)]));
+    },
   };
 }
 
@@ -260,6 +266,9 @@ const tlsScenario: Scenario = {
     const ca = CERTS().ca;
     const line = `${'x'.repeat(76)}\r\n`;
     const body = Buffer.from(line.repeat(Math.ceil((5 * 1024 * 1024) / line.length)));
+    const warmup = await StartTlsSession.open(server.port, ca);
+    for (let i = 0; i < 4; i++) await warmup.send(body);
+    warmup.close();
     return measure(server, TLS_MESSAGES, async () => {
       const started = process.hrtime.bigint();
       await Promise.all(
@@ -279,9 +288,9 @@ let certificates: TestCertificates | undefined;
 const CERTS = (): TestCertificates => (certificates ??= makeCertificates());
 
 const SCENARIOS: Scenario[] = [
-  loadScenario('a', '(a) 20 persistent sessions, 1 KiB messages', 20_000, ['-d', '-s', '20', '-l', '1024']),
-  loadScenario('b', '(b) one message per connection, 20 in parallel, 1 KiB', 4_000, ['-s', '20', '-l', '1024']),
-  loadScenario('c', '(c) 5 MiB messages, 4 persistent sessions', 80, ['-d', '-s', '4', '-l', String(5 * 1024 * 1024)]),
+  loadScenario('a', '(a) 20 persistent sessions, 1 KiB messages', 20_000, 2_000, ['-d', '-s', '20', '-l', '1024']),
+  loadScenario('b', '(b) one message per connection, 20 in parallel, 1 KiB', 4_000, 400, ['-s', '20', '-l', '1024']),
+  loadScenario('c', '(c) 5 MiB messages, 4 persistent sessions', 80, 8, ['-d', '-s', '4', '-l', String(5 * 1024 * 1024)]),
   idleScenario,
   tlsScenario,
 ];
@@ -320,15 +329,17 @@ async function main(): Promise<void> {
       }
     }
   }
-  const lines = [`Node ${process.version}, ${ROUNDS} rounds, medians; ratio = Sirocco / smtp-server`, ''];
-  lines.push('| scenario | metric | Sirocco | smtp-server | ratio |', '|---|---|---|---|---|');
+  const lines = [`Node ${process.version}, ${ROUNDS} rounds, medians; ratio = median over rounds of Sirocco / smtp-server`, ''];
+  lines.push("| scenario | metric | Sirocco | smtp-server | ratio | rounds' range |", '|---|---|---|---|---|---|');
   for (const scenario of chosen) {
     const s = samples.get(`${scenario.key}/sirocco`) ?? [];
     const r = samples.get(`${scenario.key}/smtp-server`) ?? [];
     const row = (metric: string, pick: (x: Sample) => number, digits: number): void => {
       const a = median(s.map(pick));
       const b = median(r.map(pick));
-      lines.push(`| ${scenario.title} | ${metric} | ${a.toFixed(digits)} | ${b.toFixed(digits)} | ${(a / b).toFixed(2)}× |`);
+      const ratio = median(s.map((x, i) => pick(x) / pick(r[i] ?? x)));
+      const range = `${Math.min(...s.map((x, i) => pick(x) / pick(r[i] ?? x))).toFixed(2)}–${Math.max(...s.map((x, i) => pick(x) / pick(r[i] ?? x))).toFixed(2)}`;
+      lines.push(`| ${scenario.title} | ${metric} | ${a.toFixed(digits)} | ${b.toFixed(digits)} | ${ratio.toFixed(2)}× | ${range} |`);
     };
     if (scenario.key === 'd') {
       row('KiB per connection', (x) => (x.bytesPerConnection ?? 0) / 1024, 1);
