@@ -1,9 +1,11 @@
 /**
  * One benchmark server in its own process, so its CPU and memory are its own. Started by
- * bench/run.ts with `sirocco` or `smtp-server` (nodemailer's, the reference) as its argument.
+ * bench/run.ts with `sirocco` or `smtp-server` (nodemailer's, the reference) as its argument,
+ * and by bench/instructions.ts also with `floor` (Node's sockets and nothing else).
  * Both handlers do the same work: collect the body into one Buffer and count the message.
  */
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { SMTPServer as ReferenceServer } from 'smtp-server';
@@ -59,6 +61,37 @@ if (kind === 'sirocco') {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.server.address();
+  port = typeof address === 'object' && address !== null ? address.port : 0;
+} else if (kind === 'floor') {
+  // Not an SMTP server: answers each command with a fixed reply and each message with a fixed
+  // 250, parsing nothing. What Node's sockets alone cost per message, the floor under any server.
+  const server = createServer((socket) => {
+    let inData = false;
+    socket.on('error', () => undefined);
+    socket.write('220 floor.test ESMTP\r\n');
+    socket.on('data', (chunk: Buffer) => {
+      if (inData) {
+        if (chunk.length >= 5 && chunk.toString('latin1', chunk.length - 5) === '\r\n.\r\n') {
+          inData = false;
+          messages++;
+          bytes += chunk.length;
+          socket.write('250 2.0.0 Ok: queued as ABCDEFGHJKMN\r\n');
+        }
+        return;
+      }
+      const verb = chunk.toString('latin1', 0, 4).toUpperCase();
+      if (verb === 'DATA') {
+        inData = true;
+        socket.write('354 End data with <CR><LF>.<CR><LF>\r\n');
+      } else if (verb === 'QUIT') {
+        socket.end('221 2.0.0 Bye\r\n');
+      } else {
+        socket.write('250 2.0.0 Ok\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
   port = typeof address === 'object' && address !== null ? address.port : 0;
 } else {
   throw new Error(`bench/server.ts: unknown server ${String(kind)}`);

@@ -1,0 +1,117 @@
+/**
+ * npm run bench:instructions: user-space instructions per message under row (a)'s load (20
+ * persistent smtp-source sessions, 1 KiB messages), counted by valgrind's callgrind. Unlike CPU
+ * time, the count does not move with the machine's load, so it shows what a change to the hot
+ * path is worth. It leaves out the kernel (the socket reads and writes, the same for every
+ * server), which CPU time includes.
+ *
+ * Three servers run in turn, each in its own process under valgrind: `floor` (Node's sockets
+ * answering fixed replies, parsing nothing), Sirocco, and nodemailer's smtp-server. A warm-up
+ * load is not counted; collection is switched on for the measured load only.
+ *
+ * Needs valgrind (Debian's valgrind package) and smtp-source (bench/setup.sh).
+ * Usage: npm run bench:instructions [-- --messages N]
+ */
+import { execFile, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const SERVER_SCRIPT = fileURLToPath(new URL('./server.ts', import.meta.url));
+const args = process.argv.slice(2);
+const MESSAGES = Number(args[args.indexOf('--messages') + 1] ?? 3000) || 3000;
+// Under valgrind everything runs about fifty times slower, so the JIT needs a longer warm-up.
+const WARMUP = 6000;
+const KINDS = ['floor', 'sirocco', 'smtp-server'] as const;
+
+function run(command: string, commandArgs: string[]): Promise<void> {
+  return new Promise((resolve, reject) =>
+    execFile(command, commandArgs, { timeout: 600_000 }, (err, _out, stderr) =>
+      err ? reject(new Error(`${command} failed: ${err.message} ${stderr}`)) : resolve(),
+    ),
+  );
+}
+
+function smtpSource(port: number, messages: number): Promise<void> {
+  return run('smtp-source', [
+    '-d',
+    '-s',
+    '20',
+    '-l',
+    '1024',
+    '-m',
+    String(messages),
+    '-f',
+    'bench@sender.test',
+    '-t',
+    'sink@bench.test',
+    `127.0.0.1:${port}`,
+  ]);
+}
+
+async function count(kind: (typeof KINDS)[number]): Promise<number> {
+  const child = fork(SERVER_SCRIPT, [kind], {
+    execPath: 'valgrind',
+    execArgv: [
+      '--tool=callgrind',
+      '--smc-check=all-non-file',
+      '--instr-atstart=no',
+      '--callgrind-out-file=/dev/null',
+      process.execPath,
+      '--import',
+      'tsx',
+    ],
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.once('message', (m: unknown) => resolve((m as { port: number }).port));
+      child.once('exit', (code) => reject(new Error(`${kind} exited with ${String(code)}: ${stderr}`)));
+    });
+    const pid = String(child.pid);
+    await smtpSource(port, WARMUP);
+    await run('callgrind_control', ['-i', 'on', pid]);
+    await smtpSource(port, MESSAGES);
+    await run('callgrind_control', ['-i', 'off', pid]);
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+  const collected = /Collected : (\d+)/.exec(stderr)?.[1];
+  if (collected === undefined) throw new Error(`${kind}: no instruction count in valgrind's output: ${stderr.slice(-500)}`);
+  return Number(collected) / MESSAGES;
+}
+
+async function main(): Promise<void> {
+  for (const tool of ['valgrind', 'callgrind_control', 'smtp-source']) {
+    await run('sh', ['-c', `command -v ${tool}`]).catch(() => {
+      throw new Error(`${tool} not found: install Debian's valgrind package, and run bench/setup.sh for smtp-source`);
+    });
+  }
+  const results = new Map<string, number>();
+  for (const kind of KINDS) {
+    const perMessage = await count(kind);
+    results.set(kind, perMessage);
+    process.stderr.write(`${kind}: ${Math.round(perMessage)} instructions per message\n`);
+  }
+  const floor = results.get('floor') ?? 0;
+  const sirocco = results.get('sirocco') ?? 0;
+  const reference = results.get('smtp-server') ?? 0;
+  const k = (n: number): string => `${(n / 1000).toFixed(0)}k`;
+  console.log(
+    [
+      `Node ${process.version}, ${MESSAGES} messages after a warm-up of ${WARMUP}; user-space instructions per message (callgrind)`,
+      '',
+      '| server | instructions per message | above the floor |',
+      '|---|---|---|',
+      `| floor (Node's sockets, fixed replies) | ${k(floor)} | — |`,
+      `| Sirocco | ${k(sirocco)} | ${k(sirocco - floor)} |`,
+      `| smtp-server | ${k(reference)} | ${k(reference - floor)} |`,
+      '',
+      `Sirocco / smtp-server: ${(sirocco / reference).toFixed(2)}× in all, ${((sirocco - floor) / (reference - floor)).toFixed(2)}× above the floor`,
+    ].join('\n'),
+  );
+}
+
+await main();
