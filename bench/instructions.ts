@@ -14,6 +14,7 @@
  */
 import { execFile, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { PERSISTENT_1KIB, requireTools, smtpSource } from './load.js';
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./server.ts', import.meta.url));
 const args = process.argv.slice(2);
@@ -24,27 +25,10 @@ const KINDS = ['floor', 'sirocco', 'smtp-server'] as const;
 
 function run(command: string, commandArgs: string[]): Promise<void> {
   return new Promise((resolve, reject) =>
-    execFile(command, commandArgs, { timeout: 600_000 }, (err, _out, stderr) =>
+    execFile(command, commandArgs, { timeout: 60_000 }, (err, _out, stderr) =>
       err ? reject(new Error(`${command} failed: ${err.message} ${stderr}`)) : resolve(),
     ),
   );
-}
-
-function smtpSource(port: number, messages: number): Promise<void> {
-  return run('smtp-source', [
-    '-d',
-    '-s',
-    '20',
-    '-l',
-    '1024',
-    '-m',
-    String(messages),
-    '-f',
-    'bench@sender.test',
-    '-t',
-    'sink@bench.test',
-    `127.0.0.1:${port}`,
-  ]);
 }
 
 async function count(kind: (typeof KINDS)[number]): Promise<number> {
@@ -70,9 +54,9 @@ async function count(kind: (typeof KINDS)[number]): Promise<number> {
       child.once('exit', (code) => reject(new Error(`${kind} exited with ${String(code)}: ${stderr}`)));
     });
     const pid = String(child.pid);
-    await smtpSource(port, WARMUP);
+    await smtpSource(port, [...PERSISTENT_1KIB, '-m', String(WARMUP)]);
     await run('callgrind_control', ['-i', 'on', pid]);
-    await smtpSource(port, MESSAGES);
+    await smtpSource(port, [...PERSISTENT_1KIB, '-m', String(MESSAGES)]);
     await run('callgrind_control', ['-i', 'off', pid]);
   } finally {
     child.kill('SIGTERM');
@@ -84,11 +68,10 @@ async function count(kind: (typeof KINDS)[number]): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  for (const tool of ['valgrind', 'callgrind_control', 'smtp-source']) {
-    await run('sh', ['-c', `command -v ${tool}`]).catch(() => {
-      throw new Error(`${tool} not found: install Debian's valgrind package, and run bench/setup.sh for smtp-source`);
-    });
-  }
+  await requireTools(
+    ['valgrind', 'callgrind_control', 'smtp-source'],
+    "install Debian's valgrind package, and run bench/setup.sh for smtp-source",
+  );
   const results = new Map<string, number>();
   for (const kind of KINDS) {
     const perMessage = await count(kind);

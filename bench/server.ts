@@ -74,7 +74,6 @@ if (kind === 'sirocco') {
         if (chunk.length >= 5 && chunk.toString('latin1', chunk.length - 5) === '\r\n.\r\n') {
           inData = false;
           messages++;
-          bytes += chunk.length;
           socket.write('250 2.0.0 Ok: queued as ABCDEFGHJKMN\r\n');
         }
         return;

@@ -204,8 +204,9 @@ export class DataDecoder {
 /**
  * The body as one Buffer. A body that arrived in one run of one read is handed over as it is,
  * without a copy, when it fills at least half of the memory it keeps alive (the read's buffer);
- * otherwise, and for bodies in several parts, the parts are copied into one Buffer. The shared
- * one- and two-byte constants above live in Node's 8 KiB pool, so they are never handed over.
+ * otherwise, and for bodies in several parts, the parts are copied into one Buffer. A body's last
+ * part always holds its final CRLF, which comes from the input, so a one-part body is a piece of
+ * the input and never one of the shared constants above.
  */
 function join(parts: readonly Buffer[], size: number): Buffer {
   const only = parts.length === 1 ? parts[0] : undefined;

@@ -46,7 +46,7 @@ const WIRE = Symbol('wire');
 export function fixedReply(code: number, enhanced: EnhancedCode | undefined, text: string): () => Reply {
   const r = reply(code, enhanced, text);
   const wire = formatReply(r);
-  const fixed = Object.freeze(Object.defineProperty({ ...r }, WIRE, { value: wire }));
+  const fixed = Object.freeze(Object.defineProperty(r, WIRE, { value: wire }));
   return () => fixed;
 }
 

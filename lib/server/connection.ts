@@ -59,7 +59,7 @@ export class Connection {
   #receivedAny = false;
   /** Replies formatted and not yet written. */
   #out = '';
-  /** The session facts handed to transactions; rebuilt after HELO, STARTTLS or AUTH change them. */
+  /** The session facts last handed to a transaction; reused while they still hold. */
   #session: SessionInfo | undefined;
   #busy = false;
   #hookRunning = false;
@@ -248,7 +248,6 @@ export class Connection {
         this.#abortTransaction();
         this.#heloName = command.domain;
         this.#esmtp = command.verb === 'EHLO';
-        this.#session = undefined;
         this.#state = SessionState.Greeted;
         this.#reply(
           this.#esmtp
@@ -433,7 +432,6 @@ export class Connection {
     this.#heloName = '';
     this.#esmtp = false;
     this.#user = undefined;
-    this.#session = undefined;
     this.#secure(false);
   }
 
@@ -459,7 +457,6 @@ export class Connection {
       this.#upgrading = false;
       this.#socket = secure;
       this.#tls = tlsInfo(secure);
-      this.#session = undefined;
       this.#log.debug({ protocol: this.#tls.protocol, cipher: this.#tls.cipher }, 'TLS established');
       this.#attach(secure);
       if (greet) this.#reply(REPLIES.greeting(this.#settings.hostname));
@@ -514,7 +511,6 @@ export class Connection {
       case 'success':
         this.#sasl = null;
         this.#user = step.user;
-        this.#session = undefined;
         this.#log.info({ user: step.user }, 'authenticated');
         this.#reply(REPLIES.authSuccess());
         return undefined;
@@ -565,8 +561,18 @@ export class Connection {
     this.#transaction = null;
   }
 
+  /** The session facts, built anew only after HELO/EHLO, STARTTLS or AUTH changed one of them. */
   #sessionInfo(): SessionInfo {
-    if (this.#session !== undefined) return this.#session;
+    const last = this.#session;
+    if (
+      last !== undefined &&
+      last.heloName === this.#heloName &&
+      last.esmtp === this.#esmtp &&
+      last.tls === this.#tls &&
+      last.user === this.#user
+    ) {
+      return last;
+    }
     const socket = this.#socket;
     return (this.#session = Object.freeze({
       id: this.id,
