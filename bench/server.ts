@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { SMTPServer as ReferenceServer } from 'smtp-server';
 import { Application, RequestHandler, SMTPServer } from '../lib/index.js';
+import { readChunks } from '../lib/server/reader.js';
 
 const kind = process.argv[2];
 // `tls DIR`: offer STARTTLS with DIR/server.key and DIR/server.crt.
@@ -64,12 +65,13 @@ if (kind === 'sirocco') {
   port = typeof address === 'object' && address !== null ? address.port : 0;
 } else if (kind === 'floor') {
   // Not an SMTP server: answers each command with a fixed reply and each message with a fixed
-  // 250, parsing nothing. What Node's sockets alone cost per message, the floor under any server.
+  // 250, parsing nothing. What Node's sockets alone cost per message, read and written the way
+  // Sirocco reads and writes them: the floor under Sirocco.
   const server = createServer((socket) => {
     let inData = false;
     socket.on('error', () => undefined);
     socket.write('220 floor.test ESMTP\r\n');
-    socket.on('data', (chunk: Buffer) => {
+    readChunks(socket, (chunk: Buffer) => {
       if (inData) {
         if (chunk.length >= 5 && chunk.toString('latin1', chunk.length - 5) === '\r\n.\r\n') {
           inData = false;

@@ -1,0 +1,217 @@
+/**
+ * How connections read their sockets (lib/server/reader.ts): the direct path into a shared read
+ * buffer, and the stream path it falls back to. Both must hand over exactly the bytes sent, in
+ * Buffers nobody overwrites, with pause/resume and end of stream working; a whole SMTP session
+ * must behave the same on either.
+ */
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readChunks, readsDirectly, setDirectReads } from '../../lib/server/reader.js';
+import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { closeServers, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
+
+const servers = new Set<Server>();
+
+afterEach(async () => {
+  setDirectReads(true);
+  await closeServers();
+  await Promise.all([...servers].map((s) => new Promise((r) => s.close(r))));
+  servers.clear();
+});
+
+interface Accepted {
+  readonly socket: Socket;
+  readonly chunks: Buffer[];
+  readonly detach: () => void;
+}
+
+/** A bare net server whose connections are read by `readChunks`; resolves with its port. */
+async function readingServer(onAccepted: (accepted: Accepted) => void): Promise<number> {
+  const server = createServer((socket) => {
+    const chunks: Buffer[] = [];
+    socket.on('error', () => undefined);
+    const detach = readChunks(socket, (chunk) => chunks.push(chunk));
+    onAccepted({ socket, chunks, detach });
+  });
+  servers.add(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** One client connected to a fresh {@link readingServer}, and the server's side of it. */
+async function connected(): Promise<{ client: Socket; server: Accepted }> {
+  let server: Accepted | undefined;
+  const client = await open(await readingServer((accepted) => (server = accepted)));
+  await until(() => server !== undefined);
+  return { client, server: server as Accepted };
+}
+
+async function open(port: number): Promise<Socket> {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  return socket;
+}
+
+/** Bytes 0..n-1 of a pattern that differs from one position to the next. */
+function pattern(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 7 + seed) & 0xff;
+  return b;
+}
+
+describe.each([
+  ['direct', true],
+  ['stream', false],
+] as const)('reading a socket (%s)', (mode, direct) => {
+  beforeAll(() => setDirectReads(direct));
+
+  it('reads the way it was asked to', async () => {
+    setDirectReads(direct);
+    const { client, server } = await connected();
+    expect(readsDirectly(server.socket)).toBe(mode === 'direct');
+    client.destroy();
+  });
+
+  it('hands over every byte of two interleaved clients, in Buffers that later reads do not overwrite', async () => {
+    setDirectReads(direct);
+    const received: Buffer[][] = [];
+    const port = await readingServer(({ chunks }) => received.push(chunks));
+    const a = await open(port);
+    const b = await open(port);
+    await until(() => received.length === 2);
+    const sentA = pattern(300_000, 1);
+    const sentB = pattern(300_000, 2);
+    // Alternate pieces of different sizes so reads of both sockets interleave.
+    for (let offset = 0, i = 0; offset < sentA.length; i++) {
+      const size = [1, 7, 1000, 70_000][i % 4] ?? 1;
+      a.write(sentA.subarray(offset, offset + size));
+      b.write(sentB.subarray(offset, offset + size));
+      offset += size;
+    }
+    const total = (chunks: Buffer[] | undefined): number => (chunks ?? []).reduce((n, c) => n + c.length, 0);
+    await until(() => total(received[0]) === sentA.length && total(received[1]) === sentB.length);
+    const got = received.map((chunks) => Buffer.concat(chunks));
+    // Which server-side socket is which client depends on accept order: compare as a set.
+    expect(got.map((g) => g.equals(sentA) || g.equals(sentB))).toEqual([true, true]);
+    expect(got[0]?.equals(got[1] ?? Buffer.alloc(0))).toBe(false);
+    a.destroy();
+    b.destroy();
+  });
+
+  it('stops delivering while paused and starts again on resume', async () => {
+    setDirectReads(direct);
+    const { client, server: s } = await connected();
+    s.socket.pause();
+    client.write('while paused\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(s.chunks).toEqual([]);
+    s.socket.resume();
+    await until(() => Buffer.concat(s.chunks).toString() === 'while paused\r\n');
+    client.destroy();
+  });
+
+  it('ends and closes when the client ends', async () => {
+    setDirectReads(direct);
+    const { client, server: s } = await connected();
+    const closed = new Promise<void>((resolve) => s.socket.once('close', () => resolve()));
+    client.end('last words');
+    await closed;
+    expect(Buffer.concat(s.chunks).toString()).toBe('last words');
+  });
+
+  it('stops delivering once detached', async () => {
+    setDirectReads(direct);
+    const { client, server } = await connected();
+    client.write('before\r\n');
+    await until(() => server.chunks.length === 1);
+    server.detach();
+    client.write('after\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(Buffer.concat(server.chunks).toString()).toBe('before\r\n');
+    client.destroy();
+  });
+});
+
+describe('falling back to the stream', () => {
+  it("reads a socket that already has Node's onread option through its own callback, untouched", async () => {
+    const server = createServer((socket) => socket.end('hello\r\n'));
+    servers.add(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    const own = Buffer.alloc(64);
+    const seen: string[] = [];
+    const socket = connect({
+      port,
+      host: '127.0.0.1',
+      onread: {
+        buffer: own,
+        callback: (n: number, buf: Uint8Array) => {
+          seen.push(Buffer.from(buf.subarray(0, n)).toString());
+          return true;
+        },
+      },
+    });
+    const chunks: Buffer[] = [];
+    readChunks(socket, (chunk) => chunks.push(chunk));
+    expect(readsDirectly(socket)).toBe(false);
+    await new Promise((resolve) => socket.once('close', resolve));
+    expect(seen.join('')).toBe('hello\r\n');
+  });
+});
+
+describe.each([
+  ['direct', true],
+  ['stream', false],
+] as const)('an SMTP session (%s reads)', (_mode, direct) => {
+  let certs: TestCertificates;
+  beforeAll(() => {
+    certs = makeCertificates();
+  });
+  afterAll(() => certs.cleanup());
+
+  it('takes pipelined commands and a body written a byte at a time and in large pieces', async () => {
+    setDirectReads(direct);
+    const received: Received[] = [];
+    const { port } = await startServer(recordingHandler(received));
+    const c = await RawClient.greeted(port);
+    const line = `${'x'.repeat(76)}\r\n`;
+    const big = line.repeat(2000);
+    c.write(`EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n`);
+    expect(await c.reply()).toContain('250 ENHANCEDSTATUSCODES\r\n');
+    expect(await c.reply()).toBe('250 2.1.0 Sender ok\r\n');
+    expect(await c.reply()).toBe('250 2.1.5 Recipient ok\r\n');
+    expect(await c.reply()).toBe('354 End data with <CR><LF>.<CR><LF>\r\n');
+    for (const byte of Buffer.from('Subject: t\r\n\r\n..dot\r\n')) c.write(Buffer.of(byte));
+    c.write(`${big}.\r\nNOOP\r\n`);
+    expect(await c.reply()).toMatch(/^250 2\.0\.0 Ok: queued as [A-Z0-9]+\r\n$/);
+    expect(await c.reply()).toBe('250 2.0.0 Ok\r\n');
+    expect(received[0]?.body.toString()).toBe(`Subject: t\r\n\r\n.dot\r\n${big}`);
+    c.close();
+  });
+
+  it('upgrades with STARTTLS, dropping what was pipelined behind it', async () => {
+    setDirectReads(direct);
+    const received: Received[] = [];
+    const { port } = await startServer(recordingHandler(received), { tls: { key: certs.key, cert: certs.cert } });
+    const c = await RawClient.greeted(port);
+    expect(await c.command('EHLO c.test')).toContain('250 STARTTLS\r\n');
+    c.write('STARTTLS\r\nMAIL FROM:<injected@b.test>\r\n');
+    expect(await c.reply()).toBe('220 2.0.0 Ready to start TLS\r\n');
+    await c.startTls({ ca: certs.ca, servername: 'localhost' });
+    expect(await c.command('EHLO c.test')).toContain('250 ENHANCEDSTATUSCODES\r\n');
+    expect(await c.command('MAIL FROM:<a@b.test>')).toBe('250 2.1.0 Sender ok\r\n');
+    expect(await c.command('RCPT TO:<c@d.test>')).toBe('250 2.1.5 Recipient ok\r\n');
+    expect(await c.command('DATA')).toBe('354 End data with <CR><LF>.<CR><LF>\r\n');
+    expect(await c.command('secret\r\n.')).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    expect(received.map((r) => [r.mailFrom, r.body.toString()])).toEqual([['a@b.test', 'secret\r\n']]);
+    c.close();
+  });
+});
