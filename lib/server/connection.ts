@@ -18,7 +18,7 @@ import { REPLIES } from '../protocol/replies.js';
 import { createExchange, decodeBase64, type AuthDecision, type SaslExchange, type SaslMechanism, type SaslStep } from '../protocol/sasl.js';
 import { checkOrder, inTransaction, SessionState } from '../protocol/session.js';
 import { IdleTimer } from './idle-timer.js';
-import { readChunks, type Detach } from './reader.js';
+import { readChunks, stopReading } from './reader.js';
 import { tlsInfo, type TLSConfig, type TLSInfo } from './tls.js';
 
 /** How long a connection we ended may take to close before it is destroyed. */
@@ -69,8 +69,6 @@ export class Connection {
   #shuttingDown = false;
   #closedOnce = false;
   #idleTimer: IdleTimer | null = null;
-  /** Stops the current socket's reads from reaching this connection. */
-  #detach: Detach | null = null;
 
   constructor(socket: Socket, context: ConnectionContext, onClosed: (connection: Connection) => void) {
     this.id = `${process.pid.toString(36)}.${(++sequence).toString(36)}`;
@@ -130,7 +128,7 @@ export class Connection {
 
   #attach(socket: Socket): void {
     socket.setNoDelay(true);
-    this.#detach = readChunks(socket, (chunk) => this.#onData(chunk));
+    readChunks(socket, (chunk) => this.#onData(chunk));
   }
 
   #onData(chunk: Buffer): void {
@@ -442,8 +440,7 @@ export class Connection {
     const config = this.#context.tls;
     if (config === undefined) throw new Error('TLS is not configured');
     const plain = this.#socket;
-    this.#detach?.();
-    this.#detach = null;
+    stopReading(plain);
     this.#upgrading = true;
     const secure = config.upgrade(plain);
     const timer = setTimeout(() => {

@@ -23,15 +23,19 @@ import { TLSSocket } from 'node:tls';
 /** What a read hands over: the bytes, in a Buffer nobody else writes to. */
 export type ChunkListener = (chunk: Buffer) => void;
 
-/** Stops a reader from delivering more chunks (before a TLS upgrade takes the socket over). */
-export type Detach = () => void;
-
 /** Bytes the kernel may write per read: what Node's own read path asks for. */
 const READ_BUFFER_SIZE = 64 * 1024;
+/** A command line is a few dozen bytes: copying it byte by byte costs less than making a view for `set`. */
+const SHORT_COPY = 64;
+/** Where a socket keeps the listener {@link readChunks} gave it. */
+const LISTENER = Symbol('sirocco.chunkListener');
+
+type Slots = { readonly buffer: symbol; readonly callback: symbol };
+type Readable = Socket & { [LISTENER]?: ChunkListener | undefined } & Record<symbol, unknown>;
 
 let directReads = true;
 let shared: Buffer | undefined;
-let slots: { readonly buffer: symbol; readonly callback: symbol } | null | undefined;
+let slots: Slots | null | undefined;
 
 /**
  * Turns the direct read path on (the default) or off for sockets attached from now on; off, every
@@ -41,67 +45,63 @@ export function setDirectReads(on: boolean): void {
   directReads = on;
 }
 
-/** Starts delivering the socket's reads to `onChunk`; returns how to stop. */
-export function readChunks(socket: Socket, onChunk: ChunkListener): Detach {
-  if (directReads && attachDirect(socket, onChunk)) {
-    return () => setCallback(socket, ignore);
-  }
-  socket.on('data', onChunk);
-  return () => {
-    socket.off('data', onChunk);
-  };
+/** Starts delivering the socket's reads to `onChunk`, until {@link stopReading}. */
+export function readChunks(socket: Socket, onChunk: ChunkListener): void {
+  const s = socket as Readable;
+  s[LISTENER] = onChunk;
+  if (!(directReads && attachDirect(s))) socket.on('data', onChunk);
+}
+
+/** Stops delivering the socket's reads (before a TLS upgrade takes the socket over). */
+export function stopReading(socket: Socket): void {
+  const s = socket as Readable;
+  const onChunk = s[LISTENER];
+  s[LISTENER] = undefined;
+  if (onChunk !== undefined) socket.off('data', onChunk);
 }
 
 /** Whether the socket is read directly (for tests). */
 export function readsDirectly(socket: Socket): boolean {
-  const s = findSlots(socket);
-  return s !== null && (socket as unknown as Record<symbol, unknown>)[s.buffer] === shared && shared !== undefined;
+  const found = findSlots(socket);
+  return found !== null && shared !== undefined && (socket as Readable)[found.buffer] === shared;
 }
 
-function attachDirect(socket: Socket, onChunk: ChunkListener): boolean {
+function attachDirect(socket: Readable): boolean {
   if (socket instanceof TLSSocket) return false;
-  const handle = (socket as unknown as { _handle?: { useUserBuffer?: unknown } | null })._handle;
+  const handle = (socket as { _handle?: { useUserBuffer?: unknown } | null })._handle;
   if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function') return false;
-  const s = findSlots(socket);
-  if (s === null) return false;
-  const own = socket as unknown as Record<symbol, unknown>;
-  // Someone else already reads this socket their own way.
-  if (own[s.buffer] !== null || own[s.callback] !== null) return false;
+  const found = findSlots(socket);
+  // Missing, or someone else already reads this socket their own way.
+  if (found === null || socket[found.buffer] !== null || socket[found.callback] !== null) return false;
   const buffer = (shared ??= Buffer.allocUnsafeSlow(READ_BUFFER_SIZE));
-  own[s.buffer] = buffer;
-  setCallback(socket, (length: number, read: Uint8Array) => {
-    // The shared buffer is overwritten by the next read of any socket: copy the bytes out first.
-    onChunk(copyOut(read, length));
-  });
+  socket[found.buffer] = buffer;
+  socket[found.callback] = deliver;
   (handle.useUserBuffer as (b: Buffer) => void).call(handle, buffer);
   return true;
 }
 
-/** A command line is a few dozen bytes: copying it byte by byte costs less than making a view for `set`. */
-const SHORT_COPY = 64;
-
-function copyOut(read: Uint8Array, length: number): Buffer {
+/**
+ * Node calls this on the socket with the length of each read. One function serves every socket,
+ * so a connection costs no closure of its own. The shared buffer is overwritten by the next read
+ * of any socket: the bytes are copied out first.
+ */
+function deliver(this: Readable, length: number, read: Uint8Array): void {
+  const onChunk = this[LISTENER];
+  if (onChunk === undefined) return;
   const chunk = Buffer.allocUnsafe(length);
   if (length <= SHORT_COPY) {
     for (let i = 0; i < length; i++) chunk[i] = read[i] ?? 0;
   } else {
     chunk.set(read.subarray(0, length));
   }
-  return chunk;
+  onChunk(chunk);
 }
-
-function setCallback(socket: Socket, callback: (length: number, read: Uint8Array) => void): void {
-  const s = findSlots(socket);
-  if (s !== null) (socket as unknown as Record<symbol, unknown>)[s.callback] = callback;
-}
-
-function ignore(): void {}
 
 /**
  * The socket's slots for Node's `onread` option, found once by their names and then only checked:
  * they are the same two symbols on every socket of the process.
  */
-function findSlots(socket: Socket): { readonly buffer: symbol; readonly callback: symbol } | null {
+function findSlots(socket: Socket): Slots | null {
   if (slots === undefined) {
     const byName = new Map(Object.getOwnPropertySymbols(socket).map((sym) => [sym.description, sym]));
     const buffer = byName.get('kBuffer');

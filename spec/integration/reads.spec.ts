@@ -6,7 +6,7 @@
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readChunks, readsDirectly, setDirectReads } from '../../lib/server/reader.js';
+import { readChunks, readsDirectly, setDirectReads, stopReading } from '../../lib/server/reader.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
@@ -23,7 +23,6 @@ afterEach(async () => {
 interface Accepted {
   readonly socket: Socket;
   readonly chunks: Buffer[];
-  readonly detach: () => void;
 }
 
 /** A bare net server whose connections are read by `readChunks`; resolves with its port. */
@@ -31,8 +30,8 @@ async function readingServer(onAccepted: (accepted: Accepted) => void): Promise<
   const server = createServer((socket) => {
     const chunks: Buffer[] = [];
     socket.on('error', () => undefined);
-    const detach = readChunks(socket, (chunk) => chunks.push(chunk));
-    onAccepted({ socket, chunks, detach });
+    readChunks(socket, (chunk) => chunks.push(chunk));
+    onAccepted({ socket, chunks });
   });
   servers.add(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -126,12 +125,12 @@ describe.each([
     expect(Buffer.concat(s.chunks).toString()).toBe('last words');
   });
 
-  it('stops delivering once detached', async () => {
+  it('stops delivering once told to stop reading', async () => {
     setDirectReads(direct);
     const { client, server } = await connected();
     client.write('before\r\n');
     await until(() => server.chunks.length === 1);
-    server.detach();
+    stopReading(server.socket);
     client.write('after\r\n');
     await new Promise((r) => setTimeout(r, 100));
     expect(Buffer.concat(server.chunks).toString()).toBe('before\r\n');
