@@ -102,6 +102,16 @@ export class ApplicationSettings {
   @Min(1)
   maxConnections: number = 10000;
 
+  /**
+   * Read plain TCP and Unix sockets directly into one buffer shared by every connection, the way
+   * Node's `onread` socket option does, instead of through Node's readable stream. It saves about
+   * a tenth of the CPU per message for small messages. It relies on two undocumented parts of
+   * Node, checked on every socket (without them the stream is used); turn it off to read every
+   * socket through the stream. TLS sockets are always read through the stream.
+   */
+  @IsBoolean()
+  directReads: boolean = true;
+
   /** What to do with a bare CR or LF inside a message body; see {@link BareLineEndingPolicy}. */
   @IsIn(['normalize', 'reject', 'keep'])
   bareLineEndings: BareLineEndingPolicy = 'normalize';

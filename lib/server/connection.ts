@@ -128,7 +128,7 @@ export class Connection {
 
   #attach(socket: Socket): void {
     socket.setNoDelay(true);
-    readChunks(socket, (chunk) => this.#onData(chunk));
+    readChunks(socket, (chunk) => this.#onData(chunk), this.#settings.directReads);
   }
 
   #onData(chunk: Buffer): void {

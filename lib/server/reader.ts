@@ -15,7 +15,7 @@
  * socket's own `kBuffer`/`kBufferCb` slots, which Node's `onread` option fills. Both are checked
  * on every socket; when either is missing (another Node version, a TLS socket, a socket someone
  * else reads) the connection reads through the stream's `'data'` event instead, with the same
- * behaviour. {@link setDirectReads} turns the direct path off, for tests and for comparison.
+ * behaviour. The `directReads` setting turns the direct path off.
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
@@ -33,23 +33,17 @@ const LISTENER = Symbol('sirocco.chunkListener');
 type Slots = { readonly buffer: symbol; readonly callback: symbol };
 type Readable = Socket & { [LISTENER]?: ChunkListener | undefined } & Record<symbol, unknown>;
 
-let directReads = true;
 let shared: Buffer | undefined;
 let slots: Slots | null | undefined;
 
 /**
- * Turns the direct read path on (the default) or off for sockets attached from now on; off, every
- * socket is read through its `'data'` event. For tests and benchmarks.
+ * Starts delivering the socket's reads to `onChunk`, until {@link stopReading}: directly when
+ * `direct` is on and the socket allows it, else through its `'data'` event.
  */
-export function setDirectReads(on: boolean): void {
-  directReads = on;
-}
-
-/** Starts delivering the socket's reads to `onChunk`, until {@link stopReading}. */
-export function readChunks(socket: Socket, onChunk: ChunkListener): void {
+export function readChunks(socket: Socket, onChunk: ChunkListener, direct = true): void {
   const s = socket as Readable;
   s[LISTENER] = onChunk;
-  if (!(directReads && attachDirect(s))) socket.on('data', onChunk);
+  if (!(direct && attachDirect(s))) socket.on('data', onChunk);
 }
 
 /** Stops delivering the socket's reads (before a TLS upgrade takes the socket over). */

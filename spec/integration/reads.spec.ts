@@ -6,7 +6,7 @@
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readChunks, readsDirectly, setDirectReads, stopReading } from '../../lib/server/reader.js';
+import { readChunks, readsDirectly, stopReading } from '../../lib/server/reader.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
@@ -14,7 +14,6 @@ import { closeServers, recordingHandler, startServer, until, type Received } fro
 const servers = new Set<Server>();
 
 afterEach(async () => {
-  setDirectReads(true);
   await closeServers();
   await Promise.all([...servers].map((s) => new Promise((r) => s.close(r))));
   servers.clear();
@@ -26,11 +25,11 @@ interface Accepted {
 }
 
 /** A bare net server whose connections are read by `readChunks`; resolves with its port. */
-async function readingServer(onAccepted: (accepted: Accepted) => void): Promise<number> {
+async function readingServer(direct: boolean, onAccepted: (accepted: Accepted) => void): Promise<number> {
   const server = createServer((socket) => {
     const chunks: Buffer[] = [];
     socket.on('error', () => undefined);
-    readChunks(socket, (chunk) => chunks.push(chunk));
+    readChunks(socket, (chunk) => chunks.push(chunk), direct);
     onAccepted({ socket, chunks });
   });
   servers.add(server);
@@ -41,9 +40,9 @@ async function readingServer(onAccepted: (accepted: Accepted) => void): Promise<
 }
 
 /** One client connected to a fresh {@link readingServer}, and the server's side of it. */
-async function connected(): Promise<{ client: Socket; server: Accepted }> {
+async function connected(direct: boolean): Promise<{ client: Socket; server: Accepted }> {
   let server: Accepted | undefined;
-  const client = await open(await readingServer((accepted) => (server = accepted)));
+  const client = await open(await readingServer(direct, (accepted) => (server = accepted)));
   await until(() => server !== undefined);
   return { client, server: server as Accepted };
 }
@@ -69,19 +68,15 @@ describe.each([
   ['direct', true],
   ['stream', false],
 ] as const)('reading a socket (%s)', (mode, direct) => {
-  beforeAll(() => setDirectReads(direct));
-
   it('reads the way it was asked to', async () => {
-    setDirectReads(direct);
-    const { client, server } = await connected();
+    const { client, server } = await connected(direct);
     expect(readsDirectly(server.socket)).toBe(mode === 'direct');
     client.destroy();
   });
 
   it('hands over every byte of two interleaved clients, in Buffers that later reads do not overwrite', async () => {
-    setDirectReads(direct);
     const received: Buffer[][] = [];
-    const port = await readingServer(({ chunks }) => received.push(chunks));
+    const port = await readingServer(direct, ({ chunks }) => received.push(chunks));
     const a = await open(port);
     const b = await open(port);
     await until(() => received.length === 2);
@@ -105,8 +100,7 @@ describe.each([
   });
 
   it('stops delivering while paused and starts again on resume', async () => {
-    setDirectReads(direct);
-    const { client, server: s } = await connected();
+    const { client, server: s } = await connected(direct);
     s.socket.pause();
     client.write('while paused\r\n');
     await new Promise((r) => setTimeout(r, 100));
@@ -117,8 +111,7 @@ describe.each([
   });
 
   it('ends and closes when the client ends', async () => {
-    setDirectReads(direct);
-    const { client, server: s } = await connected();
+    const { client, server: s } = await connected(direct);
     const closed = new Promise<void>((resolve) => s.socket.once('close', () => resolve()));
     client.end('last words');
     await closed;
@@ -126,8 +119,7 @@ describe.each([
   });
 
   it('stops delivering once told to stop reading', async () => {
-    setDirectReads(direct);
-    const { client, server } = await connected();
+    const { client, server } = await connected(direct);
     client.write('before\r\n');
     await until(() => server.chunks.length === 1);
     stopReading(server.socket);
@@ -177,9 +169,8 @@ describe.each([
   afterAll(() => certs.cleanup());
 
   it('takes pipelined commands and a body written a byte at a time and in large pieces', async () => {
-    setDirectReads(direct);
     const received: Received[] = [];
-    const { port } = await startServer(recordingHandler(received));
+    const { port } = await startServer(recordingHandler(received), { directReads: direct });
     const c = await RawClient.greeted(port);
     const line = `${'x'.repeat(76)}\r\n`;
     const big = line.repeat(2000);
@@ -197,9 +188,8 @@ describe.each([
   });
 
   it('upgrades with STARTTLS, dropping what was pipelined behind it', async () => {
-    setDirectReads(direct);
     const received: Received[] = [];
-    const { port } = await startServer(recordingHandler(received), { tls: { key: certs.key, cert: certs.cert } });
+    const { port } = await startServer(recordingHandler(received), { directReads: direct, tls: { key: certs.key, cert: certs.cert } });
     const c = await RawClient.greeted(port);
     expect(await c.command('EHLO c.test')).toContain('250 STARTTLS\r\n');
     c.write('STARTTLS\r\nMAIL FROM:<injected@b.test>\r\n');
