@@ -6,10 +6,11 @@
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Application, RequestHandler, SMTPServer } from '../../lib/index.js';
 import { readChunks, readsDirectly, stopReading } from '../../lib/server/reader.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { closeServers, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
+import { closeServers, recordingHandler, silent, startServer, until, type Received } from '../helpers/server.js';
 
 const servers = new Set<Server>();
 
@@ -167,6 +168,22 @@ describe.each([
     certs = makeCertificates();
   });
   afterAll(() => certs.cleanup());
+
+  it('reads the way the directReads setting says', async () => {
+    const app = new Application(RequestHandler, { hostname: 'mx.test', logger: silent, directReads: direct });
+    const smtp = new SMTPServer(app);
+    const net = createServer();
+    const accepted: Socket[] = [];
+    smtp.addSockets([net]);
+    // Runs after the server's own listener, once the connection has started reading.
+    net.on('connection', (socket: Socket) => accepted.push(socket));
+    await new Promise<void>((resolve) => net.listen(0, '127.0.0.1', resolve));
+    const address = net.address();
+    const c = await RawClient.greeted(typeof address === 'object' && address !== null ? address.port : 0);
+    expect(accepted.map((socket) => readsDirectly(socket))).toEqual([direct]);
+    c.close();
+    await smtp.close();
+  });
 
   it('takes pipelined commands and a body written a byte at a time and in large pieces', async () => {
     const received: Received[] = [];
