@@ -31,7 +31,7 @@ const SHORT_COPY = 64;
 const LISTENER = Symbol('sirocco.chunkListener');
 
 type Slots = { readonly buffer: symbol; readonly callback: symbol };
-type Readable = Socket & { [LISTENER]?: ChunkListener | undefined } & Record<symbol, unknown>;
+type ReadSocket = Socket & { [LISTENER]?: ChunkListener | undefined } & Record<symbol, unknown>;
 
 let shared: Buffer | undefined;
 let slots: Slots | null | undefined;
@@ -41,14 +41,14 @@ let slots: Slots | null | undefined;
  * `direct` is on and the socket allows it, else through its `'data'` event.
  */
 export function readChunks(socket: Socket, onChunk: ChunkListener, direct = true): void {
-  const s = socket as Readable;
+  const s = socket as ReadSocket;
   s[LISTENER] = onChunk;
   if (!(direct && attachDirect(s))) socket.on('data', onChunk);
 }
 
 /** Stops delivering the socket's reads (before a TLS upgrade takes the socket over). */
 export function stopReading(socket: Socket): void {
-  const s = socket as Readable;
+  const s = socket as ReadSocket;
   const onChunk = s[LISTENER];
   s[LISTENER] = undefined;
   if (onChunk !== undefined) socket.off('data', onChunk);
@@ -57,10 +57,10 @@ export function stopReading(socket: Socket): void {
 /** Whether the socket is read directly (for tests). */
 export function readsDirectly(socket: Socket): boolean {
   const found = findSlots(socket);
-  return found !== null && shared !== undefined && (socket as Readable)[found.buffer] === shared;
+  return found !== null && shared !== undefined && (socket as ReadSocket)[found.buffer] === shared;
 }
 
-function attachDirect(socket: Readable): boolean {
+function attachDirect(socket: ReadSocket): boolean {
   if (socket instanceof TLSSocket) return false;
   const handle = (socket as { _handle?: { useUserBuffer?: unknown } | null })._handle;
   if (handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function') return false;
@@ -79,7 +79,7 @@ function attachDirect(socket: Readable): boolean {
  * so a connection costs no closure of its own. The shared buffer is overwritten by the next read
  * of any socket: the bytes are copied out first.
  */
-function deliver(this: Readable, length: number, read: Uint8Array): void {
+function deliver(this: ReadSocket, length: number, read: Uint8Array): void {
   const onChunk = this[LISTENER];
   if (onChunk === undefined) return;
   const chunk = Buffer.allocUnsafe(length);
