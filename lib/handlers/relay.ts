@@ -4,6 +4,7 @@ import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { RequestHandler } from '../app/request-handler.js';
 import { settingsSchema } from '../app/settings.js';
 import { SMTPError, type EnhancedCode } from '../protocol/reply.js';
+import { bounceMessage, type Refusal } from './bounce.js';
 
 /**
  * Settings of {@link Relay}.
@@ -97,7 +98,10 @@ function smarthostError(err: unknown): SMTPError {
  * Forwards each message to a smarthost with nodemailer's SMTP transport, reusing its connections.
  * The client's reply reflects the smarthost's: a permanent refusal stays 5xx, a temporary one 4xx,
  * an unreachable smarthost is `451 4.4.1`. When the smarthost refuses only some recipients, the
- * message went to the others and the 250 stands; the refused ones are logged (no bounce is sent).
+ * message went to the others and the 250 stands; the refused recipients are logged and the sender
+ * gets a delivery status notification (RFC 3464) naming each with the smarthost's reply, sent
+ * through the smarthost from the null sender `<>`. A message from `<>` (itself a bounce) never
+ * gets one, so two mail systems cannot bounce at each other for ever.
  *
  * @example
  * ```ts
@@ -115,9 +119,40 @@ export class Relay extends RequestHandler<RelaySettings> {
     } catch (err) {
       throw smarthostError(err);
     }
-    if (info.rejected.length > 0) this.log.warn({ rejected: info.rejected }, 'smarthost refused some recipients');
-    // nodemailer resolves only once the smarthost accepted the message.
+    // nodemailer resolves only once the smarthost accepted the message for at least one recipient.
+    if (info.rejected.length > 0) await this.#bounce(info);
     this.finish(`Ok: relayed as ${this.request.id}`);
+  }
+
+  /** Tells the sender which recipients the smarthost refused: the client was told 250 for them. */
+  async #bounce(info: SMTPTransport.SentMessageInfo): Promise<void> {
+    const { mailFrom, id, receivedAt, body } = this.request;
+    this.log.warn({ rejected: info.rejected }, 'smarthost refused some recipients');
+    if (mailFrom === '') {
+      this.log.warn('no bounce for a message from the null sender');
+      return;
+    }
+    const errors = (info as { rejectedErrors?: { recipient?: string; responseCode?: number; response?: string }[] }).rejectedErrors ?? [];
+    const refusals: Refusal[] = info.rejected.map((recipient) => {
+      const err = errors.find((e) => e.recipient === recipient);
+      const code = err?.responseCode ?? 550;
+      return { recipient, code, reply: err?.response ?? `${code} refused by the relay host` };
+    });
+    const message = bounceMessage({
+      reportingMta: this.settings.hostname,
+      remoteMta: this.settings.relayHost,
+      sender: mailFrom,
+      refusals,
+      arrival: receivedAt,
+      original: body,
+      id,
+    });
+    try {
+      await transportFor(this.settings).sendMail({ envelope: { from: '', to: [mailFrom] }, raw: message });
+      this.log.info({ to: mailFrom, recipients: refusals.length }, 'bounce sent');
+    } catch (err) {
+      this.log.error({ err, to: mailFrom }, 'bounce could not be sent');
+    }
   }
 }
 

@@ -152,6 +152,56 @@ describe('Relay', () => {
     expect(await send(relay.port, 'a@b.test', ['c@d.test'], 'x')).toBe('451 4.4.1 Relay host unreachable, try again later\r\n');
   });
 
+  /** A smarthost that records what it accepts and refuses every recipient named no@…. */
+  function picky(received: Received[]): HandlerClass {
+    return class Picky extends RequestHandler {
+      override rcpt(address: string): void {
+        if (address.startsWith('no@')) throw new SMTPError(550, [5, 1, 1], 'no such user here');
+      }
+      override data(): void {
+        received.push({ mailFrom: this.request.mailFrom, rcptTos: [...this.request.rcptTos], body: this.request.body });
+      }
+    };
+  }
+
+  it('bounces to the sender the recipients the smarthost refused after the client was told 250', async () => {
+    const received: Received[] = [];
+    const smarthost = await startServer(picky(received));
+    const relay = await startServer(Relay, { hostname: 'relay.test', relayHost: '127.0.0.1', relayPort: smarthost.port });
+    expect(await send(relay.port, 'a@b.test', ['c@d.test', 'no@d.test'], 'Subject: half\r\n\r\nbody')).toMatch(
+      /^250 2\.0\.0 Ok: relayed as /,
+    );
+    expect(received.map((r) => [r.mailFrom, r.rcptTos])).toEqual([
+      ['a@b.test', ['c@d.test']],
+      ['', ['a@b.test']],
+    ]);
+    const bounce = received[1]?.body.toString() ?? '';
+    expect(bounce).toContain('Content-Type: multipart/report; report-type=delivery-status;');
+    expect(bounce).toContain(
+      'Final-Recipient: rfc822; no@d.test\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; 127.0.0.1\r\nDiagnostic-Code: smtp; 550 5.1.1 no such user here\r\n',
+    );
+    expect(bounce).toContain('Content-Type: text/rfc822-headers\r\n\r\nSubject: half\r\n');
+    closeRelay(relay.app.settings);
+  });
+
+  it('still answers 250 when the bounce itself is refused (the message went to the others)', async () => {
+    const received: Received[] = [];
+    const smarthost = await startServer(picky(received));
+    const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: smarthost.port });
+    expect(await send(relay.port, 'no@b.test', ['c@d.test', 'no@d.test'], 'x')).toMatch(/^250 2\.0\.0 Ok: relayed as /);
+    expect(received.map((r) => [r.mailFrom, r.rcptTos])).toEqual([['no@b.test', ['c@d.test']]]);
+    closeRelay(relay.app.settings);
+  });
+
+  it('sends no bounce for a message from the null sender', async () => {
+    const received: Received[] = [];
+    const smarthost = await startServer(picky(received));
+    const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: smarthost.port });
+    expect(await send(relay.port, '', ['c@d.test', 'no@d.test'], 'a bounce itself')).toMatch(/^250 /);
+    expect(received.map((r) => [r.mailFrom, r.rcptTos])).toEqual([['', ['c@d.test']]]);
+    closeRelay(relay.app.settings);
+  });
+
   it('relays a bounce: the null sender stays null', async () => {
     const received: Received[] = [];
     const smarthost = await startServer(recordingHandler(received));

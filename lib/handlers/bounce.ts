@@ -1,0 +1,122 @@
+/**
+ * Delivery status notifications (RFC 3464) in a multipart/report (RFC 6522): what a relay sends
+ * back to the sender for recipients the next hop refused after the client was already told 250.
+ * Pure: facts in, message bytes out.
+ */
+import { randomBytes } from 'node:crypto';
+
+/** One recipient the next hop refused, with its reply. */
+export interface Refusal {
+  readonly recipient: string;
+  /** The reply code, 400 to 599. */
+  readonly code: number;
+  /** The whole reply as the next hop sent it (code, enhanced code, text; lines joined). */
+  readonly reply: string;
+}
+
+/** What a notification reports. */
+export interface BounceFacts {
+  /** This server's name (Reporting-MTA, and the From address's domain). */
+  readonly reportingMta: string;
+  /** The host that refused (Remote-MTA). */
+  readonly remoteMta: string;
+  /** The original sender: the notification's only recipient. */
+  readonly sender: string;
+  readonly refusals: readonly Refusal[];
+  /** When the message arrived. */
+  readonly arrival: Date;
+  /** The original message; its header section is returned, not its body. */
+  readonly original: Buffer;
+  /** The original message's queue id, for the notification's Message-ID. */
+  readonly id: string;
+}
+
+/** The header section returned is cut at this many bytes. */
+const MAX_RETURNED_HEADERS = 32 * 1024;
+
+/**
+ * The notification as a message ready for the wire (CRLF line ends), to be sent from the null
+ * reverse-path `<>` to {@link BounceFacts.sender}.
+ */
+export function bounceMessage(facts: BounceFacts): Buffer {
+  const boundary = `=_sirocco_${randomBytes(12).toString('hex')}`;
+  const utf8 = [facts.sender, ...facts.refusals.map((r) => r.recipient)].some((a) => /[^\x20-\x7e]/.test(a));
+  const addressType = utf8 ? 'utf-8' : 'rfc822';
+  const now = rfc5322Date(new Date());
+  const head = [
+    `From: Mail Delivery System <MAILER-DAEMON@${facts.reportingMta}>`,
+    `To: <${facts.sender}>`,
+    'Subject: Undelivered Mail Returned to Sender',
+    `Date: ${now}`,
+    `Message-ID: <${facts.id}.bounce@${facts.reportingMta}>`,
+    // RFC 3834 §5: automatic responses say so, and nobody answers them.
+    'Auto-Submitted: auto-replied',
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
+  ];
+  const human = [
+    `This is the mail system at ${facts.reportingMta}.`,
+    '',
+    `Your message could not be delivered to ${facts.refusals.length === 1 ? 'one of its recipients' : 'some of its recipients'}.`,
+    `The mail system at ${facts.remoteMta} refused ${facts.refusals.length === 1 ? 'it' : 'them'}:`,
+    '',
+    ...facts.refusals.map((r) => `<${r.recipient}>: ${oneLine(r.reply)}`),
+  ];
+  const perMessage = [`Reporting-MTA: dns; ${facts.reportingMta}`, `Arrival-Date: ${rfc5322Date(facts.arrival)}`];
+  const perRecipient = facts.refusals.map((r) =>
+    [
+      `Final-Recipient: ${addressType}; ${r.recipient}`,
+      // No queue here retries a temporary refusal: the relay gives up either way.
+      'Action: failed',
+      `Status: ${status(r)}`,
+      `Remote-MTA: dns; ${facts.remoteMta}`,
+      `Diagnostic-Code: smtp; ${oneLine(r.reply)}`,
+    ].join('\r\n'),
+  );
+  const parts = [
+    ...head,
+    '',
+    'This is a delivery status notification in MIME format.',
+    '',
+    `--${boundary}`,
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    ...human,
+    '',
+    `--${boundary}`,
+    // RFC 6533 §6: a report naming UTF-8 addresses is a global one.
+    `Content-Type: message/${utf8 ? 'global-' : ''}delivery-status`,
+    '',
+    [perMessage.join('\r\n'), ...perRecipient].join('\r\n\r\n'),
+    '',
+    `--${boundary}`,
+    `Content-Type: ${utf8 ? 'message/global-headers' : 'text/rfc822-headers'}`,
+    '',
+  ];
+  return Buffer.concat([Buffer.from(`${parts.join('\r\n')}\r\n`), headerSection(facts.original), Buffer.from(`\r\n--${boundary}--\r\n`)]);
+}
+
+/** The enhanced status code of a refusal: the one in its reply, or the bare class. */
+function status(r: Refusal): string {
+  const klass = Math.floor(r.code / 100);
+  const found = /^\d{3}[ -]([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(r.reply);
+  return found !== null && Number(found[1]) === klass ? `${found[1]}.${found[2]}.${found[3]}` : `${klass}.0.0`;
+}
+
+/** A reply as one header-safe line: line breaks and other control characters become spaces. */
+function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
+}
+
+/** The original's header section, up to its blank line, at most {@link MAX_RETURNED_HEADERS}. */
+function headerSection(original: Buffer): Buffer {
+  const blank = original.indexOf('\r\n\r\n');
+  const end = Math.min(blank === -1 ? original.length : blank + 2, MAX_RETURNED_HEADERS);
+  const head = original.subarray(0, end);
+  return head.length === 0 || head.subarray(-2).equals(Buffer.from('\r\n')) ? head : Buffer.concat([head, Buffer.from('\r\n')]);
+}
+
+function rfc5322Date(d: Date): string {
+  return d.toUTCString().replace(/GMT$/, '+0000');
+}
