@@ -138,16 +138,17 @@ export class Relay extends RequestHandler<RelaySettings> {
       const code = err?.responseCode ?? 550;
       return { recipient, code, reply: err?.response ?? `${code} refused by the relay host` };
     });
-    const message = bounceMessage({
-      reportingMta: this.settings.hostname,
-      remoteMta: this.settings.relayHost,
-      sender: mailFrom,
-      refusals,
-      arrival: receivedAt,
-      original: body,
-      id,
-    });
+    // Whatever goes wrong here, the others got the message: the 250 must stand.
     try {
+      const message = bounceMessage({
+        reportingMta: this.settings.hostname,
+        remoteMta: this.settings.relayHost,
+        sender: mailFrom,
+        refusals,
+        arrival: receivedAt,
+        original: body,
+        id,
+      });
       await transportFor(this.settings).sendMail({ envelope: { from: '', to: [mailFrom] }, raw: message });
       this.log.info({ to: mailFrom, recipients: refusals.length }, 'bounce sent');
     } catch (err) {
