@@ -60,6 +60,19 @@ export class LineSplitter {
     return { kind: 'line', line: buf.subarray(0, bareLineFeed ? lf : lf - 1), bareLineFeed };
   }
 
+  /**
+   * Called when the input ran dry: a partial line held until more bytes come is copied into memory
+   * of its own when it is a small view of a larger buffer, so that a few bytes waiting on an idle
+   * connection never keep a whole read buffer (or a shared pool slab) alive.
+   */
+  compact(): void {
+    const p = this.#pending;
+    if (p === null || p.byteLength * 2 >= p.buffer.byteLength) return;
+    const own = Buffer.allocUnsafeSlow(p.byteLength);
+    p.copy(own);
+    this.#pending = own;
+  }
+
   /** Hands over everything held, for the DATA decoder. */
   takeAll(): Buffer | null {
     const buf = this.#pending;

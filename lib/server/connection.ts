@@ -214,6 +214,7 @@ export class Connection {
   /** The input ran dry: send what is due and read again. */
   #idle(): void {
     this.#busy = false;
+    this.#lines.compact();
     this.#flush();
     this.#maybeResume();
   }

@@ -86,4 +86,26 @@ describe('LineSplitter', () => {
       { numRuns: 500 },
     );
   });
+
+  it('keeps a partial line in memory of its own once the input ran dry, and still completes it', () => {
+    const splitter = new LineSplitter(64);
+    const read = Buffer.alloc(8192);
+    read.write('NOOP\r\nMAIL FR', 100);
+    splitter.push(read.subarray(100, 113));
+    expect(drain(splitter).map((e) => (e.kind === 'line' ? e.line.toString() : e.kind))).toEqual(['NOOP']);
+    splitter.compact();
+    read.fill(0x58);
+    splitter.push(Buffer.from('OM:<a@b.test>\r\n'));
+    expect(drain(splitter).map((e) => (e.kind === 'line' ? e.line.toString() : e.kind))).toEqual(['MAIL FROM:<a@b.test>']);
+  });
+
+  it('leaves alone what already fills most of its buffer', () => {
+    const splitter = new LineSplitter(64);
+    const own = Buffer.allocUnsafeSlow(7);
+    own.write('MAIL FR');
+    splitter.push(own);
+    splitter.compact();
+    own.fill(0x58);
+    expect(splitter.takeAll()?.toString()).toBe('XXXXXXX');
+  });
 });
