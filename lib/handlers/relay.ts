@@ -50,6 +50,14 @@ export class RelaySettings {
   /** Extra TLS options for the smarthost connection (for example `ca`, `servername`). */
   @IsOptional()
   relayTLS?: Record<string, unknown>;
+
+  /**
+   * Send the sender a bounce for recipients the smarthost refused while it took the others.
+   * Default true; off, they are only logged.
+   */
+  @IsOptional()
+  @IsBoolean()
+  relayBounces?: boolean;
 }
 
 const transports = new WeakMap<object, Transporter<SMTPTransport.SentMessageInfo>>();
@@ -100,8 +108,8 @@ function smarthostError(err: unknown): SMTPError {
  * an unreachable smarthost is `451 4.4.1`. When the smarthost refuses only some recipients, the
  * message went to the others and the 250 stands; the refused recipients are logged and the sender
  * gets a delivery status notification (RFC 3464) naming each with the smarthost's reply, sent
- * through the smarthost from the null sender `<>`. A message from `<>` (itself a bounce) never
- * gets one, so two mail systems cannot bounce at each other for ever.
+ * through the smarthost from the null sender `<>` (unless `relayBounces` is off). A message from
+ * `<>` (itself a bounce) never gets one, so two mail systems cannot bounce at each other for ever.
  *
  * @example
  * ```ts
@@ -132,6 +140,7 @@ export class Relay extends RequestHandler<RelaySettings> {
       this.log.warn('no bounce for a message from the null sender');
       return;
     }
+    if (this.settings.relayBounces === false) return;
     const errors = (info as { rejectedErrors?: { recipient?: string; responseCode?: number; response?: string }[] }).rejectedErrors ?? [];
     const refusals: Refusal[] = info.rejected.map((recipient) => {
       const err = errors.find((e) => e.recipient === recipient);

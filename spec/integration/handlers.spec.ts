@@ -193,6 +193,15 @@ describe('Relay', () => {
     closeRelay(relay.app.settings);
   });
 
+  it('sends no bounce when relayBounces is off', async () => {
+    const received: Received[] = [];
+    const smarthost = await startServer(picky(received));
+    const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: smarthost.port, relayBounces: false });
+    expect(await send(relay.port, 'a@b.test', ['c@d.test', 'no@d.test'], 'x')).toMatch(/^250 /);
+    expect(received.map((r) => [r.mailFrom, r.rcptTos])).toEqual([['a@b.test', ['c@d.test']]]);
+    closeRelay(relay.app.settings);
+  });
+
   it('sends no bounce for a message from the null sender', async () => {
     const received: Received[] = [];
     const smarthost = await startServer(picky(received));
