@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestHandler, SMTPError } from '../../lib/index.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { cutAt } from '../helpers/splits.js';
 import { closeServers, startServer } from '../helpers/server.js';
 
 let port = 0;
@@ -69,13 +70,9 @@ async function exchange(input: string, cuts: number[]): Promise<{ text: string; 
   socket.on('error', () => undefined);
   socket.on('close', () => (closed = true));
   await new Promise<void>((r) => socket.once('connect', () => r()));
-  const bytes = Buffer.from(input, 'latin1');
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-  let from = 0;
-  for (const p of [...points, bytes.length]) {
+  for (const piece of cutAt(Buffer.from(input, 'latin1'), cuts)) {
     if (closed) break;
-    socket.write(bytes.subarray(from, p));
-    from = p;
+    socket.write(piece);
     await new Promise((r) => setImmediate(r));
   }
   // Leave DATA if the input left us in it, then ask something with a unique answer.

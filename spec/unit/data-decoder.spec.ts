@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DataDecoder, type BareLineEndingPolicy } from '../../lib/protocol/data-decoder.js';
+import { cutAt, everySplit } from '../helpers/splits.js';
 
 interface Outcome {
   body: string;
@@ -26,10 +27,7 @@ function decode(chunks: Buffer[], policy: BareLineEndingPolicy = 'normalize', ma
 
 /** Every way to cut `input` in two, every byte alone, and all at once. */
 function splits(input: string): Buffer[][] {
-  const bytes = Buffer.from(input, 'latin1');
-  const out: Buffer[][] = [[bytes], [...bytes].map((b) => Buffer.from([b]))];
-  for (let i = 1; i < bytes.length; i++) out.push([bytes.subarray(0, i), bytes.subarray(i)]);
-  return out;
+  return everySplit(Buffer.from(input, 'latin1'));
 }
 
 function expectAllSplits(input: string, expected: Partial<Outcome>, policy: BareLineEndingPolicy = 'normalize'): void {
@@ -134,18 +132,6 @@ describe('DataDecoder', () => {
   const line = fc.stringMatching(/^[ -~]{0,40}$/);
   const body = fc.array(line, { maxLength: 12 }).map((lines) => lines.map((l) => `${l}\r\n`).join(''));
   const cuts = fc.array(fc.nat(), { maxLength: 8 });
-
-  function cutAt(input: Buffer, at: number[]): Buffer[] {
-    const points = [...new Set(at.map((n) => n % (input.length + 1)))].sort((a, b) => a - b);
-    const chunks: Buffer[] = [];
-    let from = 0;
-    for (const p of points) {
-      chunks.push(input.subarray(from, p));
-      from = p;
-    }
-    chunks.push(input.subarray(from));
-    return chunks;
-  }
 
   it('property: decoding what a correct client sends gives back the body, however it is cut', () => {
     fc.assert(

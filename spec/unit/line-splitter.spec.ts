@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LineSplitter, type LineEvent } from '../../lib/protocol/line-splitter.js';
+import { cutAt, everySplit } from '../helpers/splits.js';
 
 function drain(splitter: LineSplitter): LineEvent[] {
   const events: LineEvent[] = [];
@@ -23,10 +24,7 @@ function feed(chunks: Buffer[], max = 16): string[] {
 }
 
 function allSplits(input: string): Buffer[][] {
-  const bytes = Buffer.from(input);
-  const out: Buffer[][] = [[bytes], [...bytes].map((b) => Buffer.from([b]))];
-  for (let i = 1; i < bytes.length; i++) out.push([bytes.subarray(0, i), bytes.subarray(i)]);
-  return out;
+  return everySplit(Buffer.from(input));
 }
 
 describe('LineSplitter', () => {
@@ -73,15 +71,7 @@ describe('LineSplitter', () => {
     fc.assert(
       fc.property(fc.array(line, { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 6 }), (lines, at) => {
         const wire = Buffer.from(lines.map((l) => `${l}\r\n`).join(''));
-        const points = [...new Set(at.map((n) => n % (wire.length + 1)))].sort((a, b) => a - b);
-        const chunks: Buffer[] = [];
-        let from = 0;
-        for (const p of points) {
-          chunks.push(wire.subarray(from, p));
-          from = p;
-        }
-        chunks.push(wire.subarray(from));
-        expect(feed(chunks)).toEqual(lines);
+        expect(feed(cutAt(wire, at))).toEqual(lines);
       }),
       { numRuns: 500 },
     );
