@@ -141,9 +141,8 @@ export class Relay extends RequestHandler<RelaySettings> {
       return;
     }
     if (this.settings.relayBounces === false) return;
-    const errors = (info as { rejectedErrors?: { recipient?: string; responseCode?: number; response?: string }[] }).rejectedErrors ?? [];
     const refusals: Refusal[] = info.rejected.map((recipient) => {
-      const err = errors.find((e) => e.recipient === recipient);
+      const err = info.rejectedErrors?.find((e) => e.recipient === recipient);
       const code = err?.responseCode ?? 550;
       return { recipient, code, reply: err?.response ?? `${code} refused by the relay host` };
     });
