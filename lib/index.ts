@@ -13,10 +13,28 @@
  * ```
  * @module
  */
-export { Application, type AnyApplication } from './app/application.js';
-export { RequestHandler, type HandlerClass, type AnyHandlerClass } from './app/request-handler.js';
-export { SMTPRequest, MessageHeaders, type SessionInfo, type Envelope } from './app/request.js';
-export { ApplicationSettings, SettingsError, settingsSchema, type SettingsInput, type SettingsProblem } from './app/settings.js';
+export { Application, type AnyApplication } from './application.js';
+export {
+  RequestHandler,
+  type HandlerClass,
+  type AnyHandlerClass,
+  type AnyServedApplication,
+  type ServedApplication,
+  type HandlerTransaction,
+} from './app/request-handler.js';
+export { SMTPRequest, MessageHeaders, type Envelope } from './app/request.js';
+export type { SessionInfo, TLSInfo } from './protocol/session-info.js';
+export {
+  ApplicationSettings,
+  SettingsError,
+  settingsSchema,
+  type SettingsInput,
+  type SettingsProblem,
+  type TLSSettings,
+  type SNIResolver,
+  type ConnectHook,
+  type HeloHook,
+} from './app/settings.js';
 export { SMTPServer, type StartOptions } from './server/smtp-server.js';
 export { taskId } from './server/cluster.js';
 export { SMTPError, formatReply, type Reply, type EnhancedCode, type SMTPErrorOptions } from './protocol/reply.js';
@@ -36,7 +54,6 @@ export {
   type SaslMechanism,
 } from './protocol/sasl.js';
 export type { Authenticator } from './app/settings.js';
-export type { TLSSettings, TLSInfo, SNIResolver } from './server/tls.js';
 export { Sink } from './handlers/sink.js';
 export { Debugging, DebuggingSettings } from './handlers/debugging.js';
 export { Maildir, MaildirSettings } from './handlers/maildir.js';

@@ -1,22 +1,59 @@
 import type { Logger } from 'pino';
 import type { EsmtpParams } from '../protocol/command.js';
-import type { Application } from './application.js';
 import type { SMTPRequest } from './request.js';
 import type { ApplicationSettings } from './settings.js';
 
-/** Where a handler is in its lifecycle; `finish()` is only allowed in `data`. */
-export type HandlerPhase = 'prepare' | 'rcpt' | 'idle' | 'data' | 'done';
-
-/** @internal The lifecycle driver's view of a handler. */
-export interface HandlerState {
-  phase: HandlerPhase;
-  finished: boolean;
-  finishText: string | undefined;
+/**
+ * What handlers and the server need of an application: its handler class, its validated settings
+ * and its logger. {@link Application} is the one users build.
+ *
+ * @example
+ * ```ts
+ * const describe = (app: ServedApplication) => `${app.handlerClass.name} on ${app.settings.hostname}`;
+ * ```
+ */
+export interface ServedApplication<S extends object = Record<string, unknown>> {
+  /** The class instantiated once per mail transaction. */
+  readonly handlerClass: HandlerClass<S>;
+  /** Sirocco's settings and the user's own, validated. */
+  readonly settings: ApplicationSettings & S;
+  /** The logger every connection's child logger derives from. */
+  readonly logger: Logger;
 }
 
-/** @internal The lifecycle state of a handler (a private field, read by the lifecycle driver). */
+/**
+ * Any served application, whatever its settings type: what the server side takes.
+ *
+ * @example
+ * ```ts
+ * const serve = (app: AnyServedApplication) => new SMTPServer(app).listen(2525);
+ * ```
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export let handlerState: (handler: RequestHandler<any>) => HandlerState;
+export type AnyServedApplication = ServedApplication<any>;
+
+/**
+ * The transaction a handler belongs to, as the handler sees it: its logger and the end of the
+ * message. Sirocco passes it to the handler's constructor; the lifecycle state lives there.
+ *
+ * @example
+ * ```ts
+ * class Logged extends RequestHandler {
+ *   constructor(app: ServedApplication, request: SMTPRequest, transaction: HandlerTransaction) {
+ *     super(app, request, transaction);
+ *     transaction.log.debug('handler built');
+ *   }
+ * }
+ * ```
+ */
+export interface HandlerTransaction {
+  /** The transaction's logger: the connection's id and the queue id on every line. */
+  readonly log: Logger;
+  /** Whether the message was ended with a 250. */
+  readonly finished: boolean;
+  /** Ends the message with a 250 (see {@link RequestHandler.finish}). */
+  finish(text?: string): void;
+}
 
 /**
  * A handler class, as given to an {@link Application}.
@@ -28,9 +65,9 @@ export let handlerState: (handler: RequestHandler<any>) => HandlerState;
  * ```
  */
 export type HandlerClass<S extends object = Record<string, unknown>> = new (
-  application: Application<S>,
+  application: ServedApplication<S>,
   request: SMTPRequest,
-  log: Logger,
+  transaction: HandlerTransaction,
 ) => RequestHandler<S>;
 
 /**
@@ -59,6 +96,9 @@ export type AnyHandlerClass = HandlerClass<any>;
  * `onConnectionClose()` runs if the client goes away while the transaction is open, then
  * `onFinish()` still runs once any hook still running has settled.
  *
+ * Decisions about the connection rather than one transaction (refusing a client at connect, or
+ * by its HELO name) are the application's: the `onConnect` and `onHelo` settings.
+ *
  * @example
  * ```ts
  * class Inbound extends RequestHandler<{ domain: string }> {
@@ -74,31 +114,24 @@ export type AnyHandlerClass = HandlerClass<any>;
  */
 export class RequestHandler<S extends object = Record<string, unknown>> {
   /** The application this handler belongs to. */
-  readonly application: Application<S>;
+  readonly application: ServedApplication<S>;
   /** The transaction: session, envelope and, in `data()`, the body. */
   readonly request: SMTPRequest;
-  readonly #connectionLog: Logger;
-  #log: Logger | undefined;
-  readonly #state: HandlerState = { phase: 'prepare', finished: false, finishText: undefined };
-
-  static {
-    handlerState = (handler) => handler.#state;
-  }
+  readonly #transaction: HandlerTransaction;
 
   /**
    * Sirocco builds handlers; a subclass that takes its own constructor must pass these through.
-   * @param log the connection's logger; the `log` property derives the transaction's from it.
+   * @param transaction the transaction driving this handler: its logger and `finish()`.
    */
-  constructor(application: Application<S>, request: SMTPRequest, log: Logger) {
+  constructor(application: ServedApplication<S>, request: SMTPRequest, transaction: HandlerTransaction) {
     this.application = application;
     this.request = request;
-    this.#connectionLog = log;
+    this.#transaction = transaction;
   }
 
-  /** A pino logger carrying the connection's id and the queue id, made on first use. */
+  /** A pino logger carrying the connection's id and the queue id. */
   get log(): Logger {
-    this.#log ??= this.#connectionLog.child({ queueId: this.request.id });
-    return this.#log;
+    return this.#transaction.log;
   }
 
   /** The application's settings (an alias of `this.application.settings`). */
@@ -126,15 +159,11 @@ export class RequestHandler<S extends object = Record<string, unknown>> {
    * `data()` returning calls it for you. A second call throws.
    */
   finish(text?: string): void {
-    const state = this.#state;
-    if (state.finished) throw new Error('finish() was already called for this message');
-    if (state.phase !== 'data') throw new Error('finish() ends a message: call it from data()');
-    state.finished = true;
-    state.finishText = text;
+    this.#transaction.finish(text);
   }
 
   /** Whether `finish()` has been called. */
   get finished(): boolean {
-    return this.#state.finished;
+    return this.#transaction.finished;
   }
 }

@@ -1,39 +1,7 @@
 import { randomFillSync } from 'node:crypto';
 import type { ParsedMail } from 'mailparser';
 import type { BodyType, EsmtpParams } from '../protocol/command.js';
-import type { TLSInfo } from '../server/tls.js';
-
-/**
- * Facts about one connection, as they stood when the transaction began.
- *
- * @example
- * ```ts
- * const { remoteAddress, heloName, secure, user } = this.request.session;
- * this.log.info({ remoteAddress, heloName, secure, user }, 'transaction');
- * ```
- */
-export interface SessionInfo {
-  /** The connection's id, also in every log line of the connection. */
-  readonly id: string;
-  /** The client's IP address. */
-  readonly remoteAddress: string;
-  /** The client's port. */
-  readonly remotePort: number;
-  /** The server address the client connected to. */
-  readonly localAddress: string;
-  /** The server port the client connected to. */
-  readonly localPort: number;
-  /** The name the client gave in HELO or EHLO. */
-  readonly heloName: string;
-  /** Whether the client greeted with EHLO. */
-  readonly esmtp: boolean;
-  /** Whether the connection is encrypted. */
-  readonly secure: boolean;
-  /** Protocol, cipher and client certificate, once TLS is up. */
-  readonly tls: TLSInfo | undefined;
-  /** The user AUTH established, if any. */
-  readonly user: string | undefined;
-}
+import type { SessionInfo } from '../protocol/session-info.js';
 
 /**
  * One mail transaction's envelope (RFC 5321 §2.3.1).

@@ -16,11 +16,67 @@ import {
   validateSync,
   type ValidationError,
 } from 'class-validator';
+import type { SecureContext, SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { BareLineEndingPolicy } from '../protocol/data-decoder.js';
 import { SASL_MECHANISMS, type AuthCredentials, type AuthDecision, type SaslMechanism } from '../protocol/sasl.js';
-import type { TLSSettings } from '../server/tls.js';
-import type { SessionInfo } from './request.js';
+import type { SessionInfo } from '../protocol/session-info.js';
+
+/**
+ * Picks a context by the server name the client asked for (SNI); `undefined` = the default one.
+ *
+ * @example
+ * ```ts
+ * const sni: SNIResolver = async (servername) => (await certificates.lookup(servername)) ?? undefined;
+ * new Application(Inbound, { tls: { key, cert, sni } });
+ * ```
+ */
+export type SNIResolver = (
+  servername: string,
+) => SecureContext | SecureContextOptions | undefined | Promise<SecureContext | SecureContextOptions | undefined>;
+
+/**
+ * The `tls` setting: any `tls.SecureContextOptions` (key, cert, ca, ciphers, minVersion …) plus
+ * `sni`, a map from server name (`*.example.com` allowed) to options, or a resolver function.
+ *
+ * @example
+ * ```ts
+ * const tls: TLSSettings = { key, cert, minVersion: 'TLSv1.2', sni: { 'mx.other.example': { key: otherKey, cert: otherCert } } };
+ * new Application(Inbound, { tls });
+ * ```
+ */
+export interface TLSSettings extends SecureContextOptions {
+  /** Other certificates by server name (`*.example.com` matches one label), or a resolver. */
+  readonly sni?: Readonly<Record<string, SecureContextOptions>> | SNIResolver;
+}
+
+/**
+ * The `onConnect` setting: decides whether a client may start a session, before the banner. Return
+ * nothing (or `true`) to greet it; return `false` to answer `554 5.7.1` instead of the banner, or
+ * throw an `SMTPError` to answer with your own reply. After a 5xx the session only waits for QUIT
+ * (RFC 5321 §3.1: every other command is answered 503); after a 4xx (say `421 4.7.0`) it closes
+ * at once. Any other error is logged and answered `421 4.3.0`.
+ *
+ * @example
+ * ```ts
+ * const onConnect: ConnectHook = async ({ remoteAddress }) => !(await blocklist.has(remoteAddress));
+ * new Application(Inbound, { onConnect });
+ * ```
+ */
+export type ConnectHook = (session: SessionInfo) => void | boolean | Promise<void | boolean>;
+
+/**
+ * The `onHelo` setting: decides whether a HELO/EHLO name is accepted. Return nothing (or `true`)
+ * to accept; return `false` to answer `550 5.7.1`, or throw an `SMTPError` for your own reply.
+ * A refused client must greet again before MAIL; any other error is logged and answered `451 4.3.0`.
+ *
+ * @example
+ * ```ts
+ * const onHelo: HeloHook = (name, session) => name !== 'localhost' || session.remoteAddress === '127.0.0.1';
+ * new Application(Inbound, { onHelo });
+ * ```
+ */
+export type HeloHook = (name: string, session: SessionInfo) => void | boolean | Promise<void | boolean>;
 
 /**
  * Checks credentials for AUTH. See {@link AuthCredentials} for what each mechanism gives and
@@ -119,6 +175,23 @@ export class ApplicationSettings {
   /** Whether SMTPUTF8 (RFC 6531) is offered. */
   @IsBoolean()
   smtputf8: boolean = true;
+
+  /**
+   * RFC 5321's command grammar to the letter: `MAIL FROM: <a@b>` (a space before the path) is
+   * answered 501, and a bare LF never ends a command line (it stays in the line, which is then
+   * refused for its control character). Off by default, as in Postfix and the other servers:
+   * many clients send that space, and refusing it loses their mail for no one's gain.
+   */
+  @IsBoolean()
+  strictSyntax: boolean = false;
+
+  /** Decides at connect, before the banner, whether a client may go on; see {@link ConnectHook}. */
+  @IsOptional()
+  onConnect?: ConnectHook | undefined;
+
+  /** Decides whether a HELO/EHLO name is accepted; see {@link HeloHook}. */
+  @IsOptional()
+  onHelo?: HeloHook | undefined;
 
   /** Milliseconds `close()` waits for open transactions before it drops their connections. */
   @IsInt()
@@ -264,8 +337,10 @@ export function buildSettings<S extends object>(handlerClass: object, input: obj
   if (settings.logger !== undefined && typeof (settings.logger as { child?: unknown }).child !== 'function') {
     problems.push({ field: 'logger', reasons: ['logger must be a pino logger'] });
   }
-  if (settings.authenticate !== undefined && typeof settings.authenticate !== 'function') {
-    problems.push({ field: 'authenticate', reasons: ['authenticate must be a function'] });
+  for (const field of ['authenticate', 'onConnect', 'onHelo'] as const) {
+    if (settings[field] !== undefined && typeof settings[field] !== 'function') {
+      problems.push({ field, reasons: [`${field} must be a function`] });
+    }
   }
   const tls = settings.tls as (TLSSettings & { key?: unknown; cert?: unknown; pfx?: unknown }) | undefined;
   if (

@@ -3,24 +3,21 @@
  * reply, and `onFinish` runs exactly once per transaction.
  *
  * Hooks that return without a promise are run without one: the common synchronous handler pays
- * no microtask per command. Results are therefore `T | Promise<T>` ({@link Maybe}).
+ * no microtask per command. Results are therefore `T | Promise<T>` (`Maybe`).
  */
 import type { Logger } from 'pino';
 import type { EsmtpParams } from '../protocol/command.js';
 import type { DecodedMessage } from '../protocol/data-decoder.js';
 import { REPLIES } from '../protocol/replies.js';
-import { SMTPError, type Reply } from '../protocol/reply.js';
-import type { AnyApplication } from './application.js';
-import { SMTPRequest, type Envelope, type SessionInfo } from './request.js';
-import { handlerState, type HandlerPhase, type RequestHandler } from './request-handler.js';
+import type { Reply } from '../protocol/reply.js';
+import type { SessionInfo } from '../protocol/session-info.js';
+import { replyForError } from './errors.js';
+import { andThen, type Maybe } from './maybe.js';
+import { SMTPRequest, type Envelope } from './request.js';
+import type { AnyServedApplication, HandlerTransaction, RequestHandler, ServedApplication } from './request-handler.js';
 
-/** A value now, or later. */
-export type Maybe<T> = T | Promise<T>;
-
-/** Applies `f` to a value now, or once it is there. */
-export function andThen<T, U>(value: Maybe<T>, f: (v: T) => U): Maybe<U> {
-  return value instanceof Promise ? value.then(f) : f(value);
-}
+/** Where a handler is in its lifecycle; `finish()` is only allowed in `data`. */
+type HandlerPhase = 'prepare' | 'rcpt' | 'idle' | 'data' | 'done';
 
 /** The envelope as the server builds it. */
 export interface MutableEnvelope extends Envelope {
@@ -28,19 +25,22 @@ export interface MutableEnvelope extends Envelope {
   rcptParams: EsmtpParams[];
 }
 
-export class Transaction {
+export class Transaction implements HandlerTransaction {
   readonly request: SMTPRequest;
   readonly envelope: MutableEnvelope;
-  readonly #app: AnyApplication;
+  readonly #app: AnyServedApplication;
   readonly #connectionLog: Logger;
   #log: Logger | undefined;
   #handler: RequestHandler<object> | undefined;
+  #phase: HandlerPhase = 'prepare';
+  #finished = false;
+  #finishText: string | undefined;
   #running = 0;
   #aborted = false;
   #connectionClosed = false;
   #ended = false;
 
-  constructor(app: AnyApplication, session: SessionInfo, envelope: MutableEnvelope, log: Logger) {
+  constructor(app: AnyServedApplication, session: SessionInfo, envelope: MutableEnvelope, log: Logger) {
     this.#app = app;
     this.envelope = envelope;
     this.request = new SMTPRequest(session, envelope);
@@ -52,16 +52,28 @@ export class Transaction {
     return this.#ended || this.#aborted;
   }
 
-  /** The transaction's logger, made on first use (it carries the queue id). */
+  /** The transaction's one logger, made on first use (it carries the queue id); the handler's too. */
   get log(): Logger {
     this.#log ??= this.#connectionLog.child({ queueId: this.request.id });
     return this.#log;
   }
 
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** The handler's `finish()`: only in `data()`, and only once. */
+  finish(text?: string): void {
+    if (this.#finished) throw new Error('finish() was already called for this message');
+    if (this.#phase !== 'data') throw new Error('finish() ends a message: call it from data()');
+    this.#finished = true;
+    this.#finishText = text;
+  }
+
   /** MAIL: builds the handler and runs `prepare()`. A refusal ends the transaction. */
   begin(): Maybe<Reply> {
     const outcome = this.#run('prepare', () => {
-      this.#handler = new (this.#app.handlerClass as HandlerConstructor)(this.#app, this.request, this.#connectionLog);
+      this.#handler = new this.#app.handlerClass(this.#app, this.request, this);
       return this.#handler.prepare();
     });
     return andThen(outcome, (error) => {
@@ -87,20 +99,18 @@ export class Transaction {
   /** End of data: runs `data()` and ends the transaction. */
   message(decoded: DecodedMessage): Maybe<Reply> {
     this.request.setBody(decoded.body);
-    const handler = this.#handler;
-    const state = handler === undefined ? undefined : handlerState(handler);
     return andThen(
-      this.#run('data', () => handler?.data()),
+      this.#run('data', () => this.#handler?.data()),
       (error) => {
         try {
-          if (error !== undefined && state?.finished !== true) return error;
+          if (error !== undefined && !this.#finished) return error;
           if (error !== undefined) this.log.warn('data() failed after finish(); the 250 stands');
-          if (state !== undefined) state.finished = true;
+          this.#finished = true;
           // The level is the connection logger's: no per-message child logger just to ask.
           if (this.#connectionLog.isLevelEnabled('info')) {
             this.log.info({ from: this.envelope.mailFrom, to: this.envelope.rcptTos, size: decoded.size }, 'message accepted');
           }
-          return REPLIES.queued(this.request.id, state?.finishText);
+          return REPLIES.queued(this.request.id, this.#finishText);
         } finally {
           this.#close();
         }
@@ -134,7 +144,7 @@ export class Transaction {
    */
   #run(phase: HandlerPhase, hook: () => void | Promise<void>): Maybe<Reply | undefined> {
     this.#running++;
-    this.#setPhase(phase);
+    this.#phase = phase;
     let result: unknown;
     try {
       result = hook();
@@ -156,7 +166,7 @@ export class Transaction {
         return this.#errorReply(err, phase);
       },
     );
-    const limit = (this.#app.settings as { handlerTimeout: number }).handlerTimeout;
+    const limit = (this.#app as ServedApplication<object>).settings.handlerTimeout;
     if (limit === 0) return settled;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<Reply>((resolve) => {
@@ -170,21 +180,12 @@ export class Transaction {
 
   #settle(phase: HandlerPhase): void {
     this.#running--;
-    this.#setPhase(phase === 'data' ? 'done' : 'idle');
+    this.#phase = phase === 'data' ? 'done' : 'idle';
     if (this.#aborted && this.#running === 0) this.#end();
   }
 
-  #setPhase(phase: HandlerPhase): void {
-    if (this.#handler !== undefined) handlerState(this.#handler).phase = phase;
-  }
-
   #errorReply(err: unknown, phase: HandlerPhase): Reply {
-    if (err instanceof SMTPError) {
-      this.log.info({ phase, code: err.code }, err.logMessage);
-      return err.toReply();
-    }
-    this.log.error({ phase, err }, 'handler failed');
-    return REPLIES.localError();
+    return replyForError(err, REPLIES.localError(), this.log, phase);
   }
 
   #end(): void {
@@ -202,5 +203,3 @@ export class Transaction {
     }
   }
 }
-
-type HandlerConstructor = new (app: AnyApplication, request: SMTPRequest, log: Logger) => RequestHandler<object>;

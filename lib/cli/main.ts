@@ -8,7 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { readFileSync, realpathSync } from 'node:fs';
-import { Application, type AnyApplication } from '../app/application.js';
+import { Application, type AnyApplication } from '../application.js';
 import { RequestHandler, type AnyHandlerClass } from '../app/request-handler.js';
 import { SettingsError, type SettingsInput } from '../app/settings.js';
 import { Debugging } from '../handlers/debugging.js';

@@ -54,6 +54,8 @@ export interface ParseContext {
   readonly smtputf8Transaction: boolean;
   /** Whether AUTH is offered (MAIL then takes the AUTH= parameter, RFC 4954 §5). */
   readonly authOffered: boolean;
+  /** RFC 5321's grammar to the letter: no space between `FROM:`/`TO:` and the path. */
+  readonly strict?: boolean;
 }
 
 export type ParseResult = Command | { readonly error: Reply };
@@ -155,10 +157,10 @@ function parseHello(verb: 'HELO' | 'EHLO', domain: string, ctx: ParseContext): P
 }
 
 /** Splits `FROM:<path> PARAMS` into the path and the parameter words. */
-function splitPathArgument(arg: string, keyword: 'FROM:' | 'TO:'): { path: string; words: string[] } | null {
+function splitPathArgument(arg: string, keyword: 'FROM:' | 'TO:', strict: boolean): { path: string; words: string[] } | null {
   if (asciiUpper(arg.slice(0, keyword.length)) !== keyword) return null;
-  // Many clients write `MAIL FROM: <a@b>`: one space after the colon is tolerated.
-  const rest = arg.charCodeAt(keyword.length) === 0x20 ? arg.slice(keyword.length + 1) : arg.slice(keyword.length);
+  // Many clients write `MAIL FROM: <a@b>`: one space after the colon is tolerated unless strict.
+  const rest = !strict && arg.charCodeAt(keyword.length) === 0x20 ? arg.slice(keyword.length + 1) : arg.slice(keyword.length);
   if (!rest.startsWith('<')) return null;
   // The path ends at the first `>` outside a quoted local part.
   let quoted = false;
@@ -202,7 +204,7 @@ function parseParams(
 }
 
 function parseMail(arg: string, ctx: ParseContext): ParseResult {
-  const split = splitPathArgument(arg, 'FROM:');
+  const split = splitPathArgument(arg, 'FROM:', ctx.strict === true);
   if (split === null) return { error: REPLIES.syntax('MAIL FROM:<address> [parameters]') };
   const smtputf8 = ctx.esmtp && ctx.smtputf8Offered && split.words.some((w) => asciiUpper(w) === 'SMTPUTF8');
   const parsed = parseParams(split.words, ctx, smtputf8);
@@ -240,7 +242,7 @@ function parseMail(arg: string, ctx: ParseContext): ParseResult {
 }
 
 function parseRcpt(arg: string, ctx: ParseContext): ParseResult {
-  const split = splitPathArgument(arg, 'TO:');
+  const split = splitPathArgument(arg, 'TO:', ctx.strict === true);
   if (split === null) return { error: REPLIES.syntax('RCPT TO:<address> [parameters]') };
   const parsed = parseParams(split.words, ctx, ctx.smtputf8Transaction);
   if ('error' in parsed) return parsed;

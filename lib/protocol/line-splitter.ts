@@ -14,12 +14,26 @@ export type LineEvent = { readonly kind: 'line'; readonly line: Buffer; readonly
 
 export class LineSplitter {
   readonly #maxLength: number;
+  readonly #crlfOnly: boolean;
   #pending: Buffer | null = null;
   #discarding = false;
 
-  /** @param maxLength the longest line accepted, counting its CRLF. */
-  constructor(maxLength: number) {
+  /**
+   * @param maxLength the longest line accepted, counting its CRLF.
+   * @param crlfOnly a bare LF does not end a line (RFC 5321 §2.3.8 to the letter): it stays in
+   *   the line, where the command parser refuses it as a control character.
+   */
+  constructor(maxLength: number, crlfOnly = false) {
     this.#maxLength = maxLength;
+    this.#crlfOnly = crlfOnly;
+  }
+
+  /** Where the first line ends (the index of its LF), or -1. */
+  #lineEnd(buf: Buffer): number {
+    let lf = buf.indexOf(LF);
+    if (!this.#crlfOnly) return lf;
+    while (lf !== -1 && (lf === 0 || buf[lf - 1] !== CR)) lf = buf.indexOf(LF, lf + 1);
+    return lf;
   }
 
   /** Bytes held, waiting for a line end or for {@link takeAll}. */
@@ -42,7 +56,7 @@ export class LineSplitter {
   next(): LineEvent | undefined {
     const buf = this.#pending;
     if (buf === null) return undefined;
-    const lf = buf.indexOf(LF);
+    const lf = this.#lineEnd(buf);
     if (lf === -1) {
       if (buf.length > this.#maxLength) {
         // Keep the last byte: it may be the CR of the CRLF that ends the long line.

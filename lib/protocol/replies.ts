@@ -1,4 +1,25 @@
-import { fixedReply, reply, type Reply } from './reply.js';
+import { fixedReply, namedReply, reply, type Reply } from './reply.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Entry = (...args: any[]) => Reply;
+
+/**
+ * Gives every entry's replies the entry's name, which the logs carry when the reply is sent
+ * (`reply=tooManyRecipients`). An entry without parameters always sends the same reply: it is
+ * named once, and stays formatted once.
+ */
+function named<T extends Record<string, Entry>>(entries: T): T {
+  const out: Record<string, Entry> = {};
+  for (const [name, make] of Object.entries(entries)) {
+    if (make.length === 0) {
+      const fixed = namedReply(make(), name);
+      out[name] = () => fixed;
+    } else {
+      out[name] = (...args: unknown[]) => namedReply(make(...args), name);
+    }
+  }
+  return out as T;
+}
 
 /**
  * The catalogue of every reply the protocol layer itself sends. Tests assert against these texts,
@@ -9,7 +30,7 @@ import { fixedReply, reply, type Reply } from './reply.js';
  * formatReply(REPLIES.tooManyRecipients()); // '452 4.5.3 Too many recipients\r\n'
  * ```
  */
-export const REPLIES = {
+export const REPLIES = named({
   // 2xx
   /** Sent for: on connect (no enhanced code: RFC 2034 §4). */
   greeting: (host: string): Reply => reply(220, undefined, `${host} ESMTP Sirocco`),
@@ -47,6 +68,8 @@ export const REPLIES = {
   tooManyAuthFailures: fixedReply(421, [4, 7, 0], 'Too many authentication failures, closing connection'),
   /** Sent for: maxConnections reached. */
   tooManyConnections: fixedReply(421, [4, 7, 0], 'Too many connections, try again later'),
+  /** Sent for: the onConnect hook failed with something other than SMTPError (then the connection closes). */
+  serviceUnavailable: fixedReply(421, [4, 3, 0], 'Service not available, closing connection'),
   /** Sent for: a handler threw something other than SMTPError. */
   localError: fixedReply(451, [4, 3, 0], 'Requested action aborted: local error in processing'),
   /** Sent for: past maxRecipients (RFC 5321 §4.5.3.1.8). */
@@ -104,8 +127,12 @@ export const REPLIES = {
   nonAsciiAddress: fixedReply(553, [5, 6, 7], 'Non-ASCII address requires SMTPUTF8'),
   /** Sent for: bareLineEndings: 'reject'. */
   bareLineEndingsInBody: fixedReply(554, [5, 6, 0], 'Message contains bare <CR> or <LF>; lines must end with <CR><LF>'),
+  /** Sent for: the onHelo hook returned false. */
+  heloRefused: fixedReply(550, [5, 7, 1], 'HELO/EHLO name refused'),
+  /** Sent for: the onConnect hook returned false, instead of the greeting (RFC 5321 §3.1). */
+  connectionRefused: fixedReply(554, [5, 7, 1], 'Access denied'),
   /** Sent for: unknown MAIL/RCPT parameter (RFC 5321 §4.1.1.11). */
   unknownParameter: (name: string): Reply => reply(555, [5, 5, 4], `${name} parameter not recognized`),
   /** Sent for: an HTTP request line or header. */
   notSmtp: fixedReply(421, [4, 7, 0], 'This is an SMTP server, closing connection'),
-} as const;
+});

@@ -29,6 +29,8 @@ export interface Reply {
   readonly enhanced?: EnhancedCode | undefined;
   /** The text, one entry per line; at least one. */
   readonly lines: readonly string[];
+  /** The catalogue entry it came from (`REPLIES.tooManyRecipients` → `tooManyRecipients`), logged as `reply`. */
+  readonly name?: string | undefined;
 }
 
 /** Builds a reply; `text` may hold several lines separated by `\n`. */
@@ -48,6 +50,13 @@ export function fixedReply(code: number, enhanced: EnhancedCode | undefined, tex
   const wire = formatReply(r);
   const fixed = Object.freeze(Object.defineProperty(r, WIRE, { value: wire }));
   return () => fixed;
+}
+
+/** The same reply carrying its catalogue name; a fixed reply stays fixed (frozen, formatted once). */
+export function namedReply(r: Reply, name: string): Reply {
+  const wire = (r as { [WIRE]?: string })[WIRE];
+  const named = { code: r.code, enhanced: r.enhanced, lines: r.lines, name };
+  return wire === undefined ? named : Object.freeze(Object.defineProperty(named, WIRE, { value: wire }));
 }
 
 /**
@@ -139,6 +148,19 @@ export class SMTPError extends Error {
   /** The reply this error answers with. */
   toReply(): Reply {
     return reply(this.code, this.enhanced, this.message);
+  }
+
+  /**
+   * An error that answers with a catalogue reply, for handlers that refuse the way Sirocco itself
+   * does without copying its text.
+   *
+   * @example
+   * ```ts
+   * throw SMTPError.from(REPLIES.localError(), { logMessage: 'disk full', cause: err });
+   * ```
+   */
+  static from(r: Reply, options: SMTPErrorOptions = {}): SMTPError {
+    return new SMTPError(r.code, r.enhanced, r.lines.join('\n'), options);
   }
 }
 

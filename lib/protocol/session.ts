@@ -1,72 +1,317 @@
 /**
- * The session state machine: which command is allowed when (RFC 5321 §4.1.4, §3.3). Pure.
- * This is the one place that decides command order; a command refused here is answered 503.
+ * One SMTP session as pure data and decisions. The `Session` owns every per-connection fact
+ * (state, HELO name, TLS, user, error counters) and every gate that refuses a command before a
+ * handler hook runs: command order (503, RFC 5321 §4.1.4), STARTTLS and AUTH order (RFC 3207,
+ * RFC 4954), `requireTLS`/`requireAuth` (530), SIZE at MAIL (552, RFC 1870), recipients past the
+ * limit (452). It takes command lines and answers with a {@link Decision}: a reply, or what the
+ * I/O layer must do (run a hook, read the data, start TLS, run AUTH, close). No sockets, no timers.
  */
-import type { Verb } from './command.js';
+import { decodeLine, parseCommand, type Command, type EsmtpParams, type ParseContext } from './command.js';
+import { checkOrder, inTransaction, SessionState } from './command-order.js';
+import { ehloReply, heloReply } from './extensions.js';
+import type { LineEvent } from './line-splitter.js';
 import type { Reply } from './reply.js';
 import { REPLIES } from './replies.js';
+import { decodeBase64, type SaslMechanism } from './sasl.js';
+import type { Peer, SessionInfo, TLSInfo } from './session-info.js';
 
-export enum SessionState {
-  /** Greeting sent, no HELO/EHLO yet. */
-  Connected,
-  /** HELO/EHLO done, no transaction. */
-  Greeted,
-  /** MAIL accepted, no recipient yet. */
-  InMail,
-  /** At least one recipient accepted. */
-  InRcpt,
-  /** Between 354 and the end of the data. */
-  InData,
-  /** QUIT, a 421, or the socket closed. */
-  Closed,
+/** The settings a session decides by (the application's settings have them all). */
+export interface SessionPolicy {
+  readonly hostname: string;
+  readonly maxMessageSize: number;
+  readonly maxRecipients: number;
+  readonly maxLineLength: number;
+  readonly maxBadCommands: number;
+  readonly maxAuthFailures: number;
+  readonly smtputf8: boolean;
+  readonly requireTLS: boolean;
+  readonly requireAuth: boolean;
+  readonly allowInsecureAuth: boolean;
+  readonly authMechanisms: readonly string[];
+  readonly bareLineEndings: string;
+  readonly strictSyntax: boolean;
 }
 
-const ANY_OPEN = [SessionState.Connected, SessionState.Greeted, SessionState.InMail, SessionState.InRcpt];
-
-interface OrderRule {
-  readonly allowedIn: readonly SessionState[];
-  /** The 503 text when refused, by the state it was refused in. */
-  readonly refuse: (state: SessionState) => string;
+/** What the server can do beyond the settings: TLS configured, an authenticator given. */
+export interface SessionFeatures {
+  readonly tls: boolean;
+  readonly auth: boolean;
 }
 
-/** Where each verb is allowed. Verbs allowed everywhere before the data are not listed apart. */
-export const COMMAND_ORDER: Readonly<Record<Verb, OrderRule>> = {
-  HELO: { allowedIn: ANY_OPEN, refuse: () => 'session closed' },
-  EHLO: { allowedIn: ANY_OPEN, refuse: () => 'session closed' },
-  MAIL: {
-    allowedIn: [SessionState.Greeted],
-    refuse: (s) => (s === SessionState.Connected ? 'send HELO/EHLO first' : 'nested MAIL command'),
-  },
-  RCPT: { allowedIn: [SessionState.InMail, SessionState.InRcpt], refuse: () => 'need MAIL command' },
-  DATA: {
-    allowedIn: [SessionState.InRcpt],
-    refuse: (s) => (s === SessionState.InMail ? 'need RCPT command' : 'need MAIL command'),
-  },
-  RSET: { allowedIn: ANY_OPEN, refuse: () => 'session closed' },
-  NOOP: { allowedIn: ANY_OPEN, refuse: () => 'session closed' },
-  QUIT: { allowedIn: ANY_OPEN, refuse: () => 'session closed' },
-  HELP: { allowedIn: ANY_OPEN, refuse: () => 'session closed' },
-  VRFY: { allowedIn: ANY_OPEN, refuse: () => 'session closed' },
-  EXPN: { allowedIn: ANY_OPEN, refuse: () => 'session closed' },
-  // RFC 3207 §4, RFC 4954 §4: neither during a mail transaction.
-  STARTTLS: {
-    allowedIn: [SessionState.Connected, SessionState.Greeted],
-    refuse: () => 'STARTTLS not allowed during a mail transaction',
-  },
-  AUTH: {
-    allowedIn: [SessionState.Greeted],
-    refuse: (s) => (s === SessionState.Connected ? 'send EHLO first' : 'AUTH not allowed during a mail transaction'),
-  },
-  HTTP: { allowedIn: ANY_OPEN, refuse: () => 'session closed' },
-};
+export type MailCommand = Extract<Command, { verb: 'MAIL' }>;
 
-/** The 503 reply when `verb` may not come in `state`, or `undefined` when it may. */
-export function checkOrder(state: SessionState, verb: Verb): Reply | undefined {
-  const rule = COMMAND_ORDER[verb];
-  return rule.allowedIn.includes(state) ? undefined : REPLIES.badSequence(rule.refuse(state));
-}
+/**
+ * What the I/O layer does next. `reply`: send it. `close`: send the replies, then close.
+ * `hello`, `mail`, `rcpt`: run the hook (the open transaction ended first, for `hello`), then tell
+ * the session with {@link Session.hello}, {@link Session.mailAnswered}, {@link Session.rcptAnswered}.
+ * `data`, `reset`, `startTls`: send the reply, then read the data / end the transaction / start
+ * the TLS handshake (the transaction ended too). `auth`: run the SASL exchange.
+ */
+export type Decision =
+  | { readonly kind: 'reply' | 'data' | 'reset' | 'startTls'; readonly reply: Reply }
+  | { readonly kind: 'close'; readonly replies: readonly Reply[] }
+  | { readonly kind: 'hello'; readonly esmtp: boolean; readonly domain: string }
+  | { readonly kind: 'mail'; readonly command: MailCommand }
+  | { readonly kind: 'rcpt'; readonly address: string; readonly params: EsmtpParams }
+  | { readonly kind: 'auth'; readonly mechanism: SaslMechanism; readonly initial: Buffer | undefined };
 
-/** Whether a mail transaction is open (MAIL accepted, data not yet complete). */
-export function inTransaction(state: SessionState): boolean {
-  return state === SessionState.InMail || state === SessionState.InRcpt || state === SessionState.InData;
+const AUTH_PREFIX = /^auth /i;
+
+export class Session {
+  readonly #policy: SessionPolicy;
+  readonly #features: SessionFeatures;
+  readonly #peer: Peer;
+  #state = SessionState.Connected;
+  #heloName = '';
+  #esmtp = false;
+  #tls: TLSInfo | undefined;
+  #user: string | undefined;
+  #badCommands = 0;
+  #authFailures = 0;
+  #recipients = 0;
+  #smtputf8Transaction = false;
+  /** The facts last handed out; `undefined` once one of them changed. */
+  #info: SessionInfo | undefined;
+
+  constructor(policy: SessionPolicy, features: SessionFeatures, peer: Peer) {
+    this.#policy = policy;
+    this.#features = features;
+    this.#peer = peer;
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** Whether TLS is up. */
+  get secure(): boolean {
+    return this.#tls !== undefined;
+  }
+
+  /** The session's facts as one frozen value, built anew only after one of them changed. */
+  info(): SessionInfo {
+    this.#info ??= Object.freeze({
+      ...this.#peer,
+      heloName: this.#heloName,
+      esmtp: this.#esmtp,
+      secure: this.#tls !== undefined,
+      tls: this.#tls,
+      user: this.#user,
+    });
+    return this.#info;
+  }
+
+  /** Whether AUTH is offered now: an authenticator, and TLS up unless insecure AUTH is allowed. */
+  get authOffered(): boolean {
+    return this.#features.auth && (this.#tls !== undefined || this.#policy.allowInsecureAuth);
+  }
+
+  /** A connection hook refused the client: only QUIT is served from now on (RFC 5321 §3.1). */
+  refuseConnection(): void {
+    this.#state = SessionState.Refused;
+  }
+
+  /** The connection is over; nothing more is decided. */
+  end(): void {
+    this.#state = SessionState.Closed;
+  }
+
+  /** Decides what one command line (or a line-level error) leads to. */
+  line(event: LineEvent): Decision {
+    if (event.kind === 'tooLong') return this.#refuse(REPLIES.lineTooLong());
+    if (event.bareLineFeed && this.#policy.bareLineEndings === 'reject') return this.#refuse(REPLIES.bareLineFeed());
+    // Only AUTH lines may use the longer SASL limit (RFC 4954 §4).
+    if (event.line.length + 2 > this.#policy.maxLineLength && !AUTH_PREFIX.test(event.line.toString('latin1', 0, 5))) {
+      return this.#refuse(REPLIES.lineTooLong());
+    }
+    const text = decodeLine(event.line);
+    if (typeof text !== 'string') return this.#refuse(text.error);
+    const command = parseCommand(text, this.#parseContext());
+    if ('error' in command) return this.#refuse(command.error);
+    const outOfOrder = checkOrder(this.#state, command.verb);
+    if (outOfOrder !== undefined) return this.#refuse(outOfOrder);
+    return this.#decide(command);
+  }
+
+  #parseContext(): ParseContext {
+    return {
+      esmtp: this.#esmtp,
+      smtputf8Offered: this.#policy.smtputf8,
+      smtputf8Transaction: this.#smtputf8Transaction,
+      authOffered: this.authOffered,
+      strict: this.#policy.strictSyntax,
+    };
+  }
+
+  #decide(command: Command): Decision {
+    switch (command.verb) {
+      case 'HELO':
+      case 'EHLO':
+        // RFC 5321 §4.1.4: a new HELO/EHLO resets the transaction.
+        this.#endTransaction(this.#state === SessionState.Connected ? SessionState.Connected : SessionState.Greeted);
+        return { kind: 'hello', esmtp: command.verb === 'EHLO', domain: command.domain };
+      case 'MAIL':
+        return this.#mail(command);
+      case 'RCPT':
+        if (this.#recipients >= this.#policy.maxRecipients) return { kind: 'reply', reply: REPLIES.tooManyRecipients() };
+        return { kind: 'rcpt', address: command.address, params: command.params };
+      case 'DATA':
+        this.#state = SessionState.InData;
+        return { kind: 'data', reply: REPLIES.startData() };
+      case 'RSET':
+        this.#endTransaction(this.#state === SessionState.Connected ? SessionState.Connected : SessionState.Greeted);
+        return { kind: 'reset', reply: REPLIES.ok() };
+      case 'NOOP':
+        return { kind: 'reply', reply: REPLIES.ok() };
+      case 'HELP':
+        return { kind: 'reply', reply: REPLIES.help() };
+      case 'VRFY':
+        return { kind: 'reply', reply: REPLIES.cannotVerify() };
+      case 'EXPN':
+        return { kind: 'reply', reply: REPLIES.notImplemented(command.verb) };
+      case 'STARTTLS':
+        return this.#startTls();
+      case 'AUTH':
+        return this.#auth(command.mechanism, command.initialResponse);
+      case 'QUIT':
+        return this.#close(REPLIES.closing());
+      case 'HTTP':
+        return this.#close(REPLIES.notSmtp());
+    }
+  }
+
+  /**
+   * HELO/EHLO was let through (no hook, or the hook accepted): the reply to send. With `refusal`,
+   * the hook refused: the client has to greet again.
+   */
+  hello(esmtp: boolean, domain: string, refusal?: Reply): Reply {
+    if (this.#state === SessionState.Closed) return refusal ?? REPLIES.ok();
+    if (refusal !== undefined) {
+      this.#heloName = '';
+      this.#esmtp = false;
+      this.#state = SessionState.Connected;
+      this.#info = undefined;
+      return refusal;
+    }
+    this.#heloName = domain;
+    this.#esmtp = esmtp;
+    this.#state = SessionState.Greeted;
+    this.#info = undefined;
+    const p = this.#policy;
+    return esmtp
+      ? ehloReply(
+          {
+            hostname: p.hostname,
+            maxMessageSize: p.maxMessageSize,
+            smtputf8: p.smtputf8,
+            starttls: this.#features.tls && this.#tls === undefined,
+            auth: this.authOffered ? p.authMechanisms : [],
+          },
+          domain,
+        )
+      : heloReply(p.hostname);
+  }
+
+  #mail(command: MailCommand): Decision {
+    if (this.#policy.requireTLS && this.#tls === undefined) return this.#refuse(REPLIES.tlsRequired());
+    if (this.#policy.requireAuth && this.#user === undefined) return this.#refuse(REPLIES.authRequired());
+    // RFC 1870 §6.2: a declared size over the limit is refused at MAIL.
+    if (command.size !== undefined && command.size > this.#policy.maxMessageSize) {
+      return { kind: 'reply', reply: REPLIES.messageTooBig() };
+    }
+    this.#state = SessionState.InMail;
+    this.#smtputf8Transaction = command.smtputf8;
+    return { kind: 'mail', command };
+  }
+
+  /** The MAIL hook answered; a refusal ends the transaction. */
+  mailAnswered(accepted: boolean): void {
+    if (!accepted && this.#state === SessionState.InMail) this.#endTransaction(SessionState.Greeted);
+  }
+
+  /** The RCPT hook answered; an accepted recipient counts toward the limit. */
+  rcptAnswered(accepted: boolean): void {
+    if (!accepted || !inTransaction(this.#state)) return;
+    this.#recipients++;
+    if (this.#state === SessionState.InMail) this.#state = SessionState.InRcpt;
+  }
+
+  /** The data ended (or the transaction ended some other way): the next line is a command. */
+  dataEnded(): void {
+    if (this.#state === SessionState.InData) this.#endTransaction(SessionState.Greeted);
+  }
+
+  #endTransaction(next: SessionState): void {
+    this.#state = next;
+    this.#recipients = 0;
+    this.#smtputf8Transaction = false;
+  }
+
+  #startTls(): Decision {
+    if (!this.#features.tls) return { kind: 'reply', reply: REPLIES.notImplemented('STARTTLS') };
+    if (this.#tls !== undefined) return this.#refuse(REPLIES.tlsAlreadyActive());
+    // RFC 3207 §4.2: the server forgets everything the client said before.
+    this.#endTransaction(SessionState.Connected);
+    this.#heloName = '';
+    this.#esmtp = false;
+    this.#user = undefined;
+    this.#info = undefined;
+    return { kind: 'startTls', reply: REPLIES.readyToStartTls() };
+  }
+
+  /** The TLS handshake finished. */
+  tlsStarted(tls: TLSInfo): void {
+    this.#tls = tls;
+    this.#info = undefined;
+  }
+
+  #auth(mechanism: string, initialResponse: string | undefined): Decision {
+    if (!this.#features.auth) return this.#refuse(REPLIES.notImplemented('AUTH'));
+    if (this.#tls === undefined && !this.#policy.allowInsecureAuth) return this.#refuse(REPLIES.encryptionRequired());
+    if (!this.#esmtp) return this.#refuse(REPLIES.badSequence('send EHLO first'));
+    if (this.#user !== undefined) return this.#refuse(REPLIES.alreadyAuthenticated());
+    if (!this.#policy.authMechanisms.includes(mechanism)) return this.#refuse(REPLIES.authUnknownMechanism());
+    let initial: Buffer | undefined;
+    if (initialResponse !== undefined) {
+      initial = initialResponse === '=' ? Buffer.alloc(0) : decodeBase64(initialResponse);
+      if (initial === undefined) return this.#refuse(REPLIES.authBadBase64());
+    }
+    return { kind: 'auth', mechanism: mechanism as SaslMechanism, initial };
+  }
+
+  /** AUTH succeeded as `user`. */
+  authenticated(user: string): Decision {
+    this.#user = user;
+    this.#info = undefined;
+    return { kind: 'reply', reply: REPLIES.authSuccess() };
+  }
+
+  /** Wrong credentials: counted apart from other errors; past `maxAuthFailures` the session closes. */
+  authFailed(reply: Reply): Decision {
+    this.#authFailures++;
+    if (this.#authFailures >= this.#policy.maxAuthFailures) return this.#close(reply, REPLIES.tooManyAuthFailures());
+    return { kind: 'reply', reply };
+  }
+
+  /** How many AUTH attempts failed so far. */
+  get authFailures(): number {
+    return this.#authFailures;
+  }
+
+  /** The exchange ended for any other reason (cancelled, malformed, refused): a bad command. */
+  authRefused(reply: Reply): Decision {
+    return this.#refuse(reply);
+  }
+
+  /** A refusal that counts toward `maxBadCommands`; the last one closes the session. */
+  #refuse(reply: Reply): Decision {
+    this.#badCommands++;
+    if (this.#badCommands >= this.#policy.maxBadCommands) return this.#close(reply, REPLIES.tooManyErrors());
+    return { kind: 'reply', reply };
+  }
+
+  #close(...replies: Reply[]): Decision {
+    this.#state = SessionState.Closed;
+    return { kind: 'close', replies };
+  }
 }

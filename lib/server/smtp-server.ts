@@ -1,5 +1,5 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import type { AnyApplication } from '../app/application.js';
+import type { AnyServedApplication } from '../app/request-handler.js';
 import type { ApplicationSettings } from '../app/settings.js';
 import { REPLIES } from '../protocol/replies.js';
 import { Connection, type ConnectionContext } from './connection.js';
@@ -42,7 +42,7 @@ export interface StartOptions {
  */
 export class SMTPServer {
   /** The application served. */
-  readonly application: AnyApplication;
+  readonly application: AnyServedApplication;
   readonly #servers: Server[] = [];
   readonly #connections = new Set<Connection>();
   #bound: { port: number | string; address: string | undefined } | undefined;
@@ -53,7 +53,7 @@ export class SMTPServer {
   readonly #settings: ApplicationSettings;
   readonly #context: ConnectionContext;
 
-  constructor(application: AnyApplication) {
+  constructor(application: AnyServedApplication) {
     this.application = application;
     this.#settings = application.settings as ApplicationSettings;
     const tls = this.#settings.tls;
@@ -161,9 +161,9 @@ export class SMTPServer {
     });
     this.#connections.add(connection);
     if (this.#closing !== undefined) {
-      connection.refuse(REPLIES.shuttingDown());
+      connection.turnAway(REPLIES.shuttingDown());
     } else if (this.#connections.size > this.#settings.maxConnections) {
-      connection.refuse(REPLIES.tooManyConnections());
+      connection.turnAway(REPLIES.tooManyConnections());
     } else {
       connection.start();
     }

@@ -5,56 +5,8 @@
  */
 import type { Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext, type SecureContextOptions } from 'node:tls';
-
-/**
- * Picks a context by the server name the client asked for (SNI); `undefined` = the default one.
- *
- * @example
- * ```ts
- * const sni: SNIResolver = async (servername) => (await certificates.lookup(servername)) ?? undefined;
- * new Application(Inbound, { tls: { key, cert, sni } });
- * ```
- */
-export type SNIResolver = (
-  servername: string,
-) => SecureContext | SecureContextOptions | undefined | Promise<SecureContext | SecureContextOptions | undefined>;
-
-/**
- * The `tls` setting: any `tls.SecureContextOptions` (key, cert, ca, ciphers, minVersion …) plus
- * `sni`, a map from server name (`*.example.com` allowed) to options, or a resolver function.
- *
- * @example
- * ```ts
- * const tls: TLSSettings = { key, cert, minVersion: 'TLSv1.2', sni: { 'mx.other.example': { key: otherKey, cert: otherCert } } };
- * new Application(Inbound, { tls });
- * ```
- */
-export interface TLSSettings extends SecureContextOptions {
-  /** Other certificates by server name (`*.example.com` matches one label), or a resolver. */
-  readonly sni?: Readonly<Record<string, SecureContextOptions>> | SNIResolver;
-}
-
-/**
- * The TLS facts of a connection, as handlers see them in `request.session.tls`.
- *
- * @example
- * ```ts
- * const tls = this.request.session.tls;
- * if (tls?.clientCertificateAuthorized) this.log.info({ protocol: tls.protocol }, 'client certificate ok');
- * ```
- */
-export interface TLSInfo {
-  /** `TLSv1.3`, `TLSv1.2` … */
-  readonly protocol: string;
-  /** The cipher suite's standard name. */
-  readonly cipher: string;
-  /** The server name the client asked for (SNI), if any. */
-  readonly servername: string | undefined;
-  /** The client's certificate, when `requestClientCertificate` is on and the client sent one. */
-  readonly clientCertificate: Readonly<Record<string, unknown>> | undefined;
-  /** Whether that certificate verified against the configured `ca`. */
-  readonly clientCertificateAuthorized: boolean;
-}
+import type { SNIResolver, TLSSettings } from '../app/settings.js';
+import type { TLSInfo } from '../protocol/session-info.js';
 
 export class TLSConfig {
   readonly #context: SecureContext;

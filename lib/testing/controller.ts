@@ -2,7 +2,7 @@
  * A server a user's own test suite starts and stops around its tests, like aiosmtpd's Controller.
  */
 import { connect, type Socket } from 'node:net';
-import { Application, type AnyApplication } from '../app/application.js';
+import { Application, type AnyApplication } from '../application.js';
 import type { AnyHandlerClass } from '../app/request-handler.js';
 import type { SettingsInput } from '../app/settings.js';
 import { SMTPServer } from '../server/smtp-server.js';

@@ -1,14 +1,19 @@
+/**
+ * The composition root of the Tornado layer: an {@link Application} joins a handler class and its
+ * validated settings (lib/app) with the server that serves them (lib/server). It sits above both,
+ * so neither layer needs to know of the other's upper half.
+ */
 import { pino, type Logger } from 'pino';
-import { SMTPServer } from '../server/smtp-server.js';
-import type { HandlerClass } from './request-handler.js';
-import { buildSettings, type ApplicationSettings, type SettingsInput } from './settings.js';
+import type { HandlerClass, ServedApplication } from './app/request-handler.js';
+import { buildSettings, type ApplicationSettings, type SettingsInput } from './app/settings.js';
+import { SMTPServer } from './server/smtp-server.js';
 
 /**
- * Any application, whatever its settings type: what the server side takes.
+ * Any application, whatever its settings type.
  *
  * @example
  * ```ts
- * const serve = (app: AnyApplication) => new SMTPServer(app).listen(2525);
+ * const serve = (app: AnyApplication) => app.listen(2525);
  * ```
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -30,7 +35,7 @@ export type AnyApplication = Application<any>;
  * const server = await app.listen(2525);
  * ```
  */
-export class Application<S extends object = Record<string, unknown>> {
+export class Application<S extends object = Record<string, unknown>> implements ServedApplication<S> {
   /** The class instantiated once per mail transaction. */
   readonly handlerClass: HandlerClass<S>;
   /** Sirocco's settings and the user's own, validated. */

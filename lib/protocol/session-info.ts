@@ -1,0 +1,60 @@
+/** The facts of a session as handlers and hooks see them. Types only. */
+
+/**
+ * The TLS facts of a connection, as handlers see them in `request.session.tls`.
+ *
+ * @example
+ * ```ts
+ * const tls = this.request.session.tls;
+ * if (tls?.clientCertificateAuthorized) this.log.info({ protocol: tls.protocol }, 'client certificate ok');
+ * ```
+ */
+export interface TLSInfo {
+  /** `TLSv1.3`, `TLSv1.2` … */
+  readonly protocol: string;
+  /** The cipher suite's standard name. */
+  readonly cipher: string;
+  /** The server name the client asked for (SNI), if any. */
+  readonly servername: string | undefined;
+  /** The client's certificate, when `requestClientCertificate` is on and the client sent one. */
+  readonly clientCertificate: Readonly<Record<string, unknown>> | undefined;
+  /** Whether that certificate verified against the configured `ca`. */
+  readonly clientCertificateAuthorized: boolean;
+}
+
+/** Where the connection comes from and goes to. */
+export interface Peer {
+  /** The connection's id, also in every log line of the connection. */
+  readonly id: string;
+  /** The client's IP address. */
+  readonly remoteAddress: string;
+  /** The client's port. */
+  readonly remotePort: number;
+  /** The server address the client connected to. */
+  readonly localAddress: string;
+  /** The server port the client connected to. */
+  readonly localPort: number;
+}
+
+/**
+ * Facts about one connection, as they stood when the transaction began (or when a connection
+ * hook ran).
+ *
+ * @example
+ * ```ts
+ * const { remoteAddress, heloName, secure, user } = this.request.session;
+ * this.log.info({ remoteAddress, heloName, secure, user }, 'transaction');
+ * ```
+ */
+export interface SessionInfo extends Peer {
+  /** The name the client gave in HELO or EHLO. */
+  readonly heloName: string;
+  /** Whether the client greeted with EHLO. */
+  readonly esmtp: boolean;
+  /** Whether the connection is encrypted. */
+  readonly secure: boolean;
+  /** Protocol, cipher and client certificate, once TLS is up. */
+  readonly tls: TLSInfo | undefined;
+  /** The user AUTH established, if any. */
+  readonly user: string | undefined;
+}

@@ -1,0 +1,143 @@
+/**
+ * The input pump: bytes from the socket into the line splitter, then one unit of input at a time
+ * (a command line, or the message data) through the connection, strictly in order. It runs
+ * synchronously while hooks return at once; a hook's promise stops it until the promise settles,
+ * and meanwhile new bytes wait in the splitter (reading pauses past `maxBufferedBytes`, so a
+ * client pipelining without end cannot grow memory).
+ */
+import type { Socket } from 'node:net';
+import type { Maybe } from '../app/maybe.js';
+import type { LineSplitter } from '../protocol/line-splitter.js';
+
+/** A unit's outcome: done now (`undefined`), a hook running (its promise), or no complete unit. */
+export type StepResult = Promise<void> | undefined | typeof DRY;
+export const DRY = Symbol('dry');
+
+/** What the pump drives. */
+export interface PumpDriver {
+  /** The socket read now (it changes with STARTTLS). */
+  socket(): Socket;
+  /** Whether units may run: the connection is open and no TLS handshake is under way. */
+  running(): boolean;
+  /** Whether the message data is being read (its bytes are not held back by the buffer limit). */
+  readingData(): boolean;
+  /** Whether the client must read its replies before we read more. */
+  waitingForDrain(): boolean;
+  /** Runs the next unit of input. */
+  step(): StepResult;
+  /** After each unit: a graceful shutdown waits for the transaction to end. */
+  afterStep(): void;
+  /** A unit threw: the connection cannot go on. */
+  failed(err: unknown): void;
+  /** The input ran dry or a hook started to wait: send what is due. */
+  flush(): void;
+}
+
+export class InputPump {
+  readonly #lines: LineSplitter;
+  readonly #maxBuffered: number;
+  readonly #driver: PumpDriver;
+  #busy = false;
+  #hookRunning = false;
+
+  constructor(lines: LineSplitter, maxBuffered: number, driver: PumpDriver) {
+    this.#lines = lines;
+    this.#maxBuffered = maxBuffered;
+    this.#driver = driver;
+  }
+
+  /** Whether units are running or a hook is awaited. */
+  get busy(): boolean {
+    return this.#busy;
+  }
+
+  /** Whether a hook is running: the client waits for us, so its idle clock stops. */
+  get hookRunning(): boolean {
+    return this.#hookRunning;
+  }
+
+  /** New bytes from the client. */
+  push(chunk: Buffer): void {
+    this.#lines.push(chunk);
+    if (!this.#busy) {
+      this.run();
+    } else if (!this.#driver.readingData() && this.#lines.buffered > this.#maxBuffered) {
+      // A hook is running and the client keeps pipelining: stop reading until it is done.
+      this.#driver.socket().pause();
+    }
+  }
+
+  /** Runs `first` (a unit that is not input, such as a connection hook), then every unit buffered. */
+  run(first?: () => StepResult): void {
+    this.#busy = true;
+    let pending: StepResult;
+    try {
+      pending = first === undefined ? this.#units() : first();
+      if (pending === undefined) pending = this.#units();
+    } catch (err) {
+      this.#driver.failed(err);
+      pending = DRY;
+    }
+    if (pending === DRY) {
+      this.#idle();
+      return;
+    }
+    pending.then(
+      () => {
+        this.#driver.afterStep();
+        this.run();
+      },
+      (err: unknown) => {
+        this.#driver.failed(err);
+        this.#idle();
+      },
+    );
+  }
+
+  /** Runs units until the input runs dry (`DRY`) or a hook is still running (its promise). */
+  #units(): Promise<void> | typeof DRY {
+    while (this.#driver.running()) {
+      const pending = this.#driver.step();
+      if (pending === DRY) break;
+      if (pending !== undefined) return pending;
+      this.#driver.afterStep();
+    }
+    return DRY;
+  }
+
+  /**
+   * Continues with `then` now, or once `value` settles if the connection is still open; replies
+   * due so far go out first, and the idle clock stops while the client waits for the hook.
+   */
+  wait<T>(value: Maybe<T>, then: (v: T) => Promise<void> | undefined): Promise<void> | undefined {
+    if (!(value instanceof Promise)) return then(value);
+    this.#driver.flush();
+    this.#hookRunning = true;
+    return value.then(
+      (v) => {
+        this.#hookRunning = false;
+        return this.#driver.running() ? then(v) : undefined;
+      },
+      (err: unknown) => {
+        this.#hookRunning = false;
+        throw err;
+      },
+    );
+  }
+
+  /** The input ran dry: send what is due, let go of spare memory, and read again. */
+  #idle(): void {
+    this.#busy = false;
+    this.#lines.compact();
+    this.#driver.flush();
+    this.resume();
+  }
+
+  /** Reads again unless the connection waits for something else. */
+  resume(): void {
+    const driver = this.#driver;
+    if (!driver.running() || driver.waitingForDrain()) return;
+    const socket = driver.socket();
+    if (this.#lines.buffered <= this.#maxBuffered && socket.isPaused()) socket.resume();
+  }
+}
