@@ -13,8 +13,8 @@ function drain(splitter: LineSplitter): LineEvent[] {
   throw new Error('too many lines');
 }
 
-function feed(chunks: Buffer[], max = 16): string[] {
-  const splitter = new LineSplitter(max);
+function feed(chunks: Buffer[], max = 16, crlfOnly = false): string[] {
+  const splitter = new LineSplitter(max, crlfOnly);
   const out: string[] = [];
   for (const chunk of chunks) {
     splitter.push(chunk);
@@ -31,6 +31,18 @@ describe('LineSplitter', () => {
   it('splits on CRLF and reports bare LF, under every split', () => {
     for (const chunks of allSplits('EHLO a\r\nNOOP\nQUIT\r\n')) {
       expect(feed(chunks)).toEqual(['EHLO a', 'NOOP<LF>', 'QUIT']);
+    }
+  });
+
+  it('keeps a bare LF inside the line when only CRLF ends lines (strictSyntax), under every split', () => {
+    for (const chunks of allSplits('EHLO a\r\nNOOP\nQUIT\r\n\nRSET\r\n')) {
+      expect(feed(chunks, 32, true)).toEqual(['EHLO a', 'NOOP\nQUIT', '\nRSET']);
+    }
+  });
+
+  it('holds a line of bare LFs only up to the limit when only CRLF ends lines, under every split', () => {
+    for (const chunks of allSplits('\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\r\nQUIT\r\n')) {
+      expect(feed(chunks, 16, true)).toEqual(['<too long>', 'QUIT']);
     }
   });
 
