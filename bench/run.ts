@@ -7,9 +7,10 @@
  * median of each round's ratio: the two runs of a round are back to back, so they share the
  * machine's load of the moment.
  *
- * Usage: npm run bench [-- --rounds N] [-- --only a,b,c,d,e]
+ * Usage: npm run bench [-- --rounds N] [-- --only a,b,c,d,e,s]
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +33,7 @@ interface Sample {
   cpuPerMessageMicros: number;
   maxRssMiB: number;
   bytesPerConnection?: number;
+  firstGreetingMs?: number;
 }
 
 interface Scenario {
@@ -40,6 +42,8 @@ interface Scenario {
   /** Whether the servers offer STARTTLS with the bench's throw-away certificate. */
   readonly tls?: boolean;
   run(server: Server): Promise<Sample>;
+  /** A scenario that starts its servers itself, instead of the bench's own server process. */
+  alone?(kind: Kind): Promise<Sample>;
 }
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./server.ts', import.meta.url));
@@ -269,6 +273,38 @@ const tlsScenario: Scenario = {
   },
 };
 
+const STARTUP_SCRIPT = fileURLToPath(new URL('./startup-server.mjs', import.meta.url));
+
+const startupScenario: Scenario = {
+  key: 's',
+  title: '(s) start-up: a fresh process, time to the first 220 and idle RSS',
+  run: () => Promise.reject(new Error('row (s) starts its own servers')),
+  async alone(kind) {
+    if (!existsSync(fileURLToPath(new URL('../dist/lib/index.js', import.meta.url))))
+      throw new Error('row (s) needs dist/: run npm run build');
+    const started = process.hrtime.bigint();
+    const child = fork(STARTUP_SCRIPT, [kind], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        child.once('message', (m: unknown) => resolve((m as { port: number }).port));
+        child.once('exit', (code) => reject(new Error(`${kind} exited with ${String(code)}`)));
+      });
+      const greeted = await openIdle(port);
+      const firstGreetingMs = Number(process.hrtime.bigint() - started) / 1e6;
+      greeted.destroy();
+      const rss = await new Promise<number>((resolve) => {
+        child.once('message', (m: unknown) => resolve((m as { rss: number }).rss));
+        child.send('rss');
+      });
+      return { perSecond: 0, cpuPerMessageMicros: 0, maxRssMiB: rss / 1048576, firstGreetingMs };
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  },
+};
+
 // Throw-away certificates for the TLS row, made with openssl as the tests make theirs.
 let certificates: TestCertificates | undefined;
 const CERTS = (): TestCertificates => (certificates ??= makeCertificates());
@@ -279,12 +315,22 @@ const SCENARIOS: Scenario[] = [
   loadScenario('c', '(c) 5 MiB messages, 4 persistent sessions', 80, 8, ['-d', '-s', '4', '-l', String(5 * 1024 * 1024)]),
   idleScenario,
   tlsScenario,
+  startupScenario,
 ];
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+async function onBenchServer(scenario: Scenario, kind: Kind): Promise<Sample> {
+  const server = await Server.start(kind, scenario.tls === true ? CERTS().dir : undefined);
+  try {
+    return await scenario.run(server);
+  } finally {
+    await server.stop();
+  }
 }
 
 async function main(): Promise<void> {
@@ -295,15 +341,10 @@ async function main(): Promise<void> {
     for (const scenario of chosen) {
       const order = round % 2 === 0 ? KINDS : [...KINDS].reverse();
       for (const kind of order) {
-        const server = await Server.start(kind, scenario.tls === true ? CERTS().dir : undefined);
-        try {
-          const sample = await scenario.run(server);
-          const key = `${scenario.key}/${kind}`;
-          samples.set(key, [...(samples.get(key) ?? []), sample]);
-          process.stderr.write(`round ${round + 1} ${scenario.key} ${kind}: ${JSON.stringify(sample)}\n`);
-        } finally {
-          await server.stop();
-        }
+        const sample = scenario.alone === undefined ? await onBenchServer(scenario, kind) : await scenario.alone(kind);
+        const key = `${scenario.key}/${kind}`;
+        samples.set(key, [...(samples.get(key) ?? []), sample]);
+        process.stderr.write(`round ${round + 1} ${scenario.key} ${kind}: ${JSON.stringify(sample)}\n`);
       }
     }
   }
@@ -322,7 +363,10 @@ async function main(): Promise<void> {
         `| ${scenario.title} | ${metric} | ${a.toFixed(digits)} | ${b.toFixed(digits)} | ${median(ratios).toFixed(2)}× | ${range} |`,
       );
     };
-    if (scenario.key === 'd') {
+    if (scenario.key === 's') {
+      row('ms to the first 220', (x) => x.firstGreetingMs ?? 0, 0);
+      row('idle RSS MiB', (x) => x.maxRssMiB, 1);
+    } else if (scenario.key === 'd') {
       row('KiB per connection', (x) => (x.bytesPerConnection ?? 0) / 1024, 1);
       row('peak RSS MiB', (x) => x.maxRssMiB, 1);
     } else {

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { hostname as osHostname } from 'node:os';
+import type { ValidationError } from 'class-validator';
 import {
   ArrayNotEmpty,
   IsArray,
@@ -14,8 +15,7 @@ import {
   Max,
   Min,
   validateSync,
-  type ValidationError,
-} from 'class-validator';
+} from './validators.js';
 import type { SecureContext, SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { BareLineEndingPolicy } from '../protocol/data-decoder.js';

@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import { IsOptional } from 'class-validator';
+import { IsOptional } from '../app/validators.js';
 import { RequestHandler } from '../app/request-handler.js';
 import { settingsSchema } from '../app/settings.js';
 

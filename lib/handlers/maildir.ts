@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { open, rename, type FileHandle } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import { IsBoolean, IsNotEmpty, IsOptional, IsString } from 'class-validator';
+import { IsBoolean, IsNotEmpty, IsOptional, IsString } from '../app/validators.js';
 import { RequestHandler } from '../app/request-handler.js';
 import { settingsSchema } from '../app/settings.js';
 import { SMTPError } from '../protocol/reply.js';

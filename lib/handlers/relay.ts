@@ -1,5 +1,5 @@
-import { IsBoolean, IsInt, IsNotEmpty, IsOptional, IsString, Max, Min } from 'class-validator';
-import nodemailer, { type Transporter } from 'nodemailer';
+import { IsBoolean, IsInt, IsNotEmpty, IsOptional, IsString, Max, Min } from '../app/validators.js';
+import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { RequestHandler } from '../app/request-handler.js';
 import { settingsSchema } from '../app/settings.js';
@@ -62,9 +62,17 @@ export class RelaySettings {
 
 const transports = new WeakMap<object, Transporter<SMTPTransport.SentMessageInfo>>();
 
-function transportFor(settings: RelaySettings): Transporter<SMTPTransport.SentMessageInfo> {
+/**
+ * The application's pooled transport. nodemailer is loaded with the first message relayed, so a
+ * server that never relays does not carry it (about 12 MiB).
+ */
+async function transportFor(settings: RelaySettings): Promise<Transporter<SMTPTransport.SentMessageInfo>> {
   let transport = transports.get(settings);
   if (transport === undefined) {
+    const { default: nodemailer } = await import('nodemailer');
+    // Another message may have made it while nodemailer loaded: one pool per application.
+    const made = transports.get(settings);
+    if (made !== undefined) return made;
     const auth = settings.relayUser === undefined ? undefined : { user: settings.relayUser, pass: settings.relayPassword ?? '' };
     transport = nodemailer.createTransport({
       host: settings.relayHost,
@@ -123,7 +131,7 @@ export class Relay extends RequestHandler<RelaySettings> {
     const { mailFrom, rcptTos, body } = this.request;
     let info: SMTPTransport.SentMessageInfo;
     try {
-      info = await transportFor(this.settings).sendMail({ envelope: { from: mailFrom, to: [...rcptTos] }, raw: body });
+      info = await (await transportFor(this.settings)).sendMail({ envelope: { from: mailFrom, to: [...rcptTos] }, raw: body });
     } catch (err) {
       throw smarthostError(err);
     }
@@ -157,7 +165,7 @@ export class Relay extends RequestHandler<RelaySettings> {
         original: body,
         id,
       });
-      await transportFor(this.settings).sendMail({ envelope: { from: '', to: [mailFrom] }, raw: message });
+      await (await transportFor(this.settings)).sendMail({ envelope: { from: '', to: [mailFrom] }, raw: message });
       this.log.info({ to: mailFrom, recipients: refusals.length }, 'bounce sent');
     } catch (err) {
       this.log.error({ err, to: mailFrom }, 'bounce could not be sent');
