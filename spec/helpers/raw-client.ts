@@ -73,6 +73,27 @@ export class RawClient {
     return client;
   }
 
+  /** Connects, reads the greeting and greets with `EHLO c.test`, which must be accepted. */
+  static async ehlo(port: number | string, host?: string): Promise<RawClient> {
+    const client = await RawClient.greeted(port, host);
+    const reply = await client.command('EHLO c.test');
+    if (!reply.startsWith('250')) throw new Error(`EHLO refused: ${reply}`);
+    return client;
+  }
+
+  /** Greets, then MAIL, RCPT and DATA, each of which must be accepted: the data comes next. */
+  static async inData(port: number | string, from = 'a@b.test', to: readonly string[] = ['c@d.test']): Promise<RawClient> {
+    const client = await RawClient.ehlo(port);
+    const expect = async (line: string, code: string): Promise<void> => {
+      const reply = await client.command(line);
+      if (!reply.startsWith(code)) throw new Error(`${line}: expected ${code}, got ${reply}`);
+    };
+    await expect(`MAIL FROM:<${from}>`, '250 2.1.0');
+    for (const rcpt of to) await expect(`RCPT TO:<${rcpt}>`, '250 2.1.5');
+    await expect('DATA', '354');
+    return client;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }

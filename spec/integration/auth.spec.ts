@@ -1,7 +1,6 @@
 /** SMTP AUTH (RFC 4954) over real sockets, with exact replies and real clients. */
 import { createHmac } from 'node:crypto';
 import { Writable } from 'node:stream';
-import nodemailer from 'nodemailer';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -16,6 +15,7 @@ import {
 } from '../../lib/index.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { runPython } from '../helpers/python.js';
+import { tlsTransport } from '../helpers/mailer.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { scramAuth } from '../helpers/scram-client.js';
 import { closeServers, startServer } from '../helpers/server.js';
@@ -56,8 +56,7 @@ async function plainServer(settings: SettingsInput = {}, handler?: HandlerClass)
 }
 
 async function greeted(port: number): Promise<RawClient> {
-  const c = await RawClient.greeted(port);
-  await c.command('EHLO c.test');
+  const c = await RawClient.ehlo(port);
   return c;
 }
 
@@ -253,14 +252,7 @@ describe('real clients', () => {
       requireTLS: true,
       requireAuth: true,
     });
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port,
-      secure: false,
-      requireTLS: true,
-      tls: { ca: [certs.ca], servername: 'localhost' },
-      auth: { user: 'alice', pass: 'wonderland' },
-    });
+    const transport = tlsTransport(port, certs.ca, 'starttls', { auth: { user: 'alice', pass: 'wonderland' } });
     expect((await transport.sendMail({ from: 'alice@b.test', to: 'c@d.test', text: 'x' })).response).toMatch(/^250 /);
     transport.close();
   });
@@ -272,11 +264,7 @@ describe('real clients', () => {
       tls: { key: certs.key, cert: certs.cert },
       implicitTLS: true,
     });
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port,
-      secure: true,
-      tls: { ca: [certs.ca], servername: 'localhost' },
+    const transport = tlsTransport(port, certs.ca, 'implicit', {
       auth: { type: 'OAuth2', user: 'alice@b.test', accessToken: 'good-token' },
     });
     expect((await transport.sendMail({ from: 'alice@b.test', to: 'c@d.test', text: 'x' })).response).toMatch(/^250 /);

@@ -1,6 +1,6 @@
 /** Real clients: Python's smtplib and nodemailer, over loopback. */
-import nodemailer from 'nodemailer';
 import { afterEach, describe, expect, it } from 'vitest';
+import { plainTransport } from '../helpers/mailer.js';
 import { RequestHandler, SMTPError, type HandlerClass } from '../../lib/index.js';
 import { runPython } from '../helpers/python.js';
 import { closeServers, startServer, type Received } from '../helpers/server.js';
@@ -83,7 +83,7 @@ describe('nodemailer', () => {
       }
     }
     const { port } = await startServer(Parsing);
-    const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+    const transport = plainTransport(port);
     const info = await transport.sendMail({
       from: 'sender@sender.test',
       to: ['a@example.com', 'b@example.com'],
@@ -99,7 +99,7 @@ describe('nodemailer', () => {
 
   it('sees a handler refusal as a rejected send', async () => {
     const { port } = await startServer(exampleCom([]));
-    const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+    const transport = plainTransport(port);
     await expect(transport.sendMail({ from: 'a@b.test', to: 'x@elsewhere.test', text: 'x' })).rejects.toMatchObject({
       responseCode: 550,
       response: '550 5.7.1 not relaying to that domain',
@@ -110,14 +110,7 @@ describe('nodemailer', () => {
   it('sends many messages over one pooled connection', async () => {
     const received: Received[] = [];
     const { port } = await startServer(exampleCom(received));
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port,
-      secure: false,
-      ignoreTLS: true,
-      pool: true,
-      maxConnections: 1,
-    });
+    const transport = plainTransport(port, { pool: true, maxConnections: 1 });
     await Promise.all(
       Array.from({ length: 20 }, (_, i) => transport.sendMail({ from: 'a@b.test', to: 'x@example.com', subject: `n${i}`, text: 'x' })),
     );

@@ -2,8 +2,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import nodemailer, { type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { plainTransport, tlsTransport } from '../helpers/mailer.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { ROOT, startTsx, stopAll, terminate, type Started } from '../helpers/processes.js';
 import { runPython } from '../helpers/python.js';
@@ -78,15 +79,7 @@ describe('examples/submission.ts', () => {
   it('takes mail only over TLS, only after AUTH, only from the user', async () => {
     const started = await runExample('submission.ts', { TLS_KEY: join(certs.dir, 'server.key'), TLS_CERT: join(certs.dir, 'server.crt') });
     const { port, output } = started;
-    const transport = (user: string, pass: string): Transporter =>
-      nodemailer.createTransport({
-        host: '127.0.0.1',
-        port,
-        secure: false,
-        requireTLS: true,
-        tls: { ca: [certs.ca], servername: 'localhost' },
-        auth: { user, pass },
-      });
+    const transport = (user: string, pass: string): Transporter => tlsTransport(port, certs.ca, 'starttls', { auth: { user, pass } });
     const good = transport('alice', 'wonderland');
     expect((await good.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).response).toMatch(/^250 /);
     await expect(good.sendMail({ from: 'mallory@example.com', to: 'bob@example.net', text: 'hi' })).rejects.toMatchObject({
@@ -115,7 +108,7 @@ describe('examples/maildir-server.ts', () => {
     const dir = join(certs.dir, 'mail');
     const started = await runExample('maildir-server.ts', { MAILDIR: dir });
     const { port } = started;
-    const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+    const transport = plainTransport(port);
     await transport.sendMail({ from: 'a@example.com', to: 'b@example.com', subject: 'kept', text: 'on disk' });
     transport.close();
     const files = readdirSync(join(dir, 'new'));
@@ -135,7 +128,7 @@ describe('examples/relay-server.ts', () => {
       RELAY_DOMAINS: 'example.com',
     });
     const { port } = started;
-    const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+    const transport = plainTransport(port);
     await transport.sendMail({ from: 'a@sender.test', to: 'b@example.com', subject: 'relayed', text: 'x' });
     await expect(transport.sendMail({ from: 'a@sender.test', to: 'b@elsewhere.test', text: 'x' })).rejects.toMatchObject({
       response: '550 5.7.1 not relaying to that domain',
@@ -151,21 +144,10 @@ describe('examples/smtps.ts', () => {
   it('speaks TLS from the first byte and requires AUTH', async () => {
     const started = await runExample('smtps.ts', { TLS_KEY: join(certs.dir, 'server.key'), TLS_CERT: join(certs.dir, 'server.crt') });
     const { port } = started;
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port,
-      secure: true,
-      tls: { ca: [certs.ca], servername: 'localhost' },
-      auth: { user: 'alice', pass: 'wonderland' },
-    });
+    const transport = tlsTransport(port, certs.ca, 'implicit', { auth: { user: 'alice', pass: 'wonderland' } });
     expect((await transport.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).response).toMatch(/^250 /);
     transport.close();
-    const anonymous = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port,
-      secure: true,
-      tls: { ca: [certs.ca], servername: 'localhost' },
-    });
+    const anonymous = tlsTransport(port, certs.ca, 'implicit');
     await expect(anonymous.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).rejects.toMatchObject({
       response: '530 5.7.0 Authentication required',
     });

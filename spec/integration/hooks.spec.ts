@@ -87,8 +87,7 @@ describe('onHelo', () => {
 describe('strictSyntax', () => {
   it('answers a space before the path with 501, and never ends a command at a bare LF', async () => {
     const { port } = await startServer(RequestHandler, { strictSyntax: true });
-    const client = await RawClient.greeted(port);
-    await client.command('EHLO c.test');
+    const client = await RawClient.ehlo(port);
     expect(await client.command('MAIL FROM: <a@b.test>')).toBe('501 5.5.4 Syntax: MAIL FROM:<address> [parameters]\r\n');
     expect(await client.command('MAIL FROM:<a@b.test>\nRCPT TO:<x@y.test>')).toBe(
       '501 5.5.2 Control characters are not allowed in commands\r\n',
@@ -100,8 +99,7 @@ describe('strictSyntax', () => {
 
   it('is off by default: the space is taken and a bare LF ends the line', async () => {
     const { port } = await startServer(RequestHandler);
-    const client = await RawClient.greeted(port);
-    await client.command('EHLO c.test');
+    const client = await RawClient.ehlo(port);
     expect(await client.command('MAIL FROM: <a@b.test>\nRCPT TO: <x@y.test>')).toBe('250 2.1.0 Sender ok\r\n');
     expect(await client.reply()).toBe('250 2.1.5 Recipient ok\r\n');
     client.close();
@@ -123,8 +121,7 @@ describe('reply names in the logs', () => {
       },
     });
     const { port } = await startServer(RequestHandler, { logger: pino({ level: 'info' }, sink), maxRecipients: 1 });
-    const client = await RawClient.greeted(port);
-    await client.command('EHLO c.test');
+    const client = await RawClient.ehlo(port);
     await client.command('MAIL FROM:<a@b.test>');
     await client.command('RCPT TO:<x@y.test>');
     expect(await client.command('RCPT TO:<z@y.test>')).toBe('452 4.5.3 Too many recipients\r\n');

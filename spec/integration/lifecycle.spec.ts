@@ -6,15 +6,6 @@ import { closeServers, startServer, until } from '../helpers/server.js';
 
 afterEach(closeServers);
 
-async function inData(port: number): Promise<RawClient> {
-  const c = await RawClient.greeted(port);
-  await c.command('EHLO c.test');
-  expect(await c.command('MAIL FROM:<a@b.test>')).toBe('250 2.1.0 Sender ok\r\n');
-  expect(await c.command('RCPT TO:<c@d.test>')).toBe('250 2.1.5 Recipient ok\r\n');
-  expect(await c.command('DATA')).toBe('354 End data with <CR><LF>.<CR><LF>\r\n');
-  return c;
-}
-
 describe('lifecycle', () => {
   it('calls prepare → rcpt → data → onFinish in order, once each', async () => {
     const calls: string[] = [];
@@ -36,7 +27,7 @@ describe('lifecycle', () => {
       }
     }
     const { port } = await startServer(Tracing);
-    const c = await inData(port);
+    const c = await RawClient.inData(port);
     expect(await c.command('hello\r\n.')).toMatch(/^250 /);
     expect(await c.command('QUIT')).toBe('221 2.0.0 Bye\r\n');
     await c.closedByServer();
@@ -58,8 +49,7 @@ describe('lifecycle', () => {
       }
     }
     const { port } = await startServer(Picky);
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     expect(await c.command('MAIL FROM:<x@spam.test>')).toBe('550 5.7.1 sender refused\r\n');
     expect(finished).toEqual(['x@spam.test']);
     expect(await c.command('RCPT TO:<a@example.com>')).toBe('503 5.5.1 Bad sequence of commands: need MAIL command\r\n');
@@ -83,7 +73,7 @@ describe('lifecycle', () => {
       }
     }
     const { port } = await startServer(Finishing);
-    const c = await inData(port);
+    const c = await RawClient.inData(port);
     expect(await c.command('x\r\n.')).toBe('250 2.0.0 stored in the archive\r\n');
     expect(second).toBeInstanceOf(Error);
     expect((second as Error).message).toBe('finish() was already called for this message');
@@ -97,8 +87,7 @@ describe('lifecycle', () => {
       }
     }
     const { port } = await startServer(Early);
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     expect(await c.command('MAIL FROM:<a@b.test>')).toBe('451 4.3.0 Requested action aborted: local error in processing\r\n');
     c.close();
   });
@@ -114,8 +103,7 @@ describe('lifecycle', () => {
       }
     }
     const { port } = await startServer(Broken);
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     await c.command('MAIL FROM:<a@b.test>');
     expect(await c.command('RCPT TO:<sync@d.test>')).toBe('451 4.3.0 Requested action aborted: local error in processing\r\n');
     expect(await c.command('RCPT TO:<ok@d.test>')).toBe('250 2.1.5 Recipient ok\r\n');
@@ -132,8 +120,7 @@ describe('lifecycle', () => {
       }
     }
     const { port } = await startServer(BadCtor);
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     expect(await c.command('MAIL FROM:<a@b.test>')).toBe('451 4.3.0 Requested action aborted: local error in processing\r\n');
     expect(await c.command('MAIL FROM:<a@b.test>')).toBe('451 4.3.0 Requested action aborted: local error in processing\r\n');
     c.close();
@@ -147,8 +134,7 @@ describe('lifecycle', () => {
       }
     }
     const { port } = await startServer(Counting);
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     await c.command('MAIL FROM:<a@b.test>');
     await c.command('RSET');
     expect(finished).toBe(1);
@@ -166,8 +152,7 @@ describe('lifecycle', () => {
       }
     }
     const { port } = await startServer(Reading, { domain: 'example.com' });
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     await c.command('MAIL FROM:<a@b.test>');
     expect(seen).toEqual([true, 'example.com', 100]);
     c.close();
@@ -223,7 +208,7 @@ describe("regressions for Bonzo's defects", () => {
       }
     }
     const { port } = await startServer(Failing);
-    const c = await inData(port);
+    const c = await RawClient.inData(port);
     expect(await c.command('x\r\n.')).toBe('554 5.6.0 content refused\r\n');
     expect(await c.command('MAIL FROM:<a@b.test>')).toBe('250 2.1.0 Sender ok\r\n');
     expect(await c.command('RSET')).toBe('250 2.0.0 Ok\r\n');
@@ -238,14 +223,14 @@ describe("regressions for Bonzo's defects", () => {
       }
     }
     const { port } = await startServer(AsyncFailing);
-    const c = await inData(port);
+    const c = await RawClient.inData(port);
     expect(await c.command('x\r\n.')).toBe('451 4.3.0 Requested action aborted: local error in processing\r\n');
     c.close();
   });
 
   it('a dot right after 354 (empty body) is answered', async () => {
     const { port } = await startServer();
-    const c = await inData(port);
+    const c = await RawClient.inData(port);
     expect(await c.command('.')).toMatch(/^250 2\.0\.0 Ok: queued as /);
     c.close();
   });
@@ -273,8 +258,7 @@ describe("regressions for Bonzo's defects", () => {
       }
     }
     const { port } = await startServer(Capturing);
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     expect(await c.command('MAIL FROM:<a@b> SIZE=10')).toBe('250 2.1.0 Sender ok\r\n');
     expect(from).toBe('a@b');
     c.close();
@@ -282,8 +266,7 @@ describe("regressions for Bonzo's defects", () => {
 
   it('<> is never taken as a literal recipient', async () => {
     const { port } = await startServer();
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     await c.command('MAIL FROM:<>');
     expect(await c.command('RCPT TO:<>')).toBe('501 5.1.3 Bad recipient address syntax: null address not allowed here\r\n');
     c.close();
@@ -306,7 +289,7 @@ describe("regressions for Bonzo's defects", () => {
       }
     }
     const { port } = await startServer(Slow);
-    const c = await inData(port);
+    const c = await RawClient.inData(port);
     c.write('x\r\n.\r\n');
     await until(() => events.includes('data started'));
     c.close();
@@ -327,7 +310,7 @@ describe("regressions for Bonzo's defects", () => {
       }
     }
     const { port } = await startServer(Watching);
-    const c = await inData(port);
+    const c = await RawClient.inData(port);
     c.write('half a message');
     c.close();
     await until(() => events.length === 2);
@@ -351,8 +334,7 @@ describe('handlerTimeout', () => {
       }
     }
     const { port } = await startServer(Stuck, { handlerTimeout: 100 });
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     await c.command('MAIL FROM:<a@b.test>');
     expect(await c.command('RCPT TO:<stuck@d.test>')).toBe('451 4.3.0 Requested action aborted: local error in processing\r\n');
     expect(await c.command('RCPT TO:<fine@d.test>')).toBe('250 2.1.5 Recipient ok\r\n');
@@ -376,7 +358,7 @@ describe('handlerTimeout', () => {
       }
     }
     const { port } = await startServer(Slow, { handlerTimeout: 5000 });
-    const c = await inData(port);
+    const c = await RawClient.inData(port);
     expect(await c.command('x\r\n.')).toMatch(/^250 /);
     expect(events).toEqual(['data done', 'onFinish']);
     c.close();
@@ -395,8 +377,7 @@ describe('handlerTimeout', () => {
       }
     }
     const { port } = await startServer(Late, { handlerTimeout: 100 });
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     expect(await c.command('MAIL FROM:<a@b.test>')).toBe('451 4.3.0 Requested action aborted: local error in processing\r\n');
     expect(await c.command('RCPT TO:<c@d.test>')).toBe('503 5.5.1 Bad sequence of commands: need MAIL command\r\n');
     expect(events).toEqual([]);

@@ -25,8 +25,7 @@ describe('limits', () => {
       }
     }
     const { port } = await startServer(Recording, { maxRecipients: 2 });
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     await c.command('MAIL FROM:<a@b.test>');
     expect(await c.command('RCPT TO:<1@d.test>')).toBe('250 2.1.5 Recipient ok\r\n');
     expect(await c.command('RCPT TO:<2@d.test>')).toBe('250 2.1.5 Recipient ok\r\n');
@@ -60,8 +59,7 @@ describe('limits', () => {
       }
     }
     const { port } = await startServer(Slow, { idleTimeout: 200 });
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     await c.command('MAIL FROM:<a@b.test>');
     await c.command('RCPT TO:<c@d.test>');
     await c.command('DATA');
@@ -101,8 +99,7 @@ describe('limits', () => {
       }
     }
     const { port } = await startServer(Blocking, { maxBufferedBytes: 4096 });
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     c.write('MAIL FROM:<a@b.test>\r\n');
     await new Promise((r) => setTimeout(r, 50));
     // 16 MiB of NOOPs while prepare() holds the session. If the server kept reading, the kernel

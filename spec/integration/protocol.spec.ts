@@ -237,8 +237,7 @@ describe('DATA', () => {
   it('refuses a body with bare line ends under the reject policy, after reading it whole', async () => {
     const received: Received[] = [];
     const { port } = await startServer(recordingHandler(received), { bareLineEndings: 'reject' });
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     await c.command('MAIL FROM:<a@b.test>');
     await c.command('RCPT TO:<c@d.test>');
     await c.command('DATA');
@@ -251,8 +250,7 @@ describe('DATA', () => {
   it('keeps bare line ends under the keep policy', async () => {
     const received: Received[] = [];
     const { port } = await startServer(recordingHandler(received), { bareLineEndings: 'keep' });
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     await c.command('MAIL FROM:<a@b.test>');
     await c.command('RCPT TO:<c@d.test>');
     await c.command('DATA');

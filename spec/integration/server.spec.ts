@@ -79,8 +79,7 @@ describe('SMTPServer', () => {
     }
     const { port, server } = await startServer(Keeping, { closeTimeout: 5000 });
     const idle = await RawClient.greeted(port);
-    const busy = await RawClient.greeted(port);
-    await busy.command('EHLO c.test');
+    const busy = await RawClient.ehlo(port);
     await busy.command('MAIL FROM:<a@b.test>');
     await busy.command('RCPT TO:<c@d.test>');
     const closing = server.close();
@@ -95,8 +94,7 @@ describe('SMTPServer', () => {
 
   it('close() drops transactions still open after closeTimeout', async () => {
     const { port, server } = await startServer(undefined, { closeTimeout: 100 });
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     await c.command('MAIL FROM:<a@b.test>');
     await server.close();
     await until(() => c.closed);

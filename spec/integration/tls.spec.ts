@@ -1,11 +1,11 @@
 /** STARTTLS (RFC 3207) and implicit TLS (RFC 8314) over real sockets, with real clients. */
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import nodemailer from 'nodemailer';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RequestHandler, type HandlerClass, type SessionInfo } from '../../lib/index.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { runPython } from '../helpers/python.js';
+import { tlsTransport } from '../helpers/mailer.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, startServer, until } from '../helpers/server.js';
 
@@ -61,8 +61,7 @@ describe('STARTTLS', () => {
       }
     }
     const { port } = await startServer(Counting, { tls: { key: certs.key, cert: certs.cert } });
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     c.write('STARTTLS\r\nEHLO evil.test\r\nMAIL FROM:<evil@x.test>\r\n');
     expect(await c.reply()).toBe('220 2.0.0 Ready to start TLS\r\n');
     await c.startTls({ ca: certs.ca, servername: 'localhost' });
@@ -74,8 +73,7 @@ describe('STARTTLS', () => {
 
   it('refuses STARTTLS inside a transaction and when TLS is not configured', async () => {
     const { port } = await startServer(undefined, { tls: { key: certs.key, cert: certs.cert } });
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     await c.command('MAIL FROM:<a@b.test>');
     expect(await c.command('STARTTLS')).toBe('503 5.5.1 Bad sequence of commands: STARTTLS not allowed during a mail transaction\r\n');
     c.close();
@@ -87,8 +85,7 @@ describe('STARTTLS', () => {
 
   it('requireTLS: refuses MAIL with 530 5.7.0 until TLS is up', async () => {
     const { port } = await startServer(undefined, { tls: { key: certs.key, cert: certs.cert }, requireTLS: true });
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     expect(await c.command('MAIL FROM:<a@b.test>')).toBe('530 5.7.0 Must issue a STARTTLS command first\r\n');
     await c.command('STARTTLS');
     await c.startTls({ ca: certs.ca, servername: 'localhost' });
@@ -99,8 +96,7 @@ describe('STARTTLS', () => {
 
   it('ends a failed handshake cleanly and keeps serving others', async () => {
     const { port } = await startServer(undefined, { tls: { key: certs.key, cert: certs.cert } });
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     await c.command('STARTTLS');
     c.write('this is not a TLS ClientHello\r\n');
     await c.closedByServer();
@@ -131,8 +127,7 @@ describe('STARTTLS', () => {
       ['other.test', 'other.test'],
       ['localhost', 'localhost'],
     ] as const) {
-      const c = await RawClient.greeted(port);
-      await c.command('EHLO c.test');
+      const c = await RawClient.ehlo(port);
       await c.command('STARTTLS');
       const secure = await c.startTls({ ca: certs.ca, servername });
       expect(secure.getPeerCertificate().subject.CN).toBe(cn);
@@ -149,8 +144,7 @@ describe('STARTTLS', () => {
       tls: { key: certs.key, cert: certs.cert, ca: certs[trusted] },
       requestClientCertificate: true,
     });
-    const c = await RawClient.greeted(port);
-    await c.command('EHLO c.test');
+    const c = await RawClient.ehlo(port);
     await c.command('STARTTLS');
     await c.startTls({ ca: certs.ca, servername: 'localhost', key: certs.clientKey, cert: certs.clientCert });
     await c.command('EHLO c.test');
@@ -163,13 +157,7 @@ describe('STARTTLS', () => {
   it('delivers from nodemailer with requireTLS', async () => {
     const sessions: SessionInfo[] = [];
     const { port } = await startServer(sessionRecorder(sessions), { tls: { key: certs.key, cert: certs.cert }, requireTLS: true });
-    const transport = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port,
-      secure: false,
-      requireTLS: true,
-      tls: { ca: [certs.ca], servername: 'localhost' },
-    });
+    const transport = tlsTransport(port, certs.ca, 'starttls');
     const info = await transport.sendMail({ from: 'a@b.test', to: 'c@d.test', text: 'over TLS' });
     transport.close();
     expect(info.response).toMatch(/^250 /);
