@@ -3,6 +3,15 @@
 // app and server; lib/index.ts is the one public face. Type-only imports count too.
 const layer = (name) => `^lib/${name}/`;
 
+/** A rule: nothing in lib/`name` imports the folders `above` (a regex alternation), lib/application.ts or lib/index.ts. */
+const below = (rule, name, comment, above) => ({
+  name: rule,
+  severity: 'error',
+  comment,
+  from: { path: layer(name) },
+  to: { path: [`^lib/(${above})/`, '^lib/(application|index)\\.ts$'] },
+});
+
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
@@ -20,27 +29,9 @@ module.exports = {
       from: { path: layer('protocol') },
       to: { pathNot: [layer('protocol'), '^node:', '^(crypto|buffer)$'], dependencyTypesNot: ['core'] },
     },
-    {
-      name: 'app-below-server',
-      severity: 'error',
-      comment: 'lib/app (the Tornado layer) knows the protocol, never the I/O that serves it.',
-      from: { path: layer('app') },
-      to: { path: ['^lib/(server|handlers|testing|cli)/', '^lib/(application|index)\\.ts$'] },
-    },
-    {
-      name: 'server-below-users',
-      severity: 'error',
-      comment: 'lib/server serves any application: it knows no ready handler, test tool or command.',
-      from: { path: layer('server') },
-      to: { path: ['^lib/(handlers|testing|cli)/', '^lib/(application|index)\\.ts$'] },
-    },
-    {
-      name: 'handlers-use-the-handler-api',
-      severity: 'error',
-      comment: 'Ready handlers are written as users write theirs: on lib/app and lib/protocol only.',
-      from: { path: layer('handlers') },
-      to: { path: ['^lib/(server|testing|cli)/', '^lib/(application|index)\\.ts$'] },
-    },
+    below('app-below-server', 'app', 'lib/app (the Tornado layer) knows the protocol, never the I/O that serves it.', 'server|handlers|testing|cli'),
+    below('server-below-users', 'server', 'lib/server serves any application: it knows no ready handler, test tool or command.', 'handlers|testing|cli'),
+    below('handlers-use-the-handler-api', 'handlers', 'Ready handlers are written as users write theirs: on lib/app and lib/protocol only.', 'server|testing|cli'),
     {
       name: 'index-is-the-top',
       severity: 'error',
