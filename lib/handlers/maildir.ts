@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { IsBoolean, IsNotEmpty, IsOptional, IsString } from '../app/validators.js';
 import { RequestHandler } from '../app/request-handler.js';
 import { settingsSchema } from '../app/settings.js';
+import { REPLIES } from '../protocol/replies.js';
 import { SMTPError } from '../protocol/reply.js';
 import { traceHeaders } from './trace.js';
 
@@ -87,7 +88,7 @@ export class Maildir extends RequestHandler<MaildirSettings> {
       await syncDirectory(join(root, 'new'));
     } catch (err) {
       await file?.close().catch(() => undefined);
-      throw new SMTPError(451, [4, 3, 0], 'Requested action aborted: local error in processing', {
+      throw SMTPError.from(REPLIES.localError(), {
         logMessage: `maildir delivery to ${root} failed: ${err instanceof Error ? err.message : String(err)}`,
         cause: err,
       });
