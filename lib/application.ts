@@ -3,6 +3,7 @@
  * validated settings (lib/app) with the server that serves them (lib/server). It sits above both,
  * so neither layer needs to know of the other's upper half.
  */
+import { BodyBudget } from './app/body-budget.js';
 import { pino, type Logger } from 'pino';
 import type { HandlerClass, ServedApplication } from './app/request-handler.js';
 import { buildSettings, type ApplicationSettings, type SettingsInput } from './app/settings.js';
@@ -42,6 +43,8 @@ export class Application<S extends object = Record<string, unknown>> implements 
   readonly settings: ApplicationSettings & S;
   /** The logger every connection's child logger derives from. */
   readonly logger: Logger;
+  /** The memory budget for bodies held whole (`bodyMemoryBudget`): what is held now, and how often it said no. */
+  readonly bodyBudget: BodyBudget;
 
   constructor(handlerClass: HandlerClass<S>, settings: SettingsInput & Partial<S> = {}) {
     if (typeof handlerClass !== 'function') {
@@ -50,6 +53,7 @@ export class Application<S extends object = Record<string, unknown>> implements 
     this.handlerClass = handlerClass;
     this.settings = buildSettings<S>(handlerClass, settings);
     this.logger = this.settings.logger ?? pino({ level: process.env.SIROCCO_LOG_LEVEL ?? 'info' });
+    this.bodyBudget = new BodyBudget(this.settings.bodyMemoryBudget);
   }
 
   /**

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import type { EsmtpParams } from '../protocol/command.js';
+import { SMTPError, type Reply } from '../protocol/reply.js';
+import type { BodyBudget } from './body-budget.js';
 import type { SMTPRequest } from './request.js';
 import type { ApplicationSettings } from './settings.js';
 
@@ -19,6 +21,8 @@ export interface ServedApplication<S extends object = Record<string, unknown>> {
   readonly settings: ApplicationSettings & S;
   /** The logger every connection's child logger derives from. */
   readonly logger: Logger;
+  /** The memory budget every buffered body of the application counts against. */
+  readonly bodyBudget: BodyBudget;
 }
 
 /**
@@ -53,6 +57,8 @@ export interface HandlerTransaction {
   readonly finished: boolean;
   /** Ends the message with a 250 (see {@link RequestHandler.finish}). */
   finish(text?: string): void;
+  /** LMTP: gives one recipient its own refusal (see {@link RequestHandler.failRecipient}). */
+  failRecipient(recipient: number | string, error: Reply): void;
 }
 
 /**
@@ -96,6 +102,17 @@ export type AnyHandlerClass = HandlerClass<any>;
  * `onConnectionClose()` runs if the client goes away while the transaction is open, then
  * `onFinish()` still runs once any hook still running has settled.
  *
+ * **Buffered or streaming.** By default the body is held whole and `data()` runs once it is
+ * complete, with `this.request.body`. A class that sets `static streaming = true` gets `data()`
+ * as soon as the data starts, and reads `this.request.stream` while the client is still sending;
+ * the reply waits for both the end of the data and `data()`. Past `maxMessageSize` the stream
+ * fails with `MessageTooBigError` (the client gets `552 5.3.4`), and when the client goes away
+ * or the transaction is reset it fails with `MessageAbortedError`: it never ends cleanly unless
+ * the whole message arrived. A handler that stops reading early lets the rest be dropped.
+ *
+ * **LMTP.** With the `lmtp` setting each recipient gets its own reply after the data; `data()`
+ * refuses some of them with {@link failRecipient}. A throw still answers every recipient.
+ *
  * Decisions about the connection rather than one transaction (refusing a client at connect, or
  * by its HELO name) are the application's: the `onConnect` and `onHelo` settings.
  *
@@ -113,6 +130,13 @@ export type AnyHandlerClass = HandlerClass<any>;
  * ```
  */
 export class RequestHandler<S extends object = Record<string, unknown>> {
+  /**
+   * Whether `data()` reads the message as a stream while it arrives (`this.request.stream`)
+   * instead of receiving it whole (`this.request.body`). Set it on your subclass:
+   * `static override streaming = true`.
+   */
+  static streaming = false;
+
   /** The application this handler belongs to. */
   readonly application: ServedApplication<S>;
   /** The transaction: session, envelope and, in `data()`, the body. */
@@ -160,6 +184,20 @@ export class RequestHandler<S extends object = Record<string, unknown>> {
    */
   finish(text?: string): void {
     this.#transaction.finish(text);
+  }
+
+  /**
+   * LMTP only: refuses one recipient after the data, while the others get `250` (RFC 2033 §4.2).
+   * `recipient` is an index into `this.request.rcptTos`, or an address (every entry with it).
+   * Call it from `data()`. In SMTP, where one reply covers every recipient, it throws.
+   *
+   * @example
+   * ```ts
+   * if (mailboxFull(this.request.rcptTos[1])) this.failRecipient(1, new SMTPError(452, [4, 2, 2], 'Mailbox full'));
+   * ```
+   */
+  failRecipient(recipient: number | string, error: SMTPError | Reply): void {
+    this.#transaction.failRecipient(recipient, error instanceof SMTPError ? error.toReply() : error);
   }
 
   /** Whether `finish()` has been called. */

@@ -1,6 +1,8 @@
 import { randomFillSync } from 'node:crypto';
 import type { ParsedMail } from 'mailparser';
+import { Readable } from 'node:stream';
 import type { BodyType, EsmtpParams } from '../protocol/command.js';
+import type { MailDsn, RcptDsn } from '../protocol/dsn.js';
 import type { SessionInfo } from '../protocol/session-info.js';
 
 /**
@@ -27,6 +29,12 @@ export interface Envelope {
   readonly bodyType: BodyType;
   /** The SIZE= the client declared (RFC 1870), if any. */
   readonly declaredSize: number | undefined;
+  /** Whether MAIL carried REQUIRETLS (RFC 8689): pass the message on over verified TLS only. */
+  readonly requireTls: boolean;
+  /** MAIL's RET and ENVID (RFC 3461), when DSN is offered and the client gave them. */
+  readonly dsn: MailDsn | undefined;
+  /** Each recipient's NOTIFY and ORCPT (RFC 3461), in the order of `rcptTos`. */
+  readonly rcptDsn: readonly (RcptDsn | undefined)[];
 }
 
 /**
@@ -127,6 +135,8 @@ export class SMTPRequest {
   /** The envelope: sender, recipients, their parameters. */
   readonly envelope: Envelope;
   #body: Buffer = NO_BODY;
+  #stream: Readable | null = null;
+  #streaming = false;
   #headers: MessageHeaders | undefined;
 
   /** @internal */
@@ -145,15 +155,37 @@ export class SMTPRequest {
     return this.envelope.rcptTos;
   }
 
-  /** The message as received, dot-stuffing removed, lines ending in CRLF. Empty before `data()`. */
+  /**
+   * The message as received, dot-stuffing removed (lines end in CRLF unless it came by BDAT as
+   * BINARYMIME). Empty before `data()`. A streaming handler has no body: it throws there.
+   */
   get body(): Buffer {
+    if (this.#streaming) {
+      throw new Error('this handler streams (static streaming = true): the body is not held; read this.request.stream');
+    }
     return this.#body;
+  }
+
+  /**
+   * The message as a Readable: while it arrives for a streaming handler (see
+   * `RequestHandler.streaming`), or over the held body for a buffered one.
+   */
+  get stream(): Readable {
+    this.#stream ??= Readable.from([this.#body], { objectMode: false });
+    return this.#stream;
   }
 
   /** @internal */
   setBody(body: Buffer): void {
     this.#body = body;
+    this.#stream = null;
     this.#headers = undefined;
+  }
+
+  /** @internal */
+  setStream(stream: Readable): void {
+    this.#stream = stream;
+    this.#streaming = true;
   }
 
   /** The message's header fields, parsed the first time they are asked for. */

@@ -153,6 +153,34 @@ export class ApplicationSettings {
   @Min(1024)
   maxBufferedBytes: number = 256 * 1024;
 
+  /**
+   * Bytes of message bodies held whole at once by buffered handlers, across every connection of
+   * the application. A transaction that would pass it is answered `452 4.3.1`, at DATA/BDAT when
+   * it can be known then, else after the data. Streaming handlers hold no body and do not count.
+   * Default 256 MiB.
+   */
+  @IsInt()
+  @Min(1024)
+  bodyMemoryBudget: number = 256 * 1024 * 1024;
+
+  /**
+   * Speak LMTP (RFC 2033) instead of SMTP: `LHLO` greets (HELO and EHLO are refused), and after
+   * the data each accepted recipient gets its own reply. Mostly served on a Unix socket.
+   */
+  @IsBoolean()
+  lmtp: boolean = false;
+
+  /** Offer CHUNKING and BINARYMIME (RFC 3030): the BDAT command. */
+  @IsBoolean()
+  chunking: boolean = true;
+
+  /**
+   * Offer DSN (RFC 3461): RET and ENVID on MAIL, NOTIFY and ORCPT on RCPT, parsed onto the
+   * envelope. Off by default: offering it promises delivery notifications the handler must send.
+   */
+  @IsBoolean()
+  dsn: boolean = false;
+
   /** Open connections per process; the next one is answered `421 4.7.0` and closed. */
   @IsInt()
   @Min(1)

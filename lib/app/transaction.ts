@@ -7,12 +7,13 @@
  */
 import type { Logger } from 'pino';
 import type { EsmtpParams } from '../protocol/command.js';
-import type { DecodedMessage } from '../protocol/data-decoder.js';
+import type { RcptDsn } from '../protocol/dsn.js';
 import { REPLIES } from '../protocol/replies.js';
 import type { Reply } from '../protocol/reply.js';
 import type { SessionInfo } from '../protocol/session-info.js';
 import { replyForError } from './errors.js';
 import { andThen, type Maybe } from './maybe.js';
+import { MessageAbortedError, MessageStream } from './message-stream.js';
 import { SMTPRequest, type Envelope } from './request.js';
 import type { AnyServedApplication, HandlerTransaction, RequestHandler, ServedApplication } from './request-handler.js';
 
@@ -23,7 +24,11 @@ type HandlerPhase = 'prepare' | 'rcpt' | 'idle' | 'data' | 'done';
 export interface MutableEnvelope extends Envelope {
   rcptTos: string[];
   rcptParams: EsmtpParams[];
+  rcptDsn: (RcptDsn | undefined)[];
 }
+
+/** What ends a message: one reply, or in LMTP one per accepted recipient (RFC 2033 §4.2). */
+export type MessageReplies = Reply | readonly Reply[];
 
 export class Transaction implements HandlerTransaction {
   readonly request: SMTPRequest;
@@ -39,6 +44,11 @@ export class Transaction implements HandlerTransaction {
   #aborted = false;
   #connectionClosed = false;
   #ended = false;
+  #stream: MessageStream | null = null;
+  /** A streaming handler's running `data()`: its error reply, or `undefined`. */
+  #streamOutcome: Maybe<Reply | undefined> = undefined;
+  /** LMTP: the recipients `data()` refused, by index. */
+  #failures: Map<number, Reply> | null = null;
 
   constructor(app: AnyServedApplication, session: SessionInfo, envelope: MutableEnvelope, log: Logger) {
     this.#app = app;
@@ -84,38 +94,115 @@ export class Transaction implements HandlerTransaction {
   }
 
   /** RCPT: runs `rcpt()`; a refusal leaves the transaction open without that recipient. */
-  recipient(address: string, params: EsmtpParams): Maybe<Reply> {
+  recipient(address: string, params: EsmtpParams, dsn: RcptDsn | undefined): Maybe<Reply> {
     return andThen(
       this.#run('rcpt', () => this.#handler?.rcpt(address, params)),
       (error) => {
         if (error !== undefined) return error;
         this.envelope.rcptTos.push(address);
         this.envelope.rcptParams.push(params);
+        this.envelope.rcptDsn.push(dsn);
         return REPLIES.recipientOk();
       },
     );
   }
 
-  /** End of data: runs `data()` and ends the transaction. */
-  message(decoded: DecodedMessage): Maybe<Reply> {
-    this.request.setBody(decoded.body);
-    return andThen(
-      this.#run('data', () => this.#handler?.data()),
-      (error) => {
-        try {
-          if (error !== undefined && !this.#finished) return error;
-          if (error !== undefined) this.log.warn('data() failed after finish(); the 250 stands');
-          this.#finished = true;
-          // The level is the connection logger's: no per-message child logger just to ask.
-          if (this.#connectionLog.isLevelEnabled('info')) {
-            this.log.info({ from: this.envelope.mailFrom, to: this.envelope.rcptTos, size: decoded.size }, 'message accepted');
-          }
-          return REPLIES.queued(this.request.id, this.#finishText);
-        } finally {
-          this.#close();
+  /** Whether the handler reads the message as a stream (`static streaming = true`). */
+  get streaming(): boolean {
+    return (this.#app.handlerClass as { streaming?: unknown }).streaming === true;
+  }
+
+  /**
+   * The data starts. For a streaming handler, `data()` runs from now on, reading the stream this
+   * returns; `null` for a buffered handler, whose `data()` waits for {@link message}.
+   */
+  openMessage(): MessageStream | null {
+    if (!this.streaming) return null;
+    const stream = new MessageStream();
+    this.#stream = stream;
+    this.request.setStream(stream);
+    // The time limit starts at the end of the data: reading a large message may take long.
+    const outcome = this.#run('data', () => this.#handler?.data(), false);
+    this.#streamOutcome = outcome;
+    // data() is done: what it has not read is dropped, so the client can finish sending.
+    void andThen(outcome, () => stream.discard());
+    return stream;
+  }
+
+  /** The whole message arrived: `data()` (or, streaming, its end), then the reply, and the transaction ends. */
+  message(body: Buffer, size: number): Maybe<MessageReplies> {
+    let outcome: Maybe<Reply | undefined>;
+    const stream = this.#stream;
+    if (stream === null) {
+      this.request.setBody(body);
+      outcome = this.#run('data', () => this.#handler?.data());
+    } else {
+      stream.complete();
+      const running = this.#streamOutcome;
+      outcome = running instanceof Promise ? this.#timed(running, 'data') : running;
+    }
+    return andThen(outcome, (error) => {
+      try {
+        if (error !== undefined && !this.#finished) return this.#replies(error);
+        if (error !== undefined) this.log.warn('data() failed after finish(); the 250 stands');
+        this.#finished = true;
+        // The level is the connection logger's: no per-message child logger just to ask.
+        if (this.#connectionLog.isLevelEnabled('info')) {
+          const failed = this.#failures === null ? undefined : [...this.#failures.keys()].map((i) => this.envelope.rcptTos[i]);
+          this.log.info({ from: this.envelope.mailFrom, to: this.envelope.rcptTos, size, failed }, 'message accepted');
         }
-      },
-    );
+        return this.#replies(REPLIES.queued(this.request.id, this.#finishText));
+      } finally {
+        this.#close();
+      }
+    });
+  }
+
+  /**
+   * The server refuses the message once its data is in (too big, over the memory budget, bare
+   * line ends): a streaming handler's stream fails with `error`, and the transaction ends.
+   */
+  refuseMessage(reply: Reply, error: Error): MessageReplies {
+    this.#stream?.fail(error);
+    this.#close();
+    return this.#replies(reply);
+  }
+
+  /** The message passed `maxMessageSize` while streaming: the stream fails now, the reply comes after the data. */
+  overflow(error: Error): void {
+    this.#stream?.fail(error);
+  }
+
+  /** `data()` refuses one recipient (LMTP). */
+  failRecipient(recipient: number | string, error: Reply): void {
+    if (!(this.#app as ServedApplication<object>).settings.lmtp) {
+      throw new Error('failRecipient() is for LMTP; in SMTP one reply covers every recipient: throw an SMTPError');
+    }
+    if (this.#phase !== 'data') throw new Error('failRecipient() refuses a recipient after the data: call it from data()');
+    if (error.code < 400) throw new RangeError(`failRecipient() takes a 4xx or 5xx reply, not ${error.code}`);
+    const tos = this.envelope.rcptTos;
+    const failures = (this.#failures ??= new Map());
+    if (typeof recipient === 'number') {
+      if (!Number.isInteger(recipient) || recipient < 0 || recipient >= tos.length) {
+        throw new RangeError(`failRecipient(): no recipient at index ${recipient} (there are ${tos.length})`);
+      }
+      failures.set(recipient, error);
+      return;
+    }
+    let found = false;
+    tos.forEach((address, i) => {
+      if (address !== recipient) return;
+      failures.set(i, error);
+      found = true;
+    });
+    if (!found) throw new RangeError(`failRecipient(): ${recipient} is not a recipient of this message`);
+  }
+
+  /** The reply, or in LMTP one line per recipient: a refusal for all, else each one's own. */
+  #replies(reply: Reply): MessageReplies {
+    if (!(this.#app as ServedApplication<object>).settings.lmtp) return reply;
+    const failures = reply.code < 400 ? this.#failures : null;
+    return this.envelope.rcptTos.map((_, i) => failures?.get(i) ?? reply);
   }
 
   /**
@@ -124,6 +211,7 @@ export class Transaction implements HandlerTransaction {
    */
   abort(connectionClosed: boolean): void {
     if (this.#ended) return;
+    this.#stream?.fail(new MessageAbortedError(connectionClosed ? 'the client closed the connection' : 'the transaction was reset'));
     if (connectionClosed && !this.#connectionClosed && this.#handler !== undefined) {
       this.#connectionClosed = true;
       this.#safely('onConnectionClose', () => this.#handler?.onConnectionClose());
@@ -142,7 +230,7 @@ export class Transaction implements HandlerTransaction {
    * running after `handlerTimeout` is answered `451 4.3.0`; it goes on in the background, and what
    * it does then no longer reaches the session.
    */
-  #run(phase: HandlerPhase, hook: () => void | Promise<void>): Maybe<Reply | undefined> {
+  #run(phase: HandlerPhase, hook: () => void | Promise<void>, timed = true): Maybe<Reply | undefined> {
     this.#running++;
     this.#phase = phase;
     let result: unknown;
@@ -166,6 +254,11 @@ export class Transaction implements HandlerTransaction {
         return this.#errorReply(err, phase);
       },
     );
+    return timed ? this.#timed(settled, phase) : settled;
+  }
+
+  /** `settled`, or `451 4.3.0` once `handlerTimeout` passes first. */
+  #timed(settled: Promise<Reply | undefined>, phase: HandlerPhase): Promise<Reply | undefined> {
     const limit = (this.#app as ServedApplication<object>).settings.handlerTimeout;
     if (limit === 0) return settled;
     let timer: NodeJS.Timeout | undefined;

@@ -16,15 +16,17 @@ export enum SessionState {
   InMail,
   /** At least one recipient accepted. */
   InRcpt,
-  /** Between 354 and the end of the data. */
+  /** Between 354 and the end of the data, or inside a BDAT chunk. */
   InData,
+  /** A BDAT chunk without LAST was read: more chunks, RSET or QUIT may follow (RFC 3030). */
+  InChunks,
   /** Refused at connect: only QUIT is answered with anything but 503 (RFC 5321 §3.1). */
   Refused,
   /** QUIT, a 421, or the socket closed. */
   Closed,
 }
 
-const OPEN = [SessionState.Connected, SessionState.Greeted, SessionState.InMail, SessionState.InRcpt];
+const OPEN = [SessionState.Connected, SessionState.Greeted, SessionState.InMail, SessionState.InRcpt, SessionState.InChunks];
 
 interface OrderRule {
   readonly allowedIn: readonly SessionState[];
@@ -38,13 +40,28 @@ const anyOpen: OrderRule = { allowedIn: OPEN, refuse: () => 'session closed' };
 export const COMMAND_ORDER: Readonly<Record<Verb, OrderRule>> = {
   HELO: anyOpen,
   EHLO: anyOpen,
+  LHLO: anyOpen,
   MAIL: {
     allowedIn: [SessionState.Greeted],
-    refuse: (s) => (s === SessionState.Connected ? 'send HELO/EHLO first' : 'nested MAIL command'),
+    refuse: (s) =>
+      s === SessionState.Connected
+        ? 'send HELO/EHLO first'
+        : s === SessionState.InChunks
+          ? 'BDAT chunks in progress'
+          : 'nested MAIL command',
   },
-  RCPT: { allowedIn: [SessionState.InMail, SessionState.InRcpt], refuse: () => 'need MAIL command' },
+  RCPT: {
+    allowedIn: [SessionState.InMail, SessionState.InRcpt],
+    refuse: (s) => (s === SessionState.InChunks ? 'BDAT chunks in progress' : 'need MAIL command'),
+  },
   DATA: {
     allowedIn: [SessionState.InRcpt],
+    refuse: (s) =>
+      s === SessionState.InMail ? 'need RCPT command' : s === SessionState.InChunks ? 'DATA after BDAT' : 'need MAIL command',
+  },
+  // RFC 3030 §2: BDAT after RCPT, and again until LAST.
+  BDAT: {
+    allowedIn: [SessionState.InRcpt, SessionState.InChunks],
     refuse: (s) => (s === SessionState.InMail ? 'need RCPT command' : 'need MAIL command'),
   },
   RSET: anyOpen,
@@ -75,5 +92,5 @@ export function checkOrder(state: SessionState, verb: Verb): Reply | undefined {
 
 /** Whether a mail transaction is open (MAIL accepted, data not yet complete). */
 export function inTransaction(state: SessionState): boolean {
-  return state === SessionState.InMail || state === SessionState.InRcpt || state === SessionState.InData;
+  return state === SessionState.InMail || state === SessionState.InRcpt || state === SessionState.InData || state === SessionState.InChunks;
 }

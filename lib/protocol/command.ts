@@ -3,6 +3,7 @@
  * out. Pure. Command order is not decided here but in `session.ts`.
  */
 import { hasNonAscii, isDomain, parsePath } from './address.js';
+import { parseEnvid, parseNotify, parseOrcpt, parseRet, type MailDsn, type RcptDsn } from './dsn.js';
 import type { Reply } from './reply.js';
 import { REPLIES } from './replies.js';
 
@@ -17,17 +18,17 @@ import { REPLIES } from './replies.js';
 export type EsmtpParams = Readonly<Record<string, string | true>>;
 
 /**
- * The body type declared with `BODY=` (RFC 6152).
+ * The body type declared with `BODY=` (RFC 6152; BINARYMIME from RFC 3030, sent with BDAT only).
  *
  * @example
  * ```ts
  * const eightBit = this.request.envelope.bodyType === '8BITMIME'; // the body may hold 8-bit bytes
  * ```
  */
-export type BodyType = '7BIT' | '8BITMIME';
+export type BodyType = '7BIT' | '8BITMIME' | 'BINARYMIME';
 
 export type Command =
-  | { readonly verb: 'HELO' | 'EHLO'; readonly domain: string }
+  | { readonly verb: 'HELO' | 'EHLO' | 'LHLO'; readonly domain: string }
   | {
       readonly verb: 'MAIL';
       readonly address: string;
@@ -35,8 +36,13 @@ export type Command =
       readonly size: number | undefined;
       readonly body: BodyType;
       readonly smtputf8: boolean;
+      /** REQUIRETLS (RFC 8689): the message must travel over verified TLS only. */
+      readonly requireTls: boolean;
+      /** RET and ENVID (RFC 3461), when DSN is offered and either was given. */
+      readonly dsn: MailDsn | undefined;
     }
-  | { readonly verb: 'RCPT'; readonly address: string; readonly params: EsmtpParams }
+  | { readonly verb: 'RCPT'; readonly address: string; readonly params: EsmtpParams; readonly dsn: RcptDsn | undefined }
+  | { readonly verb: 'BDAT'; readonly size: number; readonly last: boolean }
   | { readonly verb: 'DATA' | 'RSET' | 'QUIT' | 'NOOP' | 'HELP' | 'EXPN' | 'STARTTLS' }
   | { readonly verb: 'AUTH'; readonly mechanism: string; readonly initialResponse: string | undefined }
   | { readonly verb: 'VRFY'; readonly argument: string }
@@ -56,7 +62,16 @@ export interface ParseContext {
   readonly authOffered: boolean;
   /** RFC 5321's grammar to the letter: no space between `FROM:`/`TO:` and the path. */
   readonly strict?: boolean;
+  /** Whether CHUNKING/BINARYMIME are offered (MAIL then takes BODY=BINARYMIME). */
+  readonly chunking?: boolean;
+  /** Whether DSN is offered (MAIL takes RET and ENVID, RCPT takes NOTIFY and ORCPT). */
+  readonly dsn?: boolean;
+  /** Whether TLS is up (REQUIRETLS is offered only then). */
+  readonly tls?: boolean;
 }
+
+/** The largest BDAT chunk size parsed: 15 digits, far past any message and exact as a number. */
+const BDAT_SIZE = /^\d{1,15}$/;
 
 export type ParseResult = Command | { readonly error: Reply };
 
@@ -114,7 +129,10 @@ export function parseCommand(text: string, ctx: ParseContext): ParseResult {
   switch (verb) {
     case 'HELO':
     case 'EHLO':
+    case 'LHLO':
       return parseHello(verb, arg.trim(), ctx);
+    case 'BDAT':
+      return parseBdat(arg);
     case 'MAIL':
       return parseMail(arg, ctx);
     case 'RCPT':
@@ -145,7 +163,7 @@ export function parseCommand(text: string, ctx: ParseContext): ParseResult {
   }
 }
 
-function parseHello(verb: 'HELO' | 'EHLO', domain: string, ctx: ParseContext): ParseResult {
+function parseHello(verb: 'HELO' | 'EHLO' | 'LHLO', domain: string, ctx: ParseContext): ParseResult {
   if (domain === '') return { error: REPLIES.syntax(`${verb} hostname`) };
   // RFC 5321 §4.1.4 allows a domain or an address literal. Clients often send bare names or
   // IPs, so anything without spaces is taken: the name is logged, not trusted.
@@ -154,6 +172,17 @@ function parseHello(verb: 'HELO' | 'EHLO', domain: string, ctx: ParseContext): P
     return { error: REPLIES.syntax(`${verb} hostname`) };
   }
   return { verb, domain };
+}
+
+/** RFC 3030 §2: `BDAT chunk-size [LAST]`. A size that is not 1 to 15 digits is a syntax error. */
+function parseBdat(arg: string): ParseResult {
+  const words = arg.split(' ');
+  const size = words[0] ?? '';
+  const last = words.length === 2 && asciiUpper(words[1] ?? '') === 'LAST';
+  if (!BDAT_SIZE.test(size) || words.length > 2 || (words.length === 2 && !last)) {
+    return { error: REPLIES.syntax('BDAT chunk-size [LAST], chunk-size at most 15 digits') };
+  }
+  return { verb: 'BDAT', size: Number(size), last };
 }
 
 /** Splits `FROM:<path> PARAMS` into the path and the parameter words. */
@@ -212,6 +241,9 @@ function parseMail(arg: string, ctx: ParseContext): ParseResult {
   const { params } = parsed;
   let size: number | undefined;
   let body: BodyType = '7BIT';
+  let requireTls = false;
+  let ret: MailDsn['ret'];
+  let envid: string | undefined;
   for (const [key, value] of Object.entries(params)) {
     switch (key) {
       case 'SIZE': // RFC 1870 §3: SIZE=1*20DIGIT
@@ -222,8 +254,28 @@ function parseMail(arg: string, ctx: ParseContext): ParseResult {
         if (value === true) return { error: REPLIES.badParameter('BODY requires a value') };
         if (asciiUpper(value) === '7BIT') body = '7BIT';
         else if (asciiUpper(value) === '8BITMIME') body = '8BITMIME';
+        else if (asciiUpper(value) === 'BINARYMIME' && ctx.chunking === true) body = 'BINARYMIME';
         else return { error: REPLIES.badParameter(`BODY=${value} not supported`) };
         break;
+      case 'REQUIRETLS': // RFC 8689 §4: no value, offered under TLS only
+        if (ctx.tls !== true) return { error: REPLIES.requireTlsWithoutTls() };
+        if (value !== true) return { error: REPLIES.badParameter('REQUIRETLS takes no value') };
+        requireTls = true;
+        break;
+      case 'RET': {
+        if (ctx.dsn !== true) return { error: REPLIES.unknownParameter(key) };
+        const parsed = parseRet(value);
+        if (typeof parsed === 'object') return { error: REPLIES.badParameter(parsed.error) };
+        ret = parsed;
+        break;
+      }
+      case 'ENVID': {
+        if (ctx.dsn !== true) return { error: REPLIES.unknownParameter(key) };
+        const parsed = parseEnvid(value);
+        if (typeof parsed === 'object') return { error: REPLIES.badParameter(parsed.error) };
+        envid = parsed;
+        break;
+      }
       case 'AUTH': // RFC 4954 §5: accepted and not trusted; the value is kept in params
         if (!ctx.authOffered) return { error: REPLIES.unknownParameter(key) };
         break;
@@ -238,7 +290,8 @@ function parseMail(arg: string, ctx: ParseContext): ParseResult {
   if (hasNonAscii(split.path) && !smtputf8) return { error: REPLIES.nonAsciiAddress() };
   const path = parsePath(split.path, { allowNull: true, allowPostmaster: false, utf8: smtputf8 });
   if ('error' in path) return { error: REPLIES.badSenderSyntax(path.error) };
-  return { verb: 'MAIL', address: path.address, params, size, body, smtputf8 };
+  const dsn = ret === undefined && envid === undefined ? undefined : { ret, envid };
+  return { verb: 'MAIL', address: path.address, params, size, body, smtputf8, requireTls, dsn };
 }
 
 function parseRcpt(arg: string, ctx: ParseContext): ParseResult {
@@ -247,11 +300,19 @@ function parseRcpt(arg: string, ctx: ParseContext): ParseResult {
   const parsed = parseParams(split.words, ctx, ctx.smtputf8Transaction);
   if ('error' in parsed) return parsed;
   const { params } = parsed;
-  // No RCPT parameters are offered (DSN is not), so any parameter is unknown (RFC 5321 §4.1.1.11).
-  const first = Object.keys(params)[0];
-  if (first !== undefined) return { error: REPLIES.unknownParameter(first) };
+  // RFC 5321 §4.1.1.11: a parameter not offered is unknown. NOTIFY and ORCPT come with DSN.
+  let notify: RcptDsn['notify'];
+  let orcpt: RcptDsn['orcpt'];
+  for (const [key, value] of Object.entries(params)) {
+    if (ctx.dsn !== true || (key !== 'NOTIFY' && key !== 'ORCPT')) return { error: REPLIES.unknownParameter(key) };
+    const parsed = key === 'NOTIFY' ? parseNotify(value) : parseOrcpt(value);
+    if (parsed !== undefined && typeof parsed === 'object' && 'error' in parsed) return { error: REPLIES.badParameter(parsed.error) };
+    if (key === 'NOTIFY') notify = parsed as RcptDsn['notify'];
+    else orcpt = parsed as RcptDsn['orcpt'];
+  }
   if (hasNonAscii(split.path) && !ctx.smtputf8Transaction) return { error: REPLIES.nonAsciiAddress() };
   const path = parsePath(split.path, { allowNull: false, allowPostmaster: true, utf8: ctx.smtputf8Transaction });
   if ('error' in path) return { error: REPLIES.badRecipientSyntax(path.error) };
-  return { verb: 'RCPT', address: path.address, params };
+  const dsn = notify === undefined && orcpt === undefined ? undefined : { notify, orcpt };
+  return { verb: 'RCPT', address: path.address, params, dsn };
 }

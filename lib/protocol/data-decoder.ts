@@ -12,7 +12,9 @@
  * - Past `maxSize` body bytes, the rest is decoded but dropped, so memory stays bounded while the
  *   end is still found exactly.
  *
- * The common case copies nothing: runs of the input are emitted as sub-arrays.
+ * The common case copies nothing: runs of the input are emitted as sub-arrays. With a sink, each
+ * run goes to the sink as it is decoded instead of being collected, so a streamed message is never
+ * held whole.
  */
 
 const LF = 0x0a;
@@ -22,6 +24,7 @@ const CRLF_BYTES = Buffer.from('\r\n');
 const LF_BYTES = Buffer.from('\n');
 const CR_BYTES = Buffer.from('\r');
 const DOT_BYTES = Buffer.from('.');
+const EMPTY = Buffer.alloc(0);
 
 /**
  * What to do with a CR or LF that is not part of a CRLF pair inside the message body.
@@ -64,17 +67,27 @@ export interface DecodedMessage {
   readonly bareLineEndings: boolean;
 }
 
+/** Takes the decoded body's runs in order, up to `maxSize` bytes; nothing past it. */
+export type BodySink = (part: Buffer) => void;
+
 export class DataDecoder {
   readonly #maxSize: number;
   readonly #policy: BareLineEndingPolicy;
+  readonly #sink: BodySink | undefined;
   #state: State = State.LineStart;
   #parts: Buffer[] = [];
   #size = 0;
   #bare = false;
 
-  constructor(maxSize: number, policy: BareLineEndingPolicy = 'normalize') {
+  constructor(maxSize: number, policy: BareLineEndingPolicy = 'normalize', sink?: BodySink) {
     this.#maxSize = maxSize;
     this.#policy = policy;
+    this.#sink = sink;
+  }
+
+  /** Whether the body has passed `maxSize` (the rest is decoded and dropped). */
+  get tooBig(): boolean {
+    return this.#size > this.#maxSize;
   }
 
   /** Whether the end-of-data sequence has been seen. */
@@ -170,11 +183,11 @@ export class DataDecoder {
     return undefined;
   }
 
-  /** The decoded message; call once {@link done} is true. */
+  /** The decoded message; call once {@link done} is true. With a sink, `body` is empty. */
   result(): DecodedMessage {
     const tooBig = this.#size > this.#maxSize;
     return {
-      body: tooBig ? Buffer.alloc(0) : join(this.#parts, this.#size),
+      body: tooBig || this.#sink !== undefined ? EMPTY : join(this.#parts, this.#size),
       size: this.#size,
       tooBig,
       bareLineEndings: this.#bare,
@@ -197,7 +210,8 @@ export class DataDecoder {
       this.#parts = [];
       return;
     }
-    this.#parts.push(bytes);
+    if (this.#sink === undefined) this.#parts.push(bytes);
+    else this.#sink(bytes);
   }
 }
 

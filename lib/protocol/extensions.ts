@@ -14,14 +14,23 @@ export interface ExtensionOptions {
   readonly starttls: boolean;
   /** SASL mechanisms to offer; empty for none. */
   readonly auth: readonly string[];
+  /** Offer CHUNKING and BINARYMIME (RFC 3030). */
+  readonly chunking?: boolean;
+  /** Offer DSN (RFC 3461). */
+  readonly dsn?: boolean;
+  /** Offer REQUIRETLS (RFC 8689): only when TLS is up. */
+  readonly requireTls?: boolean;
 }
 
 /** The extension keywords offered, in the order they are listed. */
 export function extensionLines(options: ExtensionOptions): string[] {
   const lines = ['PIPELINING', `SIZE ${options.maxMessageSize}`, '8BITMIME'];
+  if (options.chunking === true) lines.push('CHUNKING', 'BINARYMIME');
   if (options.smtputf8) lines.push('SMTPUTF8');
   lines.push('ENHANCEDSTATUSCODES');
+  if (options.dsn === true) lines.push('DSN');
   if (options.starttls) lines.push('STARTTLS');
+  if (options.requireTls === true) lines.push('REQUIRETLS');
   if (options.auth.length > 0) lines.push(`AUTH ${options.auth.join(' ')}`);
   return lines;
 }

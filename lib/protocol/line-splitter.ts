@@ -87,6 +87,18 @@ export class LineSplitter {
     this.#pending = own;
   }
 
+  /** Hands over at most `max` bytes of what is held (a BDAT chunk's payload), or `null`. */
+  take(max: number): Buffer | null {
+    const buf = this.#pending;
+    if (buf === null || max <= 0) return null;
+    if (buf.length <= max) {
+      this.#pending = null;
+      return buf;
+    }
+    this.#pending = buf.subarray(max);
+    return buf.subarray(0, max);
+  }
+
   /** Hands over everything held, for the DATA decoder. */
   takeAll(): Buffer | null {
     const buf = this.#pending;

@@ -44,6 +44,8 @@ export const REPLIES = named({
   recipientOk: fixedReply(250, [2, 1, 5], 'Recipient ok'),
   /** Sent for: message accepted (finish(text) replaces the text). */
   queued: (id: string, text?: string): Reply => reply(250, [2, 0, 0], text ?? `Ok: queued as ${id}`),
+  /** Sent for: a BDAT chunk without LAST was read (RFC 3030 §2). */
+  chunkReceived: (size: number): Reply => reply(250, [2, 0, 0], `${size} octets received`),
   /** Sent for: VRFY (RFC 5321 §3.5.3). */
   cannotVerify: fixedReply(252, [2, 5, 0], 'Cannot VRFY user, but will accept message and attempt delivery'),
   /** Sent for: HELP. */
@@ -72,6 +74,8 @@ export const REPLIES = named({
   serviceUnavailable: fixedReply(421, [4, 3, 0], 'Service not available, closing connection'),
   /** Sent for: a handler threw something other than SMTPError. */
   localError: fixedReply(451, [4, 3, 0], 'Requested action aborted: local error in processing'),
+  /** Sent for: DATA or BDAT when the memory budget for held bodies (`bodyMemoryBudget`) is spent. */
+  insufficientStorage: fixedReply(452, [4, 3, 1], 'Insufficient system storage, try again later'),
   /** Sent for: past maxRecipients (RFC 5321 §4.5.3.1.8). */
   tooManyRecipients: fixedReply(452, [4, 5, 3], 'Too many recipients'),
   // 5xx
@@ -79,6 +83,8 @@ export const REPLIES = named({
   authLineTooLong: fixedReply(500, [5, 5, 6], 'Authentication exchange line is too long'),
   /** Sent for: unknown verb. */
   unrecognized: fixedReply(500, [5, 5, 2], 'Command not recognized'),
+  /** Sent for: HELO or EHLO to an LMTP server (RFC 2033 §4.1). */
+  useLhlo: fixedReply(500, [5, 5, 1], 'This is an LMTP server: greet with LHLO'),
   /** Sent for: command line over maxLineLength. */
   lineTooLong: fixedReply(500, [5, 5, 2], 'Line too long'),
   /** Sent for: command ended by bare LF, bareLineEndings: 'reject'. */
@@ -111,6 +117,8 @@ export const REPLIES = named({
   tlsAlreadyActive: fixedReply(503, [5, 5, 1], 'Bad sequence of commands: TLS already active'),
   /** Sent for: MAIL before STARTTLS under requireTLS (RFC 3207 §4). */
   tlsRequired: fixedReply(530, [5, 7, 0], 'Must issue a STARTTLS command first'),
+  /** Sent for: MAIL … REQUIRETLS on a session without TLS (RFC 8689 offers it under TLS only). */
+  requireTlsWithoutTls: fixedReply(530, [5, 7, 10], 'REQUIRETLS needs TLS: issue STARTTLS first'),
   /** Sent for: MAIL before AUTH under requireAuth (RFC 4954 §6). */
   authRequired: fixedReply(530, [5, 7, 0], 'Authentication required'),
   /** Sent for: AUTH without TLS when allowInsecureAuth is off (RFC 4954 §6). */

@@ -8,6 +8,7 @@
  */
 import { decodeLine, parseCommand, type Command, type EsmtpParams, type ParseContext } from './command.js';
 import { checkOrder, inTransaction, SessionState } from './command-order.js';
+import type { RcptDsn } from './dsn.js';
 import { ehloReply, heloReply } from './extensions.js';
 import type { LineEvent } from './line-splitter.js';
 import type { Reply } from './reply.js';
@@ -30,6 +31,12 @@ export interface SessionPolicy {
   readonly authMechanisms: readonly string[];
   readonly bareLineEndings: string;
   readonly strictSyntax: boolean;
+  /** LMTP (RFC 2033): LHLO instead of HELO/EHLO. */
+  readonly lmtp: boolean;
+  /** CHUNKING and BINARYMIME (RFC 3030). */
+  readonly chunking: boolean;
+  /** DSN (RFC 3461). */
+  readonly dsn: boolean;
 }
 
 /** What the server can do beyond the settings: TLS configured, an authenticator given. */
@@ -45,15 +52,20 @@ export type MailCommand = Extract<Command, { verb: 'MAIL' }>;
  * `hello`, `mail`, `rcpt`: run the hook (the open transaction ended first, for `hello`), then tell
  * the session with {@link Session.hello}, {@link Session.mailAnswered}, {@link Session.rcptAnswered}.
  * `data`, `reset`, `startTls`: send the reply, then read the data / end the transaction / start
- * the TLS handshake (the transaction ended too). `auth`: run the SASL exchange.
+ * the TLS handshake (the transaction ended too). `auth`: run the SASL exchange. `bdat`: read a
+ * chunk of `size` bytes into the transaction, then tell {@link Session.chunkEnded}. `skip`: read
+ * `size` bytes and drop them (a BDAT refused still carries its chunk), then send the reply; with
+ * `abort`, the transaction ended.
  */
 export type Decision =
   | { readonly kind: 'reply' | 'data' | 'reset' | 'startTls'; readonly reply: Reply }
   | { readonly kind: 'close'; readonly replies: readonly Reply[] }
   | { readonly kind: 'hello'; readonly esmtp: boolean; readonly domain: string }
   | { readonly kind: 'mail'; readonly command: MailCommand }
-  | { readonly kind: 'rcpt'; readonly address: string; readonly params: EsmtpParams }
-  | { readonly kind: 'auth'; readonly mechanism: SaslMechanism; readonly initial: Buffer | undefined };
+  | { readonly kind: 'rcpt'; readonly address: string; readonly params: EsmtpParams; readonly dsn: RcptDsn | undefined }
+  | { readonly kind: 'auth'; readonly mechanism: SaslMechanism; readonly initial: Buffer | undefined }
+  | { readonly kind: 'bdat'; readonly size: number; readonly last: boolean }
+  | { readonly kind: 'skip'; readonly size: number; readonly reply: Reply; readonly abort: boolean };
 
 const AUTH_PREFIX = /^auth /i;
 
@@ -70,6 +82,9 @@ export class Session {
   #authFailures = 0;
   #recipients = 0;
   #smtputf8Transaction = false;
+  #binaryMime = false;
+  /** Bytes announced by the transaction's BDAT commands so far. */
+  #chunkTotal = 0;
   /** The facts last handed out; `undefined` once one of them changed. */
   #info: SessionInfo | undefined;
 
@@ -128,8 +143,16 @@ export class Session {
     if (typeof text !== 'string') return this.#refuse(text.error);
     const command = parseCommand(text, this.#parseContext());
     if ('error' in command) return this.#refuse(command.error);
-    const outOfOrder = checkOrder(this.#state, command.verb);
-    if (outOfOrder !== undefined) return this.#refuse(outOfOrder);
+    const verb = command.verb;
+    if (verb === 'HELO' || verb === 'EHLO' || verb === 'LHLO') {
+      // RFC 2033 §4.1: an LMTP server greets with LHLO only; an SMTP server does not know LHLO.
+      if ((verb === 'LHLO') !== this.#policy.lmtp) return this.#refuse(this.#policy.lmtp ? REPLIES.useLhlo() : REPLIES.unrecognized());
+    }
+    const outOfOrder = checkOrder(this.#state, verb);
+    if (outOfOrder !== undefined) {
+      // A refused BDAT still carries its chunk: it is read and dropped, never taken for commands.
+      return verb === 'BDAT' ? this.#skip(command.size, outOfOrder) : this.#refuse(outOfOrder);
+    }
     return this.#decide(command);
   }
 
@@ -140,6 +163,9 @@ export class Session {
       smtputf8Transaction: this.#smtputf8Transaction,
       authOffered: this.authOffered,
       strict: this.#policy.strictSyntax,
+      chunking: this.#policy.chunking,
+      dsn: this.#policy.dsn,
+      tls: this.#tls !== undefined,
     };
   }
 
@@ -147,17 +173,22 @@ export class Session {
     switch (command.verb) {
       case 'HELO':
       case 'EHLO':
+      case 'LHLO':
         // RFC 5321 §4.1.4: a new HELO/EHLO resets the transaction.
         this.#endTransaction(this.#state === SessionState.Connected ? SessionState.Connected : SessionState.Greeted);
-        return { kind: 'hello', esmtp: command.verb === 'EHLO', domain: command.domain };
+        return { kind: 'hello', esmtp: command.verb !== 'HELO', domain: command.domain };
       case 'MAIL':
         return this.#mail(command);
       case 'RCPT':
         if (this.#recipients >= this.#policy.maxRecipients) return { kind: 'reply', reply: REPLIES.tooManyRecipients() };
-        return { kind: 'rcpt', address: command.address, params: command.params };
+        return { kind: 'rcpt', address: command.address, params: command.params, dsn: command.dsn };
       case 'DATA':
+        // RFC 3030 §3: a BINARYMIME body can only be sent with BDAT.
+        if (this.#binaryMime) return this.#refuse(REPLIES.badSequence('BODY=BINARYMIME requires BDAT'));
         this.#state = SessionState.InData;
         return { kind: 'data', reply: REPLIES.startData() };
+      case 'BDAT':
+        return this.#bdat(command.size, command.last);
       case 'RSET':
         this.#endTransaction(this.#state === SessionState.Connected ? SessionState.Connected : SessionState.Greeted);
         return { kind: 'reset', reply: REPLIES.ok() };
@@ -206,6 +237,9 @@ export class Session {
             smtputf8: p.smtputf8,
             starttls: this.#features.tls && this.#tls === undefined,
             auth: this.authOffered ? p.authMechanisms : [],
+            chunking: p.chunking,
+            dsn: p.dsn,
+            requireTls: this.#tls !== undefined,
           },
           domain,
         )
@@ -221,6 +255,7 @@ export class Session {
     }
     this.#state = SessionState.InMail;
     this.#smtputf8Transaction = command.smtputf8;
+    this.#binaryMime = command.body === 'BINARYMIME';
     return { kind: 'mail', command };
   }
 
@@ -241,10 +276,48 @@ export class Session {
     if (this.#state === SessionState.InData) this.#endTransaction(SessionState.Greeted);
   }
 
+  /** DATA was answered with a temporary refusal instead of 354: the transaction stays open. */
+  dataRefused(): void {
+    if (this.#state === SessionState.InData) this.#state = SessionState.InRcpt;
+  }
+
+  /** A BDAT chunk was read: with LAST the transaction is over, else more chunks may come. */
+  chunkEnded(last: boolean): void {
+    if (this.#state !== SessionState.InData) return;
+    if (last) this.#endTransaction(SessionState.Greeted);
+    else this.#state = SessionState.InChunks;
+  }
+
+  /** The I/O layer ended the transaction (a BDAT chunk refused for want of memory). */
+  transactionFailed(): void {
+    if (inTransaction(this.#state)) this.#endTransaction(SessionState.Greeted);
+  }
+
   #endTransaction(next: SessionState): void {
     this.#state = next;
     this.#recipients = 0;
     this.#smtputf8Transaction = false;
+    this.#binaryMime = false;
+    this.#chunkTotal = 0;
+  }
+
+  /** RFC 3030 §2: the running total is checked before the chunk is read; 552 still reads it. */
+  #bdat(size: number, last: boolean): Decision {
+    if (!this.#policy.chunking) return this.#skip(size, REPLIES.notImplemented('BDAT'));
+    const total = this.#chunkTotal + size;
+    if (total > this.#policy.maxMessageSize) {
+      this.#endTransaction(SessionState.Greeted);
+      return { kind: 'skip', size, reply: REPLIES.messageTooBig(), abort: true };
+    }
+    this.#chunkTotal = total;
+    this.#state = SessionState.InData;
+    return { kind: 'bdat', size, last };
+  }
+
+  /** A refused BDAT: its chunk is dropped, and the refusal counts as a bad command. */
+  #skip(size: number, reply: Reply): Decision {
+    const refused = this.#refuse(reply);
+    return refused.kind === 'close' ? refused : { kind: 'skip', size, reply, abort: false };
   }
 
   #startTls(): Decision {

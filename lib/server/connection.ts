@@ -18,7 +18,7 @@ import { Session, type Decision } from '../protocol/session.js';
 import { AuthExchange } from './auth-exchange.js';
 import { IdleTimer } from './idle-timer.js';
 import { Intake } from './intake.js';
-import { DRY, InputPump, type StepResult } from './input-pump.js';
+import { asPending, DRY, InputPump, type StepResult } from './input-pump.js';
 import { readChunks } from './reader.js';
 import { ReplyWriter } from './reply-writer.js';
 import type { TLSConfig } from './tls.js';
@@ -88,7 +88,6 @@ export class Connection {
     this.#pump = new InputPump(this.#lines, settings.maxBufferedBytes, {
       socket: () => this.#socket,
       running: () => !this.#ended && !this.#upgrading,
-      readingData: () => this.#intake.readingData,
       waitingForDrain: () => this.#writer.waitingForDrain,
       step: () => this.#step(),
       afterStep: () => {
@@ -214,7 +213,12 @@ export class Connection {
       case 'mail':
         return this.#intake.mail(decision.command);
       case 'rcpt':
-        return this.#intake.rcpt(decision.address, decision.params);
+        return this.#intake.rcpt(decision.address, decision.params, decision.dsn);
+      case 'bdat':
+        return asPending(this.#intake.startChunk(decision.size, decision.last));
+      case 'skip':
+        if (decision.abort) this.#intake.abort();
+        return asPending(this.#intake.skip(decision.size, decision.reply));
       case 'data':
         this.#intake.startData(decision.reply);
         return undefined;

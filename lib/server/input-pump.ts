@@ -13,14 +13,17 @@ import type { LineSplitter } from '../protocol/line-splitter.js';
 export type StepResult = Promise<void> | undefined | typeof DRY;
 export const DRY = Symbol('dry');
 
+/** A unit's outcome as a hook's: `DRY` (nothing more to run now) counts as done. */
+export function asPending(result: StepResult): Promise<void> | undefined {
+  return result === DRY ? undefined : result;
+}
+
 /** What the pump drives. */
 export interface PumpDriver {
   /** The socket read now (it changes with STARTTLS). */
   socket(): Socket;
   /** Whether units may run: the connection is open and no TLS handshake is under way. */
   running(): boolean;
-  /** Whether the message data is being read (its bytes are not held back by the buffer limit). */
-  readingData(): boolean;
   /** Whether the client must read its replies before we read more. */
   waitingForDrain(): boolean;
   /** Runs the next unit of input. */
@@ -61,8 +64,9 @@ export class InputPump {
     this.#lines.push(chunk);
     if (!this.#busy) {
       this.run();
-    } else if (!this.#driver.readingData() && this.#lines.buffered > this.#maxBuffered) {
-      // A hook is running and the client keeps pipelining: stop reading until it is done.
+    } else if (this.#lines.buffered > this.#maxBuffered) {
+      // A hook is running, or a streaming handler reads slower than the client sends: stop
+      // reading until it has caught up, so the client waits and no buffer grows.
       this.#driver.socket().pause();
     }
   }
@@ -107,12 +111,14 @@ export class InputPump {
 
   /**
    * Continues with `then` now, or once `value` settles if the connection is still open; replies
-   * due so far go out first, and the idle clock stops while the client waits for the hook.
+   * due so far go out first, and the idle clock stops while the client waits for the hook (but
+   * not while it waits for a streaming handler to read: a reader stuck for `idleTimeout` ends
+   * the connection like a silent client).
    */
-  wait<T>(value: Maybe<T>, then: (v: T) => Promise<void> | undefined): Promise<void> | undefined {
+  wait<T>(value: Maybe<T>, then: (v: T) => Promise<void> | undefined, stopsIdleClock = true): Promise<void> | undefined {
     if (!(value instanceof Promise)) return then(value);
     this.#driver.flush();
-    this.#hookRunning = true;
+    this.#hookRunning = stopsIdleClock;
     return value.then(
       (v) => {
         this.#hookRunning = false;

@@ -1,31 +1,60 @@
 /**
  * Message intake: the open mail transaction of one connection, from MAIL through RCPT to the end
- * of the data. It builds the {@link Transaction} that runs the handler's hooks, feeds the data to
- * the DATA decoder, sends each hook's reply through the connection's writer, and tells the
- * session how each hook answered. The connection hands it the decisions `mail`, `rcpt` and `data`.
+ * of the message. It builds the {@link Transaction} that runs the handler's hooks, reads the
+ * message (DATA through the decoder, or BDAT chunks as they are) into one {@link MessageBody},
+ * sends each hook's reply through the connection's writer, and tells the session how each hook
+ * answered. The connection hands it the decisions `mail`, `rcpt`, `data`, `bdat` and `skip`.
+ *
+ * Memory stays bounded: a streaming handler's reader sets the pace (the pump waits for its
+ * demand, and the socket pauses), a buffered handler's body counts against the application's
+ * budget, and a body past `maxMessageSize` is read and dropped.
  */
 import type { Logger } from 'pino';
+import type { BodyBudget } from '../app/body-budget.js';
+import type { Maybe } from '../app/maybe.js';
+import { MessageTooBigError } from '../app/message-stream.js';
 import type { AnyServedApplication } from '../app/request-handler.js';
 import type { ApplicationSettings } from '../app/settings.js';
-import { Transaction } from '../app/transaction.js';
-import type { Maybe } from '../app/maybe.js';
+import { Transaction, type MessageReplies } from '../app/transaction.js';
 import type { EsmtpParams } from '../protocol/command.js';
 import { DataDecoder } from '../protocol/data-decoder.js';
+import type { RcptDsn } from '../protocol/dsn.js';
 import type { LineSplitter } from '../protocol/line-splitter.js';
 import { REPLIES } from '../protocol/replies.js';
 import type { Reply } from '../protocol/reply.js';
 import type { MailCommand, Session } from '../protocol/session.js';
-import { DRY, type InputPump, type StepResult } from './input-pump.js';
+import { asPending, DRY, type InputPump, type StepResult } from './input-pump.js';
+import { MessageBody } from './message-body.js';
 import type { ReplyWriter } from './reply-writer.js';
+
+/** What is being read now instead of command lines. */
+const enum Reading {
+  Commands,
+  /** DATA, up to the final dot. */
+  Data,
+  /** A BDAT chunk's payload. */
+  Chunk,
+  /** A refused BDAT chunk's payload, dropped. */
+  Skip,
+}
 
 export class Intake {
   readonly #app: AnyServedApplication;
   readonly #settings: ApplicationSettings;
+  readonly #budget: BodyBudget;
   readonly #session: Session;
   readonly #writer: ReplyWriter;
   readonly #pump: InputPump;
   readonly #log: Logger;
+  #reading = Reading.Commands;
   #decoder: DataDecoder | null = null;
+  #body: MessageBody | null = null;
+  /** Bytes of the BDAT chunk (or skipped payload) still to read. */
+  #left = 0;
+  #last = false;
+  #chunkSize = 0;
+  /** The reply after a skipped payload. */
+  #skipReply: Reply | null = null;
   #transaction: Transaction | null = null;
   /** The transaction whose data() is running, after the session has left the data state. */
   #delivering: Transaction | null = null;
@@ -33,15 +62,16 @@ export class Intake {
   constructor(app: AnyServedApplication, session: Session, writer: ReplyWriter, pump: InputPump, log: Logger) {
     this.#app = app;
     this.#settings = app.settings as ApplicationSettings;
+    this.#budget = app.bodyBudget;
     this.#session = session;
     this.#writer = writer;
     this.#pump = pump;
     this.#log = log;
   }
 
-  /** Whether the message data is being read: input goes to {@link takeData}, not the line parser. */
+  /** Whether message bytes are being read: input goes to {@link takeData}, not the line parser. */
   get readingData(): boolean {
-    return this.#decoder !== null;
+    return this.#reading !== Reading.Commands;
   }
 
   /** MAIL: a new transaction, and the handler's `prepare()`. */
@@ -54,9 +84,12 @@ export class Intake {
         mailParams: command.params,
         rcptTos: [],
         rcptParams: [],
+        rcptDsn: [],
         smtputf8: command.smtputf8,
         bodyType: command.body,
         declaredSize: command.size,
+        requireTls: command.requireTls,
+        dsn: command.dsn,
       },
       this.#log,
     );
@@ -69,52 +102,168 @@ export class Intake {
   }
 
   /** RCPT: the handler's `rcpt()`. */
-  rcpt(address: string, params: EsmtpParams): Promise<void> | undefined {
+  rcpt(address: string, params: EsmtpParams, dsn: RcptDsn | undefined): Promise<void> | undefined {
     const transaction = this.#transaction;
     if (transaction === null) throw new Error('RCPT without a transaction');
-    return this.#hook(transaction.recipient(address, params), (reply) => this.#session.rcptAnswered(reply.code < 400));
+    return this.#hook(transaction.recipient(address, params, dsn), (reply) => this.#session.rcptAnswered(reply.code < 400));
   }
 
-  /** DATA was accepted: the 354, then the data is read. */
+  /** DATA was accepted: the 354 and the data, or 452 4.3.1 when the memory budget is spent. */
   startData(ready: Reply): void {
-    this.#decoder = new DataDecoder(this.#settings.maxMessageSize, this.#settings.bareLineEndings);
+    const body = this.#openBody(this.#transaction?.envelope.declaredSize ?? 0);
+    if (body === null) {
+      this.#session.dataRefused();
+      this.#writer.add(REPLIES.insufficientStorage());
+      return;
+    }
+    this.#decoder = new DataDecoder(this.#settings.maxMessageSize, this.#settings.bareLineEndings, body.write);
+    this.#reading = Reading.Data;
     this.#writer.add(ready);
   }
 
-  /** Feeds what the client sent to the decoder; at the end of the data, the handler's `data()`. */
-  takeData(lines: LineSplitter): StepResult {
-    const decoder = this.#decoder;
-    if (decoder === null) throw new Error('no data is being read');
-    const chunk = lines.takeAll();
-    if (chunk === null) return DRY;
-    const rest = decoder.push(chunk);
-    if (rest === undefined) return undefined;
-    lines.unshift(rest);
-    return this.#endOfData(decoder);
+  /** BDAT: the chunk's payload joins the message (the first chunk opens it). */
+  startChunk(size: number, last: boolean): StepResult {
+    if (this.#body === null) {
+      const body = this.#openBody(Math.max(size, this.#transaction?.envelope.declaredSize ?? 0));
+      if (body === null) {
+        // RFC 3030 §2: a failed BDAT fails the transaction; its chunk is still read.
+        this.abort();
+        this.#session.transactionFailed();
+        return this.skip(size, REPLIES.insufficientStorage());
+      }
+    }
+    this.#reading = Reading.Chunk;
+    this.#left = size;
+    this.#last = last;
+    this.#chunkSize = size;
+    return size === 0 ? this.#chunkEnd() : undefined;
   }
 
-  #endOfData(decoder: DataDecoder): Promise<void> | undefined {
-    const transaction = this.#transaction;
-    // Leave the data state before anything can fail: the next line is a command again.
-    this.#decoder = null;
-    this.#transaction = null;
-    this.#session.dataEnded();
-    if (transaction === null) throw new Error('end of data without a transaction');
-    const message = decoder.result();
-    if (message.tooBig) {
-      transaction.abort(false);
-      this.#writer.add(REPLIES.messageTooBig());
-      return undefined;
+  /** A refused BDAT: its payload is read and dropped, then the reply goes out. */
+  skip(size: number, reply: Reply): StepResult {
+    this.#reading = Reading.Skip;
+    this.#left = size;
+    this.#skipReply = reply;
+    return size === 0 ? this.#skipEnd() : undefined;
+  }
+
+  /** Feeds what the client sent to the message; at its end, the handler's reply. */
+  takeData(lines: LineSplitter): StepResult {
+    if (this.#reading === Reading.Data) return this.#takeDataLines(lines);
+    const part = lines.take(this.#left);
+    if (part === null) return DRY;
+    this.#left -= part.length;
+    if (this.#reading === Reading.Skip) return this.#left === 0 ? this.#skipEnd() : undefined;
+    const body = this.#body;
+    if (body === null) throw new Error('a BDAT chunk without a message');
+    body.write(part);
+    const next = (): StepResult => (this.#left === 0 ? this.#chunkEnd() : undefined);
+    return body.takeBackedUp() ? this.#afterDemand(body, next) : next();
+  }
+
+  #takeDataLines(lines: LineSplitter): StepResult {
+    const decoder = this.#decoder;
+    const body = this.#body;
+    if (decoder === null || body === null) throw new Error('no data is being read');
+    const chunk = lines.takeAll();
+    if (chunk === null) return DRY;
+    const wasTooBig = decoder.tooBig;
+    const rest = decoder.push(chunk);
+    if (decoder.tooBig && !wasTooBig) this.#transaction?.overflow(new MessageTooBigError(this.#settings.maxMessageSize));
+    if (rest !== undefined) {
+      lines.unshift(rest);
+      return this.#dataEnd(decoder, body);
     }
+    return body.takeBackedUp() ? this.#afterDemand(body, () => undefined) : undefined;
+  }
+
+  /** Waits until the streaming handler wants more, with the idle clock stopped meanwhile. */
+  #afterDemand(body: MessageBody, then: () => StepResult): Promise<void> | undefined {
+    const stream = body.stream;
+    if (stream === null) return asPending(then());
+    return this.#pump.wait(stream.demand(), () => asPending(then()), false);
+  }
+
+  #dataEnd(decoder: DataDecoder, body: MessageBody): Promise<void> | undefined {
+    this.#reading = Reading.Commands;
+    this.#decoder = null;
+    this.#session.dataEnded();
+    const message = decoder.result();
+    if (message.tooBig) return this.#refuse(REPLIES.messageTooBig(), new MessageTooBigError(this.#settings.maxMessageSize));
     if (message.bareLineEndings && this.#settings.bareLineEndings === 'reject') {
-      transaction.abort(false);
-      this.#writer.add(REPLIES.bareLineEndingsInBody());
-      return undefined;
+      return this.#refuse(REPLIES.bareLineEndingsInBody(), new Error('bare CR or LF in the message'));
+    }
+    return this.#endOfMessage(body);
+  }
+
+  #chunkEnd(): StepResult {
+    this.#reading = Reading.Commands;
+    this.#session.chunkEnded(this.#last);
+    const body = this.#body;
+    if (body === null) throw new Error('a BDAT chunk without a message');
+    if (this.#last) return this.#endOfMessage(body);
+    this.#writer.add(REPLIES.chunkReceived(this.#chunkSize));
+    return undefined;
+  }
+
+  #skipEnd(): undefined {
+    this.#reading = Reading.Commands;
+    const reply = this.#skipReply;
+    this.#skipReply = null;
+    if (reply !== null) this.#writer.add(reply);
+    return undefined;
+  }
+
+  /** Opens the message body, or `null` (counted and logged) when the memory budget cannot take it. */
+  #openBody(declared: number): MessageBody | null {
+    const transaction = this.#transaction;
+    if (transaction === null) throw new Error('data without a transaction');
+    const streaming = transaction.streaming;
+    if (!streaming && !this.#budget.admits(Math.min(declared, this.#settings.maxMessageSize))) {
+      this.#budget.refused();
+      this.#log.warn({ reply: 'insufficientStorage', held: this.#budget.held, budget: this.#budget.limit }, 'body memory budget spent');
+      return null;
+    }
+    const body = new MessageBody(transaction.openMessage(), this.#budget);
+    this.#body = body;
+    return body;
+  }
+
+  /** The whole message is in: the handler's verdict, then the reply (one per recipient in LMTP). */
+  #endOfMessage(body: MessageBody): Promise<void> | undefined {
+    const transaction = this.#transaction;
+    this.#transaction = null;
+    this.#body = null;
+    if (transaction === null) throw new Error('end of data without a transaction');
+    if (body.overBudget) {
+      this.#budget.refused();
+      this.#log.warn({ reply: 'insufficientStorage', budget: this.#budget.limit }, 'body memory budget spent during the data');
+      return this.#replies(transaction.refuseMessage(REPLIES.insufficientStorage(), new Error('memory budget spent')));
     }
     this.#delivering = transaction;
-    return this.#hook(transaction.message(message), () => {
+    const outcome: Maybe<MessageReplies> = transaction.message(body.stream === null ? body.body() : EMPTY, body.size);
+    // The body leaves the budget once data() is done with it, whether or not the client is still there.
+    if (outcome instanceof Promise) void outcome.then(body.release, body.release);
+    else body.release();
+    return this.#pump.wait(outcome, (replies) => {
       this.#delivering = null;
+      return this.#replies(replies);
     });
+  }
+
+  #refuse(reply: Reply, error: Error): undefined {
+    const transaction = this.#transaction;
+    this.#transaction = null;
+    this.#body?.release();
+    this.#body = null;
+    if (transaction === null) throw new Error('end of data without a transaction');
+    return this.#replies(transaction.refuseMessage(reply, error));
+  }
+
+  #replies(replies: MessageReplies): undefined {
+    if (Array.isArray(replies)) for (const reply of replies as readonly Reply[]) this.#writer.add(reply);
+    else this.#writer.add(replies as Reply);
+    return undefined;
   }
 
   /** Sends a handler hook's reply, at once or once the hook settles. */
@@ -126,17 +275,24 @@ export class Intake {
     });
   }
 
-  /** RSET, a new HELO/EHLO, STARTTLS: the open transaction ends. */
+  /** RSET, a new HELO/EHLO, STARTTLS, a refused chunk: the open transaction ends. */
   abort(): void {
     this.#transaction?.abort(false);
     this.#transaction = null;
+    this.#body?.release();
+    this.#body = null;
   }
 
   /** The client went away: the open transaction, and one whose `data()` still runs, hear of it. */
   connectionClosed(): void {
+    this.#reading = Reading.Commands;
     this.#decoder = null;
+    this.#body?.release();
+    this.#body = null;
     this.#transaction?.abort(true);
     this.#delivering?.abort(true);
     this.#transaction = null;
   }
 }
+
+const EMPTY = Buffer.alloc(0);

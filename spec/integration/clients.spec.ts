@@ -41,7 +41,7 @@ print(json.dumps(result))
     );
     expect(JSON.parse(out)).toEqual({
       ehlo: 250,
-      features: ['8bitmime', 'enhancedstatuscodes', 'pipelining', 'size', 'smtputf8'],
+      features: ['8bitmime', 'binarymime', 'chunking', 'enhancedstatuscodes', 'pipelining', 'size', 'smtputf8'],
       refused: { 'b@elsewhere.test': [550, '5.7.1 not relaying to that domain'] },
       all_refused: { 'c@elsewhere.test': [550, '5.7.1 not relaying to that domain'] },
       quit: 221,

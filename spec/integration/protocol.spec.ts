@@ -6,7 +6,7 @@ import { closeServers, recordingHandler, startServer, type Received } from '../h
 afterEach(closeServers);
 
 const EHLO_REPLY =
-  '250-mx.test greets client.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n';
+  '250-mx.test greets client.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-BINARYMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n';
 
 async function ready(received: Received[] = []): Promise<RawClient> {
   const { port } = await startServer(recordingHandler(received), { maxMessageSize: 1000 });

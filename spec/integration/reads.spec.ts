@@ -212,7 +212,7 @@ describe.each([
     c.write('STARTTLS\r\nMAIL FROM:<injected@b.test>\r\n');
     expect(await c.reply()).toBe('220 2.0.0 Ready to start TLS\r\n');
     await c.startTls({ ca: certs.ca, servername: 'localhost' });
-    expect(await c.command('EHLO c.test')).toContain('250 ENHANCEDSTATUSCODES\r\n');
+    expect(await c.command('EHLO c.test')).toContain('250 REQUIRETLS\r\n');
     expect(await c.command('MAIL FROM:<a@b.test>')).toBe('250 2.1.0 Sender ok\r\n');
     expect(await c.command('RCPT TO:<c@d.test>')).toBe('250 2.1.5 Recipient ok\r\n');
     expect(await c.command('DATA')).toBe('354 End data with <CR><LF>.<CR><LF>\r\n');

@@ -20,6 +20,9 @@ const POLICY: SessionPolicy = {
   authMechanisms: ['PLAIN', 'LOGIN'],
   bareLineEndings: 'normalize',
   strictSyntax: false,
+  lmtp: false,
+  chunking: true,
+  dsn: false,
 };
 const PEER = { id: 'c1', remoteAddress: '192.0.2.1', remotePort: 4000, localAddress: '127.0.0.1', localPort: 25 };
 const TLS: TLSInfo = {

@@ -1,0 +1,104 @@
+/**
+ * The message as a stream: what a streaming handler reads in `data()` while the client is still
+ * sending. The server feeds it the decoded body (dot-stuffing removed for DATA, the chunks as
+ * they are for BDAT); when the handler reads slower than the client sends, the server stops
+ * reading the socket, so the client waits and no buffer grows.
+ *
+ * It ends cleanly only when the whole message arrived within `maxMessageSize`. Otherwise it is
+ * destroyed with an error a handler can tell apart: {@link MessageTooBigError} past the size
+ * limit, {@link MessageAbortedError} when the client went away or reset the transaction.
+ */
+import { Readable } from 'node:stream';
+
+/** The message passed `maxMessageSize`; the client is answered `552 5.3.4` once it has sent it all. */
+export class MessageTooBigError extends Error {
+  readonly code = 'ERR_SIROCCO_MESSAGE_TOO_BIG';
+  constructor(readonly limit: number) {
+    super(`message exceeds maxMessageSize (${limit} bytes)`);
+    this.name = 'MessageTooBigError';
+  }
+}
+
+/** The message will not be completed: the client closed the connection, or RSET/EHLO/an error ended the transaction. */
+export class MessageAbortedError extends Error {
+  readonly code = 'ERR_SIROCCO_MESSAGE_ABORTED';
+  constructor(reason: string) {
+    super(`message aborted: ${reason}`);
+    this.name = 'MessageAbortedError';
+  }
+}
+
+/** Bytes held by the stream before the server stops reading the client. */
+const HIGH_WATER_MARK = 64 * 1024;
+
+export class MessageStream extends Readable {
+  #wanted: (() => void) | null = null;
+  #discarding = false;
+  #done = false;
+
+  constructor() {
+    super({ highWaterMark: HIGH_WATER_MARK });
+    // A handler that stopped reading must not bring the process down when the message then fails:
+    // readers that still listen (pipeline, for await, their own 'error' listener) get the error.
+    this.on('error', () => undefined);
+  }
+
+  override _read(): void {
+    const wanted = this.#wanted;
+    this.#wanted = null;
+    wanted?.();
+  }
+
+  /** @internal Whether the stream takes no more bytes (ended, destroyed or no longer read). */
+  get closedForInput(): boolean {
+    return this.#done || this.destroyed;
+  }
+
+  /**
+   * @internal Feeds a run of the body. Returns `false` when the reader is behind: the server then
+   * waits for {@link demand} before it feeds more.
+   */
+  feed(part: Buffer): boolean {
+    if (this.#done || this.destroyed || this.#discarding) return true;
+    return this.push(part);
+  }
+
+  /** @internal Resolves once the reader wants more, or at once when nobody reads any more. */
+  demand(): Promise<void> {
+    if (this.#done || this.destroyed || this.#discarding) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#wanted = resolve;
+    });
+  }
+
+  /**
+   * @internal The handler's `data()` settled before the message ended: what is left is read from
+   * the client and dropped, so the transaction can finish.
+   */
+  discard(): void {
+    this.#discarding = true;
+    this.#release();
+  }
+
+  /** @internal The whole message arrived. */
+  complete(): void {
+    if (this.#done || this.destroyed) return;
+    this.#done = true;
+    this.push(null);
+    this.#release();
+  }
+
+  /** @internal The message will not be completed: the reader gets `error`. */
+  fail(error: Error): void {
+    if (this.#done || this.destroyed) return;
+    this.#done = true;
+    this.destroy(error);
+    this.#release();
+  }
+
+  #release(): void {
+    const wanted = this.#wanted;
+    this.#wanted = null;
+    wanted?.();
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * One message's body on its way in, from the first byte of DATA or BDAT to the end: either fed to
+ * the streaming handler's {@link MessageStream}, or held whole for a buffered handler within the
+ * application's {@link BodyBudget}. DATA and BDAT feed it alike, so a handler cannot tell them apart.
+ */
+import type { BodyBudget } from '../app/body-budget.js';
+import type { MessageStream } from '../app/message-stream.js';
+
+export class MessageBody {
+  readonly stream: MessageStream | null;
+  readonly #budget: BodyBudget;
+  #parts: Buffer[] = [];
+  #held = 0;
+  #size = 0;
+  #overBudget = false;
+  #backedUp = false;
+
+  constructor(stream: MessageStream | null, budget: BodyBudget) {
+    this.stream = stream;
+    this.#budget = budget;
+  }
+
+  /** Body bytes seen, held or not. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Whether holding the body would have passed the budget (what was held is let go). */
+  get overBudget(): boolean {
+    return this.#overBudget;
+  }
+
+  /** Takes a run of the body (the decoder's sink). */
+  readonly write = (part: Buffer): void => {
+    this.#size += part.length;
+    if (this.stream !== null) {
+      if (!this.stream.feed(part)) this.#backedUp = true;
+      return;
+    }
+    if (this.#overBudget) return;
+    if (!this.#budget.take(part.length)) {
+      this.#overBudget = true;
+      this.release();
+      return;
+    }
+    this.#parts.push(part);
+    this.#held += part.length;
+  };
+
+  /** Whether the stream's reader fell behind since the last call: wait for its demand before reading more. */
+  takeBackedUp(): boolean {
+    const backedUp = this.#backedUp;
+    this.#backedUp = false;
+    return backedUp;
+  }
+
+  /**
+   * The held body as one Buffer. A body that arrived in one run is handed over without a copy
+   * when it fills at least half of the memory it keeps alive; otherwise the parts are joined.
+   */
+  body(): Buffer {
+    const parts = this.#parts;
+    this.#parts = [];
+    const only = parts.length === 1 ? parts[0] : undefined;
+    if (only !== undefined && only.byteLength * 2 >= only.buffer.byteLength) return only;
+    return Buffer.concat(parts, this.#held);
+  }
+
+  /** The body is no longer held by the server: its bytes leave the budget. */
+  readonly release = (): void => {
+    this.#parts = [];
+    this.#budget.release(this.#held);
+    this.#held = 0;
+  };
+}
