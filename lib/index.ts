@@ -23,6 +23,10 @@ export {
   type HandlerTransaction,
 } from './app/request-handler.js';
 export { SMTPRequest, MessageHeaders, type Envelope } from './app/request.js';
+export { MessageStream, MessageTooBigError, MessageAbortedError } from './app/message-stream.js';
+export { BodyBudget } from './app/body-budget.js';
+export type { MessageReplies } from './app/transaction.js';
+export type { MailDsn, RcptDsn, NotifyCondition } from './protocol/dsn.js';
 export type { SessionInfo, TLSInfo } from './protocol/session-info.js';
 export {
   ApplicationSettings,

@@ -148,6 +148,7 @@ export class Session {
       // RFC 2033 §4.1: an LMTP server greets with LHLO only; an SMTP server does not know LHLO.
       if ((verb === 'LHLO') !== this.#policy.lmtp) return this.#refuse(this.#policy.lmtp ? REPLIES.useLhlo() : REPLIES.unrecognized());
     }
+    if (verb === 'BDAT' && !this.#policy.chunking) return this.#skip(command.size, REPLIES.notImplemented('BDAT'));
     const outOfOrder = checkOrder(this.#state, verb);
     if (outOfOrder !== undefined) {
       // A refused BDAT still carries its chunk: it is read and dropped, never taken for commands.
@@ -303,7 +304,6 @@ export class Session {
 
   /** RFC 3030 §2: the running total is checked before the chunk is read; 552 still reads it. */
   #bdat(size: number, last: boolean): Decision {
-    if (!this.#policy.chunking) return this.#skip(size, REPLIES.notImplemented('BDAT'));
     const total = this.#chunkTotal + size;
     if (total > this.#policy.maxMessageSize) {
       this.#endTransaction(SessionState.Greeted);
