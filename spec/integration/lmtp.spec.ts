@@ -122,7 +122,7 @@ print(json.dumps({'lmtp': esmtp, 'codes': codes}))
 
     const dir = mkdtempSync(join(tmpdir(), 'sirocco-lmtp-'));
     const path = join(dir, 'lmtp.sock');
-    const server = new SMTPServer(new Application(PerRecipient as HandlerClass, { hostname: 'mx.test', logger: silent, lmtp: true }));
+    const server = new SMTPServer(new Application(PerRecipient, { hostname: 'mx.test', logger: silent, lmtp: true }));
     try {
       await server.listen(path);
       const out = await runPython(script(`'${path}'`), 0);
