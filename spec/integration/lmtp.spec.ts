@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Application, RequestHandler, SMTPError, SMTPServer, type HandlerClass } from '../../lib/index.js';
+import { Application, RequestHandler, SMTPError, SMTPServer } from '../../lib/index.js';
 import { runPython } from '../helpers/python.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, silent, startServer } from '../helpers/server.js';
