@@ -12,6 +12,8 @@ export interface Refusal {
   readonly code: number;
   /** The whole reply as the next hop sent it (code, enhanced code, text; lines joined). */
   readonly reply: string;
+  /** The recipient as the original sender gave it (RCPT's ORCPT, RFC 3461 §4.2), reported as Original-Recipient. */
+  readonly originalRecipient?: { readonly type: string; readonly address: string } | undefined;
 }
 
 /** What a notification reports. */
@@ -25,8 +27,12 @@ export interface BounceFacts {
   readonly refusals: readonly Refusal[];
   /** When the message arrived. */
   readonly arrival: Date;
-  /** The original message; its header section is returned, not its body. */
+  /** The original message: its header section is returned, or all of it with `returnFull`. */
   readonly original: Buffer;
+  /** Return the whole original (RET=FULL, RFC 3461 §4.3) instead of its header section. */
+  readonly returnFull?: boolean;
+  /** The sender's envelope id (ENVID, RFC 3461 §4.4), reported as Original-Envelope-Id. */
+  readonly envid?: string | undefined;
   /** The original message's queue id, for the notification's Message-ID. */
   readonly id: string;
 }
@@ -62,9 +68,16 @@ export function bounceMessage(facts: BounceFacts): Buffer {
     '',
     ...facts.refusals.map((r) => `<${r.recipient}>: ${oneLine(r.reply)}`),
   ];
-  const perMessage = [`Reporting-MTA: dns; ${facts.reportingMta}`, `Arrival-Date: ${rfc5322Date(facts.arrival)}`];
+  const perMessage = [
+    ...(facts.envid === undefined ? [] : [`Original-Envelope-Id: ${oneLine(facts.envid)}`]),
+    `Reporting-MTA: dns; ${facts.reportingMta}`,
+    `Arrival-Date: ${rfc5322Date(facts.arrival)}`,
+  ];
   const perRecipient = facts.refusals.map((r) =>
     [
+      ...(r.originalRecipient === undefined
+        ? []
+        : [`Original-Recipient: ${r.originalRecipient.type}; ${oneLine(r.originalRecipient.address)}`]),
       `Final-Recipient: ${addressType}; ${r.recipient}`,
       // No queue here retries a temporary refusal: the relay gives up either way.
       'Action: failed',
@@ -90,10 +103,13 @@ export function bounceMessage(facts: BounceFacts): Buffer {
     [perMessage.join('\r\n'), ...perRecipient].join('\r\n\r\n'),
     '',
     `--${boundary}`,
-    `Content-Type: ${utf8 ? 'message/global-headers' : 'text/rfc822-headers'}`,
+    facts.returnFull === true
+      ? `Content-Type: ${utf8 ? 'message/global' : 'message/rfc822'}`
+      : `Content-Type: ${utf8 ? 'message/global-headers' : 'text/rfc822-headers'}`,
     '',
   ];
-  return Buffer.concat([Buffer.from(`${parts.join('\r\n')}\r\n`), headerSection(facts.original), Buffer.from(`\r\n--${boundary}--\r\n`)]);
+  const returned = facts.returnFull === true ? withFinalCrlf(facts.original) : headerSection(facts.original);
+  return Buffer.concat([Buffer.from(`${parts.join('\r\n')}\r\n`), returned, Buffer.from(`\r\n--${boundary}--\r\n`)]);
 }
 
 /** The enhanced status code of a refusal: the one in its reply, or the bare class. */
@@ -113,8 +129,11 @@ function oneLine(text: string): string {
 function headerSection(original: Buffer): Buffer {
   const blank = original.indexOf('\r\n\r\n');
   const end = Math.min(blank === -1 ? original.length : blank + 2, MAX_RETURNED_HEADERS);
-  const head = original.subarray(0, end);
-  return head.length === 0 || head.subarray(-2).equals(Buffer.from('\r\n')) ? head : Buffer.concat([head, Buffer.from('\r\n')]);
+  return withFinalCrlf(original.subarray(0, end));
+}
+
+function withFinalCrlf(bytes: Buffer): Buffer {
+  return bytes.length === 0 || bytes.subarray(-2).equals(Buffer.from('\r\n')) ? bytes : Buffer.concat([bytes, Buffer.from('\r\n')]);
 }
 
 function rfc5322Date(d: Date): string {

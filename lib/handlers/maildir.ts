@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { open, rename, type FileHandle } from 'node:fs/promises';
+import { copyFile, link, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { IsBoolean, IsNotEmpty, IsOptional, IsString } from '../app/validators.js';
@@ -27,6 +27,15 @@ export class MaildirSettings {
   @IsOptional()
   @IsBoolean()
   maildirTraceHeaders?: boolean;
+
+  /**
+   * One Maildir per recipient, `<maildir>/<address>/`, instead of one for all. Under `lmtp` each
+   * recipient then gets its own reply: a failed delivery refuses that recipient alone.
+   * Default false.
+   */
+  @IsOptional()
+  @IsBoolean()
+  maildirPerRecipient?: boolean;
 }
 
 let delivered = 0;
@@ -57,11 +66,22 @@ async function syncDirectory(path: string): Promise<void> {
   }
 }
 
+/** A recipient's folder name: the address, lower-cased, with nothing that could leave the Maildir root. */
+function folderFor(address: string): string {
+  // eslint-disable-next-line no-control-regex
+  const name = address.toLowerCase().replace(/[/\\\x00-\x1f]/g, '_');
+  return name === '.' || name === '..' || name === '' ? '_' : name;
+}
+
 /**
- * Stores each message in a Maildir. The message is written to `tmp/`, flushed to disk, renamed
- * into `new/`, and `new/` itself is flushed, all before the 250 goes out: a message that was
- * acknowledged survives a crash of the process or of the machine. A failed write answers
- * `451 4.3.0`, never 250.
+ * Stores each message in a Maildir, written to `tmp/` while it arrives (the handler streams),
+ * flushed to disk, renamed into `new/`, and `new/` itself flushed, all before the 250 goes out: a
+ * message that was acknowledged survives a crash of the process or of the machine. A failed write
+ * answers `451 4.3.0`, never 250, and a refused or aborted message leaves nothing in `tmp/`.
+ *
+ * With `maildirPerRecipient`, each recipient has a Maildir of its own under the root; the file is
+ * written once and linked into each. Under `lmtp`, a recipient whose delivery failed is answered
+ * `451 4.3.0` alone while the others get 250.
  *
  * @example
  * ```ts
@@ -70,29 +90,87 @@ async function syncDirectory(path: string): Promise<void> {
  */
 @settingsSchema(MaildirSettings)
 export class Maildir extends RequestHandler<MaildirSettings> {
+  static override streaming = true;
+
   override async data(): Promise<void> {
     const root = this.settings.maildir;
     const name = uniqueName(Date.now());
-    const tmpPath = join(root, 'tmp', name);
-    const newPath = join(root, 'new', name);
+    const folders = this.settings.maildirPerRecipient === true ? [...new Set(this.request.rcptTos.map(folderFor))] : [''];
+    const first = join(root, folders[0] ?? '');
+    const tmpPath = join(first, 'tmp', name);
     let file: FileHandle | undefined;
     try {
-      prepare(root);
+      prepare(first);
       file = await open(tmpPath, 'wx', 0o600);
       if (this.settings.maildirTraceHeaders !== false) await file.write(traceHeaders(this.request, this.settings.hostname));
-      await file.write(this.request.body);
+      for await (const part of this.request.stream) await file.write(part as Buffer);
       await file.sync();
       await file.close();
       file = undefined;
-      await rename(tmpPath, newPath);
-      await syncDirectory(join(root, 'new'));
     } catch (err) {
       await file?.close().catch(() => undefined);
-      throw SMTPError.from(REPLIES.localError(), {
-        logMessage: `maildir delivery to ${root} failed: ${err instanceof Error ? err.message : String(err)}`,
-        cause: err,
-      });
+      await unlink(tmpPath).catch(() => undefined);
+      throw this.#failure(root, err);
     }
-    this.log.info({ file: newPath }, 'stored in maildir');
+    // The other recipients' copies are links to the written file (copies across file systems);
+    // the first folder's file is renamed last, so nothing stays behind in tmp/.
+    const failed = new Map<string, unknown>();
+    for (const folder of folders.slice(1)) {
+      try {
+        await this.#deliverCopy(tmpPath, join(root, folder), name);
+      } catch (err) {
+        failed.set(folder, err);
+      }
+    }
+    try {
+      await rename(tmpPath, join(first, 'new', name));
+      await syncDirectory(join(first, 'new'));
+    } catch (err) {
+      await unlink(tmpPath).catch(() => undefined);
+      failed.set(folders[0] ?? '', err);
+    }
+    if (failed.size === folders.length) throw this.#failure(root, failed.values().next().value);
+    if (failed.size > 0) this.#refuseFailed(root, failed);
+    this.log.info({ file: name, folders: folders.length - failed.size }, 'stored in maildir');
+  }
+
+  /** Puts a copy of the written file into `folder/new/`: linked (or copied) into its `tmp/`, flushed, renamed. */
+  async #deliverCopy(written: string, folder: string, name: string): Promise<void> {
+    prepare(folder);
+    const tmp = join(folder, 'tmp', name);
+    try {
+      await link(written, tmp);
+    } catch {
+      await copyFile(written, tmp);
+      const copy = await open(tmp, 'r');
+      await copy.sync().finally(() => copy.close());
+    }
+    try {
+      await rename(tmp, join(folder, 'new', name));
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await syncDirectory(join(folder, 'new'));
+  }
+
+  /**
+   * Some recipients' folders failed. Under LMTP they alone are refused. In SMTP one reply covers
+   * every recipient: the message is refused with 451 so the client retries, and the recipients
+   * already served may get it twice, which is better than never.
+   */
+  #refuseFailed(root: string, failed: Map<string, unknown>): void {
+    this.log.error({ folders: [...failed.keys()] }, 'maildir delivery failed for some recipients');
+    if (this.settings.lmtp !== true) throw this.#failure(root, failed.values().next().value);
+    this.request.rcptTos.forEach((address, i) => {
+      if (failed.has(folderFor(address))) this.failRecipient(i, REPLIES.localError());
+    });
+  }
+
+  #failure(root: string, err: unknown): SMTPError {
+    return SMTPError.from(REPLIES.localError(), {
+      logMessage: `maildir delivery to ${root} failed: ${err instanceof Error ? err.message : String(err)}`,
+      cause: err,
+    });
   }
 }

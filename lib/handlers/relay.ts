@@ -3,6 +3,8 @@ import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { RequestHandler } from '../app/request-handler.js';
 import { settingsSchema } from '../app/settings.js';
+import { pipeline, Transform } from 'node:stream';
+import type { RcptDsn } from '../protocol/dsn.js';
 import { SMTPError, type EnhancedCode } from '../protocol/reply.js';
 import { bounceMessage, type Refusal } from './bounce.js';
 
@@ -88,9 +90,18 @@ async function transportFor(settings: RelaySettings): Promise<Transporter<SMTPTr
   return transport;
 }
 
+/** RFC 8689 §5: a REQUIRETLS message that cannot go on over verified TLS. */
+function requireTlsRefusal(why: string, cause?: unknown): SMTPError {
+  return new SMTPError(550, [5, 7, 30], 'REQUIRETLS support required', { logMessage: `REQUIRETLS message not relayed: ${why}`, cause });
+}
+
+/** The header section of a message, at most 32 KiB: what a bounce returns by default. */
+const MAX_HEAD = 32 * 1024;
+
 /** The smarthost's reply as ours: its code, its enhanced code when it sent one, its text. */
 function smarthostError(err: unknown): SMTPError {
   const e = err as { responseCode?: number; response?: string; message?: string; code?: string };
+  if (e.code === 'EREQUIRETLS') return requireTlsRefusal(e.message ?? 'the relay host does not offer it', err);
   const code = e.responseCode;
   if (code !== undefined && code >= 400 && code < 600) {
     const text = (e.response ?? '').replace(/^\d{3}[ -]/, '');
@@ -127,33 +138,89 @@ function smarthostError(err: unknown): SMTPError {
  */
 @settingsSchema(RelaySettings)
 export class Relay extends RequestHandler<RelaySettings> {
+  /** The message goes on to the smarthost while it arrives. */
+  static override streaming = true;
+
   override async data(): Promise<void> {
-    const { mailFrom, rcptTos, body } = this.request;
-    let info: SMTPTransport.SentMessageInfo;
-    try {
-      info = await (await transportFor(this.settings)).sendMail({ envelope: { from: mailFrom, to: [...rcptTos] }, raw: body });
-    } catch (err) {
-      throw smarthostError(err);
+    const { mailFrom, envelope } = this.request;
+    if (envelope.requireTls && (this.settings.relayTLS as { rejectUnauthorized?: unknown } | undefined)?.rejectUnauthorized === false) {
+      throw requireTlsRefusal('relayTLS turns certificate verification off');
     }
-    // nodemailer resolves only once the smarthost accepted the message for at least one recipient.
-    if (info.rejected.length > 0) await this.#bounce(info);
+    const groups = dsnGroups(envelope.rcptTos, envelope.rcptDsn);
+    // Kept while it streams: the header section for a bounce, and the whole message when the
+    // sender asked for it back (RET=FULL) or a second transaction needs it.
+    const keepAll = envelope.dsn?.ret === 'FULL' || groups.length > 1;
+    const kept: Buffer[] = [];
+    let keptBytes = 0;
+    const source = new Transform({
+      transform(part: Buffer, _encoding, done): void {
+        if (keepAll || keptBytes < MAX_HEAD) {
+          kept.push(part);
+          keptBytes += part.length;
+        }
+        done(null, part);
+      },
+    });
+    // The message's own error (too big, client gone) reaches nodemailer, which then drops the
+    // smarthost connection instead of ending the data: a cut message is never delivered.
+    pipeline(this.request.stream, source, () => undefined);
+    const rejected: Refusal[] = [];
+    for (const [n, group] of groups.entries()) {
+      const raw = n === 0 ? source : Buffer.concat(kept);
+      let info: SMTPTransport.SentMessageInfo;
+      try {
+        info = await (
+          await transportFor(this.settings)
+        ).sendMail({
+          envelope: { from: mailFrom, to: group.recipients },
+          raw,
+          ...(envelope.requireTls ? { requireTLSExtensionEnabled: true } : {}),
+          ...dsnOptions(envelope.dsn, group.dsn),
+        });
+      } catch (err) {
+        if (n === 0) throw smarthostError(err);
+        // The first group went: the 250 stands, and these recipients are bounced.
+        const refusal = smarthostError(err);
+        for (const recipient of group.recipients)
+          rejected.push({ recipient, code: refusal.code, reply: refusal.message, originalRecipient: group.dsn?.orcpt });
+        continue;
+      }
+      // nodemailer resolves only once the smarthost accepted the message for at least one recipient.
+      for (const recipient of info.rejected) {
+        const err = info.rejectedErrors?.find((e) => e.recipient === recipient);
+        const code = err?.responseCode ?? 550;
+        rejected.push({
+          recipient,
+          code,
+          reply: err?.response ?? `${code} refused by the relay host`,
+          originalRecipient: group.dsn?.orcpt,
+        });
+      }
+    }
+    if (rejected.length > 0) await this.#bounce(rejected, Buffer.concat(kept));
     this.finish(`Ok: relayed as ${this.request.id}`);
   }
 
-  /** Tells the sender which recipients the smarthost refused: the client was told 250 for them. */
-  async #bounce(info: SMTPTransport.SentMessageInfo): Promise<void> {
-    const { mailFrom, id, receivedAt, body } = this.request;
-    this.log.warn({ rejected: info.rejected }, 'smarthost refused some recipients');
+  /**
+   * Tells the sender which recipients the smarthost refused (the client was told 250 for them),
+   * except those whose NOTIFY asks for no failure notice (RFC 3461 §4.1).
+   */
+  async #bounce(refused: readonly Refusal[], original: Buffer): Promise<void> {
+    const { mailFrom, id, receivedAt, envelope } = this.request;
+    this.log.warn({ rejected: refused.map((r) => r.recipient) }, 'smarthost refused some recipients');
     if (mailFrom === '') {
       this.log.warn('no bounce for a message from the null sender');
       return;
     }
     if (this.settings.relayBounces === false) return;
-    const refusals: Refusal[] = info.rejected.map((recipient) => {
-      const err = info.rejectedErrors?.find((e) => e.recipient === recipient);
-      const code = err?.responseCode ?? 550;
-      return { recipient, code, reply: err?.response ?? `${code} refused by the relay host` };
+    const refusals = refused.filter((r) => {
+      const notify = envelope.rcptDsn[envelope.rcptTos.indexOf(r.recipient)]?.notify;
+      return notify === undefined || (notify !== 'NEVER' && notify.includes('FAILURE'));
     });
+    if (refusals.length === 0) {
+      this.log.info('no bounce: the refused recipients asked for no failure notice');
+      return;
+    }
     // Whatever goes wrong here, the others got the message: the 250 must stand.
     try {
       const message = bounceMessage({
@@ -162,7 +229,9 @@ export class Relay extends RequestHandler<RelaySettings> {
         sender: mailFrom,
         refusals,
         arrival: receivedAt,
-        original: body,
+        original,
+        returnFull: envelope.dsn?.ret === 'FULL',
+        envid: envelope.dsn?.envid,
         id,
       });
       await (await transportFor(this.settings)).sendMail({ envelope: { from: '', to: [mailFrom] }, raw: message });
@@ -171,6 +240,41 @@ export class Relay extends RequestHandler<RelaySettings> {
       this.log.error({ err, to: mailFrom }, 'bounce could not be sent');
     }
   }
+}
+
+/** Recipients that share their DSN parameters: nodemailer sends one NOTIFY and ORCPT per transaction. */
+interface DsnGroup {
+  readonly recipients: string[];
+  readonly dsn: RcptDsn | undefined;
+}
+
+function dsnGroups(rcptTos: readonly string[], rcptDsn: readonly (RcptDsn | undefined)[]): DsnGroup[] {
+  const groups = new Map<string, DsnGroup>();
+  rcptTos.forEach((recipient, i) => {
+    const dsn = rcptDsn[i];
+    const key = JSON.stringify(dsn ?? null);
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, { recipients: [recipient], dsn });
+    else group.recipients.push(recipient);
+  });
+  return [...groups.values()];
+}
+
+/** The DSN parameters passed on to the smarthost (it sends them when it offers DSN). */
+function dsnOptions(
+  mail: { readonly ret: 'FULL' | 'HDRS' | undefined; readonly envid: string | undefined } | undefined,
+  rcpt: RcptDsn | undefined,
+): { dsn?: { ret?: string; envid?: string; notify?: string[]; orcpt?: string } } {
+  if (mail === undefined && rcpt === undefined) return {};
+  const notify = rcpt?.notify;
+  return {
+    dsn: {
+      ...(mail?.ret === undefined ? {} : { ret: mail.ret }),
+      ...(mail?.envid === undefined ? {} : { envid: mail.envid }),
+      ...(notify === undefined ? {} : { notify: notify === 'NEVER' ? ['NEVER'] : [...notify] }),
+      ...(rcpt?.orcpt === undefined ? {} : { orcpt: `${rcpt.orcpt.type};${rcpt.orcpt.address}` }),
+    },
+  };
 }
 
 /**

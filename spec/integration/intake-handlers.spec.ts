@@ -1,0 +1,155 @@
+/** The ready handlers on the streaming path: Maildir writing while the message arrives, Relay piping it on with DSN and REQUIRETLS. */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeRelay, Maildir, Relay, RequestHandler, SMTPError, type Envelope, type HandlerClass } from '../../lib/index.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { closeServers, startServer, until } from '../helpers/server.js';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'sirocco-intake-'));
+  dirs.push(dir);
+  return dir;
+}
+afterEach(async () => {
+  await closeServers();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const QUEUED = /^250 2\.0\.0 Ok: queued as [0-9A-Z]{12}\r\n$/;
+
+describe('Maildir, streaming', () => {
+  it('writes a large message while it arrives and leaves nothing in tmp/', async () => {
+    const root = tempDir();
+    const { port } = await startServer(Maildir, { maildir: root, maildirTraceHeaders: false, maxMessageSize: 64 * 1024 * 1024 });
+    const client = await RawClient.inData(port);
+    const line = `${'m'.repeat(998)}\r\n`;
+    client.write(line.repeat(8 * 1024));
+    client.write('.\r\n');
+    expect(await client.reply()).toMatch(QUEUED);
+    const [name] = readdirSync(join(root, 'new'));
+    expect(readFileSync(join(root, 'new', name ?? '')).length).toBe(line.length * 8 * 1024);
+    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('leaves nothing behind for a message too big or a client gone mid-message', async () => {
+    const root = tempDir();
+    const { port } = await startServer(Maildir, { maildir: root, maxMessageSize: 1000 });
+    const big = await RawClient.inData(port);
+    big.write(`${'b'.repeat(5000)}\r\n.\r\n`);
+    expect(await big.reply()).toBe('552 5.3.4 Message size exceeds fixed maximum message size\r\n');
+    const gone = await RawClient.inData(port);
+    gone.write('half\r\n');
+    await new Promise((r) => setTimeout(r, 50));
+    gone.close();
+    await until(() => readdirSync(join(root, 'tmp')).length === 0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+    expect(readdirSync(join(root, 'new'))).toEqual([]);
+  });
+
+  it('under LMTP, delivers per recipient and refuses only the one whose folder fails', async () => {
+    const root = tempDir();
+    // A file where one recipient's new/ should be: that delivery fails, the others stand.
+    mkdirSync(join(root, 'broken@d.test'), { recursive: true });
+    writeFileSync(join(root, 'broken@d.test', 'new'), 'not a folder');
+    const { port } = await startServer(Maildir, { maildir: root, maildirPerRecipient: true, lmtp: true });
+    const client = await RawClient.connect(port);
+    await client.reply();
+    await client.command('LHLO c.test');
+    client.write('MAIL FROM:<a@b.test>\r\nRCPT TO:<Ann@d.test>\r\nRCPT TO:<broken@d.test>\r\nRCPT TO:<bob@d.test>\r\nDATA\r\n');
+    for (let i = 0; i < 5; i++) await client.reply();
+    client.write('Subject: per recipient\r\n\r\nhi\r\n.\r\n');
+    expect(await client.reply()).toMatch(QUEUED);
+    expect(await client.reply()).toBe('451 4.3.0 Requested action aborted: local error in processing\r\n');
+    expect(await client.reply()).toMatch(QUEUED);
+    for (const who of ['ann@d.test', 'bob@d.test']) {
+      const [name] = readdirSync(join(root, who, 'new'));
+      expect(readFileSync(join(root, who, 'new', name ?? '')).toString()).toContain('Subject: per recipient\r\n');
+      expect(readdirSync(join(root, who, 'tmp'))).toEqual([]);
+    }
+  });
+});
+
+describe('Relay, streaming', () => {
+  function envelopes(seen: { envelope: Envelope; body: Buffer }[]): HandlerClass {
+    return class extends RequestHandler {
+      override rcpt(address: string): void {
+        if (address.startsWith('no@')) throw new SMTPError(550, [5, 1, 1], 'no such user here');
+      }
+      override data(): void {
+        seen.push({ envelope: this.request.envelope, body: this.request.body });
+      }
+    };
+  }
+
+  it('pipes a large message on, and a message cut short never reaches the smarthost', async () => {
+    const seen: { envelope: Envelope; body: Buffer }[] = [];
+    const smarthost = await startServer(envelopes(seen), { maxMessageSize: 64 * 1024 * 1024 });
+    const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: smarthost.port, maxMessageSize: 4 * 1024 * 1024 });
+    const line = `${'r'.repeat(998)}\r\n`;
+    const ok = await RawClient.inData(relay.port);
+    ok.write(line.repeat(3 * 1024));
+    ok.write('.\r\n');
+    expect(await ok.reply()).toMatch(/^250 2\.0\.0 Ok: relayed as /);
+    expect(seen[0]?.body.length).toBe(line.length * 3 * 1024);
+    const big = await RawClient.inData(relay.port);
+    big.write(line.repeat(5 * 1024));
+    big.write('.\r\n');
+    expect(await big.reply()).toBe('552 5.3.4 Message size exceeds fixed maximum message size\r\n');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen).toHaveLength(1);
+    closeRelay(relay.app.settings);
+  });
+
+  it('passes DSN parameters on, and bounces honour NOTIFY and RET', async () => {
+    const seen: { envelope: Envelope; body: Buffer }[] = [];
+    const smarthost = await startServer(envelopes(seen), { dsn: true });
+    const relay = await startServer(Relay, { hostname: 'relay.test', relayHost: '127.0.0.1', relayPort: smarthost.port, dsn: true });
+    const client = await RawClient.ehlo(relay.port);
+    await client.command('MAIL FROM:<a@b.test> RET=FULL ENVID=env1');
+    await client.command('RCPT TO:<c@d.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;c@d.test');
+    await client.command('RCPT TO:<no@d.test> NOTIFY=FAILURE');
+    await client.command('RCPT TO:<no@e.test> NOTIFY=NEVER');
+    await client.command('DATA');
+    expect(await client.command('Subject: dsn\r\n\r\nthe body\r\n.')).toMatch(/^250 /);
+    const delivered = seen.find((s) => s.envelope.mailFrom === 'a@b.test');
+    expect(delivered?.envelope.dsn).toEqual({ ret: 'FULL', envid: 'env1' });
+    expect(delivered?.envelope.rcptDsn).toEqual([{ notify: ['SUCCESS', 'FAILURE'], orcpt: { type: 'rfc822', address: 'c@d.test' } }]);
+    await until(() => seen.some((s) => s.envelope.mailFrom === ''));
+    const bounce = seen.find((s) => s.envelope.mailFrom === '')?.body.toString() ?? '';
+    expect(bounce).toContain('Original-Envelope-Id: env1\r\n');
+    expect(bounce).toContain('Final-Recipient: rfc822; no@d.test\r\n');
+    expect(bounce).not.toContain('no@e.test');
+    expect(bounce).toContain('Content-Type: message/rfc822\r\n\r\nSubject: dsn\r\n\r\nthe body\r\n');
+    closeRelay(relay.app.settings);
+  });
+
+  it('refuses a REQUIRETLS message with 5.7.30 when the smarthost offers no TLS', async () => {
+    const { makeCertificates } = await import('../helpers/certs.js');
+    const certs = makeCertificates();
+    try {
+      const seen: { envelope: Envelope; body: Buffer }[] = [];
+      const smarthost = await startServer(envelopes(seen));
+      const relay = await startServer(Relay, {
+        relayHost: '127.0.0.1',
+        relayPort: smarthost.port,
+        tls: { key: certs.key, cert: certs.cert },
+      });
+      const client = await RawClient.ehlo(relay.port);
+      await client.command('STARTTLS');
+      await client.startTls({ ca: certs.ca, servername: 'localhost' });
+      await client.command('EHLO c.test');
+      expect(await client.command('MAIL FROM:<a@b.test> REQUIRETLS')).toBe('250 2.1.0 Sender ok\r\n');
+      await client.command('RCPT TO:<c@d.test>');
+      await client.command('DATA');
+      expect(await client.command('x\r\n.')).toBe('550 5.7.30 REQUIRETLS support required\r\n');
+      expect(seen).toHaveLength(0);
+      closeRelay(relay.app.settings);
+    } finally {
+      certs.cleanup();
+    }
+  });
+});
