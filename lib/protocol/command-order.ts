@@ -83,11 +83,14 @@ export const COMMAND_ORDER: Readonly<Record<Verb, OrderRule>> = {
   HTTP: { allowedIn: [...OPEN, SessionState.Refused], refuse: () => 'session closed' },
 };
 
-/** The 503 reply when `verb` may not come in `state`, or `undefined` when it may. */
-export function checkOrder(state: SessionState, verb: Verb): Reply | undefined {
+/** The 503 reply when `verb` may not come in `state`, or `undefined` when it may; `lmtp` names LHLO as the greeting. */
+export function checkOrder(state: SessionState, verb: Verb, lmtp = false): Reply | undefined {
   const rule = COMMAND_ORDER[verb];
   if (rule.allowedIn.includes(state)) return undefined;
-  return REPLIES.badSequence(state === SessionState.Refused ? 'connection refused, send QUIT' : rule.refuse(state));
+  if (state === SessionState.Refused) return REPLIES.badSequence('connection refused, send QUIT');
+  const why = rule.refuse(state);
+  // An LMTP client greets with LHLO (RFC 2033 §4.1): the reply names it.
+  return REPLIES.badSequence(lmtp ? why.replace(/HELO\/EHLO|EHLO/, 'LHLO') : why);
 }
 
 /** Whether a mail transaction is open (MAIL accepted, data not yet complete). */

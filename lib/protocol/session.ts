@@ -149,7 +149,7 @@ export class Session {
       if ((verb === 'LHLO') !== this.#policy.lmtp) return this.#refuse(this.#policy.lmtp ? REPLIES.useLhlo() : REPLIES.unrecognized());
     }
     if (verb === 'BDAT' && !this.#policy.chunking) return this.#skip(command.size, REPLIES.notImplemented('BDAT'));
-    const outOfOrder = checkOrder(this.#state, verb);
+    const outOfOrder = checkOrder(this.#state, verb, this.#policy.lmtp);
     if (outOfOrder !== undefined) {
       // A refused BDAT still carries its chunk: it is read and dropped, never taken for commands.
       return verb === 'BDAT' ? this.#skip(command.size, outOfOrder) : this.#refuse(outOfOrder);
@@ -341,7 +341,7 @@ export class Session {
   #auth(mechanism: string, initialResponse: string | undefined): Decision {
     if (!this.#features.auth) return this.#refuse(REPLIES.notImplemented('AUTH'));
     if (this.#tls === undefined && !this.#policy.allowInsecureAuth) return this.#refuse(REPLIES.encryptionRequired());
-    if (!this.#esmtp) return this.#refuse(REPLIES.badSequence('send EHLO first'));
+    if (!this.#esmtp) return this.#refuse(REPLIES.badSequence(this.#policy.lmtp ? 'send LHLO first' : 'send EHLO first'));
     if (this.#user !== undefined) return this.#refuse(REPLIES.alreadyAuthenticated());
     if (!this.#policy.authMechanisms.includes(mechanism)) return this.#refuse(REPLIES.authUnknownMechanism());
     let initial: Buffer | undefined;

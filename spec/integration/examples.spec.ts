@@ -1,4 +1,5 @@
 /** Every example runs as a user would run it: its own process, real clients. */
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -152,6 +153,60 @@ describe('examples/smtps.ts', () => {
       response: '530 5.7.0 Authentication required',
     });
     anonymous.close();
+    expect(await terminate(started)).toBe(0);
+  });
+});
+
+describe('examples/lmtp-maildir.ts', () => {
+  it("takes Python's smtplib.LMTP on a Unix socket and answers each recipient", async () => {
+    const socket = join(certs.dir, 'lmtp.sock');
+    const mail = join(certs.dir, 'lmtp-mail');
+    const started = startTsx([fileURLToPath(new URL('../../examples/lmtp-maildir.ts', import.meta.url))], {
+      LMTP_SOCKET: socket,
+      MAILDIR: mail,
+      USERS: 'alice@example.com,bob@example.com',
+    });
+    await until(() => (started.stdout() + started.stderr()).includes('LMTP into'), 15_000);
+    const out = await runPython(
+      `
+import smtplib, json
+lmtp = smtplib.LMTP(${JSON.stringify(socket)})
+lmtp.ehlo()
+lmtp.mail('a@example.org')
+codes = [lmtp.rcpt(r)[0] for r in ['alice@example.com', 'nobody@example.com', 'bob@example.com']]
+codes.append(lmtp.data(b'Subject: to the store\\r\\n\\r\\nhi\\r\\n')[0])
+codes.append(lmtp.getreply()[0])
+lmtp.quit()
+print(json.dumps(codes))
+`,
+      0,
+    );
+    expect(JSON.parse(out)).toEqual([250, 550, 250, 250, 250]);
+    for (const user of ['alice@example.com', 'bob@example.com']) {
+      const files = readdirSync(join(mail, user, 'new'));
+      expect(readFileSync(join(mail, user, 'new', files[0] ?? ''), 'utf8')).toContain('Subject: to the store');
+    }
+    expect(await terminate(started)).toBe(0);
+  });
+});
+
+describe('examples/large-messages.ts', () => {
+  it('spools a 20 MiB message to disk while it arrives and answers with its SHA-256', async () => {
+    const spool = join(certs.dir, 'spool');
+    const started = await runExample('large-messages.ts', { SPOOL: spool });
+    const transport = plainTransport(started.port);
+    const info = await transport.sendMail({
+      from: 'a@example.com',
+      to: 'b@example.com',
+      subject: 'big',
+      text: 'x'.repeat(20 * 1024 * 1024),
+    });
+    transport.close();
+    const [id, digest] = /stored as ([0-9A-Z]{12}), sha256 ([0-9a-f]{64})/.exec(info.response)?.slice(1) ?? [];
+    const stored = readFileSync(join(spool, `${id}.eml`));
+    expect(createHash('sha256').update(stored).digest('hex')).toBe(digest);
+    expect(stored.length).toBeGreaterThan(20 * 1024 * 1024);
+    expect(readdirSync(spool).filter((f) => f.endsWith('.partial'))).toEqual([]);
     expect(await terminate(started)).toBe(0);
   });
 });

@@ -38,7 +38,7 @@ describe('LMTP', () => {
     await client.reply();
     expect(await client.command('HELO c.test')).toBe('500 5.5.1 This is an LMTP server: greet with LHLO\r\n');
     expect(await client.command('EHLO c.test')).toBe('500 5.5.1 This is an LMTP server: greet with LHLO\r\n');
-    expect(await client.command('MAIL FROM:<a@b.test>')).toBe('503 5.5.1 Bad sequence of commands: send HELO/EHLO first\r\n');
+    expect(await client.command('MAIL FROM:<a@b.test>')).toBe('503 5.5.1 Bad sequence of commands: send LHLO first\r\n');
     expect(await client.command('LHLO c.test')).toBe(LHLO_REPLY);
   });
 
