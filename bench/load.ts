@@ -3,6 +3,7 @@
  * bench needs are installed.
  */
 import { execFile } from 'node:child_process';
+import { connect } from 'node:net';
 
 /** Row (a)'s load, without the message count: 20 persistent sessions, 1 KiB messages. */
 export const PERSISTENT_1KIB = ['-d', '-s', '20', '-l', '1024'];
@@ -30,4 +31,65 @@ export async function requireTools(tools: readonly string[], hint: string): Prom
       execFile('sh', ['-c', `command -v ${tool}`], (err) => (err ? reject(new Error(`${tool} not found: ${hint}`)) : resolve())),
     );
   }
+}
+
+/** What {@link sendConcurrently} saw: the final reply of each message, by its code. */
+export interface Outcome {
+  readonly accepted: number;
+  readonly refused452: number;
+  readonly other: number;
+  readonly seconds: number;
+}
+
+/**
+ * Opens `connections` sessions at once, each sending one message of `size` bytes (lines of 1,000
+ * characters) with DATA, and counts how the messages ended. Unlike smtp-source, a 452 is an
+ * outcome to count, not a reason to stop.
+ */
+export async function sendConcurrently(port: number, connections: number, size: number): Promise<Outcome> {
+  const started = process.hrtime.bigint();
+  const line = Buffer.from(`${'x'.repeat(998)}\r\n`);
+  const lines = Math.ceil(size / line.length);
+  const chunk = Buffer.concat(Array.from({ length: 64 }, () => line));
+  const codes = await Promise.all(Array.from({ length: connections }, () => sendOne(port, chunk, Math.ceil(lines / 64))));
+  return {
+    accepted: codes.filter((c) => c === 250).length,
+    refused452: codes.filter((c) => c === 452).length,
+    other: codes.filter((c) => c !== 250 && c !== 452).length,
+    seconds: Number(process.hrtime.bigint() - started) / 1e9,
+  };
+}
+
+function sendOne(port: number, chunk: Buffer, chunks: number): Promise<number> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    const script = ['EHLO load.test', 'MAIL FROM:<bench@sender.test>', 'RCPT TO:<sink@bench.test>', 'DATA'];
+    let step = -1;
+    let text = '';
+    const finish = (code: number): void => {
+      socket.end('QUIT\r\n');
+      resolve(code);
+    };
+    const sendBody = async (): Promise<void> => {
+      for (let i = 0; i < chunks; i++) {
+        if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
+      }
+      socket.write('.\r\n');
+    };
+    socket.on('error', () => resolve(0));
+    socket.on('data', (data: Buffer) => {
+      text += data.toString('latin1');
+      // Whole replies only: the last line of a reply has a space after its code.
+      for (let end = text.search(/^\d{3} .*\r\n/m); end !== -1; end = text.search(/^\d{3} .*\r\n/m)) {
+        const stop = text.indexOf('\r\n', end) + 2;
+        const code = Number(text.slice(end, end + 3));
+        text = text.slice(stop);
+        step++;
+        if (step <= script.length && code >= 400) return finish(code);
+        if (step < script.length) socket.write(`${script[step] ?? ''}\r\n`);
+        else if (step === script.length) void sendBody();
+        else return finish(code);
+      }
+    });
+  });
 }

@@ -7,7 +7,7 @@
  * median of each round's ratio: the two runs of a round are back to back, so they share the
  * machine's load of the moment.
  *
- * Usage: npm run bench [-- --rounds N] [-- --only a,b,c,d,e,s]
+ * Usage: npm run bench [-- --rounds N] [-- --only a,b,c,cb,d,e,f,g,s]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { makeCertificates, type TestCertificates } from '../spec/helpers/certs.js';
-import { PERSISTENT_1KIB, requireTools, smtpSource } from './load.js';
+import { PERSISTENT_1KIB, requireTools, sendConcurrently, smtpSource } from './load.js';
 
 type Kind = 'sirocco' | 'smtp-server';
 const KINDS: readonly Kind[] = ['sirocco', 'smtp-server'];
@@ -26,6 +26,7 @@ interface Stats {
   cpuMicros: number;
   rss: number;
   maxRss: number;
+  refusals: number;
 }
 
 interface Sample {
@@ -34,6 +35,9 @@ interface Sample {
   maxRssMiB: number;
   bytesPerConnection?: number;
   firstGreetingMs?: number;
+  rssGrowthMiB?: number;
+  refused452?: number;
+  accepted?: number;
 }
 
 interface Scenario {
@@ -41,6 +45,8 @@ interface Scenario {
   readonly title: string;
   /** Whether the servers offer STARTTLS with the bench's throw-away certificate. */
   readonly tls?: boolean;
+  /** Options for bench/server.ts: `stream` (the handler streams), `budget=BYTES`. */
+  readonly serverArgs?: readonly string[];
   run(server: Server): Promise<Sample>;
   /** A scenario that starts its servers itself, instead of the bench's own server process. */
   alone?(kind: Kind): Promise<Sample>;
@@ -61,8 +67,8 @@ class Server {
     this.#child = child;
   }
 
-  static async start(kind: Kind, tlsDir?: string): Promise<Server> {
-    const child = fork(SERVER_SCRIPT, tlsDir === undefined ? [kind] : [kind, 'tls', tlsDir], {
+  static async start(kind: Kind, tlsDir?: string, extra: readonly string[] = []): Promise<Server> {
+    const child = fork(SERVER_SCRIPT, [kind, ...(tlsDir === undefined ? [] : ['tls', tlsDir]), ...extra], {
       execArgv: ['--import', 'tsx', '--expose-gc'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -110,10 +116,18 @@ async function measure(server: Server, messages: number, load: () => Promise<num
   };
 }
 
-function loadScenario(key: string, title: string, messages: number, warmup: number, options: string[]): Scenario {
+function loadScenario(
+  key: string,
+  title: string,
+  messages: number,
+  warmup: number,
+  options: string[],
+  serverArgs: string[] = [],
+): Scenario {
   return {
     key,
     title,
+    serverArgs,
     async run(server) {
       await smtpSource(server.port, [...options, '-m', String(warmup)]);
       return measure(server, messages, () => smtpSource(server.port, [...options, '-m', String(messages)]));
@@ -305,6 +319,48 @@ const startupScenario: Scenario = {
   },
 };
 
+const HUGE = 100 * 1024 * 1024;
+
+/** (f): one 100 MiB message into a streaming handler; how far the server's RSS rises above its idle RSS. */
+const hugeScenario: Scenario = {
+  key: 'f',
+  title: '(f) one 100 MiB message into a streaming handler',
+  serverArgs: ['stream'],
+  async run(server) {
+    await server.gc();
+    const before = await server.stats();
+    const sample = await measure(server, 1, () => smtpSource(server.port, ['-s', '1', '-l', String(HUGE), '-m', '1']));
+    const after = await server.stats();
+    return { ...sample, rssGrowthMiB: (after.maxRss - before.rss) / 1048576 };
+  },
+};
+
+const CROWD = 200;
+const CROWD_SIZE = 5 * 1024 * 1024;
+const CROWD_BUDGET = 128 * 1024 * 1024;
+
+/** (g): 200 sessions at once, each with a 5 MiB message, into handlers that hold the body whole. */
+const crowdScenario: Scenario = {
+  key: 'g',
+  title: `(g) ${CROWD} concurrent 5 MiB messages, buffered, budget ${CROWD_BUDGET / 1048576} MiB`,
+  serverArgs: [`budget=${CROWD_BUDGET}`],
+  async run(server) {
+    await server.gc();
+    const before = await server.stats();
+    const outcome = await sendConcurrently(server.port, CROWD, CROWD_SIZE);
+    const after = await server.stats();
+    if (outcome.other > 0) throw new Error(`${server.kind}: ${outcome.other} messages neither accepted nor refused with 452`);
+    return {
+      perSecond: outcome.accepted / outcome.seconds,
+      cpuPerMessageMicros: (after.cpuMicros - before.cpuMicros) / CROWD,
+      maxRssMiB: after.maxRss / 1048576,
+      rssGrowthMiB: (after.maxRss - before.rss) / 1048576,
+      refused452: outcome.refused452,
+      accepted: outcome.accepted,
+    };
+  },
+};
+
 // Throw-away certificates for the TLS row, made with openssl as the tests make theirs.
 let certificates: TestCertificates | undefined;
 const CERTS = (): TestCertificates => (certificates ??= makeCertificates());
@@ -312,7 +368,17 @@ const CERTS = (): TestCertificates => (certificates ??= makeCertificates());
 const SCENARIOS: Scenario[] = [
   loadScenario('a', '(a) 20 persistent sessions, 1 KiB messages', 20_000, 2_000, PERSISTENT_1KIB),
   loadScenario('b', '(b) one message per connection, 20 in parallel, 1 KiB', 4_000, 400, ['-s', '20', '-l', '1024']),
-  loadScenario('c', '(c) 5 MiB messages, 4 persistent sessions', 80, 8, ['-d', '-s', '4', '-l', String(5 * 1024 * 1024)]),
+  loadScenario(
+    'c',
+    '(c) 5 MiB messages, 4 persistent sessions, streaming handlers',
+    80,
+    8,
+    ['-d', '-s', '4', '-l', String(5 * 1024 * 1024)],
+    ['stream'],
+  ),
+  loadScenario('cb', '(c) the same, handlers holding the body whole', 80, 8, ['-d', '-s', '4', '-l', String(5 * 1024 * 1024)]),
+  hugeScenario,
+  crowdScenario,
   idleScenario,
   tlsScenario,
   startupScenario,
@@ -325,7 +391,7 @@ function median(values: number[]): number {
 }
 
 async function onBenchServer(scenario: Scenario, kind: Kind): Promise<Sample> {
-  const server = await Server.start(kind, scenario.tls === true ? CERTS().dir : undefined);
+  const server = await Server.start(kind, scenario.tls === true ? CERTS().dir : undefined, scenario.serverArgs);
   try {
     return await scenario.run(server);
   } finally {
@@ -363,9 +429,21 @@ async function main(): Promise<void> {
         `| ${scenario.title} | ${metric} | ${a.toFixed(digits)} | ${b.toFixed(digits)} | ${median(ratios).toFixed(2)}× | ${range} |`,
       );
     };
+    // Counts have no meaningful ratio (the reference has no budget and never answers 452).
+    const count = (metric: string, pick: (x: Sample) => number): void => {
+      lines.push(`| ${scenario.title} | ${metric} | ${median(s.map(pick))} | ${median(r.map(pick))} | — | — |`);
+    };
     if (scenario.key === 's') {
       row('ms to the first 220', (x) => x.firstGreetingMs ?? 0, 0);
       row('idle RSS MiB', (x) => x.maxRssMiB, 1);
+    } else if (scenario.key === 'f') {
+      row('peak RSS growth MiB', (x) => x.rssGrowthMiB ?? 0, 1);
+      row('peak RSS MiB', (x) => x.maxRssMiB, 1);
+    } else if (scenario.key === 'g') {
+      row('peak RSS MiB', (x) => x.maxRssMiB, 1);
+      row('peak RSS growth MiB', (x) => x.rssGrowthMiB ?? 0, 1);
+      count('452 replies', (x) => x.refused452 ?? 0);
+      count('accepted', (x) => x.accepted ?? 0);
     } else if (scenario.key === 'd') {
       row('KiB per connection', (x) => (x.bytesPerConnection ?? 0) / 1024, 1);
       row('peak RSS MiB', (x) => x.maxRssMiB, 1);

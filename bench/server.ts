@@ -2,7 +2,8 @@
  * One benchmark server in its own process, so its CPU and memory are its own. Started by
  * bench/run.ts with `sirocco` or `smtp-server` (nodemailer's, the reference) as its argument,
  * and by bench/instructions.ts also with `floor` (Node's sockets and nothing else).
- * Both handlers do the same work: collect the body into one Buffer and count the message.
+ * Both handlers do the same work: collect the body into one Buffer and count the message, or with
+ * `stream`, read the message as a stream and count its bytes, holding none of it.
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -13,14 +14,20 @@ import { Application, RequestHandler, SMTPServer } from '../lib/index.js';
 import { readChunks } from '../lib/server/reader.js';
 
 const kind = process.argv[2];
+const options = process.argv.slice(3);
 // `tls DIR`: offer STARTTLS with DIR/server.key and DIR/server.crt.
-const tlsDir = process.argv[3] === 'tls' ? process.argv[4] : undefined;
+const tlsDir = options.includes('tls') ? options[options.indexOf('tls') + 1] : undefined;
+// `stream`: the handler reads the message as a stream and holds none of it.
+const streaming = options.includes('stream');
+// `budget=BYTES`: Sirocco's bodyMemoryBudget.
+const budget = Number(options.find((o) => o.startsWith('budget='))?.slice('budget='.length) ?? 0) || undefined;
 const tls =
   tlsDir === undefined ? undefined : { key: readFileSync(join(tlsDir, 'server.key')), cert: readFileSync(join(tlsDir, 'server.crt')) };
-const MAX_SIZE = 64 * 1024 * 1024;
+const MAX_SIZE = 128 * 1024 * 1024;
 let messages = 0;
 let bytes = 0;
 let port: number;
+let refusals = (): number => 0;
 
 if (kind === 'sirocco') {
   class Counting extends RequestHandler {
@@ -29,13 +36,24 @@ if (kind === 'sirocco') {
       bytes += this.request.body.length;
     }
   }
-  const app = new Application(Counting, {
+  class CountingStream extends RequestHandler {
+    static override streaming = true;
+    override async data(): Promise<void> {
+      let size = 0;
+      for await (const part of this.request.stream) size += (part as Buffer).length;
+      messages++;
+      bytes += size;
+    }
+  }
+  const app = new Application(streaming ? CountingStream : Counting, {
+    ...(budget === undefined ? {} : { bodyMemoryBudget: budget }),
     hostname: 'bench.test',
     logger: pino({ level: 'silent' }),
     maxMessageSize: MAX_SIZE,
     maxConnections: 100_000,
     ...(tls === undefined ? {} : { tls }),
   });
+  refusals = () => app.bodyBudget.refusals;
   const server = new SMTPServer(app);
   await server.listen(0, '127.0.0.1');
   const address = server.address();
@@ -52,10 +70,14 @@ if (kind === 'sirocco') {
     maxClients: 100_000,
     onData(stream, _session, callback) {
       const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      let size = 0;
+      stream.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (!streaming) chunks.push(chunk);
+      });
       stream.on('end', () => {
         messages++;
-        bytes += Buffer.concat(chunks).length;
+        bytes += streaming ? size : Buffer.concat(chunks).length;
         callback();
       });
     },
@@ -107,6 +129,7 @@ process.on('message', (message: unknown) => {
       cpuMicros: cpu.user + cpu.system,
       rss: process.memoryUsage().rss,
       maxRss: process.resourceUsage().maxRSS * 1024,
+      refusals: refusals(),
     });
   } else if (message === 'gc') {
     globalThis.gc?.();

@@ -11,9 +11,13 @@
  * stream's bookkeeping: about a tenth of the server's CPU per message when clients send small
  * commands one at a time (bench/README.md).
  *
- * It uses two things Node does not document: the socket's `_handle.useUserBuffer()` and the
- * socket's own `kBuffer`/`kBufferCb` slots, which Node's `onread` option fills. Both are checked
- * on every socket; when either is missing (another Node version, a TLS socket, a socket someone
+ * Message data comes in reads of tens of KiB: after such a read the socket reads into a buffer of
+ * its own, which is handed over whole after each read (no copy, as in Node's own read path) and
+ * replaced through Node's `kBufferGen` slot; the first short read puts it back on the shared one.
+ *
+ * It uses things Node does not document: the socket's `_handle.useUserBuffer()` and the socket's
+ * own `kBuffer`/`kBufferCb`/`kBufferGen` slots, which Node's `onread` option fills. They are
+ * checked on every socket (without `kBufferGen`, every read is copied); when either is missing (another Node version, a TLS socket, a socket someone
  * else reads) the connection reads through the stream's `'data'` event instead, with the same
  * behaviour. The `directReads` setting turns the direct path off.
  */
@@ -27,14 +31,21 @@ export type ChunkListener = (chunk: Buffer) => void;
 const READ_BUFFER_SIZE = 64 * 1024;
 /** A command line is a few dozen bytes: copying it byte by byte costs less than making a view for `set`. */
 const SHORT_COPY = 64;
+/**
+ * A read at least this long is message data: the socket then reads into a buffer of its own,
+ * handed over whole after each read instead of copied, as Node's own read path does.
+ */
+const BIG_READ = 16 * 1024;
 /** Where a socket keeps the listener {@link readChunks} gave it. */
 const LISTENER = Symbol('sirocco.chunkListener');
 
-type Slots = { readonly buffer: symbol; readonly callback: symbol };
+type Slots = { readonly buffer: symbol; readonly callback: symbol; readonly generator: symbol | undefined };
 type ReadSocket = Socket & { [LISTENER]?: ChunkListener | undefined } & Record<symbol, unknown>;
 
 let shared: Buffer | undefined;
 let slots: Slots | null | undefined;
+/** The buffer the socket that just read reads into next; Node asks {@link nextReadBuffer} right after {@link deliver}. */
+let next: Buffer | null = null;
 
 /**
  * Starts delivering the socket's reads to `onChunk`, until {@link stopReading}: directly when
@@ -57,7 +68,7 @@ export function stopReading(socket: Socket): void {
 /** Whether the socket is read directly (for tests). */
 export function readsDirectly(socket: Socket): boolean {
   const found = findSlots(socket);
-  return found !== null && shared !== undefined && (socket as ReadSocket)[found.buffer] === shared;
+  return found !== null && (socket as ReadSocket)[found.callback] === deliver;
 }
 
 function attachDirect(socket: ReadSocket): boolean {
@@ -70,6 +81,10 @@ function attachDirect(socket: ReadSocket): boolean {
   const buffer = (shared ??= Buffer.allocUnsafeSlow(READ_BUFFER_SIZE));
   socket[found.buffer] = buffer;
   socket[found.callback] = deliver;
+  // Node's `kBufferGen` slot, when this Node has it and nobody uses it: deliver() may then swap buffers.
+  if (found.generator !== undefined && Object.hasOwn(socket, found.generator) && socket[found.generator] === null) {
+    socket[found.generator] = nextReadBuffer;
+  }
   (handle.useUserBuffer as (b: Buffer) => void).call(handle, buffer);
   return true;
 }
@@ -82,13 +97,36 @@ function attachDirect(socket: ReadSocket): boolean {
 function deliver(this: ReadSocket, length: number, read: Uint8Array): void {
   const onChunk = this[LISTENER];
   if (onChunk === undefined) return;
+  let chunk: Buffer;
+  const swaps = slots?.generator !== undefined && this[slots.generator] === nextReadBuffer;
+  if (length >= BIG_READ && swaps) {
+    // Message data. A buffer of the socket's own is handed over as it is; the shared one is
+    // copied out, once. Either way the next read goes into a new buffer of the socket's own.
+    chunk = read === shared ? copyOut(read, length) : Buffer.from(read.buffer, read.byteOffset, length);
+    next = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+  } else {
+    chunk = copyOut(read, length);
+    // Commands again: back to the shared buffer, so an idle connection holds none of its own.
+    if (swaps && read !== shared && shared !== undefined) next = shared;
+  }
+  onChunk(chunk);
+}
+
+/** Node's `kBufferGen`: the buffer for the socket's next read, when {@link deliver} chose one. */
+function nextReadBuffer(): Buffer | null {
+  const buffer = next;
+  next = null;
+  return buffer;
+}
+
+function copyOut(read: Uint8Array, length: number): Buffer {
   const chunk = Buffer.allocUnsafe(length);
   if (length <= SHORT_COPY) {
     for (let i = 0; i < length; i++) chunk[i] = read[i] ?? 0;
   } else {
     chunk.set(read.subarray(0, length));
   }
-  onChunk(chunk);
+  return chunk;
 }
 
 /**
@@ -100,7 +138,8 @@ function findSlots(socket: Socket): Slots | null {
     const byName = new Map(Object.getOwnPropertySymbols(socket).map((sym) => [sym.description, sym]));
     const buffer = byName.get('kBuffer');
     const callback = byName.get('kBufferCb');
-    slots = buffer === undefined || callback === undefined ? null : { buffer, callback };
+    const generator = byName.get('kBufferGen');
+    slots = buffer === undefined || callback === undefined ? null : { buffer, callback, generator };
   }
   if (slots === null || !Object.hasOwn(socket, slots.buffer) || !Object.hasOwn(socket, slots.callback)) return null;
   return slots;
