@@ -303,7 +303,8 @@ function parseRcpt(arg: string, ctx: ParseContext): ParseResult {
   // RFC 5321 §4.1.1.11: a parameter not offered is unknown. NOTIFY and ORCPT come with DSN.
   let notify: RcptDsn['notify'];
   let orcpt: RcptDsn['orcpt'];
-  for (const [key, value] of Object.entries(params)) {
+  for (const key in params) {
+    const value = params[key] ?? true;
     if (ctx.dsn !== true || (key !== 'NOTIFY' && key !== 'ORCPT')) return { error: REPLIES.unknownParameter(key) };
     const parsed = key === 'NOTIFY' ? parseNotify(value) : parseOrcpt(value);
     if (parsed !== undefined && typeof parsed === 'object' && 'error' in parsed) return { error: REPLIES.badParameter(parsed.error) };

@@ -68,7 +68,9 @@ export interface DecodedMessage {
 }
 
 /** Takes the decoded body's runs in order, up to `maxSize` bytes; nothing past it. */
-export type BodySink = (part: Buffer) => void;
+export interface BodySink {
+  write(part: Buffer): void;
+}
 
 export class DataDecoder {
   readonly #maxSize: number;
@@ -211,7 +213,7 @@ export class DataDecoder {
       return;
     }
     if (this.#sink === undefined) this.#parts.push(bytes);
-    else this.#sink(bytes);
+    else this.#sink.write(bytes);
   }
 }
 

@@ -116,7 +116,7 @@ export class Intake {
       this.#writer.add(REPLIES.insufficientStorage());
       return;
     }
-    this.#decoder = new DataDecoder(this.#settings.maxMessageSize, this.#settings.bareLineEndings, body.write);
+    this.#decoder = new DataDecoder(this.#settings.maxMessageSize, this.#settings.bareLineEndings, body);
     this.#reading = Reading.Data;
     this.#writer.add(ready);
   }
@@ -243,8 +243,12 @@ export class Intake {
     this.#delivering = transaction;
     const outcome: Maybe<MessageReplies> = transaction.message(body.stream === null ? body.body() : EMPTY, body.size);
     // The body leaves the budget once data() is done with it, whether or not the client is still there.
-    if (outcome instanceof Promise) void outcome.then(body.release, body.release);
-    else body.release();
+    if (outcome instanceof Promise) {
+      const release = (): void => body.release();
+      void outcome.then(release, release);
+    } else {
+      body.release();
+    }
     return this.#pump.wait(outcome, (replies) => {
       this.#delivering = null;
       return this.#replies(replies);

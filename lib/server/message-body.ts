@@ -5,8 +5,9 @@
  */
 import type { BodyBudget } from '../app/body-budget.js';
 import type { MessageStream } from '../app/message-stream.js';
+import type { BodySink } from '../protocol/data-decoder.js';
 
-export class MessageBody {
+export class MessageBody implements BodySink {
   readonly stream: MessageStream | null;
   readonly #budget: BodyBudget;
   #parts: Buffer[] = [];
@@ -31,7 +32,7 @@ export class MessageBody {
   }
 
   /** Takes a run of the body (the decoder's sink). */
-  readonly write = (part: Buffer): void => {
+  write(part: Buffer): void {
     this.#size += part.length;
     if (this.stream !== null) {
       if (!this.stream.feed(part)) this.#backedUp = true;
@@ -45,7 +46,7 @@ export class MessageBody {
     }
     this.#parts.push(part);
     this.#held += part.length;
-  };
+  }
 
   /** Whether the stream's reader fell behind since the last call: wait for its demand before reading more. */
   takeBackedUp(): boolean {
@@ -67,9 +68,10 @@ export class MessageBody {
   }
 
   /** The body is no longer held by the server: its bytes leave the budget. */
-  readonly release = (): void => {
+  release(): void {
+    if (this.#held === 0) return;
     this.#parts = [];
     this.#budget.release(this.#held);
     this.#held = 0;
-  };
+  }
 }
