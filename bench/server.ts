@@ -23,7 +23,7 @@ const streaming = options.includes('stream');
 const budget = Number(options.find((o) => o.startsWith('budget='))?.slice('budget='.length) ?? 0) || undefined;
 const tls =
   tlsDir === undefined ? undefined : { key: readFileSync(join(tlsDir, 'server.key')), cert: readFileSync(join(tlsDir, 'server.crt')) };
-const MAX_SIZE = 128 * 1024 * 1024;
+const MAX_SIZE = 2 * 1024 * 1024 * 1024;
 let messages = 0;
 let bytes = 0;
 let port: number;

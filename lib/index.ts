@@ -26,7 +26,7 @@ export { SMTPRequest, MessageHeaders, type Envelope } from './app/request.js';
 export { MessageStream, MessageTooBigError, MessageAbortedError } from './app/message-stream.js';
 export { BodyBudget } from './app/body-budget.js';
 export type { MessageReplies } from './app/transaction.js';
-export type { MailDsn, RcptDsn, NotifyCondition } from './protocol/dsn.js';
+export type { MailDsn, RcptDsn, NotifyCondition, OriginalRecipient } from './protocol/dsn.js';
 export type { SessionInfo, TLSInfo } from './protocol/session-info.js';
 export {
   ApplicationSettings,

@@ -4,7 +4,13 @@
  * clients can make the process hold more than the budget in bodies. A transaction that would pass
  * it is answered `452 4.3.1` (insufficient system storage, RFC 3463): at DATA or BDAT when the
  * budget is already spent or the declared SIZE cannot fit, else after the end of the data. Bodies
- * read by streaming handlers are not held and do not count.
+ * read by streaming handlers are not held and do not count. What is counted is the memory a held
+ * body keeps alive (each read buffer its parts are views of), and the joined body.
+ *
+ * @example
+ * ```ts
+ * setInterval(() => app.logger.info({ held: app.bodyBudget.held, refusals: app.bodyBudget.refusals }), 60_000);
+ * ```
  */
 export class BodyBudget {
   /** The budget in bytes. */

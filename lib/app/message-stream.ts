@@ -10,17 +10,36 @@
  */
 import { Readable } from 'node:stream';
 
-/** The message passed `maxMessageSize`; the client is answered `552 5.3.4` once it has sent it all. */
+/**
+ * The message passed `maxMessageSize`; the client is answered `552 5.3.4` once it has sent it all.
+ *
+ * @example
+ * ```ts
+ * try { await pipeline(this.request.stream, out); }
+ * catch (err) { if (err instanceof MessageTooBigError) this.log.info(`over ${err.limit} bytes`); throw err; }
+ * ```
+ */
 export class MessageTooBigError extends Error {
+  /** Stable, for code that cannot use `instanceof`. */
   readonly code = 'ERR_SIROCCO_MESSAGE_TOO_BIG';
+  /** @param limit the `maxMessageSize` that was passed, in bytes */
   constructor(readonly limit: number) {
     super(`message exceeds maxMessageSize (${limit} bytes)`);
     this.name = 'MessageTooBigError';
   }
 }
 
-/** The message will not be completed: the client closed the connection, or RSET/EHLO/an error ended the transaction. */
+/**
+ * The message will not be completed: the client closed the connection, or RSET/EHLO/an error
+ * ended the transaction. Never take what was read so far for the whole message.
+ *
+ * @example
+ * ```ts
+ * this.request.stream.on('error', (err) => { if (err instanceof MessageAbortedError) void unlink(partialFile); });
+ * ```
+ */
 export class MessageAbortedError extends Error {
+  /** Stable, for code that cannot use `instanceof`. */
   readonly code = 'ERR_SIROCCO_MESSAGE_ABORTED';
   constructor(reason: string) {
     super(`message aborted: ${reason}`);
@@ -31,6 +50,18 @@ export class MessageAbortedError extends Error {
 /** Bytes held by the stream before the server stops reading the client. */
 const HIGH_WATER_MARK = 64 * 1024;
 
+/**
+ * The Readable a streaming handler reads as `this.request.stream`: the decoded body while it
+ * arrives. Its methods marked internal are the server's; read it as any Readable.
+ *
+ * @example
+ * ```ts
+ * class Count extends RequestHandler {
+ *   static override streaming = true;
+ *   override async data() { let n = 0; for await (const part of this.request.stream) n += part.length; this.log.info({ n }); }
+ * }
+ * ```
+ */
 export class MessageStream extends Readable {
   #wanted: (() => void) | null = null;
   #discarding = false;
@@ -43,6 +74,7 @@ export class MessageStream extends Readable {
     this.on('error', () => undefined);
   }
 
+  /** Node's Readable asks for more: the server may feed the next part. */
   override _read(): void {
     const wanted = this.#wanted;
     this.#wanted = null;

@@ -27,7 +27,14 @@ export interface MutableEnvelope extends Envelope {
   rcptDsn: (RcptDsn | undefined)[];
 }
 
-/** What ends a message: one reply, or in LMTP one per accepted recipient (RFC 2033 §4.2). */
+/**
+ * What ends a message: one reply, or in LMTP one per accepted recipient (RFC 2033 §4.2).
+ *
+ * @example
+ * ```ts
+ * const lines = (r: MessageReplies) => (Array.isArray(r) ? r : [r]).map(formatReply);
+ * ```
+ */
 export type MessageReplies = Reply | readonly Reply[];
 
 export class Transaction implements HandlerTransaction {

@@ -18,7 +18,14 @@ export interface MailDsn {
   readonly envid: string | undefined;
 }
 
-/** One NOTIFY condition (RFC 3461 §4.1). */
+/**
+ * One NOTIFY condition (RFC 3461 §4.1).
+ *
+ * @example
+ * ```ts
+ * const wantsFailure = (n: RcptDsn['notify']) => n === undefined || (n !== 'NEVER' && n.includes('FAILURE' satisfies NotifyCondition));
+ * ```
+ */
 export type NotifyCondition = 'SUCCESS' | 'FAILURE' | 'DELAY';
 
 /**
@@ -34,7 +41,22 @@ export interface RcptDsn {
   /** NOTIFY: `'NEVER'`, or the conditions to notify on; `undefined` when absent (the default applies). */
   readonly notify: 'NEVER' | readonly NotifyCondition[] | undefined;
   /** ORCPT, its address xtext-decoded: the recipient as the original sender gave it. */
-  readonly orcpt: { readonly type: string; readonly address: string } | undefined;
+  readonly orcpt: OriginalRecipient | undefined;
+}
+
+/**
+ * ORCPT's value (RFC 3461 §4.2).
+ *
+ * @example
+ * ```ts
+ * const original: OriginalRecipient = { type: 'rfc822', address: 'a@b.example' };
+ * ```
+ */
+export interface OriginalRecipient {
+  /** The address type, lower-cased: `rfc822`, or `utf-8` (RFC 6533). */
+  readonly type: string;
+  /** The address, xtext-decoded. */
+  readonly address: string;
 }
 
 // RFC 3461 §4: xchar is any printable ASCII but "+" and "="; "+" introduces two upper-case hex digits.

@@ -235,13 +235,14 @@ export class Intake {
     this.#transaction = null;
     this.#body = null;
     if (transaction === null) throw new Error('end of data without a transaction');
-    if (body.overBudget) {
+    const held = body.overBudget ? null : body.stream === null ? body.body() : EMPTY;
+    if (held === null) {
       this.#budget.refused();
       this.#log.warn({ reply: 'insufficientStorage', budget: this.#budget.limit }, 'body memory budget spent during the data');
       return this.#replies(transaction.refuseMessage(REPLIES.insufficientStorage(), new Error('memory budget spent')));
     }
     this.#delivering = transaction;
-    const outcome: Maybe<MessageReplies> = transaction.message(body.stream === null ? body.body() : EMPTY, body.size);
+    const outcome: Maybe<MessageReplies> = transaction.message(held, body.size);
     // The body leaves the budget once data() is done with it, whether or not the client is still there.
     if (outcome instanceof Promise) {
       const release = (): void => body.release();

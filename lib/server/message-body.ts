@@ -11,7 +11,11 @@ export class MessageBody implements BodySink {
   readonly stream: MessageStream | null;
   readonly #budget: BodyBudget;
   #parts: Buffer[] = [];
+  /** Bytes of the body held. */
+  #bodyBytes = 0;
+  /** Bytes counted against the budget: the memory the held parts keep alive, each backing store once. */
   #held = 0;
+  #lastBacking: ArrayBufferLike | null = null;
   #size = 0;
   #overBudget = false;
   #backedUp = false;
@@ -39,13 +43,18 @@ export class MessageBody implements BodySink {
       return;
     }
     if (this.#overBudget) return;
-    if (!this.#budget.take(part.length)) {
+    // A part is a view of a read buffer, which it keeps alive whole: that is what is counted.
+    const backing = part.buffer;
+    const cost = backing === this.#lastBacking ? 0 : backing.byteLength;
+    if (!this.#budget.take(cost)) {
       this.#overBudget = true;
       this.release();
       return;
     }
+    this.#lastBacking = backing;
     this.#parts.push(part);
-    this.#held += part.length;
+    this.#held += cost;
+    this.#bodyBytes += part.length;
   }
 
   /** Whether the stream's reader fell behind since the last call: wait for its demand before reading more. */
@@ -56,15 +65,25 @@ export class MessageBody implements BodySink {
   }
 
   /**
-   * The held body as one Buffer. A body that arrived in one run is handed over without a copy
-   * when it fills at least half of the memory it keeps alive; otherwise the parts are joined.
+   * The held body as one Buffer, or `null` when joining it would pass the budget. A body that
+   * arrived in one run is handed over without a copy when it fills at least half of the memory
+   * it keeps alive; otherwise the parts are joined into a Buffer of the body's size, which is
+   * counted before it is made, and the parts' count is let go once it is.
    */
-  body(): Buffer {
+  body(): Buffer | null {
     const parts = this.#parts;
-    this.#parts = [];
     const only = parts.length === 1 ? parts[0] : undefined;
     if (only !== undefined && only.byteLength * 2 >= only.buffer.byteLength) return only;
-    return Buffer.concat(parts, this.#held);
+    if (!this.#budget.take(this.#bodyBytes)) {
+      this.#overBudget = true;
+      this.release();
+      return null;
+    }
+    const joined = Buffer.concat(parts, this.#bodyBytes);
+    this.#parts = [];
+    this.#budget.release(this.#held);
+    this.#held = this.#bodyBytes;
+    return joined;
   }
 
   /** The body is no longer held by the server: its bytes leave the budget. */
