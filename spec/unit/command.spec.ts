@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeLine, parseCommand, type ParseContext } from '../../lib/protocol/command.js';
+import { REPLIES } from '../../lib/protocol/replies.js';
 import { formatReply } from '../../lib/protocol/reply.js';
 import { isAddressLiteral, parsePath } from '../../lib/protocol/address.js';
 
@@ -24,6 +25,15 @@ describe('parseCommand', () => {
     expect(replyOf('maıl FROM:<a@b.example>')).toBe('500 5.5.2 Command not recognized\r\n');
     expect(replyOf('MAIL FROM:<a@b.example> ſMTPUTF8')).toBe('501 5.5.4 Bad parameter syntax: ſMTPUTF8\r\n');
     expect(parseCommand('mail from:<a@b.example> body=8bitmime', ESMTP)).toMatchObject({ verb: 'MAIL', body: '8BITMIME' });
+  });
+
+  it('parses BDAT sizes as bounded integers and LAST in any case', () => {
+    expect(parseCommand('BDAT 0 LAST', ESMTP)).toEqual({ verb: 'BDAT', size: 0, last: true });
+    expect(parseCommand('bdat 999999999999999 last', ESMTP)).toEqual({ verb: 'BDAT', size: 999999999999999, last: true });
+    expect(parseCommand('BDAT 1000', ESMTP)).toEqual({ verb: 'BDAT', size: 1000, last: false });
+    for (const bad of ['BDAT 1000000000000000', 'BDAT 1e3', 'BDAT +1', 'BDAT 1 LAST x', 'BDAT 1  LAST', 'BDAT']) {
+      expect(parseCommand(bad, ESMTP)).toEqual({ error: REPLIES.syntax('BDAT chunk-size [LAST], chunk-size at most 15 digits') });
+    }
   });
 
   it('keeps ESMTP parameters out of the address', () => {

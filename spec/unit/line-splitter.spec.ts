@@ -111,3 +111,25 @@ describe('LineSplitter', () => {
     expect(splitter.takeAll()?.toString()).toBe('XXXXXXX');
   });
 });
+
+describe('LineSplitter.take', () => {
+  it('hands over exactly the bytes asked for, across any split of the input', () => {
+    const input = Buffer.from('BDAT 5\r\nHelloNOOP\r\n');
+    for (let split = 0; split <= input.length; split++) {
+      const lines = new LineSplitter(1000);
+      lines.push(input.subarray(0, split));
+      lines.push(input.subarray(split));
+      expect(lines.next()).toMatchObject({ kind: 'line', line: Buffer.from('BDAT 5') });
+      const parts: Buffer[] = [];
+      for (let left = 5; left > 0;) {
+        const part = lines.take(left);
+        if (part === null) break;
+        parts.push(part);
+        left -= part.length;
+      }
+      expect(Buffer.concat(parts).toString()).toBe('Hello');
+      expect(lines.next()).toMatchObject({ kind: 'line', line: Buffer.from('NOOP') });
+      expect(lines.take(3)).toBeNull();
+    }
+  });
+});

@@ -254,6 +254,39 @@ describe('Session: lines', () => {
   });
 });
 
+describe('Session: BDAT (RFC 3030) and LMTP (RFC 2033)', () => {
+  it('keeps the running total under maxMessageSize before a chunk is read, and still reads a refused one', () => {
+    const s = session({ maxMessageSize: 12 });
+    run(s, 'EHLO c.test', 'MAIL FROM:<a@b.test>', 'RCPT TO:<c@d.test>');
+    expect(s.line(line('BDAT 8'))).toEqual({ kind: 'bdat', size: 8, last: false });
+    s.chunkEnded(false);
+    expect(s.line(line('BDAT 8 LAST'))).toEqual({ kind: 'skip', size: 8, reply: REPLIES.messageTooBig(), abort: true });
+    expect(s.state).toBe(SessionState.Greeted);
+    expect(wire(s.line(line('BDAT 3')))).toBe('503 5.5.1 Bad sequence of commands: need MAIL command\r\n');
+  });
+
+  it('refuses DATA after BODY=BINARYMIME, and reads the chunk of a BDAT when chunking is off', () => {
+    const s = session();
+    run(s, 'EHLO c.test', 'MAIL FROM:<a@b.test> BODY=BINARYMIME', 'RCPT TO:<c@d.test>');
+    expect(wire(s.line(line('DATA')))).toBe('503 5.5.1 Bad sequence of commands: BODY=BINARYMIME requires BDAT\r\n');
+    const off = session({ chunking: false });
+    run(off, 'EHLO c.test');
+    expect(off.line(line('BDAT 4'))).toMatchObject({ kind: 'skip', size: 4, abort: false });
+    expect(run(off, 'MAIL FROM:<a@b.test> BODY=BINARYMIME')).toEqual(['501 5.5.4 BODY=BINARYMIME not supported\r\n']);
+  });
+
+  it('greets with LHLO only under lmtp, and names it in 503s', () => {
+    const s = session({ lmtp: true });
+    expect(run(s, 'EHLO c.test', 'HELO c.test', 'MAIL FROM:<a@b.test>')).toEqual([
+      '500 5.5.1 This is an LMTP server: greet with LHLO\r\n',
+      '500 5.5.1 This is an LMTP server: greet with LHLO\r\n',
+      '503 5.5.1 Bad sequence of commands: send LHLO first\r\n',
+    ]);
+    expect(s.line(line('LHLO c.test'))).toEqual({ kind: 'hello', esmtp: true, domain: 'c.test' });
+    expect(run(session(), 'LHLO c.test')).toEqual(['500 5.5.2 Command not recognized\r\n']);
+  });
+});
+
 describe('Session: facts', () => {
   it('hands out one frozen info value until a fact changes', () => {
     const s = session({ allowInsecureAuth: true }, { tls: false, auth: true });
@@ -279,10 +312,12 @@ describe('Session: facts', () => {
   });
 });
 
-// A small model of RFC 5321's command order, run against the Session with random command
-// sequences and random hook answers.
-type ModelState = 'connected' | 'greeted' | 'mail' | 'rcpt' | 'closed';
+// A small model of RFC 5321's command order (with RFC 3030's BDAT), run against the Session with
+// random command sequences and random hook answers.
+type ModelState = 'connected' | 'greeted' | 'mail' | 'rcpt' | 'chunks' | 'closed';
 const COMMANDS = [
+  'BDAT 10',
+  'BDAT 5 LAST',
   'HELO c.test',
   'EHLO c.test',
   'MAIL FROM:<a@b.test>',
@@ -305,7 +340,7 @@ describe('Session: property', () => {
           const d = s.line(line(command));
           const verb = command.split(' ')[0];
           const bad = (): void => {
-            expect(d.kind).toBe('reply');
+            expect(d.kind).toBe(verb === 'BDAT' ? 'skip' : 'reply');
             expect('reply' in d && d.reply.code).toBe(503);
           };
           switch (verb) {
@@ -339,6 +374,15 @@ describe('Session: property', () => {
                 model = 'greeted';
               }
               break;
+            case 'BDAT':
+              if (model !== 'rcpt' && model !== 'chunks') bad();
+              else {
+                const last = command.endsWith('LAST');
+                expect(d).toEqual({ kind: 'bdat', size: last ? 5 : 10, last });
+                s.chunkEnded(last);
+                model = last ? 'greeted' : 'chunks';
+              }
+              break;
             case 'RSET':
               expect(d.kind).toBe('reset');
               if (model !== 'connected') model = 'greeted';
@@ -355,6 +399,7 @@ describe('Session: property', () => {
             greeted: SessionState.Greeted,
             mail: SessionState.InMail,
             rcpt: SessionState.InRcpt,
+            chunks: SessionState.InChunks,
             closed: SessionState.Closed,
           }[model];
           expect(s.state).toBe(expected);
