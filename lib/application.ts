@@ -6,7 +6,8 @@
 import { BodyBudget } from './app/body-budget.js';
 import { pino, type Logger } from 'pino';
 import type { HandlerClass, ServedApplication } from './app/request-handler.js';
-import { buildSettings, type ApplicationSettings, type SettingsInput } from './app/settings.js';
+import { buildSettings } from './app/settings-schema.js';
+import type { ApplicationSettings, SettingsInput } from './app/settings.js';
 import { SMTPServer } from './server/smtp-server.js';
 
 /**

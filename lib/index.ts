@@ -28,12 +28,10 @@ export { BodyBudget } from './app/body-budget.js';
 export type { MessageReplies } from './app/transaction.js';
 export type { MailDsn, RcptDsn, NotifyCondition, OriginalRecipient } from './protocol/dsn.js';
 export type { SessionInfo, TLSInfo } from './protocol/session-info.js';
+export { SettingsError, settingsSchema, type SettingsProblem } from './app/settings-schema.js';
 export {
   ApplicationSettings,
-  SettingsError,
-  settingsSchema,
   type SettingsInput,
-  type SettingsProblem,
   type TLSSettings,
   type SNIResolver,
   type ConnectHook,

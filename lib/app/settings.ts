@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 import { hostname as osHostname } from 'node:os';
-import type { ValidationError } from 'class-validator';
 import {
   ArrayNotEmpty,
   IsArray,
@@ -14,7 +13,6 @@ import {
   Matches,
   Max,
   Min,
-  validateSync,
 } from './validators.js';
 import type { SecureContext, SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
@@ -181,6 +179,28 @@ export class ApplicationSettings {
   @IsBoolean()
   dsn: boolean = false;
 
+  /**
+   * The load balancers allowed to name the client (addresses or CIDRs, IPv4 and IPv6). A
+   * connection from one of them must start with a PROXY protocol header (v1 or v2), read before
+   * the banner; the client it names is the address every part sees. Empty by default.
+   */
+  @IsArray()
+  @IsString({ each: true })
+  proxyFrom: string[] = [];
+
+  /** Milliseconds a trusted proxy has to send its whole PROXY header before the connection is closed. */
+  @IsInt()
+  @Min(1)
+  proxyTimeout: number = 10 * 1000;
+
+  /**
+   * The peers (addresses or CIDRs) offered XCLIENT and XFORWARD (Postfix's XCLIENT_README and
+   * XFORWARD_README): a content filter or proxy in front naming the original client. Empty by default.
+   */
+  @IsArray()
+  @IsString({ each: true })
+  xclientFrom: string[] = [];
+
   /** Open connections per process; the next one is answered `421 4.7.0` and closed. */
   @IsInt()
   @Min(1)
@@ -289,111 +309,3 @@ export class ApplicationSettings {
  * ```
  */
 export type SettingsInput = Partial<ApplicationSettings> & Record<string, unknown>;
-
-/**
- * One bad setting.
- *
- * @example
- * ```ts
- * catch (err) { if (err instanceof SettingsError) for (const p of err.problems) console.error(p.field, p.reasons); }
- * ```
- */
-export interface SettingsProblem {
-  /** The setting's name. */
-  readonly field: string;
-  /** What is wrong with it. */
-  readonly reasons: readonly string[];
-}
-
-/**
- * Thrown by the {@link Application} constructor when settings are invalid; names every bad field.
- *
- * @example
- * ```ts
- * try { new Application(Inbound, { maxMessageSize: -1 }); }
- * catch (err) { if (err instanceof SettingsError) console.error(err.problems); }
- * ```
- */
-export class SettingsError extends Error {
-  /** Every bad field and why. */
-  readonly problems: readonly SettingsProblem[];
-
-  constructor(problems: readonly SettingsProblem[]) {
-    super(`Invalid settings: ${problems.map((p) => `${p.field}: ${p.reasons.join(', ')}`).join('; ')}`);
-    this.name = 'SettingsError';
-    this.problems = problems;
-  }
-}
-
-const SCHEMA_KEY = Symbol.for('sirocco:settingsSchema');
-
-/**
- * Class decorator: declares a class-validator schema for a handler's own settings, so the
- * {@link Application} validates them together with its own.
- *
- * @example
- * ```ts
- * class InboundSettings { @IsString() domain!: string; }
- *
- * @settingsSchema(InboundSettings)
- * class Inbound extends RequestHandler<InboundSettings> {}
- *
- * new Application(Inbound, {}); // throws SettingsError naming `domain`
- * ```
- */
-export function settingsSchema(schema: new () => object): ClassDecorator {
-  return (target) => {
-    Reflect.defineMetadata(SCHEMA_KEY, schema, target);
-  };
-}
-
-function problemsOf(errors: ValidationError[], prefix = ''): SettingsProblem[] {
-  return errors.flatMap((e) => {
-    const field = prefix + e.property;
-    const own = e.constraints === undefined ? [] : [{ field, reasons: Object.values(e.constraints) }];
-    return [...own, ...problemsOf(e.children ?? [], `${field}.`)];
-  });
-}
-
-/** Builds and validates the settings object; throws {@link SettingsError} naming every bad field. */
-export function buildSettings<S extends object>(handlerClass: object, input: object): ApplicationSettings & S {
-  if (typeof input !== 'object' || input === null) {
-    throw new SettingsError([{ field: '(settings)', reasons: ['settings must be an object'] }]);
-  }
-  const settings = Object.assign(new ApplicationSettings(), input);
-  const problems = problemsOf(validateSync(settings, { forbidUnknownValues: false }));
-  if (settings.logger !== undefined && typeof (settings.logger as { child?: unknown }).child !== 'function') {
-    problems.push({ field: 'logger', reasons: ['logger must be a pino logger'] });
-  }
-  for (const field of ['authenticate', 'onConnect', 'onHelo'] as const) {
-    if (settings[field] !== undefined && typeof settings[field] !== 'function') {
-      problems.push({ field, reasons: [`${field} must be a function`] });
-    }
-  }
-  const tls = settings.tls as (TLSSettings & { key?: unknown; cert?: unknown; pfx?: unknown }) | undefined;
-  if (
-    tls !== undefined &&
-    tls !== null &&
-    typeof tls === 'object' &&
-    tls.pfx === undefined &&
-    (tls.key === undefined || tls.cert === undefined)
-  ) {
-    problems.push({ field: 'tls', reasons: ['tls needs key and cert (or pfx)'] });
-  }
-  for (const field of ['implicitTLS', 'requireTLS', 'requestClientCertificate'] as const) {
-    if (settings[field] === true && settings.tls === undefined) problems.push({ field, reasons: [`${field} needs the tls setting`] });
-  }
-  if (settings.implicitTLS && settings.requireTLS) {
-    problems.push({ field: 'requireTLS', reasons: ['requireTLS is implied by implicitTLS; set one of them'] });
-  }
-  if (settings.requireAuth && settings.authenticate === undefined) {
-    problems.push({ field: 'requireAuth', reasons: ['requireAuth needs the authenticate setting'] });
-  }
-  const schema: unknown = Reflect.getMetadata(SCHEMA_KEY, handlerClass);
-  if (typeof schema === 'function') {
-    const own = Object.assign(new (schema as new () => object)(), input);
-    problems.push(...problemsOf(validateSync(own, { forbidUnknownValues: false })));
-  }
-  if (problems.length > 0) throw new SettingsError(problems);
-  return settings as ApplicationSettings & S;
-}

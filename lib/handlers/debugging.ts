@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import { IsOptional } from '../app/validators.js';
 import { RequestHandler } from '../app/request-handler.js';
-import { settingsSchema } from '../app/settings.js';
+import { settingsSchema } from '../app/settings-schema.js';
 
 /**
  * Settings of {@link Debugging}.

@@ -4,7 +4,7 @@ import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { IsBoolean, IsNotEmpty, IsOptional, IsString } from '../app/validators.js';
 import { RequestHandler } from '../app/request-handler.js';
-import { settingsSchema } from '../app/settings.js';
+import { settingsSchema } from '../app/settings-schema.js';
 import { REPLIES } from '../protocol/replies.js';
 import { SMTPError } from '../protocol/reply.js';
 import { traceHeaders } from './trace.js';

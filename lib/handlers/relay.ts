@@ -2,7 +2,7 @@ import { IsBoolean, IsInt, IsNotEmpty, IsOptional, IsString, Max, Min } from '..
 import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { RequestHandler } from '../app/request-handler.js';
-import { settingsSchema } from '../app/settings.js';
+import { settingsSchema } from '../app/settings-schema.js';
 import { pipeline, Transform } from 'node:stream';
 import type { RcptDsn } from '../protocol/dsn.js';
 import { SMTPError, type EnhancedCode } from '../protocol/reply.js';

@@ -1,4 +1,5 @@
 /** The facts of a session as handlers and hooks see them. Types only. */
+import type { ProxyInfo } from './proxy-header.js';
 
 /**
  * The TLS facts of a connection, as handlers see them in `request.session.tls`.
@@ -34,6 +35,11 @@ export interface Peer {
   readonly localAddress: string;
   /** The server port the client connected to. */
   readonly localPort: number;
+  /**
+   * What a trusted load balancer's PROXY header said (the addresses above are then the ones it
+   * named), or `undefined` for a direct connection.
+   */
+  readonly proxy?: ProxyInfo | undefined;
 }
 
 /**

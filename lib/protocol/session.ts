@@ -72,7 +72,7 @@ const AUTH_PREFIX = /^auth /i;
 export class Session {
   readonly #policy: SessionPolicy;
   readonly #features: SessionFeatures;
-  readonly #peer: Peer;
+  #peer: Peer;
   #state = SessionState.Connected;
   #heloName = '';
   #esmtp = false;
@@ -119,6 +119,17 @@ export class Session {
   /** Whether AUTH is offered now: an authenticator, and TLS up unless insecure AUTH is allowed. */
   get authOffered(): boolean {
     return this.#features.auth && (this.#tls !== undefined || this.#policy.allowInsecureAuth);
+  }
+
+  /** A trusted proxy named the client (PROXY protocol): its facts replace the connection's. */
+  proxied(peer: Peer): void {
+    this.#peer = peer;
+    this.#info = undefined;
+  }
+
+  /** The connection's own facts, or the ones a proxy named. */
+  get peer(): Peer {
+    return this.#peer;
   }
 
   /** A connection hook refused the client: only QUIT is served from now on (RFC 5321 §3.1). */

@@ -11,6 +11,8 @@ import { hookVerdict } from '../app/errors.js';
 import type { AnyServedApplication } from '../app/request-handler.js';
 import type { ApplicationSettings } from '../app/settings.js';
 import { LineSplitter } from '../protocol/line-splitter.js';
+import { looksLikeProxyHeader } from '../protocol/proxy-header.js';
+import type { TrustedPeers } from '../app/trusted-peers.js';
 import type { Reply } from '../protocol/reply.js';
 import { REPLIES } from '../protocol/replies.js';
 import { inTransaction } from '../protocol/command-order.js';
@@ -23,6 +25,7 @@ import { readChunks } from './reader.js';
 import { ReplyWriter } from './reply-writer.js';
 import type { TLSConfig } from './tls.js';
 import { upgradeSocket } from './tls-upgrade.js';
+import { ProxyPreamble } from './proxy-preamble.js';
 
 /** RFC 4954 §4: a SASL line may be 12288 bytes, more than an ordinary command line. */
 const AUTH_LINE_LIMIT = 12288 + 2;
@@ -34,6 +37,10 @@ export interface ConnectionContext {
   readonly app: AnyServedApplication;
   readonly settings: ApplicationSettings;
   readonly tls: TLSConfig | undefined;
+  /** The load balancers whose connections start with a PROXY header (`proxyFrom`). */
+  readonly proxies: TrustedPeers;
+  /** The peers offered XCLIENT and XFORWARD (`xclientFrom`). */
+  readonly xclient: TrustedPeers;
 }
 
 let sequence = 0;
@@ -58,6 +65,9 @@ export class Connection {
   #ended = false;
   #closedOnce = false;
   #idleTimer: IdleTimer | null = null;
+  /** The PROXY header being read, from a trusted load balancer, before anything else. */
+  #preamble: ProxyPreamble | null = null;
+  #preambleTimer: NodeJS.Timeout | undefined;
 
   constructor(socket: Socket, context: ConnectionContext, onClosed: (connection: Connection) => void) {
     this.id = `${process.pid.toString(36)}.${(++sequence).toString(36)}`;
@@ -122,8 +132,42 @@ export class Connection {
       this.#secure(true);
       return;
     }
+    if (this.#context.proxies.has(socket.remoteAddress)) {
+      // The banner waits for the header: the client it names is who the session greets.
+      this.#preamble = new ProxyPreamble(this.#session.peer);
+      this.#preambleTimer = setTimeout(() => this.#refuseProxy('no whole PROXY header in time'), this.#settings.proxyTimeout);
+      this.#attach(socket);
+      return;
+    }
     this.#attach(socket);
     this.#pump.run(() => this.#welcome());
+  }
+
+  /** One read of the PROXY preamble; once whole, the session goes on as the client it names. */
+  #onPreamble(preamble: ProxyPreamble, chunk: Buffer): void {
+    const step = preamble.push(chunk);
+    if ('more' in step) return;
+    if ('error' in step) {
+      this.#refuseProxy(step.error);
+      return;
+    }
+    clearTimeout(this.#preambleTimer);
+    this.#preamble = null;
+    this.#session.proxied(step.peer);
+    this.#log.debug({ client: step.peer.remoteAddress, port: step.peer.remotePort, proxy: step.peer.proxy?.command }, 'PROXY header');
+    this.#pump.run(() => this.#welcome());
+    if (step.rest.length > 0) this.#onData(step.rest);
+  }
+
+  /** A PROXY header that is missing, malformed, too long or from an untrusted peer: closed without a word. */
+  #refuseProxy(why: string): void {
+    clearTimeout(this.#preambleTimer);
+    this.#preamble = null;
+    if (this.#ended) return;
+    this.#log.info({ reason: why, peer: this.#socket.remoteAddress }, 'PROXY header refused; closing');
+    this.#ended = true;
+    this.#session.end();
+    this.#socket.destroy();
   }
 
   /** Turns the client away with one reply and closes (the connection limit, a server closing). */
@@ -154,8 +198,17 @@ export class Connection {
   #onData(chunk: Buffer): void {
     if (this.#ended || this.#upgrading) return;
     this.#idleTimer?.touch();
+    const preamble = this.#preamble;
+    if (preamble !== null) {
+      this.#onPreamble(preamble, chunk);
+      return;
+    }
     if (!this.#receivedAny) {
       this.#receivedAny = true;
+      if (!this.#context.proxies.empty && this.#session.peer.proxy === undefined && chunk.length >= 6 && looksLikeProxyHeader(chunk)) {
+        this.#refuseProxy('PROXY header from a peer not in proxyFrom');
+        return;
+      }
       if (chunk[0] === TLS_HANDSHAKE && !this.#session.secure) {
         this.#log.info('TLS handshake on a plaintext port; closing');
         this.#ended = true;
@@ -312,6 +365,7 @@ export class Connection {
     if (this.#closedOnce) return;
     this.#closedOnce = true;
     this.#idleTimer?.stop();
+    clearTimeout(this.#preambleTimer);
     this.#ended = true;
     this.#session.end();
     this.#auth = null;

@@ -2,6 +2,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import type { AnyServedApplication } from '../app/request-handler.js';
 import type { ApplicationSettings } from '../app/settings.js';
 import { REPLIES } from '../protocol/replies.js';
+import { TrustedPeers } from '../app/trusted-peers.js';
 import { Connection, type ConnectionContext } from './connection.js';
 import { TLSConfig } from './tls.js';
 import { ClusterPrimary, isClusterWorker, onShutdownRequest } from './cluster.js';
@@ -61,6 +62,8 @@ export class SMTPServer {
       app: application,
       settings: this.#settings,
       tls: tls === undefined ? undefined : new TLSConfig(tls, this.#settings.requestClientCertificate),
+      proxies: new TrustedPeers(this.#settings.proxyFrom),
+      xclient: new TrustedPeers(this.#settings.xclientFrom),
     };
   }
 

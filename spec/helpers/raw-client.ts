@@ -57,8 +57,9 @@ export class RawClient {
     return secure;
   }
 
-  static async connect(port: number | string, host = '127.0.0.1'): Promise<RawClient> {
-    const socket = typeof port === 'string' ? connect(port) : connect(port, host);
+  static async connect(port: number | string, host = '127.0.0.1', localAddress?: string): Promise<RawClient> {
+    const socket =
+      typeof port === 'string' ? connect(port) : connect({ port, host, ...(localAddress === undefined ? {} : { localAddress }) });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);

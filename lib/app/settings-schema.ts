@@ -1,0 +1,122 @@
+/**
+ * Building the settings: class-validator over {@link ApplicationSettings} and over the handler's
+ * own schema (`@settingsSchema`), and the checks that span several fields, each bad field named
+ * in one {@link SettingsError}.
+ */
+import 'reflect-metadata';
+import type { ValidationError } from 'class-validator';
+import { ApplicationSettings, type TLSSettings } from './settings.js';
+import { peerListProblems } from './trusted-peers.js';
+import { validateSync } from './validators.js';
+
+/**
+ * One bad setting.
+ *
+ * @example
+ * ```ts
+ * catch (err) { if (err instanceof SettingsError) for (const p of err.problems) console.error(p.field, p.reasons); }
+ * ```
+ */
+export interface SettingsProblem {
+  /** The setting's name. */
+  readonly field: string;
+  /** What is wrong with it. */
+  readonly reasons: readonly string[];
+}
+
+/**
+ * Thrown by the {@link Application} constructor when settings are invalid; names every bad field.
+ *
+ * @example
+ * ```ts
+ * try { new Application(Inbound, { maxMessageSize: -1 }); }
+ * catch (err) { if (err instanceof SettingsError) console.error(err.problems); }
+ * ```
+ */
+export class SettingsError extends Error {
+  /** Every bad field and why. */
+  readonly problems: readonly SettingsProblem[];
+
+  constructor(problems: readonly SettingsProblem[]) {
+    super(`Invalid settings: ${problems.map((p) => `${p.field}: ${p.reasons.join(', ')}`).join('; ')}`);
+    this.name = 'SettingsError';
+    this.problems = problems;
+  }
+}
+
+const SCHEMA_KEY = Symbol.for('sirocco:settingsSchema');
+
+/**
+ * Class decorator: declares a class-validator schema for a handler's own settings, so the
+ * {@link Application} validates them together with its own.
+ *
+ * @example
+ * ```ts
+ * class InboundSettings { @IsString() domain!: string; }
+ *
+ * @settingsSchema(InboundSettings)
+ * class Inbound extends RequestHandler<InboundSettings> {}
+ *
+ * new Application(Inbound, {}); // throws SettingsError naming `domain`
+ * ```
+ */
+export function settingsSchema(schema: new () => object): ClassDecorator {
+  return (target) => {
+    Reflect.defineMetadata(SCHEMA_KEY, schema, target);
+  };
+}
+
+function problemsOf(errors: ValidationError[], prefix = ''): SettingsProblem[] {
+  return errors.flatMap((e) => {
+    const field = prefix + e.property;
+    const own = e.constraints === undefined ? [] : [{ field, reasons: Object.values(e.constraints) }];
+    return [...own, ...problemsOf(e.children ?? [], `${field}.`)];
+  });
+}
+
+/** Builds and validates the settings object; throws {@link SettingsError} naming every bad field. */
+export function buildSettings<S extends object>(handlerClass: object, input: object): ApplicationSettings & S {
+  if (typeof input !== 'object' || input === null) {
+    throw new SettingsError([{ field: '(settings)', reasons: ['settings must be an object'] }]);
+  }
+  const settings = Object.assign(new ApplicationSettings(), input);
+  const problems = problemsOf(validateSync(settings, { forbidUnknownValues: false }));
+  if (settings.logger !== undefined && typeof (settings.logger as { child?: unknown }).child !== 'function') {
+    problems.push({ field: 'logger', reasons: ['logger must be a pino logger'] });
+  }
+  for (const field of ['authenticate', 'onConnect', 'onHelo'] as const) {
+    if (settings[field] !== undefined && typeof settings[field] !== 'function') {
+      problems.push({ field, reasons: [`${field} must be a function`] });
+    }
+  }
+  const tls = settings.tls as (TLSSettings & { key?: unknown; cert?: unknown; pfx?: unknown }) | undefined;
+  if (
+    tls !== undefined &&
+    tls !== null &&
+    typeof tls === 'object' &&
+    tls.pfx === undefined &&
+    (tls.key === undefined || tls.cert === undefined)
+  ) {
+    problems.push({ field: 'tls', reasons: ['tls needs key and cert (or pfx)'] });
+  }
+  for (const field of ['implicitTLS', 'requireTLS', 'requestClientCertificate'] as const) {
+    if (settings[field] === true && settings.tls === undefined) problems.push({ field, reasons: [`${field} needs the tls setting`] });
+  }
+  if (settings.implicitTLS && settings.requireTLS) {
+    problems.push({ field: 'requireTLS', reasons: ['requireTLS is implied by implicitTLS; set one of them'] });
+  }
+  for (const field of ['proxyFrom', 'xclientFrom'] as const) problems.push(...peerListProblems(field, settings[field]));
+  if (settings.implicitTLS && Array.isArray(settings.proxyFrom) && settings.proxyFrom.length > 0) {
+    problems.push({ field: 'proxyFrom', reasons: ['the PROXY protocol is not supported with implicitTLS yet'] });
+  }
+  if (settings.requireAuth && settings.authenticate === undefined) {
+    problems.push({ field: 'requireAuth', reasons: ['requireAuth needs the authenticate setting'] });
+  }
+  const schema: unknown = Reflect.getMetadata(SCHEMA_KEY, handlerClass);
+  if (typeof schema === 'function') {
+    const own = Object.assign(new (schema as new () => object)(), input);
+    problems.push(...problemsOf(validateSync(own, { forbidUnknownValues: false })));
+  }
+  if (problems.length > 0) throw new SettingsError(problems);
+  return settings as ApplicationSettings & S;
+}

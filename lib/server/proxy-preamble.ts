@@ -1,0 +1,55 @@
+/**
+ * The PROXY protocol preamble of a connection from a trusted load balancer: the header is read
+ * whole before the banner, within `proxyTimeout` and {@link MAX_PROXY_HEADER} bytes. What comes
+ * after it in the same read is the client's, and goes on to the session.
+ */
+import type { Peer } from '../protocol/session-info.js';
+import { parseProxyHeader, type ProxyHeader } from '../protocol/proxy-header.js';
+
+/** The outcome of one read: keep reading, give up (why), or the client's facts and the bytes after the header. */
+export type PreambleStep = { readonly more: true } | { readonly error: string } | { readonly peer: Peer; readonly rest: Buffer };
+
+export class ProxyPreamble {
+  readonly #own: Peer;
+  #pending: Buffer | null = null;
+
+  /** @param own the connection's own facts (the proxy's address), which a `LOCAL` header keeps */
+  constructor(own: Peer) {
+    this.#own = own;
+  }
+
+  /** Takes one read. */
+  push(chunk: Buffer): PreambleStep {
+    const bytes = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+    const parsed = parseProxyHeader(bytes);
+    if ('more' in parsed) {
+      this.#pending = bytes;
+      return parsed;
+    }
+    this.#pending = null;
+    if ('error' in parsed) return parsed;
+    return { peer: this.#peerOf(parsed.header), rest: bytes.subarray(parsed.length) };
+  }
+
+  #peerOf(header: ProxyHeader): Peer {
+    const own = this.#own;
+    const { source, destination } = header;
+    return {
+      id: own.id,
+      remoteAddress: source?.address ?? own.remoteAddress,
+      remotePort: source?.port ?? own.remotePort,
+      localAddress: destination?.address ?? own.localAddress,
+      localPort: destination?.port ?? own.localPort,
+      proxy: {
+        version: header.version,
+        command: header.command,
+        proxyAddress: own.remoteAddress,
+        alpn: header.alpn,
+        authority: header.authority,
+        uniqueId: header.uniqueId,
+        ssl: header.ssl,
+        aws: header.aws,
+      },
+    };
+  }
+}
