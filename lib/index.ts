@@ -27,7 +27,8 @@ export { MessageStream, MessageTooBigError, MessageAbortedError } from './app/me
 export { BodyBudget } from './app/body-budget.js';
 export type { MessageReplies } from './app/transaction.js';
 export type { MailDsn, RcptDsn, NotifyCondition, OriginalRecipient } from './protocol/dsn.js';
-export type { SessionInfo, TLSInfo } from './protocol/session-info.js';
+export type { SessionInfo, TLSInfo, Peer, Forwarded } from './protocol/session-info.js';
+export type { ProxyInfo, ProxySsl } from './protocol/proxy-header.js';
 export { SettingsError, settingsSchema, type SettingsProblem } from './app/settings-schema.js';
 export {
   ApplicationSettings,

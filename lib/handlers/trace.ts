@@ -31,7 +31,14 @@ export function rfc5322Date(date: Date): string {
  */
 export function traceHeaders(request: SMTPRequest, hostname: string, now = new Date()): string {
   const { session, envelope } = request;
-  const from = `from ${session.heloName || 'unknown'} (${session.remoteAddress === '' ? 'unix socket' : `[${session.remoteAddress}]`})`;
+  // XFORWARD (from a trusted filter in front) names the original client; XCLIENT and the PROXY
+  // protocol already made it the session's.
+  const f = session.forwarded;
+  const helo = f?.helo ?? session.heloName;
+  const address = f?.addr ?? session.remoteAddress;
+  const name = f?.name ?? session.clientName;
+  const where = address === '' ? 'unix socket' : `${name === undefined ? '' : `${name} `}[${address}]`;
+  const from = `from ${helo || 'unknown'} (${where})`;
   const forClause = envelope.rcptTos.length === 1 ? `\r\n\tfor <${envelope.rcptTos[0] ?? ''}>` : '';
   const tls = session.tls === undefined ? '' : `\r\n\t(using ${session.tls.protocol} with cipher ${session.tls.cipher})`;
   return (

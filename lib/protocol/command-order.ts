@@ -81,6 +81,9 @@ export const COMMAND_ORDER: Readonly<Record<Verb, OrderRule>> = {
     refuse: (s) => (s === SessionState.Connected ? 'send EHLO first' : 'AUTH not allowed during a mail transaction'),
   },
   HTTP: { allowedIn: [...OPEN, SessionState.Refused], refuse: () => 'session closed' },
+  // Postfix's XCLIENT_README: not inside a mail transaction.
+  XCLIENT: { allowedIn: [SessionState.Connected, SessionState.Greeted], refuse: () => 'XCLIENT not allowed during a mail transaction' },
+  XFORWARD: { allowedIn: [SessionState.Connected, SessionState.Greeted], refuse: () => 'XFORWARD not allowed during a mail transaction' },
 };
 
 /** The 503 reply when `verb` may not come in `state`, or `undefined` when it may; `lmtp` names LHLO as the greeting. */

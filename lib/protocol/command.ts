@@ -43,6 +43,7 @@ export type Command =
     }
   | { readonly verb: 'RCPT'; readonly address: string; readonly params: EsmtpParams; readonly dsn: RcptDsn | undefined }
   | { readonly verb: 'BDAT'; readonly size: number; readonly last: boolean }
+  | { readonly verb: 'XCLIENT' | 'XFORWARD'; readonly words: readonly string[] }
   | { readonly verb: 'DATA' | 'RSET' | 'QUIT' | 'NOOP' | 'HELP' | 'EXPN' | 'STARTTLS' }
   | { readonly verb: 'AUTH'; readonly mechanism: string; readonly initialResponse: string | undefined }
   | { readonly verb: 'VRFY'; readonly argument: string }
@@ -133,6 +134,9 @@ export function parseCommand(text: string, ctx: ParseContext): ParseResult {
       return parseHello(verb, arg.trim(), ctx);
     case 'BDAT':
       return parseBdat(arg);
+    case 'XCLIENT': // Postfix's XCLIENT_README and XFORWARD_README: attribute=value words
+    case 'XFORWARD':
+      return { verb, words: arg.split(' ').filter((w) => w !== '') };
     case 'MAIL':
       return parseMail(arg, ctx);
     case 'RCPT':

@@ -3,6 +3,7 @@
  * Pure.
  */
 import { reply, type Reply } from './reply.js';
+import { XCLIENT_ATTRIBUTES, XFORWARD_ATTRIBUTES } from './xclient.js';
 
 /** What the server offers. */
 export interface ExtensionOptions {
@@ -20,6 +21,8 @@ export interface ExtensionOptions {
   readonly dsn?: boolean;
   /** Offer REQUIRETLS (RFC 8689): only when TLS is up. */
   readonly requireTls?: boolean;
+  /** Offer XCLIENT and XFORWARD: only to trusted peers. */
+  readonly xclient?: boolean;
 }
 
 /** The extension keywords offered, in the order they are listed. */
@@ -31,6 +34,7 @@ export function extensionLines(options: ExtensionOptions): string[] {
   if (options.dsn === true) lines.push('DSN');
   if (options.starttls) lines.push('STARTTLS');
   if (options.requireTls === true) lines.push('REQUIRETLS');
+  if (options.xclient === true) lines.push(`XCLIENT ${XCLIENT_ATTRIBUTES.join(' ')}`, `XFORWARD ${XFORWARD_ATTRIBUTES.join(' ')}`);
   if (options.auth.length > 0) lines.push(`AUTH ${options.auth.join(' ')}`);
   return lines;
 }

@@ -29,10 +29,15 @@ export interface ProxySsl {
   readonly client: number;
   /** 0 when the client's certificate was verified. */
   readonly verify: number;
+  /** The TLS version, such as `TLSv1.3`. */
   readonly version: string | undefined;
+  /** The client certificate's CN, when one was given. */
   readonly commonName: string | undefined;
+  /** The cipher suite. */
   readonly cipher: string | undefined;
+  /** The client certificate's signature algorithm. */
   readonly signatureAlgorithm: string | undefined;
+  /** The client certificate's key algorithm. */
   readonly keyAlgorithm: string | undefined;
 }
 
@@ -45,14 +50,19 @@ export interface ProxySsl {
  * ```
  */
 export interface ProxyInfo {
+  /** 1 for the text header, 2 for the binary one. */
   readonly version: 1 | 2;
   /** `LOCAL`: the proxy speaking for itself (a health check); the connection's own addresses stand. */
   readonly command: 'PROXY' | 'LOCAL';
   /** The address of the proxy the connection came from. */
   readonly proxyAddress: string;
+  /** The protocol the client negotiated with the proxy (ALPN), when the proxy ended TLS. */
   readonly alpn: string | undefined;
+  /** The host name the client asked the proxy for (TLS SNI). */
   readonly authority: string | undefined;
+  /** The proxy's id for the connection (HAProxy's `unique-id-format`), up to 128 bytes. */
   readonly uniqueId: Buffer | undefined;
+  /** TLS facts, when the proxy ended TLS. */
   readonly ssl: ProxySsl | undefined;
   /** AWS's PP2_TYPE_AWS (0xEA) value as sent, for example the VPC endpoint id. */
   readonly aws: Buffer | undefined;

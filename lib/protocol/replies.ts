@@ -117,6 +117,8 @@ export const REPLIES = named({
   tlsAlreadyActive: fixedReply(503, [5, 5, 1], 'Bad sequence of commands: TLS already active'),
   /** Sent for: MAIL before STARTTLS under requireTLS (RFC 3207 §4). */
   tlsRequired: fixedReply(530, [5, 7, 0], 'Must issue a STARTTLS command first'),
+  /** Sent for: XCLIENT or XFORWARD from a peer not in `xclientFrom`. */
+  xclientDenied: fixedReply(550, [5, 7, 0], 'Insufficient authorization'),
   /** Sent for: MAIL … REQUIRETLS on a session without TLS (RFC 8689 offers it under TLS only). */
   requireTlsWithoutTls: fixedReply(530, [5, 7, 10], 'REQUIRETLS needs TLS: issue STARTTLS first'),
   /** Sent for: MAIL before AUTH under requireAuth (RFC 4954 §6). */

@@ -23,7 +23,15 @@ export interface TLSInfo {
   readonly clientCertificateAuthorized: boolean;
 }
 
-/** Where the connection comes from and goes to. */
+/**
+ * Where the connection comes from and goes to: the socket's own addresses, or the ones a trusted
+ * proxy (PROXY protocol) or peer (XCLIENT) named.
+ *
+ * @example
+ * ```ts
+ * const client = `${this.request.session.remoteAddress}:${this.request.session.remotePort}`;
+ * ```
+ */
 export interface Peer {
   /** The connection's id, also in every log line of the connection. */
   readonly id: string;
@@ -40,6 +48,8 @@ export interface Peer {
    * named), or `undefined` for a direct connection.
    */
   readonly proxy?: ProxyInfo | undefined;
+  /** The client's host name, when a trusted peer gave it with XCLIENT NAME. */
+  readonly clientName?: string | undefined;
 }
 
 /**
@@ -61,6 +71,33 @@ export interface SessionInfo extends Peer {
   readonly secure: boolean;
   /** Protocol, cipher and client certificate, once TLS is up. */
   readonly tls: TLSInfo | undefined;
-  /** The user AUTH established, if any. */
+  /** The user AUTH established (or XCLIENT LOGIN named), if any. */
   readonly user: string | undefined;
+  /** What a trusted peer said with XFORWARD about the original client, for logs and `Received`. */
+  readonly forwarded?: Forwarded | undefined;
+}
+
+/**
+ * What XFORWARD said about the original client, for logs and the `Received` header.
+ *
+ * @example
+ * ```ts
+ * const original = this.request.session.forwarded?.addr ?? this.request.session.remoteAddress;
+ * ```
+ */
+export interface Forwarded {
+  /** The original client's host name. */
+  readonly name?: string | undefined;
+  /** The original client's address. */
+  readonly addr?: string | undefined;
+  /** The original client's port. */
+  readonly port?: string | undefined;
+  /** `SMTP` or `ESMTP`, as the original client spoke. */
+  readonly proto?: string | undefined;
+  /** The name the original client gave in HELO or EHLO. */
+  readonly helo?: string | undefined;
+  /** The original transaction's id at the peer, for logs. */
+  readonly ident?: string | undefined;
+  /** `LOCAL` or `REMOTE`: whether the original client was on this machine. */
+  readonly source?: string | undefined;
 }

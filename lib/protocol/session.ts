@@ -6,66 +6,18 @@
  * limit (452). It takes command lines and answers with a {@link Decision}: a reply, or what the
  * I/O layer must do (run a hook, read the data, start TLS, run AUTH, close). No sockets, no timers.
  */
-import { decodeLine, parseCommand, type Command, type EsmtpParams, type ParseContext } from './command.js';
+import { decodeLine, parseCommand, type Command, type ParseContext } from './command.js';
 import { checkOrder, inTransaction, SessionState } from './command-order.js';
-import type { RcptDsn } from './dsn.js';
+import type { Decision, MailCommand, SessionFeatures, SessionPolicy } from './decision.js';
 import { ehloReply, heloReply } from './extensions.js';
 import type { LineEvent } from './line-splitter.js';
 import type { Reply } from './reply.js';
 import { REPLIES } from './replies.js';
 import { decodeBase64, type SaslMechanism } from './sasl.js';
-import type { Peer, SessionInfo, TLSInfo } from './session-info.js';
+import type { Forwarded, Peer, SessionInfo, TLSInfo } from './session-info.js';
+import { clientNamed, forwardedWith, parseAttributes, XCLIENT_ATTRIBUTES, XFORWARD_ATTRIBUTES } from './xclient.js';
 
-/** The settings a session decides by (the application's settings have them all). */
-export interface SessionPolicy {
-  readonly hostname: string;
-  readonly maxMessageSize: number;
-  readonly maxRecipients: number;
-  readonly maxLineLength: number;
-  readonly maxBadCommands: number;
-  readonly maxAuthFailures: number;
-  readonly smtputf8: boolean;
-  readonly requireTLS: boolean;
-  readonly requireAuth: boolean;
-  readonly allowInsecureAuth: boolean;
-  readonly authMechanisms: readonly string[];
-  readonly bareLineEndings: string;
-  readonly strictSyntax: boolean;
-  /** LMTP (RFC 2033): LHLO instead of HELO/EHLO. */
-  readonly lmtp: boolean;
-  /** CHUNKING and BINARYMIME (RFC 3030). */
-  readonly chunking: boolean;
-  /** DSN (RFC 3461). */
-  readonly dsn: boolean;
-}
-
-/** What the server can do beyond the settings: TLS configured, an authenticator given. */
-export interface SessionFeatures {
-  readonly tls: boolean;
-  readonly auth: boolean;
-}
-
-export type MailCommand = Extract<Command, { verb: 'MAIL' }>;
-
-/**
- * What the I/O layer does next. `reply`: send it. `close`: send the replies, then close.
- * `hello`, `mail`, `rcpt`: run the hook (the open transaction ended first, for `hello`), then tell
- * the session with {@link Session.hello}, {@link Session.mailAnswered}, {@link Session.rcptAnswered}.
- * `data`, `reset`, `startTls`: send the reply, then read the data / end the transaction / start
- * the TLS handshake (the transaction ended too). `auth`: run the SASL exchange. `bdat`: read a
- * chunk of `size` bytes into the transaction, then tell {@link Session.chunkEnded}. `skip`: read
- * `size` bytes and drop them (a BDAT refused still carries its chunk), then send the reply; with
- * `abort`, the transaction ended.
- */
-export type Decision =
-  | { readonly kind: 'reply' | 'data' | 'reset' | 'startTls'; readonly reply: Reply }
-  | { readonly kind: 'close'; readonly replies: readonly Reply[] }
-  | { readonly kind: 'hello'; readonly esmtp: boolean; readonly domain: string }
-  | { readonly kind: 'mail'; readonly command: MailCommand }
-  | { readonly kind: 'rcpt'; readonly address: string; readonly params: EsmtpParams; readonly dsn: RcptDsn | undefined }
-  | { readonly kind: 'auth'; readonly mechanism: SaslMechanism; readonly initial: Buffer | undefined }
-  | { readonly kind: 'bdat'; readonly size: number; readonly last: boolean }
-  | { readonly kind: 'skip'; readonly size: number; readonly reply: Reply; readonly abort: boolean };
+export type { Decision, MailCommand, SessionFeatures, SessionPolicy } from './decision.js';
 
 const AUTH_PREFIX = /^auth /i;
 
@@ -85,6 +37,8 @@ export class Session {
   #binaryMime = false;
   /** Bytes announced by the transaction's BDAT commands so far. */
   #chunkTotal = 0;
+  /** What XFORWARD said, until the transaction ends. */
+  #forwarded: Forwarded | undefined;
   /** The facts last handed out; `undefined` once one of them changed. */
   #info: SessionInfo | undefined;
 
@@ -112,6 +66,7 @@ export class Session {
       secure: this.#tls !== undefined,
       tls: this.#tls,
       user: this.#user,
+      forwarded: this.#forwarded,
     });
     return this.#info;
   }
@@ -220,6 +175,9 @@ export class Session {
         return this.#close(REPLIES.closing());
       case 'HTTP':
         return this.#close(REPLIES.notSmtp());
+      case 'XCLIENT':
+      case 'XFORWARD':
+        return this.#xclient(command.verb, command.words);
     }
   }
 
@@ -252,6 +210,7 @@ export class Session {
             chunking: p.chunking,
             dsn: p.dsn,
             requireTls: this.#tls !== undefined,
+            xclient: this.#xclientAllowed(),
           },
           domain,
         )
@@ -311,6 +270,37 @@ export class Session {
     this.#smtputf8Transaction = false;
     this.#binaryMime = false;
     this.#chunkTotal = 0;
+    if (this.#forwarded !== undefined) {
+      this.#forwarded = undefined;
+      this.#info = undefined;
+    }
+  }
+
+  #xclientAllowed(): boolean {
+    return this.#features.xclient?.(this.#peer.remoteAddress) === true;
+  }
+
+  /**
+   * XCLIENT replaces the client's facts and greets anew (the client says EHLO again); XFORWARD
+   * adds what is logged and put in `Received` for the next transaction. Postfix's READMEs.
+   */
+  #xclient(verb: 'XCLIENT' | 'XFORWARD', words: readonly string[]): Decision {
+    if (!this.#xclientAllowed()) return this.#refuse(REPLIES.xclientDenied());
+    const attributes = parseAttributes(words, verb === 'XCLIENT' ? XCLIENT_ATTRIBUTES : XFORWARD_ATTRIBUTES);
+    if ('error' in attributes && typeof attributes.error === 'string')
+      return this.#refuse(REPLIES.badParameter(`${verb} ${attributes.error}`));
+    this.#info = undefined;
+    if (verb === 'XFORWARD') {
+      this.#forwarded = forwardedWith(this.#forwarded, attributes);
+      return { kind: 'reply', reply: REPLIES.ok() };
+    }
+    const named = clientNamed(this.#peer, attributes);
+    this.#peer = named.peer;
+    this.#endTransaction(SessionState.Connected);
+    this.#heloName = named.heloName;
+    this.#esmtp = named.esmtp;
+    if (named.user !== null) this.#user = named.user;
+    return { kind: 'reply', reply: REPLIES.greeting(this.#policy.hostname) };
   }
 
   /** RFC 3030 §2: the running total is checked before the chunk is read; 552 still reads it. */

@@ -80,7 +80,7 @@ export class Connection {
     this.#lines = new LineSplitter(limit, settings.strictSyntax);
     this.#session = new Session(
       settings,
-      { tls: context.tls !== undefined, auth: settings.authenticate !== undefined },
+      { tls: context.tls !== undefined, auth: settings.authenticate !== undefined, xclient: (address) => context.xclient.has(address) },
       {
         id: this.id,
         remoteAddress: socket.remoteAddress ?? '',

@@ -43,16 +43,29 @@ export class MessageBody implements BodySink {
       return;
     }
     if (this.#overBudget) return;
-    // A part is a view of a read buffer, which it keeps alive whole: that is what is counted.
+    // A part is a view of a read buffer, which it keeps alive whole: that is what is counted. A
+    // view of Node's small-buffer pool counts its own bytes (the pool is shared); a view that
+    // would keep alive more than twice its size is copied out, so a small body read through a
+    // 64 KiB buffer neither holds nor counts 64 KiB.
+    let kept = part;
     const backing = part.buffer;
-    const cost = backing === this.#lastBacking ? 0 : backing.byteLength;
+    let cost: number;
+    if (backing.byteLength <= Buffer.poolSize) {
+      cost = part.length;
+    } else if (backing.byteLength > 2 * part.length) {
+      kept = Buffer.allocUnsafeSlow(part.length);
+      part.copy(kept);
+      cost = part.length;
+    } else {
+      cost = backing === this.#lastBacking ? 0 : backing.byteLength;
+      this.#lastBacking = backing;
+    }
     if (!this.#budget.take(cost)) {
       this.#overBudget = true;
       this.release();
       return;
     }
-    this.#lastBacking = backing;
-    this.#parts.push(part);
+    this.#parts.push(kept);
     this.#held += cost;
     this.#bodyBytes += part.length;
   }
