@@ -201,6 +201,19 @@ export class ApplicationSettings {
   @IsString({ each: true })
   xclientFrom: string[] = [];
 
+  /**
+   * Milliseconds to wait before the banner, catching clients that talk first (spam software
+   * often does; RFC 5321 §3.1 has the client wait for the greeting): one that sends anything
+   * meanwhile is answered `554 5.5.1` and closed. 0 (the default) greets at once.
+   */
+  @IsInt()
+  @Min(0)
+  greetDelay: number = 0;
+
+  /** With `greetDelay`: send the greeting's first line (`220-`) at once and the rest after the wait. */
+  @IsBoolean()
+  greetTeaser: boolean = false;
+
   /** Open connections per process; the next one is answered `421 4.7.0` and closed. */
   @IsInt()
   @Min(1)

@@ -139,6 +139,8 @@ export const REPLIES = named({
   bareLineEndingsInBody: fixedReply(554, [5, 6, 0], 'Message contains bare <CR> or <LF>; lines must end with <CR><LF>'),
   /** Sent for: the onHelo hook returned false. */
   heloRefused: fixedReply(550, [5, 7, 1], 'HELO/EHLO name refused'),
+  /** Sent for: a client that spoke before the greeting, under `greetDelay` (then the connection closes). */
+  earlyTalker: fixedReply(554, [5, 5, 1], 'Protocol error: client spoke before the greeting'),
   /** Sent for: the onConnect hook returned false, instead of the greeting (RFC 5321 §3.1). */
   connectionRefused: fixedReply(554, [5, 7, 1], 'Access denied'),
   /** Sent for: unknown MAIL/RCPT parameter (RFC 5321 §4.1.1.11). */

@@ -220,8 +220,29 @@ export class Connection {
     this.#pump.push(chunk);
   }
 
-  /** The `onConnect` hook, then the banner or the hook's refusal instead of it (RFC 5321 §3.1). */
+  /** The greeting: at once, or after `greetDelay` with early talkers turned away; then {@link #greet}. */
   #welcome(): StepResult {
+    const delay = this.#settings.greetDelay;
+    if (delay === 0) return this.#greet();
+    // Early talkers (postscreen's pregreet test): the greeting waits; a client that spoke meanwhile is turned away.
+    if (this.#settings.greetTeaser) this.#writer.addOpening(REPLIES.greeting(this.#settings.hostname));
+    const waited = new Promise<void>((resolve) => setTimeout(resolve, delay));
+    return this.#pump.wait(
+      waited,
+      () => {
+        if (this.#lines.buffered === 0) return asPending(this.#greet());
+        this.#log.info({ bytes: this.#lines.buffered }, 'client spoke before the greeting; closing');
+        // A teaser opened a multi-line 220: it is ended, so the refusal stands as a reply of its own.
+        if (this.#settings.greetTeaser) this.#writer.add(REPLIES.greeting(this.#settings.hostname));
+        this.#close(REPLIES.earlyTalker());
+        return undefined;
+      },
+      false,
+    );
+  }
+
+  /** The `onConnect` hook, then the banner or the hook's refusal instead of it (RFC 5321 §3.1). */
+  #greet(): StepResult {
     const hook = this.#settings.onConnect;
     if (hook === undefined) {
       this.#writer.add(REPLIES.greeting(this.#settings.hostname));

@@ -46,6 +46,14 @@ export class ReplyWriter {
     this.#out += formatReply(reply);
   }
 
+  /**
+   * Queues the first lines of a multi-line reply without its last (the greeting's `220-` teaser
+   * before an early-talker wait): the reply goes on with the next {@link add}.
+   */
+  addOpening(reply: Reply): void {
+    this.#out += formatReply(reply).replace(/^(\d{3}) /, '$1-');
+  }
+
   /** Writes what is queued, unless a TLS handshake holds the output. */
   flush(): void {
     if (this.#out === '' || this.#held || this.#socket.destroyed) return;
