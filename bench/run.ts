@@ -7,7 +7,7 @@
  * median of each round's ratio: the two runs of a round are back to back, so they share the
  * machine's load of the moment.
  *
- * Usage: npm run bench [-- --rounds N] [-- --only a,b,c,cb,d,e,f,g,s]
+ * Usage: npm run bench [-- --rounds N] [-- --only a,am,b,c,cb,d,e,f,g,s]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -368,6 +368,7 @@ const CERTS = (): TestCertificates => (certificates ??= makeCertificates());
 
 const SCENARIOS: Scenario[] = [
   loadScenario('a', '(a) 20 persistent sessions, 1 KiB messages', 20_000, 2_000, PERSISTENT_1KIB),
+  loadScenario('am', '(a) with metrics on (Sirocco counts; smtp-server as in (a))', 20_000, 2_000, PERSISTENT_1KIB, ['metrics']),
   loadScenario('b', '(b) one message per connection, 20 in parallel, 1 KiB', 4_000, 400, ['-s', '20', '-l', '1024']),
   loadScenario(
     'c',

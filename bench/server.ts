@@ -19,6 +19,8 @@ const options = process.argv.slice(3);
 const tlsDir = options.includes('tls') ? options[options.indexOf('tls') + 1] : undefined;
 // `stream`: the handler reads the message as a stream and holds none of it.
 const streaming = options.includes('stream');
+// `metrics`: Sirocco counts Prometheus metrics (metricsListen on a free loopback port).
+const withMetrics = options.includes('metrics');
 // `budget=BYTES`: Sirocco's bodyMemoryBudget.
 const budget = Number(options.find((o) => o.startsWith('budget='))?.slice('budget='.length) ?? 0) || undefined;
 const tls =
@@ -47,6 +49,7 @@ if (kind === 'sirocco') {
   }
   const app = new Application(streaming ? CountingStream : Counting, {
     ...(budget === undefined ? {} : { bodyMemoryBudget: budget }),
+    ...(withMetrics ? { metricsListen: '127.0.0.1:0' } : {}),
     hostname: 'bench.test',
     logger: pino({ level: 'silent' }),
     maxMessageSize: MAX_SIZE,

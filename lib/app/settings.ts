@@ -214,6 +214,15 @@ export class ApplicationSettings {
   @IsBoolean()
   greetTeaser: boolean = false;
 
+  /**
+   * Where to serve Prometheus metrics (`GET /metrics`): `port`, `host:port` or `[v6]:port`; a
+   * bare port listens on 127.0.0.1. Under `start(n)` the primary serves the sum of every worker.
+   * Off by default (prom-client is then not even loaded).
+   */
+  @IsOptional()
+  @Matches(/^(?:(?:\[[0-9a-fA-F:.]+\]|[^:\s[\]]*):)?\d{1,5}$/, { message: 'metricsListen must be port, host:port or [v6]:port' })
+  metricsListen?: string | undefined;
+
   /** Open connections per process; the next one is answered `421 4.7.0` and closed. */
   @IsInt()
   @Min(1)

@@ -39,6 +39,11 @@ Options:
   --tls-key FILE            PEM key: offer STARTTLS (with --tls-cert)
   --tls-cert FILE           PEM certificate
   --implicit-tls            TLS from the first byte (SMTPS) instead of STARTTLS
+  --lmtp                    speak LMTP (LHLO, one reply per recipient); often with
+                            --listen on a Unix socket path
+  --proxy-from CIDR         a load balancer whose connections start with a PROXY
+                            header (v1 or v2); repeat for several
+  --metrics-listen ADDRESS  serve Prometheus metrics on /metrics (PORT or HOST:PORT)
   --set KEY=VALUE           any other application setting, for your handler;
                             VALUE is parsed as JSON when it can be (repeatable)
   --help                    show this and exit
@@ -141,6 +146,9 @@ export function parseCommandLine(args: readonly string[]): Plan {
         'tls-key': { type: 'string' },
         'tls-cert': { type: 'string' },
         'implicit-tls': { type: 'boolean' },
+        lmtp: { type: 'boolean' },
+        'proxy-from': { type: 'string', multiple: true },
+        'metrics-listen': { type: 'string' },
         set: { type: 'string', multiple: true },
         help: { type: 'boolean' },
       },
@@ -182,6 +190,9 @@ export function parseCommandLine(args: readonly string[]): Plan {
     if (settings.tls === undefined) throw new UsageError('--implicit-tls needs --tls-key and --tls-cert');
     settings.implicitTLS = true;
   }
+  if (values.lmtp === true) settings.lmtp = true;
+  if (values['proxy-from'] !== undefined) settings.proxyFrom = values['proxy-from'];
+  if (values['metrics-listen'] !== undefined) settings.metricsListen = values['metrics-listen'];
   return {
     help: values.help === true,
     listen: parseListen(values.listen ?? '127.0.0.1:2525'),

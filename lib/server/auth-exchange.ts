@@ -4,6 +4,7 @@
  * (`protocol/sasl.ts`); this file asks the application's `authenticate` for its verdict, which may
  * be sync or async, and tells the session how the exchange ended.
  */
+import type { ServerMetrics } from './metrics.js';
 import type { Logger } from 'pino';
 import { replyForError } from '../app/errors.js';
 import type { Maybe } from '../app/maybe.js';
@@ -25,13 +26,24 @@ import type { Decision, Session } from '../protocol/session.js';
 type Verdict = { readonly decision: AuthDecision } | { readonly refusal: Reply };
 
 export class AuthExchange {
+  readonly #mechanism: string;
+  readonly #metrics: ServerMetrics | null;
   readonly #exchange: SaslExchange;
   readonly #authenticate: Authenticator;
   readonly #session: Session;
   readonly #log: Logger;
   #open = true;
 
-  constructor(mechanism: SaslMechanism, hostname: string, authenticate: Authenticator, session: Session, log: Logger) {
+  constructor(
+    mechanism: SaslMechanism,
+    hostname: string,
+    authenticate: Authenticator,
+    session: Session,
+    log: Logger,
+    metrics: ServerMetrics | null = null,
+  ) {
+    this.#mechanism = mechanism;
+    this.#metrics = metrics;
     this.#exchange = createExchange(mechanism, { hostname });
     this.#authenticate = authenticate;
     this.#session = session;
@@ -71,11 +83,13 @@ export class AuthExchange {
       case 'success':
         this.#open = false;
         this.#log.info({ user: step.user }, 'authenticated');
+        this.#metrics?.auth(this.#mechanism, true);
         return this.#session.authenticated(step.user);
       case 'failure':
         if (!step.countsAsFailure) return this.#refuse(step.reply);
         this.#open = false;
         this.#log.info({ failures: this.#session.authFailures + 1 }, 'authentication failed');
+        this.#metrics?.auth(this.#mechanism, false);
         return this.#session.authFailed(step.reply);
     }
   }

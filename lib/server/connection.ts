@@ -10,7 +10,9 @@ import type { Logger } from 'pino';
 import { hookVerdict } from '../app/errors.js';
 import type { AnyServedApplication } from '../app/request-handler.js';
 import type { ApplicationSettings } from '../app/settings.js';
-import { LineSplitter } from '../protocol/line-splitter.js';
+import { LineSplitter, type LineEvent } from '../protocol/line-splitter.js';
+import { COMMAND_ORDER } from '../protocol/command-order.js';
+import type { ServerMetrics } from './metrics.js';
 import { looksLikeProxyHeader } from '../protocol/proxy-header.js';
 import type { TrustedPeers } from '../app/trusted-peers.js';
 import type { Reply } from '../protocol/reply.js';
@@ -29,6 +31,8 @@ import { ProxyPreamble } from './proxy-preamble.js';
 
 /** RFC 4954 §4: a SASL line may be 12288 bytes, more than an ordinary command line. */
 const AUTH_LINE_LIMIT = 12288 + 2;
+/** The verbs failed commands are counted by; anything else counts as `unknown`. */
+const KNOWN_VERBS = new Set(Object.keys(COMMAND_ORDER));
 /** The first byte of a TLS handshake record: a TLS client on a plaintext port. */
 const TLS_HANDSHAKE = 0x16;
 
@@ -41,6 +45,8 @@ export interface ConnectionContext {
   readonly proxies: TrustedPeers;
   /** The peers offered XCLIENT and XFORWARD (`xclientFrom`). */
   readonly xclient: TrustedPeers;
+  /** The Prometheus counters, when `metricsListen` is set. */
+  readonly metrics: ServerMetrics | null;
 }
 
 let sequence = 0;
@@ -94,6 +100,7 @@ export class Connection {
       this.#log,
       () => this.#idleTimer?.touch(),
       () => this.#pump.resume(),
+      context.metrics,
     );
     this.#pump = new InputPump(this.#lines, settings.maxBufferedBytes, {
       socket: () => this.#socket,
@@ -109,7 +116,7 @@ export class Connection {
       },
       flush: () => this.#writer.flush(),
     });
-    this.#intake = new Intake(context.app, this.#session, this.#writer, this.#pump, this.#log);
+    this.#intake = new Intake(context.app, this.#session, this.#writer, this.#pump, this.#log, context.metrics);
   }
 
   /** Whether a transaction is open or a handler is running. */
@@ -164,6 +171,7 @@ export class Connection {
     clearTimeout(this.#preambleTimer);
     this.#preamble = null;
     if (this.#ended) return;
+    this.#context.metrics?.refused('proxy');
     this.#log.info({ reason: why, peer: this.#socket.remoteAddress }, 'PROXY header refused; closing');
     this.#ended = true;
     this.#session.end();
@@ -232,6 +240,7 @@ export class Connection {
       () => {
         if (this.#lines.buffered === 0) return asPending(this.#greet());
         this.#log.info({ bytes: this.#lines.buffered }, 'client spoke before the greeting; closing');
+        this.#context.metrics?.refused('early_talker');
         // A teaser opened a multi-line 220: it is ended, so the refusal stands as a reply of its own.
         if (this.#settings.greetTeaser) this.#writer.add(REPLIES.greeting(this.#settings.hostname));
         this.#close(REPLIES.earlyTalker());
@@ -255,6 +264,7 @@ export class Connection {
         this.#writer.add(REPLIES.greeting(this.#settings.hostname));
       } else if (refusal.code >= 500) {
         this.#session.refuseConnection();
+        this.#context.metrics?.refused('on_connect');
         this.#writer.add(refusal);
       } else {
         this.#close(refusal);
@@ -269,8 +279,20 @@ export class Connection {
     const event = this.#lines.next();
     if (event === undefined) return DRY;
     const auth = this.#auth;
-    if (auth === null) return this.#carryOut(this.#session.line(event));
+    if (auth === null) {
+      const decision = this.#session.line(event);
+      if (this.#context.metrics !== null) this.#countFailure(decision, event);
+      return this.#carryOut(decision);
+    }
     return this.#pump.wait(auth.line(event), (decision) => this.#afterAuth(auth, decision));
+  }
+
+  /** `sirocco_smtpd_failed_commands_total`: a command the session refused, by its verb. */
+  #countFailure(decision: Decision, event: LineEvent): void {
+    const reply = decision.kind === 'close' ? decision.replies[0] : 'reply' in decision ? decision.reply : undefined;
+    if (reply === undefined || reply.code < 400) return;
+    const verb = event.kind === 'tooLong' ? 'too_long' : (event.line.toString('latin1', 0, 10).split(' ')[0]?.toUpperCase() ?? '');
+    this.#context.metrics?.failedCommand(KNOWN_VERBS.has(verb) ? verb : 'unknown');
   }
 
   #carryOut(decision: Decision): Promise<void> | undefined {
@@ -306,7 +328,14 @@ export class Connection {
       case 'auth': {
         const authenticate = this.#settings.authenticate;
         if (authenticate === undefined) throw new Error('AUTH decided without an authenticator');
-        const auth = new AuthExchange(decision.mechanism, this.#settings.hostname, authenticate, this.#session, this.#log);
+        const auth = new AuthExchange(
+          decision.mechanism,
+          this.#settings.hostname,
+          authenticate,
+          this.#session,
+          this.#log,
+          this.#context.metrics,
+        );
         this.#auth = auth;
         return this.#pump.wait(auth.start(decision.initial), (next) => this.#afterAuth(auth, next));
       }
@@ -355,6 +384,7 @@ export class Connection {
         this.#upgrading = false;
         this.#socket = socket;
         this.#session.tlsStarted(info);
+        this.#context.metrics?.tls(info.protocol);
         this.#writer.resume(socket);
         this.#attach(socket);
         if (implicit) this.#pump.run(() => this.#welcome());

@@ -25,6 +25,7 @@ import type { Reply } from '../protocol/reply.js';
 import type { MailCommand, Session } from '../protocol/session.js';
 import { asPending, DRY, type InputPump, type StepResult } from './input-pump.js';
 import { MessageBody } from './message-body.js';
+import type { ServerMetrics, TimedHook } from './metrics.js';
 import type { ReplyWriter } from './reply-writer.js';
 
 /** What is being read now instead of command lines. */
@@ -59,7 +60,17 @@ export class Intake {
   /** The transaction whose data() is running, after the session has left the data state. */
   #delivering: Transaction | null = null;
 
-  constructor(app: AnyServedApplication, session: Session, writer: ReplyWriter, pump: InputPump, log: Logger) {
+  readonly #metrics: ServerMetrics | null;
+
+  constructor(
+    app: AnyServedApplication,
+    session: Session,
+    writer: ReplyWriter,
+    pump: InputPump,
+    log: Logger,
+    metrics: ServerMetrics | null = null,
+  ) {
+    this.#metrics = metrics;
     this.#app = app;
     this.#settings = app.settings as ApplicationSettings;
     this.#budget = app.bodyBudget;
@@ -94,10 +105,13 @@ export class Intake {
       this.#log,
     );
     this.#transaction = transaction;
+    const started = this.#metrics === null ? 0 : performance.now();
     return this.#hook(transaction.begin(), () => {
       const accepted = !transaction.ended;
       if (!accepted && this.#transaction === transaction) this.#transaction = null;
       this.#session.mailAnswered(accepted);
+      this.#timed('prepare', started);
+      if (accepted) this.#metrics?.transaction('started');
     });
   }
 
@@ -105,7 +119,11 @@ export class Intake {
   rcpt(address: string, params: EsmtpParams, dsn: RcptDsn | undefined): Promise<void> | undefined {
     const transaction = this.#transaction;
     if (transaction === null) throw new Error('RCPT without a transaction');
-    return this.#hook(transaction.recipient(address, params, dsn), (reply) => this.#session.rcptAnswered(reply.code < 400));
+    const started = this.#metrics === null ? 0 : performance.now();
+    return this.#hook(transaction.recipient(address, params, dsn), (reply) => {
+      this.#session.rcptAnswered(reply.code < 400);
+      this.#timed('rcpt', started);
+    });
   }
 
   /** DATA was accepted: the 354 and the data, or 452 4.3.1 when the memory budget is spent. */
@@ -239,9 +257,11 @@ export class Intake {
     if (held === null) {
       this.#budget.refused();
       this.#log.warn({ reply: 'insufficientStorage', budget: this.#budget.limit }, 'body memory budget spent during the data');
+      this.#metrics?.transaction('aborted');
       return this.#replies(transaction.refuseMessage(REPLIES.insufficientStorage(), new Error('memory budget spent')));
     }
     this.#delivering = transaction;
+    const started = this.#metrics === null ? 0 : performance.now();
     const outcome: Maybe<MessageReplies> = transaction.message(held, body.size);
     // The body leaves the budget once data() is done with it, whether or not the client is still there.
     if (outcome instanceof Promise) {
@@ -252,11 +272,25 @@ export class Intake {
     }
     return this.#pump.wait(outcome, (replies) => {
       this.#delivering = null;
+      if (this.#metrics !== null) this.#counted(replies, body.size, started);
       return this.#replies(replies);
     });
   }
 
+  /** The end of a message, counted: accepted (for any recipient, under LMTP) or aborted. */
+  #counted(replies: MessageReplies, size: number, started: number): void {
+    this.#timed('data', started);
+    const accepted = Array.isArray(replies) ? (replies as readonly Reply[]).some((r) => r.code < 400) : (replies as Reply).code < 400;
+    if (accepted) this.#metrics?.accepted(size);
+    this.#metrics?.transaction(accepted ? 'completed' : 'aborted');
+  }
+
+  #timed(hook: TimedHook, started: number): void {
+    if (this.#metrics !== null) this.#metrics.hook(hook, (performance.now() - started) / 1000);
+  }
+
   #refuse(reply: Reply, error: Error): undefined {
+    this.#metrics?.transaction('aborted');
     const transaction = this.#transaction;
     this.#transaction = null;
     this.#body?.release();
@@ -282,6 +316,7 @@ export class Intake {
 
   /** RSET, a new HELO/EHLO, STARTTLS, a refused chunk: the open transaction ends. */
   abort(): void {
+    if (this.#transaction !== null && !this.#transaction.ended) this.#metrics?.transaction('aborted');
     this.#transaction?.abort(false);
     this.#transaction = null;
     this.#body?.release();
@@ -290,6 +325,7 @@ export class Intake {
 
   /** The client went away: the open transaction, and one whose `data()` still runs, hear of it. */
   connectionClosed(): void {
+    if (this.#transaction !== null && !this.#transaction.ended) this.#metrics?.transaction('aborted');
     this.#reading = Reading.Commands;
     this.#decoder = null;
     this.#body?.release();

@@ -9,6 +9,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { formatReply, type Reply } from '../protocol/reply.js';
+import type { ServerMetrics } from './metrics.js';
 
 /** How long a connection we ended may take to close before it is destroyed. */
 const LINGER_MS = 5000;
@@ -20,12 +21,14 @@ export class ReplyWriter {
   /** Called when something is written (the idle clock restarts) and when the socket drained. */
   readonly #onWrite: () => void;
   readonly #onDrain: () => void;
+  readonly #metrics: ServerMetrics | null;
   /** Replies formatted and not yet written. */
   #out = '';
   #held = false;
   #waitingForDrain = false;
 
-  constructor(socket: Socket, log: Logger, onWrite: () => void, onDrain: () => void) {
+  constructor(socket: Socket, log: Logger, onWrite: () => void, onDrain: () => void, metrics: ServerMetrics | null = null) {
+    this.#metrics = metrics;
     this.#socket = socket;
     this.#log = log;
     this.#debug = log.isLevelEnabled('debug');
@@ -40,6 +43,7 @@ export class ReplyWriter {
 
   /** Queues a reply; it goes out with the next {@link flush}. */
   add(reply: Reply): void {
+    this.#metrics?.reply(reply);
     if (reply.name !== undefined && (reply.code >= 400 || this.#debug)) {
       this.#log[reply.code >= 400 ? 'info' : 'debug']({ reply: reply.name, code: reply.code }, 'reply');
     }

@@ -1,3 +1,5 @@
+import type { Server as HttpServer } from 'node:http';
+import { loadProm, serveMetrics, ServerMetrics } from './metrics.js';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { AnyServedApplication } from '../app/request-handler.js';
 import type { ApplicationSettings } from '../app/settings.js';
@@ -52,7 +54,9 @@ export class SMTPServer {
   #closed: (() => void) | undefined;
 
   readonly #settings: ApplicationSettings;
-  readonly #context: ConnectionContext;
+  #context: ConnectionContext;
+  /** The `/metrics` endpoint of this process, when it serves one. */
+  #metricsServer: HttpServer | undefined;
 
   constructor(application: AnyServedApplication) {
     this.application = application;
@@ -64,7 +68,38 @@ export class SMTPServer {
       tls: tls === undefined ? undefined : new TLSConfig(tls, this.#settings.requestClientCertificate),
       proxies: new TrustedPeers(this.#settings.proxyFrom),
       xclient: new TrustedPeers(this.#settings.xclientFrom),
+      metrics: null,
     };
+  }
+
+  /**
+   * Metrics, when `metricsListen` is set: counted in this process, served here, or by the
+   * cluster's primary when this is a worker of `start(n)`.
+   */
+  async #startMetrics(): Promise<void> {
+    const listen = this.#settings.metricsListen;
+    if (listen === undefined || this.#context.metrics !== null) return;
+    const prom = await loadProm();
+    const metrics = new ServerMetrics(prom);
+    this.#context = { ...this.#context, metrics };
+    if (isClusterWorker()) {
+      // An AggregatorRegistry made in a worker answers the primary's requests, with this registry.
+      new prom.AggregatorRegistry();
+      prom.AggregatorRegistry.setRegistries([metrics.registry]);
+      return;
+    }
+    const registry = metrics.registry;
+    this.#metricsServer = await serveMetrics(
+      listen,
+      async () => ({ text: await registry.metrics(), contentType: registry.contentType }),
+      this.application.logger,
+    );
+  }
+
+  /** The address the `/metrics` endpoint listens on, when this process serves it. */
+  metricsAddress(): AddressInfo | null {
+    const address = this.#metricsServer?.address();
+    return typeof address === 'object' && address !== null ? address : null;
   }
 
   /**
@@ -73,6 +108,7 @@ export class SMTPServer {
    */
   async listen(port: number | string, address?: string): Promise<void> {
     checkPort(port);
+    await this.#startMetrics();
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -128,6 +164,17 @@ export class SMTPServer {
       onShutdownRequest(() => this.close());
       return;
     }
+    const listen = this.#settings.metricsListen;
+    if (listen !== undefined) {
+      // The workers count; the primary serves their sum.
+      const prom = await loadProm();
+      const aggregator = new prom.AggregatorRegistry();
+      this.#metricsServer = await serveMetrics(
+        listen,
+        async () => ({ text: await aggregator.clusterMetrics(), contentType: aggregator.contentType }),
+        this.application.logger,
+      );
+    }
     this.#primary = new ClusterPrimary(this.application.logger, options.maxRestarts ?? 100);
     await this.#primary.start(numProcesses);
   }
@@ -155,17 +202,24 @@ export class SMTPServer {
     }
     await stopped;
     await primary;
+    const metricsServer = this.#metricsServer;
+    if (metricsServer !== undefined) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
   }
 
   #accept(socket: Socket): void {
+    const metrics = this.#context.metrics;
+    metrics?.connected();
     const connection = new Connection(socket, this.#context, (c) => {
+      metrics?.disconnected();
       this.#connections.delete(c);
       if (this.#connections.size === 0) this.#closed?.();
     });
     this.#connections.add(connection);
     if (this.#closing !== undefined) {
+      metrics?.refused('shutdown');
       connection.turnAway(REPLIES.shuttingDown());
     } else if (this.#connections.size > this.#settings.maxConnections) {
+      metrics?.refused('limit');
       connection.turnAway(REPLIES.tooManyConnections());
     } else {
       connection.start();

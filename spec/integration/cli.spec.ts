@@ -1,4 +1,5 @@
 /** The sirocco command, run as a user runs it. */
+import { createServer } from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,6 +60,9 @@ describe('sirocco --help and bad options', () => {
       '--idle-timeout',
       '--tls-key',
       '--set',
+      '--lmtp',
+      '--proxy-from',
+      '--metrics-listen',
       'maildir:DIR',
       'relay:HOST[:PORT]',
       'FILE:CLASS',
@@ -139,6 +143,29 @@ describe('sirocco handlers', () => {
     await until(() => r.stdout().includes('custom handler got'));
   });
 
+  it('--lmtp, --proxy-from and --metrics-listen reach the settings', async () => {
+    const path = join(tempDir(), 'lmtp.sock');
+    const metricsPort = await freePort();
+    const r = run([
+      '--listen',
+      path,
+      '--handler',
+      'sink',
+      '--lmtp',
+      '--proxy-from',
+      '10.0.0.0/8',
+      '--metrics-listen',
+      `127.0.0.1:${metricsPort}`,
+    ]);
+    await until(() => r.stdout().includes('serving'), 15_000);
+    const c = await RawClient.greeted(path);
+    expect(await c.command('EHLO x.test')).toBe('500 5.5.1 This is an LMTP server: greet with LHLO\r\n');
+    expect(await c.command('LHLO x.test')).toMatch(/^250-/);
+    c.close();
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(text).toContain('sirocco_smtpd_connects_total 1\n');
+  });
+
   it('listens on a Unix socket path', async () => {
     const path = join(tempDir(), 'smtp.sock');
     const r = run(['--listen', path, '--handler', 'sink']);
@@ -166,3 +193,12 @@ describe('maildir durability', () => {
     expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
   });
 });
+
+/** A free loopback port. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return typeof address === 'object' && address !== null ? address.port : 0;
+}

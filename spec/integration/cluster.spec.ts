@@ -9,6 +9,7 @@ const FIXTURE = fileURLToPath(new URL('../fixtures/cluster-server.ts', import.me
 interface Event {
   event: string;
   port?: number;
+  metricsPort?: number | null;
   pid?: number;
   workers?: number[];
 }
@@ -25,8 +26,11 @@ afterEach(async () => {
   }
 });
 
-function start(): { child: ChildProcess; next: (kind: string) => Promise<Event> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], { stdio: ['ignore', 'pipe', 'inherit'] });
+function start(env: Record<string, string> = {}): { child: ChildProcess; next: (kind: string) => Promise<Event> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
   const events: Event[] = [];
   let waiting: (() => void) | undefined;
   let buffer = '';
@@ -97,5 +101,18 @@ describe('bind() + start(n)', () => {
     // SIGTERM to the primary closes every worker gracefully.
     process.kill(child.pid ?? 0, 'SIGTERM');
     expect(await next('closed')).toEqual({ event: 'closed' });
+  });
+
+  it('serves the sum of every worker’s metrics from the primary', async () => {
+    const { child, next } = start({ METRICS: '1' });
+    primary = child;
+    const ready = await next('ready');
+    const pids = await deliver(ready.port ?? 0, 10);
+    expect(pids.size).toBe(2);
+    const response = await fetch(`http://127.0.0.1:${ready.metricsPort ?? 0}/metrics`);
+    const text = await response.text();
+    expect(text).toContain('sirocco_smtpd_messages_total 10\n');
+    expect(text).toMatch(/sirocco_smtpd_transactions_total\{outcome="completed"\} 10\n/);
+    expect(text).toMatch(/sirocco_handler_duration_seconds_count\{hook="data"\} 10\n/);
   });
 });

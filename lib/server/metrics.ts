@@ -1,0 +1,247 @@
+/**
+ * Prometheus metrics (prom-client), when the `metricsListen` setting asks for them. The server
+ * counts into {@link ServerMetrics} as it works; a scrape of `/metrics` reads the registry. Under
+ * `start(n)` each worker keeps its own registry and the primary serves the sum of all of them
+ * (prom-client's `AggregatorRegistry`, over node:cluster's messages).
+ *
+ * Names follow postfix_exporter and maddy where they fit (`smtpd_connects_total`,
+ * `smtpd_messages_total` …), each prefixed `sirocco_`; every metric is documented in the README.
+ * prom-client is loaded only when metrics are on.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type * as Prom from 'prom-client';
+import type { Reply } from '../protocol/reply.js';
+
+type PromClient = typeof Prom;
+
+/** Reply names that mean a limit deferred the client, for `sirocco_smtpd_limit_deferrals_total`. */
+const LIMITS = new Set(['tooManyConnections', 'tooManyRecipients', 'insufficientStorage', 'tooManyErrors', 'tooManyAuthFailures']);
+
+/** Handler hooks timed by `sirocco_handler_duration_seconds`. */
+export type TimedHook = 'prepare' | 'rcpt' | 'data';
+
+/** One sample of a metric family: its labels and value (prom-client's metric JSON). */
+interface Sample {
+  labels: Record<string, string | number>;
+  value: number;
+  metricName?: string;
+}
+
+/**
+ * A metric family counted in plain numbers and read by the registry only at a scrape: the hot
+ * path pays an increment, not prom-client's label hashing. It is what prom-client's Registry
+ * asks of a metric (`name`, `get()`), so one Registry, and the cluster's aggregation, take it.
+ */
+class Family {
+  readonly name: string;
+  readonly #help: string;
+  readonly #type: 'counter' | 'gauge';
+  readonly samples = new Map<string | number, Sample>();
+
+  constructor(name: string, help: string, type: 'counter' | 'gauge' = 'counter') {
+    this.name = `sirocco_${name}`;
+    this.#help = help;
+    this.#type = type;
+  }
+
+  /** The sample for `key`, made with `labels` the first time. */
+  sample(key: string | number, labels: () => Record<string, string>): Sample {
+    let sample = this.samples.get(key);
+    if (sample === undefined) {
+      sample = { labels: labels(), value: 0 };
+      this.samples.set(key, sample);
+    }
+    return sample;
+  }
+
+  get(): Promise<{ name: string; help: string; type: string; values: Sample[]; aggregator: 'sum' }> {
+    return Promise.resolve({ name: this.name, help: this.#help, type: this.#type, values: [...this.samples.values()], aggregator: 'sum' });
+  }
+
+  reset(): void {
+    for (const sample of this.samples.values()) sample.value = 0;
+  }
+}
+
+const BUCKETS = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30];
+
+/** A histogram by hook, counted in arrays of bucket counts. */
+class HookHistogram {
+  readonly name = 'sirocco_handler_duration_seconds';
+  readonly #counts = new Map<string, { buckets: number[]; sum: number; count: number }>();
+
+  observe(hook: string, seconds: number): void {
+    let h = this.#counts.get(hook);
+    if (h === undefined) {
+      h = { buckets: BUCKETS.map(() => 0), sum: 0, count: 0 };
+      this.#counts.set(hook, h);
+    }
+    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= (BUCKETS[i] ?? 0)) h.buckets[i] = (h.buckets[i] ?? 0) + 1;
+    h.sum += seconds;
+    h.count++;
+  }
+
+  get(): Promise<{ name: string; help: string; type: string; values: Sample[]; aggregator: 'sum' }> {
+    const values: Sample[] = [];
+    for (const [hook, h] of this.#counts) {
+      BUCKETS.forEach((le, i) => values.push({ labels: { le, hook }, value: h.buckets[i] ?? 0, metricName: `${this.name}_bucket` }));
+      values.push({ labels: { le: '+Inf', hook }, value: h.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: { hook }, value: h.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: { hook }, value: h.count, metricName: `${this.name}_count` });
+    }
+    return Promise.resolve({
+      name: this.name,
+      help: "Time the handler's hooks took, by hook.",
+      type: 'histogram',
+      values,
+      aggregator: 'sum',
+    });
+  }
+
+  reset(): void {
+    this.#counts.clear();
+  }
+}
+
+export class ServerMetrics {
+  readonly registry: Prom.Registry;
+  readonly #connections = new Family('smtpd_connections', 'Open connections.', 'gauge');
+  readonly #connects = new Family('smtpd_connects_total', 'Connections accepted.');
+  readonly #refused = new Family('smtpd_connections_refused_total', 'Connections turned away, by reason.');
+  readonly #transactions = new Family('smtpd_transactions_total', 'Mail transactions by outcome: started, completed, aborted.');
+  readonly #messages = new Family('smtpd_messages_total', 'Messages accepted (250 after the data).');
+  readonly #bytes = new Family('smtpd_message_bytes_total', 'Bytes of the messages accepted.');
+  readonly #replies = new Family('smtpd_replies_total', 'Replies sent, by code and enhanced code.');
+  readonly #failedCommands = new Family('smtpd_failed_commands_total', 'Commands answered 4xx or 5xx, by command.');
+  readonly #tls = new Family('smtpd_tls_sessions_total', 'TLS sessions started, by protocol.');
+  readonly #auth = new Family('smtpd_auth_total', 'AUTH exchanges by mechanism and result (success, failure).');
+  readonly #deferrals = new Family('smtpd_limit_deferrals_total', 'Clients deferred or refused by a limit, by the reply sent.');
+  readonly #handler = new HookHistogram();
+  readonly #open: Sample;
+  readonly #connected: Sample;
+  readonly #accepted: Sample;
+  readonly #acceptedBytes: Sample;
+  readonly #outcomes: Record<'started' | 'completed' | 'aborted', Sample>;
+
+  constructor(prom: PromClient) {
+    this.registry = new prom.Registry();
+    const families = [
+      this.#connections,
+      this.#connects,
+      this.#refused,
+      this.#transactions,
+      this.#messages,
+      this.#bytes,
+      this.#replies,
+      this.#failedCommands,
+      this.#tls,
+      this.#auth,
+      this.#deferrals,
+    ];
+    for (const family of [...families, this.#handler]) this.registry.registerMetric(family as unknown as Prom.Metric);
+    const none = (): Record<string, string> => ({});
+    this.#open = this.#connections.sample('', none);
+    this.#connected = this.#connects.sample('', none);
+    this.#accepted = this.#messages.sample('', none);
+    this.#acceptedBytes = this.#bytes.sample('', none);
+    const outcome = (o: string): Sample => this.#transactions.sample(o, () => ({ outcome: o }));
+    this.#outcomes = { started: outcome('started'), completed: outcome('completed'), aborted: outcome('aborted') };
+  }
+
+  connected(): void {
+    this.#open.value++;
+    this.#connected.value++;
+  }
+
+  disconnected(): void {
+    this.#open.value--;
+  }
+
+  /** A connection turned away: `limit`, `shutdown`, `proxy`, `early_talker`, `on_connect`. */
+  refused(reason: string): void {
+    this.#refused.sample(reason, () => ({ reason })).value++;
+  }
+
+  transaction(outcome: 'started' | 'completed' | 'aborted'): void {
+    this.#outcomes[outcome].value++;
+  }
+
+  accepted(bytes: number): void {
+    this.#accepted.value++;
+    this.#acceptedBytes.value += bytes;
+  }
+
+  reply(reply: Reply): void {
+    const e = reply.enhanced;
+    const key = reply.code * 1e9 + (e === undefined ? 0 : e[0] * 1e6 + e[1] * 1e3 + e[2]);
+    const known = this.#replies.samples.get(key);
+    if (known !== undefined) known.value++;
+    else this.#replies.sample(key, () => ({ code: String(reply.code), enhanced: e === undefined ? '' : e.join('.') })).value++;
+    if (reply.code >= 400 && reply.name !== undefined && LIMITS.has(reply.name)) {
+      const limit = reply.name;
+      this.#deferrals.sample(limit, () => ({ limit })).value++;
+    }
+  }
+
+  failedCommand(command: string): void {
+    this.#failedCommands.sample(command, () => ({ command })).value++;
+  }
+
+  tls(protocol: string): void {
+    this.#tls.sample(protocol, () => ({ protocol })).value++;
+  }
+
+  auth(mechanism: string, ok: boolean): void {
+    const result = ok ? 'success' : 'failure';
+    this.#auth.sample(`${mechanism} ${result}`, () => ({ mechanism, result })).value++;
+  }
+
+  hook(hook: TimedHook, seconds: number): void {
+    this.#handler.observe(hook, seconds);
+  }
+}
+
+/** Loads prom-client: only servers with metrics on pay for it. */
+export async function loadProm(): Promise<PromClient> {
+  return (await import('prom-client')).default as unknown as PromClient;
+}
+
+/** Where `metricsListen` says: `port`, `host:port` or `[v6]:port`. */
+export function metricsAddress(listen: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen) ?? /^()()(\d{1,5})$/.exec(listen);
+  if (match === null) throw new Error(`metricsListen must be port, host:port or [v6]:port, got ${listen}`);
+  return { host: match[1] ?? (match[2] === '' ? '127.0.0.1' : (match[2] ?? '127.0.0.1')), port: Number(match[3]) };
+}
+
+/** Serves `GET /metrics` from what `read` returns; anything else is 404. */
+export async function serveMetrics(
+  listen: string,
+  read: () => Promise<{ text: string; contentType: string }>,
+  log: Logger,
+): Promise<Server> {
+  const { host, port } = metricsAddress(listen);
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404).end('not found\n');
+      return;
+    }
+    read().then(
+      ({ text, contentType }) => res.writeHead(200, { 'content-type': contentType }).end(text),
+      (err: unknown) => {
+        log.error({ err }, 'metrics scrape failed');
+        res.writeHead(500).end('metrics failed\n');
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  log.info({ address: server.address() as AddressInfo }, 'metrics on /metrics');
+  return server;
+}

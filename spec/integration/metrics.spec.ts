@@ -1,0 +1,60 @@
+/** Prometheus metrics over real sockets: what a scrape of /metrics shows after real traffic. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { RequestHandler, SMTPError } from '../../lib/index.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { closeServers, startServer } from '../helpers/server.js';
+
+afterEach(closeServers);
+
+describe('metrics', () => {
+  it('count connections, transactions, messages, bytes, replies, failed commands, limits and handler time', async () => {
+    const { port, server } = await startServer(
+      class extends RequestHandler {
+        override rcpt(address: string): void {
+          if (address.startsWith('no@')) throw new SMTPError(550, [5, 1, 1], 'No such user');
+        }
+      },
+      { metricsListen: '127.0.0.1:0', maxRecipients: 2 },
+    );
+    const client = await RawClient.inData(port);
+    client.write('hello\r\n.\r\n');
+    await client.reply();
+    await client.command('MAIL FROM:<a@b.test>');
+    await client.command('RCPT TO:<no@d.test>');
+    await client.command('RCPT TO:<a@d.test>');
+    await client.command('RCPT TO:<b@d.test>');
+    expect(await client.command('RCPT TO:<c@d.test>')).toBe('452 4.5.3 Too many recipients\r\n');
+    await client.command('RSET');
+    await client.command('BOGUS');
+    const response = await fetch(`http://127.0.0.1:${server.metricsAddress()?.port ?? 0}/metrics`);
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
+    const text = await response.text();
+    for (const line of [
+      'sirocco_smtpd_connections 1',
+      'sirocco_smtpd_connects_total 1',
+      'sirocco_smtpd_messages_total 1',
+      'sirocco_smtpd_message_bytes_total 7',
+      'sirocco_smtpd_transactions_total{outcome="started"} 2',
+      'sirocco_smtpd_transactions_total{outcome="completed"} 1',
+      'sirocco_smtpd_transactions_total{outcome="aborted"} 1',
+      'sirocco_smtpd_replies_total{code="550",enhanced="5.1.1"} 1',
+      'sirocco_smtpd_replies_total{code="220",enhanced=""} 1',
+      'sirocco_smtpd_failed_commands_total{command="RCPT"} 1',
+      'sirocco_smtpd_failed_commands_total{command="unknown"} 1',
+      'sirocco_smtpd_limit_deferrals_total{limit="tooManyRecipients"} 1',
+      'sirocco_handler_duration_seconds_count{hook="rcpt"} 4',
+      'sirocco_handler_duration_seconds_count{hook="data"} 1',
+    ]) {
+      expect(text).toContain(`${line}\n`);
+    }
+    expect((await fetch(`http://127.0.0.1:${server.metricsAddress()?.port ?? 0}/other`)).status).toBe(404);
+  });
+
+  it('are off unless asked for, and metricsListen is checked', async () => {
+    const { server } = await startServer();
+    expect(server.metricsAddress()).toBeNull();
+    await expect(startServer(RequestHandler, { metricsListen: 'localhost:port' })).rejects.toThrow(
+      'Invalid settings: metricsListen: metricsListen must be port, host:port or [v6]:port',
+    );
+  });
+});
