@@ -44,8 +44,12 @@ export class ClusterPrimary {
   readonly #log: Logger;
   readonly #maxRestarts: number;
   readonly #workers = new Map<number, Worker>();
+  /** Workers being replaced by a rolling restart: their exit is expected. */
+  readonly #retiring = new Set<Worker>();
   #restarts = 0;
   #stopping = false;
+  /** The rolling restart under way, so a second request waits for it instead of interleaving. */
+  #rolling: Promise<void> = Promise.resolve();
   address: AddressInfo | string | null = null;
 
   constructor(log: Logger, maxRestarts: number) {
@@ -73,7 +77,7 @@ export class ClusterPrimary {
       });
       worker.once('exit', (code, signal) => {
         if (this.#workers.get(id) === worker) this.#workers.delete(id);
-        if (this.#stopping) return;
+        if (this.#stopping || this.#retiring.delete(worker)) return;
         if (!listening) {
           reject(new Error(`worker ${id} exited (${signal ?? code}) before listening`));
           return;
@@ -86,6 +90,46 @@ export class ClusterPrimary {
         this.#restarts++;
         this.#fork(id).catch((err: unknown) => this.#log.error({ err, taskId: id }, 'replacement failed'));
       });
+    });
+  }
+
+  /**
+   * Replaces the workers one at a time: the new one listens before the old one is asked to
+   * close, so the port always has a worker accepting; the old one drains as `close()` does.
+   */
+  restart(): Promise<void> {
+    this.#rolling = this.#rolling.then(() => this.#roll());
+    return this.#rolling;
+  }
+
+  async #roll(): Promise<void> {
+    this.#log.info({ workers: this.#workers.size }, 'rolling restart');
+    for (const [id, old] of [...this.#workers.entries()].sort(([a], [b]) => a - b)) {
+      if (this.#stopping) return;
+      this.#retiring.add(old);
+      try {
+        await this.#fork(id);
+      } catch (err) {
+        // The new worker did not come up: the old one stays, and the restart stops here.
+        this.#retiring.delete(old);
+        this.#workers.set(id, old);
+        this.#log.error({ err, taskId: id }, 'rolling restart stopped: the new worker did not listen');
+        return;
+      }
+      await this.#retire(old);
+    }
+    this.#log.info('rolling restart done');
+  }
+
+  /** Asks one worker to close gracefully and waits for it to exit. */
+  #retire(worker: Worker): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (worker.isDead()) {
+        resolve();
+        return;
+      }
+      worker.once('exit', () => resolve());
+      worker.send(SHUTDOWN);
     });
   }
 

@@ -177,6 +177,18 @@ export class SMTPServer {
     }
     this.#primary = new ClusterPrimary(this.application.logger, options.maxRestarts ?? 100);
     await this.#primary.start(numProcesses);
+    // SIGHUP to the primary: a rolling restart (new code, new certificates) without a refused connection.
+    process.on('SIGHUP', () => void this.restart());
+  }
+
+  /**
+   * In a cluster primary (`start(n)`): replaces every worker, one at a time, each new one
+   * listening before the old one drains, so the port never refuses a connection. SIGHUP to the
+   * primary does the same. Resolves once every worker was replaced.
+   */
+  restart(): Promise<void> {
+    if (this.#primary === undefined) throw new Error('SMTPServer.restart(): only a cluster primary (after start()) restarts its workers');
+    return this.#primary.restart();
   }
 
   /**
