@@ -4,6 +4,9 @@
  *
  *   sirocco --listen 127.0.0.1:2525 --handler maildir:./mail
  */
+import cluster from 'node:cluster';
+import { pino } from 'pino';
+import prettyStream from 'pino-pretty';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -44,6 +47,12 @@ Options:
   --proxy-from CIDR         a load balancer whose connections start with a PROXY
                             header (v1 or v2); repeat for several
   --metrics-listen ADDRESS  serve Prometheus metrics on /metrics (PORT or HOST:PORT)
+  --workers N               serve from N worker processes sharing the port (0: one
+                            per CPU); SIGHUP then restarts them one at a time
+  --drain-timeout SECONDS   how long closing waits for open transactions (default 30)
+  --log-level LEVEL         fatal, error, warn, info (default), debug, trace or
+                            silent; logs are readable lines on a terminal, JSON
+                            otherwise
   --set KEY=VALUE           any other application setting, for your handler;
                             VALUE is parsed as JSON when it can be (repeatable)
   --help                    show this and exit
@@ -66,6 +75,15 @@ export class UsageError extends Error {
 
 /** Where to listen. */
 export type ListenTarget = { readonly port: number; readonly host: string } | { readonly path: string };
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** A whole number option (0 allowed), or `undefined` when not given. */
+function wholeNumber(option: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,6}$/.test(value)) throw new UsageError(`${option}: expected a whole number, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
 
 /** Parses `--listen`. */
 export function parseListen(text: string): ListenTarget {
@@ -126,6 +144,8 @@ export interface Plan {
   readonly listen: ListenTarget;
   readonly handler: string;
   readonly settings: SettingsInput;
+  /** `--workers`: serve from this many processes (0: one per CPU); `undefined`: one process. */
+  readonly workers: number | undefined;
 }
 
 /** Parses the arguments; throws {@link UsageError} for anything wrong. */
@@ -149,6 +169,9 @@ export function parseCommandLine(args: readonly string[]): Plan {
         lmtp: { type: 'boolean' },
         'proxy-from': { type: 'string', multiple: true },
         'metrics-listen': { type: 'string' },
+        workers: { type: 'string' },
+        'drain-timeout': { type: 'string' },
+        'log-level': { type: 'string' },
         set: { type: 'string', multiple: true },
         help: { type: 'boolean' },
       },
@@ -193,7 +216,16 @@ export function parseCommandLine(args: readonly string[]): Plan {
   if (values.lmtp === true) settings.lmtp = true;
   if (values['proxy-from'] !== undefined) settings.proxyFrom = values['proxy-from'];
   if (values['metrics-listen'] !== undefined) settings.metricsListen = values['metrics-listen'];
+  const drain = wholeNumber('--drain-timeout', values['drain-timeout']);
+  if (drain !== undefined) settings.closeTimeout = drain * 1000;
+  const level = values['log-level'] ?? process.env.SIROCCO_LOG_LEVEL ?? 'info';
+  if (!LEVELS.includes(level)) throw new UsageError(`--log-level: expected one of ${LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
+  settings.logger = pino(
+    { level },
+    process.stdout.isTTY ? prettyStream({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }) : undefined,
+  );
   return {
+    workers: wholeNumber('--workers', values.workers),
     help: values.help === true,
     listen: parseListen(values.listen ?? '127.0.0.1:2525'),
     handler: values.handler ?? 'debugging',
@@ -214,8 +246,17 @@ export async function main(args: readonly string[], out = process.stdout, err = 
     const loaded = await loadHandler(plan.handler);
     app = new Application(loaded.handler, { ...loaded.settings, ...plan.settings });
     server = new SMTPServer(app);
-    if ('path' in plan.listen) await server.listen(plan.listen.path);
-    else await server.listen(plan.listen.port, plan.listen.host);
+    if (plan.workers !== undefined) {
+      // Tornado's bind + start: this script runs again in each worker, which serves and is done here.
+      if ('path' in plan.listen) server.bind(plan.listen.path);
+      else server.bind(plan.listen.port, plan.listen.host);
+      await server.start(plan.workers);
+      if (cluster.isWorker) return await new Promise<number>(() => undefined);
+    } else if ('path' in plan.listen) {
+      await server.listen(plan.listen.path);
+    } else {
+      await server.listen(plan.listen.port, plan.listen.host);
+    }
     const address = server.address();
     const where =
       typeof address === 'string'

@@ -63,6 +63,9 @@ describe('sirocco --help and bad options', () => {
       '--lmtp',
       '--proxy-from',
       '--metrics-listen',
+      '--workers',
+      '--drain-timeout',
+      '--log-level',
       'maildir:DIR',
       'relay:HOST[:PORT]',
       'FILE:CLASS',
@@ -81,6 +84,12 @@ describe('sirocco --help and bad options', () => {
     [['--max-message-size', 'big'], 'sirocco: --max-message-size: expected a positive whole number, got "big" (see --help)'],
     [['--tls-key', 'k.pem'], 'sirocco: --tls-key and --tls-cert go together (see --help)'],
     [['--set', 'noequals'], 'sirocco: --set: expected KEY=VALUE, got "noequals" (see --help)'],
+    [['--workers', 'many'], 'sirocco: --workers: expected a whole number, got "many" (see --help)'],
+    [['--drain-timeout', '1.5'], 'sirocco: --drain-timeout: expected a whole number, got "1.5" (see --help)'],
+    [
+      ['--log-level', 'loud'],
+      'sirocco: --log-level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud" (see --help)',
+    ],
     [['--set', 'maxRecipients=0'], 'sirocco: Invalid settings: maxRecipients: maxRecipients must not be less than 1 (see --help)'],
     [['--handler', 'missing.js:Nope'], /^sirocco: --handler: cannot load missing\.js: .* \(see --help\)$/],
     [
@@ -164,6 +173,21 @@ describe('sirocco handlers', () => {
     c.close();
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(text).toContain('sirocco_smtpd_connects_total 1\n');
+  });
+
+  it('--workers 2 serves from two processes, and SIGTERM closes them all', async () => {
+    const r = await serve(['--workers', '2', '--handler', `${FIXTURE}:SaysItsPid`, '--log-level', 'warn']);
+    const pids = new Set<string>();
+    for (let i = 0; i < 12 && pids.size < 2; i++) {
+      const c = await send(r.port);
+      pids.add(/taken by pid (\d+)/.exec(c.last)?.[1] ?? '');
+      c.close();
+    }
+    expect(pids.size).toBe(2);
+    expect(pids.has(String(r.child.pid))).toBe(false);
+    expect(r.stdout().match(/sirocco: serving/g)).toHaveLength(1);
+    process.kill(r.child.pid ?? 0, 'SIGTERM');
+    expect(await r.exited).toBe(0);
   });
 
   it('listens on a Unix socket path', async () => {
