@@ -40,7 +40,7 @@ Options:
   --max-recipients N        recipients per message (default 100)
   --idle-timeout SECONDS    idle time before 421 (default 300)
   --tls-key FILE            PEM key: offer STARTTLS (with --tls-cert)
-  --tls-cert FILE           PEM certificate
+  --tls-cert FILE           PEM certificate (both read again on SIGHUP)
   --implicit-tls            TLS from the first byte (SMTPS) instead of STARTTLS
   --lmtp                    speak LMTP (LHLO, one reply per recipient); often with
                             --listen on a Unix socket path
@@ -146,6 +146,8 @@ export interface Plan {
   readonly settings: SettingsInput;
   /** `--workers`: serve from this many processes (0: one per CPU); `undefined`: one process. */
   readonly workers: number | undefined;
+  /** `--tls-key` and `--tls-cert`, read again on SIGHUP by a single process. */
+  readonly tlsFiles: { readonly key: string; readonly cert: string } | undefined;
 }
 
 /** Parses the arguments; throws {@link UsageError} for anything wrong. */
@@ -226,6 +228,7 @@ export function parseCommandLine(args: readonly string[]): Plan {
   );
   return {
     workers: wholeNumber('--workers', values.workers),
+    tlsFiles: key === undefined || cert === undefined ? undefined : { key, cert },
     help: values.help === true,
     listen: parseListen(values.listen ?? '127.0.0.1:2525'),
     handler: values.handler ?? 'debugging',
@@ -265,6 +268,19 @@ export async function main(args: readonly string[], out = process.stdout, err = 
           ? '?'
           : `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
     out.write(`sirocco: serving ${plan.handler} on ${where}\n`);
+    const files = plan.tlsFiles;
+    if (files !== undefined && plan.workers === undefined) {
+      // SIGHUP to a single process: the renewed key and certificate, read again (a cluster restarts its workers instead).
+      const running = server;
+      process.on('SIGHUP', () => {
+        try {
+          running.reloadTLS({ key: readFileSync(files.key), cert: readFileSync(files.cert) });
+          out.write('sirocco: TLS key and certificate reloaded\n');
+        } catch (e) {
+          err.write(`sirocco: TLS reload failed, the old key and certificate stay: ${e instanceof Error ? e.message : String(e)}\n`);
+        }
+      });
+    }
   } catch (e) {
     if (e instanceof UsageError || e instanceof SettingsError) {
       err.write(`sirocco: ${e.message} (see --help)\n`);

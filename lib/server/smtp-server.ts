@@ -1,3 +1,4 @@
+import type { TLSSettings } from '../app/settings.js';
 import type { Server as HttpServer } from 'node:http';
 import { loadProm, serveMetrics, ServerMetrics } from './metrics.js';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -94,6 +95,23 @@ export class SMTPServer {
       async () => ({ text: await registry.metrics(), contentType: registry.contentType }),
       this.application.logger,
     );
+  }
+
+  /**
+   * Takes a new TLS key and certificate (and any other `tls` option) without a restart, for
+   * certificates renewed every 60–90 days: new connections use them, connections already open
+   * keep theirs. Throws, changing nothing, when the new ones cannot be used. Under `start(n)`,
+   * a rolling restart (`restart()`, SIGHUP) is the way: each new worker reads its settings anew.
+   *
+   * @example
+   * ```ts
+   * process.on('SIGUSR2', () => server.reloadTLS({ key: readFileSync(keyFile), cert: readFileSync(certFile) }));
+   * ```
+   */
+  reloadTLS(tls: TLSSettings): void {
+    const config = new TLSConfig(tls, this.#settings.requestClientCertificate);
+    this.#context = { ...this.#context, tls: config };
+    this.application.logger.info('TLS key and certificate reloaded');
   }
 
   /** The address the `/metrics` endpoint listens on, when this process serves it. */

@@ -1,4 +1,6 @@
 /** The sirocco command, run as a user runs it. */
+import { writeFileSync } from 'node:fs';
+import { makeCertificates } from '../helpers/certs.js';
 import { createServer } from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -188,6 +190,34 @@ describe('sirocco handlers', () => {
     expect(r.stdout().match(/sirocco: serving/g)).toHaveLength(1);
     process.kill(r.child.pid ?? 0, 'SIGTERM');
     expect(await r.exited).toBe(0);
+  });
+
+  it('reads --tls-key and --tls-cert again on SIGHUP', async () => {
+    const certs = makeCertificates();
+    try {
+      const dir = tempDir();
+      const keyFile = join(dir, 'key.pem');
+      const certFile = join(dir, 'cert.pem');
+      writeFileSync(keyFile, certs.key);
+      writeFileSync(certFile, certs.cert);
+      const r = await serve(['--handler', 'sink', '--tls-key', keyFile, '--tls-cert', certFile, '--hostname', 'mx.test']);
+      const cn = async (servername: string): Promise<unknown> => {
+        const c = await RawClient.ehlo(r.port);
+        await c.command('STARTTLS');
+        const socket = await c.startTls({ ca: certs.ca, servername });
+        const name = socket.getPeerCertificate().subject.CN;
+        c.close();
+        return name;
+      };
+      expect(await cn('localhost')).toBe('localhost');
+      writeFileSync(keyFile, certs.otherKey);
+      writeFileSync(certFile, certs.otherCert);
+      process.kill(r.child.pid ?? 0, 'SIGHUP');
+      await until(() => r.stdout().includes('sirocco: TLS key and certificate reloaded'));
+      expect(await cn('other.test')).toBe('other.test');
+    } finally {
+      certs.cleanup();
+    }
   });
 
   it('listens on a Unix socket path', async () => {
