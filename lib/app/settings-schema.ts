@@ -105,7 +105,7 @@ export function buildSettings<S extends object>(handlerClass: object, input: obj
   if (settings.implicitTLS && settings.requireTLS) {
     problems.push({ field: 'requireTLS', reasons: ['requireTLS is implied by implicitTLS; set one of them'] });
   }
-  for (const field of ['proxyFrom', 'xclientFrom'] as const) problems.push(...peerListProblems(field, settings[field]));
+  for (const field of ['proxyFrom', 'xclientFrom', 'limitExempt'] as const) problems.push(...peerListProblems(field, settings[field]));
   if (settings.implicitTLS && Array.isArray(settings.proxyFrom) && settings.proxyFrom.length > 0) {
     problems.push({ field: 'proxyFrom', reasons: ['the PROXY protocol is not supported with implicitTLS yet'] });
   }

@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import type { BareLineEndingPolicy } from '../protocol/data-decoder.js';
 import { SASL_MECHANISMS, type AuthCredentials, type AuthDecision, type SaslMechanism } from '../protocol/sasl.js';
 import type { SessionInfo } from '../protocol/session-info.js';
+import type { LimitStore } from './limit-store.js';
 
 /**
  * Picks a context by the server name the client asked for (SNI); `undefined` = the default one.
@@ -222,6 +223,47 @@ export class ApplicationSettings {
   @IsOptional()
   @Matches(/^(?:(?:\[[0-9a-fA-F:.]+\]|[^:\s[\]]*):)?\d{1,5}$/, { message: 'metricsListen must be port, host:port or [v6]:port' })
   metricsListen?: string | undefined;
+
+  /**
+   * Open connections per client address (0: no limit); past it `421 4.7.0` and close. Counted
+   * across the workers of `start(n)`. Default 20.
+   */
+  @IsInt()
+  @Min(0)
+  maxConnectionsPerIp: number = 20;
+
+  /** Open connections per /24 (IPv4) or /64 (IPv6) network (0: no limit). Default 100. */
+  @IsInt()
+  @Min(0)
+  maxConnectionsPerNet: number = 100;
+
+  /** New connections per client address within `limitWindow` (0: no limit). Default 100. */
+  @IsInt()
+  @Min(0)
+  connectionRatePerIp: number = 100;
+
+  /** Failed AUTH attempts per client address within `limitWindow`; past it AUTH is `454 4.7.0`. Default 10. */
+  @IsInt()
+  @Min(0)
+  authFailuresPerIp: number = 10;
+
+  /** The window of `connectionRatePerIp` and `authFailuresPerIp`, in milliseconds. Default 60 s. */
+  @IsInt()
+  @Min(1)
+  limitWindow: number = 60 * 1000;
+
+  /** Clients (addresses or CIDRs) the per-client limits leave alone. Default loopback. */
+  @IsArray()
+  @IsString({ each: true })
+  limitExempt: string[] = ['127.0.0.0/8', '::1'];
+
+  /**
+   * Where the per-client counts live (see `LimitStore`). Default: this process's memory, or under
+   * `start(n)` the primary's, shared by its workers.
+   */
+  @IsOptional()
+  @IsObject()
+  limitStore?: LimitStore | undefined;
 
   /** Open connections per process; the next one is answered `421 4.7.0` and closed. */
   @IsInt()

@@ -76,6 +76,10 @@ export const REPLIES = named({
   localError: fixedReply(451, [4, 3, 0], 'Requested action aborted: local error in processing'),
   /** Sent for: DATA or BDAT when the memory budget for held bodies (`bodyMemoryBudget`) is spent. */
   insufficientStorage: fixedReply(452, [4, 3, 1], 'Insufficient system storage, try again later'),
+  /** Sent for: a client past `maxConnectionsPerIp`, `maxConnectionsPerNet` or `connectionRatePerIp` (then the connection closes). */
+  clientLimit: fixedReply(421, [4, 7, 0], 'Too many connections from your address, try again later'),
+  /** Sent for: AUTH from a client past `authFailuresPerIp` (RFC 4954 §6's temporary failure). */
+  authLimit: fixedReply(454, [4, 7, 0], 'Too many authentication failures from your address, try again later'),
   /** Sent for: past maxRecipients (RFC 5321 §4.5.3.1.8). */
   tooManyRecipients: fixedReply(452, [4, 5, 3], 'Too many recipients'),
   // 5xx

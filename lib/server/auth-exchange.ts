@@ -28,6 +28,7 @@ type Verdict = { readonly decision: AuthDecision } | { readonly refusal: Reply }
 export class AuthExchange {
   readonly #mechanism: string;
   readonly #metrics: ServerMetrics | null;
+  readonly #failed: () => void;
   readonly #exchange: SaslExchange;
   readonly #authenticate: Authenticator;
   readonly #session: Session;
@@ -41,9 +42,11 @@ export class AuthExchange {
     session: Session,
     log: Logger,
     metrics: ServerMetrics | null = null,
+    failed: () => void = () => undefined,
   ) {
     this.#mechanism = mechanism;
     this.#metrics = metrics;
+    this.#failed = failed;
     this.#exchange = createExchange(mechanism, { hostname });
     this.#authenticate = authenticate;
     this.#session = session;
@@ -90,6 +93,7 @@ export class AuthExchange {
         this.#open = false;
         this.#log.info({ failures: this.#session.authFailures + 1 }, 'authentication failed');
         this.#metrics?.auth(this.#mechanism, false);
+        this.#failed();
         return this.#session.authFailed(step.reply);
     }
   }

@@ -6,9 +6,63 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { MemoryLimitStore, type LimitStore } from '../app/limit-store.js';
 
 const TASK_ENV = 'SIROCCO_TASK_ID';
 const SHUTDOWN = 'sirocco:shutdown';
+const LIMITS = 'sirocco:limits';
+
+/** A request for the primary's limit store, and its answer. */
+interface LimitRequest {
+  readonly type: typeof LIMITS;
+  readonly id: number;
+  readonly op: 'acquire' | 'release' | 'hit' | 'count';
+  readonly key: string;
+  readonly windowMs: number;
+}
+
+/**
+ * @internal In a worker of `start(n)`: the limit counts, kept by the primary for every worker
+ * (one round trip over node:cluster's channel per question).
+ */
+export class ClusterLimitStore implements LimitStore {
+  readonly #waiting = new Map<number, (n: number) => void>();
+  #next = 0;
+
+  constructor() {
+    process.on('message', (message: unknown) => {
+      const m = message as { type?: unknown; id?: number; value?: number };
+      if (m.type !== `${LIMITS}:reply` || m.id === undefined) return;
+      const resolve = this.#waiting.get(m.id);
+      this.#waiting.delete(m.id);
+      resolve?.(m.value ?? 0);
+    });
+  }
+
+  #ask(op: LimitRequest['op'], key: string, windowMs = 0): Promise<number> {
+    const id = ++this.#next;
+    return new Promise<number>((resolve) => {
+      this.#waiting.set(id, resolve);
+      process.send?.({ type: LIMITS, id, op, key, windowMs } satisfies LimitRequest);
+    });
+  }
+
+  acquire(key: string): Promise<number> {
+    return this.#ask('acquire', key);
+  }
+
+  release(key: string): void {
+    process.send?.({ type: LIMITS, id: 0, op: 'release', key, windowMs: 0 } satisfies LimitRequest);
+  }
+
+  hit(key: string, windowMs: number): Promise<number> {
+    return this.#ask('hit', key, windowMs);
+  }
+
+  count(key: string, windowMs: number): Promise<number> {
+    return this.#ask('count', key, windowMs);
+  }
+}
 
 /**
  * In a worker started by `SMTPServer.start()`, its task id: `0` to `numProcesses - 1`, kept by a
@@ -50,6 +104,9 @@ export class ClusterPrimary {
   #stopping = false;
   /** The rolling restart under way, so a second request waits for it instead of interleaving. */
   #rolling: Promise<void> = Promise.resolve();
+  /** The per-client counts every worker shares, and what each worker holds, given back when it exits. */
+  readonly #limits = new MemoryLimitStore();
+  readonly #held = new Map<Worker, Map<string, number>>();
   address: AddressInfo | string | null = null;
 
   constructor(log: Logger, maxRestarts: number) {
@@ -67,6 +124,7 @@ export class ClusterPrimary {
   #fork(id: number): Promise<void> {
     const worker = cluster.fork({ [TASK_ENV]: String(id) });
     this.#workers.set(id, worker);
+    worker.on('message', (message: unknown) => this.#answerLimits(worker, message));
     return new Promise<void>((resolve, reject) => {
       let listening = false;
       worker.once('listening', (address: AddressInfo | string) => {
@@ -77,6 +135,9 @@ export class ClusterPrimary {
       });
       worker.once('exit', (code, signal) => {
         if (this.#workers.get(id) === worker) this.#workers.delete(id);
+        // A worker that died held connections no longer open.
+        for (const [key, n] of this.#held.get(worker) ?? []) for (let i = 0; i < n; i++) this.#limits.release(key);
+        this.#held.delete(worker);
         if (this.#stopping || this.#retiring.delete(worker)) return;
         if (!listening) {
           reject(new Error(`worker ${id} exited (${signal ?? code}) before listening`));
@@ -91,6 +152,37 @@ export class ClusterPrimary {
         this.#fork(id).catch((err: unknown) => this.#log.error({ err, taskId: id }, 'replacement failed'));
       });
     });
+  }
+
+  #answerLimits(worker: Worker, message: unknown): void {
+    const m = message as Partial<LimitRequest>;
+    if (m.type !== LIMITS || typeof m.key !== 'string') return;
+    const held = this.#held.get(worker) ?? new Map<string, number>();
+    this.#held.set(worker, held);
+    let value: number;
+    switch (m.op) {
+      case 'acquire':
+        value = this.#limits.acquire(m.key);
+        held.set(m.key, (held.get(m.key) ?? 0) + 1);
+        break;
+      case 'release': {
+        const n = held.get(m.key) ?? 0;
+        if (n === 0) return;
+        this.#limits.release(m.key);
+        if (n === 1) held.delete(m.key);
+        else held.set(m.key, n - 1);
+        return;
+      }
+      case 'hit':
+        value = this.#limits.hit(m.key, m.windowMs ?? 0);
+        break;
+      case 'count':
+        value = this.#limits.count(m.key, m.windowMs ?? 0);
+        break;
+      default:
+        return;
+    }
+    if (worker.isConnected()) worker.send({ type: `${LIMITS}:reply`, id: m.id, value });
   }
 
   /**

@@ -10,9 +10,10 @@ import type { Logger } from 'pino';
 import { hookVerdict } from '../app/errors.js';
 import type { AnyServedApplication } from '../app/request-handler.js';
 import type { ApplicationSettings } from '../app/settings.js';
-import { LineSplitter, type LineEvent } from '../protocol/line-splitter.js';
-import { COMMAND_ORDER } from '../protocol/command-order.js';
+import { LineSplitter } from '../protocol/line-splitter.js';
 import type { ServerMetrics } from './metrics.js';
+import type { ClientLimits } from './client-limits.js';
+import { Opening } from './opening.js';
 import { looksLikeProxyHeader } from '../protocol/proxy-header.js';
 import type { TrustedPeers } from '../app/trusted-peers.js';
 import type { Reply } from '../protocol/reply.js';
@@ -31,8 +32,6 @@ import { ProxyPreamble } from './proxy-preamble.js';
 
 /** RFC 4954 §4: a SASL line may be 12288 bytes, more than an ordinary command line. */
 const AUTH_LINE_LIMIT = 12288 + 2;
-/** The verbs failed commands are counted by; anything else counts as `unknown`. */
-const KNOWN_VERBS = new Set(Object.keys(COMMAND_ORDER));
 /** The first byte of a TLS handshake record: a TLS client on a plaintext port. */
 const TLS_HANDSHAKE = 0x16;
 
@@ -47,6 +46,8 @@ export interface ConnectionContext {
   readonly xclient: TrustedPeers;
   /** The Prometheus counters, when `metricsListen` is set. */
   readonly metrics: ServerMetrics | null;
+  /** The per-client limits (connections, rate, AUTH failures). */
+  readonly limits: ClientLimits;
 }
 
 let sequence = 0;
@@ -74,6 +75,8 @@ export class Connection {
   /** The PROXY header being read, from a trusted load balancer, before anything else. */
   #preamble: ProxyPreamble | null = null;
   #preambleTimer: NodeJS.Timeout | undefined;
+  /** Everything before the banner: the per-client limits, the early-talker wait, `onConnect`. */
+  readonly #opening: Opening;
 
   constructor(socket: Socket, context: ConnectionContext, onClosed: (connection: Connection) => void) {
     this.id = `${process.pid.toString(36)}.${(++sequence).toString(36)}`;
@@ -117,6 +120,18 @@ export class Connection {
       flush: () => this.#writer.flush(),
     });
     this.#intake = new Intake(context.app, this.#session, this.#writer, this.#pump, this.#log, context.metrics);
+    this.#opening = new Opening({
+      session: this.#session,
+      writer: this.#writer,
+      pump: this.#pump,
+      lines: this.#lines,
+      settings,
+      limits: context.limits,
+      metrics: context.metrics,
+      log: this.#log,
+      ended: () => this.#ended,
+      close: (reply) => this.#close(reply),
+    });
   }
 
   /** Whether a transaction is open or a handler is running. */
@@ -147,7 +162,7 @@ export class Connection {
       return;
     }
     this.#attach(socket);
-    this.#pump.run(() => this.#welcome());
+    this.#pump.run(() => this.#opening.welcome());
   }
 
   /** One read of the PROXY preamble; once whole, the session goes on as the client it names. */
@@ -162,7 +177,7 @@ export class Connection {
     this.#preamble = null;
     this.#session.proxied(step.peer);
     this.#log.debug({ client: step.peer.remoteAddress, port: step.peer.remotePort, proxy: step.peer.proxy?.command }, 'PROXY header');
-    this.#pump.run(() => this.#welcome());
+    this.#pump.run(() => this.#opening.welcome());
     if (step.rest.length > 0) this.#onData(step.rest);
   }
 
@@ -228,51 +243,6 @@ export class Connection {
     this.#pump.push(chunk);
   }
 
-  /** The greeting: at once, or after `greetDelay` with early talkers turned away; then {@link #greet}. */
-  #welcome(): StepResult {
-    const delay = this.#settings.greetDelay;
-    if (delay === 0) return this.#greet();
-    // Early talkers (postscreen's pregreet test): the greeting waits; a client that spoke meanwhile is turned away.
-    if (this.#settings.greetTeaser) this.#writer.addOpening(REPLIES.greeting(this.#settings.hostname));
-    const waited = new Promise<void>((resolve) => setTimeout(resolve, delay));
-    return this.#pump.wait(
-      waited,
-      () => {
-        if (this.#lines.buffered === 0) return asPending(this.#greet());
-        this.#log.info({ bytes: this.#lines.buffered }, 'client spoke before the greeting; closing');
-        this.#context.metrics?.refused('early_talker');
-        // A teaser opened a multi-line 220: it is ended, so the refusal stands as a reply of its own.
-        if (this.#settings.greetTeaser) this.#writer.add(REPLIES.greeting(this.#settings.hostname));
-        this.#close(REPLIES.earlyTalker());
-        return undefined;
-      },
-      false,
-    );
-  }
-
-  /** The `onConnect` hook, then the banner or the hook's refusal instead of it (RFC 5321 §3.1). */
-  #greet(): StepResult {
-    const hook = this.#settings.onConnect;
-    if (hook === undefined) {
-      this.#writer.add(REPLIES.greeting(this.#settings.hostname));
-      return undefined;
-    }
-    const info = this.#session.info();
-    const verdict = hookVerdict(() => hook(info), REPLIES.connectionRefused(), REPLIES.serviceUnavailable(), this.#log, 'onConnect');
-    return this.#pump.wait(verdict, (refusal) => {
-      if (refusal === undefined) {
-        this.#writer.add(REPLIES.greeting(this.#settings.hostname));
-      } else if (refusal.code >= 500) {
-        this.#session.refuseConnection();
-        this.#context.metrics?.refused('on_connect');
-        this.#writer.add(refusal);
-      } else {
-        this.#close(refusal);
-      }
-      return undefined;
-    });
-  }
-
   /** One unit of input: the message data while it is being read, else one line. */
   #step(): StepResult {
     if (this.#intake.readingData) return this.#intake.takeData(this.#lines);
@@ -281,18 +251,10 @@ export class Connection {
     const auth = this.#auth;
     if (auth === null) {
       const decision = this.#session.line(event);
-      if (this.#context.metrics !== null) this.#countFailure(decision, event);
+      if (this.#context.metrics !== null) this.#context.metrics.commandDecided(decision, event);
       return this.#carryOut(decision);
     }
     return this.#pump.wait(auth.line(event), (decision) => this.#afterAuth(auth, decision));
-  }
-
-  /** `sirocco_smtpd_failed_commands_total`: a command the session refused, by its verb. */
-  #countFailure(decision: Decision, event: LineEvent): void {
-    const reply = decision.kind === 'close' ? decision.replies[0] : 'reply' in decision ? decision.reply : undefined;
-    if (reply === undefined || reply.code < 400) return;
-    const verb = event.kind === 'tooLong' ? 'too_long' : (event.line.toString('latin1', 0, 10).split(' ')[0]?.toUpperCase() ?? '');
-    this.#context.metrics?.failedCommand(KNOWN_VERBS.has(verb) ? verb : 'unknown');
   }
 
   #carryOut(decision: Decision): Promise<void> | undefined {
@@ -328,16 +290,26 @@ export class Connection {
       case 'auth': {
         const authenticate = this.#settings.authenticate;
         if (authenticate === undefined) throw new Error('AUTH decided without an authenticator');
-        const auth = new AuthExchange(
-          decision.mechanism,
-          this.#settings.hostname,
-          authenticate,
-          this.#session,
-          this.#log,
-          this.#context.metrics,
-        );
-        this.#auth = auth;
-        return this.#pump.wait(auth.start(decision.initial), (next) => this.#afterAuth(auth, next));
+        const address = this.#session.peer.remoteAddress;
+        const limits = this.#context.limits;
+        return this.#pump.wait(limits.authAllowed(address), (allowed) => {
+          if (!allowed) {
+            this.#log.info({ client: address }, 'AUTH refused: too many failures from this client');
+            this.#writer.add(REPLIES.authLimit());
+            return undefined;
+          }
+          const auth = new AuthExchange(
+            decision.mechanism,
+            this.#settings.hostname,
+            authenticate,
+            this.#session,
+            this.#log,
+            this.#context.metrics,
+            () => limits.authFailed(address),
+          );
+          this.#auth = auth;
+          return this.#pump.wait(auth.start(decision.initial), (next) => this.#afterAuth(auth, next));
+        });
       }
     }
   }
@@ -387,7 +359,7 @@ export class Connection {
         this.#context.metrics?.tls(info.protocol);
         this.#writer.resume(socket);
         this.#attach(socket);
-        if (implicit) this.#pump.run(() => this.#welcome());
+        if (implicit) this.#pump.run(() => this.#opening.welcome());
         if (this.#shuttingDown) this.#close(REPLIES.shuttingDown());
       },
       close: () => this.#onSocketClose(),
@@ -417,6 +389,7 @@ export class Connection {
     this.#closedOnce = true;
     this.#idleTimer?.stop();
     clearTimeout(this.#preambleTimer);
+    this.#opening.release();
     this.#ended = true;
     this.#session.end();
     this.#auth = null;

@@ -12,7 +12,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type * as Prom from 'prom-client';
+import { COMMAND_ORDER } from '../protocol/command-order.js';
+import type { Decision } from '../protocol/decision.js';
+import type { LineEvent } from '../protocol/line-splitter.js';
 import type { Reply } from '../protocol/reply.js';
+
+/** The verbs failed commands are counted by; anything else counts as `unknown`. */
+const KNOWN_VERBS = new Set(Object.keys(COMMAND_ORDER));
 
 type PromClient = typeof Prom;
 
@@ -185,7 +191,12 @@ export class ServerMetrics {
     }
   }
 
-  failedCommand(command: string): void {
+  /** `sirocco_smtpd_failed_commands_total`: a command the session refused, counted by its verb. */
+  commandDecided(decision: Decision, event: LineEvent): void {
+    const reply = decision.kind === 'close' ? decision.replies[0] : 'reply' in decision ? decision.reply : undefined;
+    if (reply === undefined || reply.code < 400) return;
+    const word = event.kind === 'tooLong' ? 'too_long' : (event.line.toString('latin1', 0, 10).split(' ')[0]?.toUpperCase() ?? '');
+    const command = word === 'too_long' || KNOWN_VERBS.has(word) ? word : 'unknown';
     this.#failedCommands.sample(command, () => ({ command })).value++;
   }
 

@@ -8,7 +8,9 @@ import { REPLIES } from '../protocol/replies.js';
 import { TrustedPeers } from '../app/trusted-peers.js';
 import { Connection, type ConnectionContext } from './connection.js';
 import { TLSConfig } from './tls.js';
-import { ClusterPrimary, isClusterWorker, onShutdownRequest } from './cluster.js';
+import { ClusterLimitStore, ClusterPrimary, isClusterWorker, onShutdownRequest } from './cluster.js';
+import { ClientLimits } from './client-limits.js';
+import { MemoryLimitStore } from '../app/limit-store.js';
 
 /**
  * Options of {@link SMTPServer.start}.
@@ -70,6 +72,11 @@ export class SMTPServer {
       proxies: new TrustedPeers(this.#settings.proxyFrom),
       xclient: new TrustedPeers(this.#settings.xclientFrom),
       metrics: null,
+      limits: new ClientLimits(
+        this.#settings.limitStore ?? (isClusterWorker() ? new ClusterLimitStore() : new MemoryLimitStore()),
+        this.#settings,
+        new TrustedPeers(this.#settings.limitExempt),
+      ),
     };
   }
 

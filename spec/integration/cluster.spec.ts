@@ -115,4 +115,23 @@ describe('bind() + start(n)', () => {
     expect(text).toMatch(/sirocco_smtpd_transactions_total\{outcome="completed"\} 10\n/);
     expect(text).toMatch(/sirocco_handler_duration_seconds_count\{hook="data"\} 10\n/);
   });
+
+  it('counts the per-client limits across the workers, through the primary', async () => {
+    const { child, next } = start({ LIMIT: '1' });
+    primary = child;
+    const ready = await next('ready');
+    const port = ready.port ?? 0;
+    const clients = await Promise.all([0, 1, 2, 3].map(() => RawClient.connect(port, '127.0.0.1', '127.0.0.2')));
+    const first = await Promise.all(clients.map((c) => c.reply().catch(() => 'closed')));
+    // Whichever workers took them, two of four were let in: the count is one for both workers.
+    expect(first.filter((r) => r === '220 cluster.test ESMTP Sirocco\r\n')).toHaveLength(2);
+    expect(first.filter((r) => r === '421 4.7.0 Too many connections from your address, try again later\r\n')).toHaveLength(2);
+    const admitted = clients.filter((_, i) => first[i]?.startsWith('220'));
+    expect(await admitted[0]?.command('QUIT')).toBe('221 2.0.0 Bye\r\n');
+    await admitted[0]?.closedByServer();
+    await new Promise((r) => setTimeout(r, 100));
+    const again = await RawClient.connect(port, '127.0.0.1', '127.0.0.2');
+    expect(await again.reply()).toBe('220 cluster.test ESMTP Sirocco\r\n');
+    for (const c of [...clients, again]) c.close();
+  });
 });
