@@ -85,11 +85,18 @@ export function isClusterWorker(): boolean {
   return cluster.isWorker && process.env[TASK_ENV] !== undefined;
 }
 
+/**
+ * After a worker's server closed, how long it stays to answer connections the primary handed
+ * it just before it heard of the close: the worker refuses them, so the primary gives them to
+ * another worker. A worker that exited at once would leave such a connection with no one.
+ */
+const EXIT_GRACE_MS = 500;
+
 /** @internal In a worker: runs `close` when the primary asks for a graceful stop, then exits. */
 export function onShutdownRequest(close: () => Promise<void>): void {
   process.on('message', (message: unknown) => {
     if (message !== SHUTDOWN) return;
-    void close().finally(() => process.exit(0));
+    void close().finally(() => setTimeout(() => process.exit(0), EXIT_GRACE_MS));
   });
 }
 

@@ -135,6 +135,9 @@ export class SMTPServer {
     checkPort(port);
     await this.#startMetrics();
     const server = createServer();
+    // Connections are taken from the first moment: in a cluster worker the primary may hand over
+    // connections it queued as soon as this worker listens, in the same turn of the event loop.
+    server.on('connection', (socket: Socket) => this.#accept(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       const done = (): void => {
@@ -145,7 +148,8 @@ export class SMTPServer {
       else if (address === undefined || address === '') server.listen(port, done);
       else server.listen(port, address, done);
     });
-    this.addSockets([server]);
+    server.on('error', (err) => this.application.logger.error({ err }, 'server error'));
+    this.#servers.push(server);
   }
 
   /** Serves connections from servers you created and made listen yourself. */

@@ -32,7 +32,7 @@ interface Event {
 }
 
 /** What one session ended with. */
-type Outcome = 'accepted' | 'deferred' | 'refused' | 'cut';
+type Outcome = 'accepted' | 'deferred' | 'refused' | 'cut' | 'stalled';
 
 /** One message over one connection: `refused` if the connection was refused or reset before the greeting. */
 function sendOne(port: number, id: string): Promise<Outcome> {
@@ -46,9 +46,12 @@ function sendOne(port: number, id: string): Promise<Outcome> {
     const finish = (outcome: Outcome): void => {
       if (done) return;
       done = true;
+      clearTimeout(timer);
       socket.destroy();
       resolve(outcome);
     };
+    // A session that gets no answer for 5 s is stalled: counted, never waited on for ever.
+    const timer = setTimeout(() => finish('stalled'), 5000);
     socket.on('error', () => finish(greeted ? 'cut' : 'refused'));
     socket.on('close', () => finish(greeted ? (step >= 5 ? 'cut' : 'deferred') : 'refused'));
     socket.on('data', (data: Buffer) => {
@@ -95,7 +98,7 @@ describe('rolling restart', () => {
     const port = ready.port ?? 0;
     const old = ready.workers ?? [];
 
-    const outcomes: Record<Outcome, number> = { accepted: 0, deferred: 0, refused: 0, cut: 0 };
+    const outcomes: Record<Outcome, number> = { accepted: 0, deferred: 0, refused: 0, cut: 0, stalled: 0 };
     const acknowledged: string[] = [];
     let running = true;
     let sent = 0;
@@ -122,6 +125,7 @@ describe('rolling restart', () => {
     expect(fresh.some((pid) => old.includes(pid ?? 0))).toBe(false);
     expect(outcomes.refused).toBe(0);
     expect(outcomes.cut).toBe(0);
+    expect(outcomes.stalled).toBe(0);
     expect(outcomes.accepted).toBeGreaterThan(80);
     const stored = new Set(
       readdirSync(join(dir, 'new')).map((f) => /Message-Id: <([^>]+)>/.exec(readFileSync(join(dir, 'new', f), 'latin1'))?.[1]),
