@@ -334,6 +334,14 @@ export class ApplicationSettings {
   @IsBoolean()
   requestClientCertificate: boolean = false;
 
+  /**
+   * Under `start(n)`: how often the primary gives every worker new TLS session-ticket keys (the
+   * same for all, so a client resumes its TLS session on any worker). Default 12 hours.
+   */
+  @IsInt()
+  @Min(60 * 1000)
+  ticketKeyRotation: number = 12 * 60 * 60 * 1000;
+
   /** Milliseconds a TLS handshake may take. */
   @IsInt()
   @Min(1)

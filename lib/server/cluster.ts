@@ -3,12 +3,16 @@
  * same script, share the listening socket, and are replaced with the same task id when they die.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { MemoryLimitStore, type LimitStore } from '../app/limit-store.js';
 
 const TASK_ENV = 'SIROCCO_TASK_ID';
+/** The TLS session-ticket keys every worker shares, hex, given to each at fork. */
+const TICKET_ENV = 'SIROCCO_TICKET_KEYS';
+const TICKET_KEYS = 'sirocco:ticket-keys';
 const SHUTDOWN = 'sirocco:shutdown';
 const LIMITS = 'sirocco:limits';
 
@@ -92,6 +96,23 @@ export function isClusterWorker(): boolean {
  */
 const EXIT_GRACE_MS = 500;
 
+/** @internal In a worker of `start(n)`: the TLS session-ticket keys every worker shares. */
+export function sharedTicketKeys(): Buffer | undefined {
+  const hex = isClusterWorker() ? process.env[TICKET_ENV] : undefined;
+  return hex === undefined || hex.length !== 96 ? undefined : Buffer.from(hex, 'hex');
+}
+
+/** @internal In a worker: `use` gets the new ticket keys each time the primary rotates them. */
+export function onTicketKeys(use: (keys: Buffer) => void): void {
+  process.on('message', (message: unknown) => {
+    const m = message as { type?: unknown; keys?: unknown };
+    if (m.type === TICKET_KEYS && typeof m.keys === 'string') {
+      process.env[TICKET_ENV] = m.keys;
+      use(Buffer.from(m.keys, 'hex'));
+    }
+  });
+}
+
 /** @internal In a worker: runs `close` when the primary asks for a graceful stop, then exits. */
 export function onShutdownRequest(close: () => Promise<void>): void {
   process.on('message', (message: unknown) => {
@@ -114,11 +135,24 @@ export class ClusterPrimary {
   /** The per-client counts every worker shares, and what each worker holds, given back when it exits. */
   readonly #limits = new MemoryLimitStore();
   readonly #held = new Map<Worker, Map<string, number>>();
+  /** The session-ticket keys of every worker, rotated by a timer. */
+  #ticketKeys = randomBytes(48);
+  #rotation: NodeJS.Timeout | undefined;
   address: AddressInfo | string | null = null;
 
-  constructor(log: Logger, maxRestarts: number) {
+  constructor(log: Logger, maxRestarts: number, ticketKeyRotation = 12 * 60 * 60 * 1000) {
     this.#log = log;
     this.#maxRestarts = maxRestarts;
+    this.#rotation = setInterval(() => this.#rotateTicketKeys(), ticketKeyRotation);
+    this.#rotation.unref();
+  }
+
+  /** New ticket keys for every worker at once; a ticket issued under the old ones means a full handshake. */
+  #rotateTicketKeys(): void {
+    this.#ticketKeys = randomBytes(48);
+    const keys = this.#ticketKeys.toString('hex');
+    for (const worker of this.#workers.values()) if (worker.isConnected()) worker.send({ type: TICKET_KEYS, keys });
+    this.#log.info('TLS session-ticket keys rotated');
   }
 
   /** Forks the workers; resolves once every one listens, rejects if one dies before it does. */
@@ -129,7 +163,7 @@ export class ClusterPrimary {
   }
 
   #fork(id: number): Promise<void> {
-    const worker = cluster.fork({ [TASK_ENV]: String(id) });
+    const worker = cluster.fork({ [TASK_ENV]: String(id), [TICKET_ENV]: this.#ticketKeys.toString('hex') });
     this.#workers.set(id, worker);
     worker.on('message', (message: unknown) => this.#answerLimits(worker, message));
     return new Promise<void>((resolve, reject) => {
@@ -235,6 +269,7 @@ export class ClusterPrimary {
   /** Asks every worker to close gracefully and waits for all to exit. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    clearInterval(this.#rotation);
     await Promise.all(
       [...this.#workers.values()].map(
         (worker) =>

@@ -8,7 +8,7 @@ import { REPLIES } from '../protocol/replies.js';
 import { TrustedPeers } from '../app/trusted-peers.js';
 import { Connection, type ConnectionContext } from './connection.js';
 import { TLSConfig } from './tls.js';
-import { ClusterLimitStore, ClusterPrimary, isClusterWorker, onShutdownRequest } from './cluster.js';
+import { ClusterLimitStore, ClusterPrimary, isClusterWorker, onShutdownRequest, onTicketKeys, sharedTicketKeys } from './cluster.js';
 import { ClientLimits } from './client-limits.js';
 import { MemoryLimitStore } from '../app/limit-store.js';
 
@@ -68,7 +68,7 @@ export class SMTPServer {
     this.#context = {
       app: application,
       settings: this.#settings,
-      tls: tls === undefined ? undefined : new TLSConfig(tls, this.#settings.requestClientCertificate),
+      tls: tls === undefined ? undefined : this.#tlsConfig(tls),
       proxies: new TrustedPeers(this.#settings.proxyFrom),
       xclient: new TrustedPeers(this.#settings.xclientFrom),
       metrics: null,
@@ -116,9 +116,20 @@ export class SMTPServer {
    * ```
    */
   reloadTLS(tls: TLSSettings): void {
-    const config = new TLSConfig(tls, this.#settings.requestClientCertificate);
+    const config = this.#tlsConfig(tls);
     this.#context = { ...this.#context, tls: config };
     this.application.logger.info('TLS key and certificate reloaded');
+  }
+
+  /** The TLS settings in use, for a rebuild with new ticket keys. */
+  #tls: TLSSettings | undefined;
+
+  /** A TLS configuration; in a worker of `start(n)`, with the session-ticket keys every worker shares. */
+  #tlsConfig(tls: TLSSettings): TLSConfig {
+    const keys = sharedTicketKeys();
+    const config = new TLSConfig(keys === undefined ? tls : { ...tls, ticketKeys: keys }, this.#settings.requestClientCertificate);
+    this.#tls = tls;
+    return config;
   }
 
   /** The address the `/metrics` endpoint listens on, when this process serves it. */
@@ -189,6 +200,10 @@ export class SMTPServer {
       throw new RangeError(`SMTPServer.start(): numProcesses must be a whole number, got ${String(numProcesses)}`);
     }
     if (isClusterWorker()) {
+      onTicketKeys(() => {
+        const tls = this.#tls;
+        if (tls !== undefined) this.#context = { ...this.#context, tls: this.#tlsConfig(tls) };
+      });
       await this.listen(bound.port, bound.address);
       onShutdownRequest(() => this.close());
       return;
@@ -204,7 +219,7 @@ export class SMTPServer {
         this.application.logger,
       );
     }
-    this.#primary = new ClusterPrimary(this.application.logger, options.maxRestarts ?? 100);
+    this.#primary = new ClusterPrimary(this.application.logger, options.maxRestarts ?? 100, this.#settings.ticketKeyRotation);
     await this.#primary.start(numProcesses);
     // SIGHUP to the primary: a rolling restart (new code, new certificates) without a refused connection.
     process.on('SIGHUP', () => void this.restart());

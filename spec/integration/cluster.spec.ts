@@ -1,4 +1,5 @@
 /** bind() + start(2): two worker processes share one port; a killed worker is replaced. */
+import { makeCertificates } from '../helpers/certs.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -133,5 +134,36 @@ describe('bind() + start(n)', () => {
     const again = await RawClient.connect(port, '127.0.0.1', '127.0.0.2');
     expect(await again.reply()).toBe('220 cluster.test ESMTP Sirocco\r\n');
     for (const c of [...clients, again]) c.close();
+  });
+
+  it('lets a TLS client resume its session on any worker: the ticket keys are shared', async () => {
+    const certs = makeCertificates();
+    try {
+      const { child, next } = start({ TLS_DIR: certs.dir });
+      primary = child;
+      const ready = await next('ready');
+      const port = ready.port ?? 0;
+      let session: Buffer | undefined;
+      const reused: boolean[] = [];
+      const pids = new Set<string>();
+      for (let i = 0; i < 6; i++) {
+        const c = await RawClient.ehlo(port);
+        await c.command('STARTTLS');
+        const socket = await c.startTls({ ca: certs.ca, servername: 'localhost', ...(session === undefined ? {} : { session }) });
+        await c.command('EHLO c.test');
+        await c.command('MAIL FROM:<a@b.test>');
+        await c.command('RCPT TO:<c@d.test>');
+        await c.command('DATA');
+        pids.add(/pid (\d+)/.exec(await c.command('x\r\n.'))?.[1] ?? '');
+        if (i > 0) reused.push(socket.isSessionReused());
+        // TLS 1.3 sends its ticket after the handshake; the replies since have brought it.
+        session = socket.getSession();
+        c.close();
+      }
+      expect(pids.size).toBe(2);
+      expect(reused).toEqual([true, true, true, true, true]);
+    } finally {
+      certs.cleanup();
+    }
   });
 });
