@@ -106,9 +106,6 @@ export function buildSettings<S extends object>(handlerClass: object, input: obj
     problems.push({ field: 'requireTLS', reasons: ['requireTLS is implied by implicitTLS; set one of them'] });
   }
   for (const field of ['proxyFrom', 'xclientFrom', 'limitExempt'] as const) problems.push(...peerListProblems(field, settings[field]));
-  if (settings.implicitTLS && Array.isArray(settings.proxyFrom) && settings.proxyFrom.length > 0) {
-    problems.push({ field: 'proxyFrom', reasons: ['the PROXY protocol is not supported with implicitTLS yet'] });
-  }
   if (settings.requireAuth && settings.authenticate === undefined) {
     problems.push({ field: 'requireAuth', reasons: ['requireAuth needs the authenticate setting'] });
   }

@@ -150,15 +150,15 @@ export class Connection {
       () => this.#pump.hookRunning || this.#upgrading,
       () => this.#onTimeout(),
     );
-    if (this.#settings.implicitTLS) {
-      this.#secure(true);
-      return;
-    }
     if (this.#context.proxies.has(socket.remoteAddress)) {
       // The banner waits for the header: the client it names is who the session greets.
       this.#preamble = new ProxyPreamble(this.#session.peer);
       this.#preambleTimer = setTimeout(() => this.#refuseProxy('no whole PROXY header in time'), this.#settings.proxyTimeout);
       this.#attach(socket);
+      return;
+    }
+    if (this.#settings.implicitTLS) {
+      this.#secure(true);
       return;
     }
     this.#attach(socket);
@@ -177,6 +177,11 @@ export class Connection {
     this.#preamble = null;
     this.#session.proxied(step.peer);
     this.#log.debug({ client: step.peer.remoteAddress, port: step.peer.remotePort, proxy: step.peer.proxy?.command }, 'PROXY header');
+    if (this.#settings.implicitTLS) {
+      // The header came in plaintext; TLS starts right after it, with what followed it in the read.
+      this.#secure(true, step.rest);
+      return;
+    }
     this.#pump.run(() => this.#opening.welcome());
     if (step.rest.length > 0) this.#onData(step.rest);
   }
@@ -346,12 +351,12 @@ export class Connection {
   }
 
   /** The TLS handshake, then reading again (and the welcome, for implicit TLS). */
-  #secure(implicit: boolean): void {
+  #secure(implicit: boolean, early?: Buffer): void {
     const config = this.#context.tls;
     if (config === undefined) throw new Error('TLS is not configured');
     this.#upgrading = true;
     this.#writer.hold();
-    upgradeSocket(this.#socket, config, this.#settings.handshakeTimeout, this.#log, {
+    upgradeSocket(this.#socket, config, this.#settings.handshakeTimeout, this.#log, early, {
       secure: (socket, info) => {
         this.#upgrading = false;
         this.#socket = socket;

@@ -18,9 +18,20 @@ export interface UpgradeEvents {
   close(): void;
 }
 
-/** Starts the server side of a TLS handshake on `plain`, bounded by `timeoutMs`. */
-export function upgradeSocket(plain: Socket, config: TLSConfig, timeoutMs: number, log: Logger, events: UpgradeEvents): void {
+/**
+ * Starts the server side of a TLS handshake on `plain`, bounded by `timeoutMs`. `early` is what
+ * was already read of the handshake (the bytes after a PROXY header): TLS reads it first.
+ */
+export function upgradeSocket(
+  plain: Socket,
+  config: TLSConfig,
+  timeoutMs: number,
+  log: Logger,
+  early: Buffer | undefined,
+  events: UpgradeEvents,
+): void {
   stopReading(plain);
+  if (early !== undefined && early.length > 0) plain.unshift(early);
   const secure = config.upgrade(plain);
   const timer = setTimeout(() => {
     log.info('TLS handshake timed out');

@@ -4,7 +4,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { makeCertificates } from '../helpers/certs.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -74,6 +76,40 @@ describe('PROXY protocol from a trusted proxy', () => {
     expect(await forged.reply()).toBe('220 mx.test ESMTP Sirocco\r\n');
     forged.write(V1);
     expect(await forged.closedByServer()).toBe('');
+  });
+
+  it('reads the header before the TLS handshake under implicitTLS, in the same read or not', async () => {
+    const certs = makeCertificates();
+    try {
+      const connects: SessionInfo[] = [];
+      const { port } = await startServer(RequestHandler, {
+        proxyFrom: ['127.0.0.1'],
+        implicitTLS: true,
+        tls: { key: certs.key, cert: certs.cert },
+        onConnect: (s) => void connects.push(s),
+      });
+      for (const together of [false, true]) {
+        const raw = connect(port, '127.0.0.1');
+        await new Promise<void>((resolve) => raw.once('connect', () => resolve()));
+        // Corked, the header and the ClientHello leave in one write.
+        if (together) raw.cork();
+        raw.write(`PROXY TCP4 192.0.2.${together ? 9 : 8} 10.0.0.1 51234 465\r\n`);
+        const secure = tlsConnect({ socket: raw, ca: certs.ca, servername: 'localhost' });
+        if (together) process.nextTick(() => raw.uncork());
+        const greeting = await new Promise<string>((resolve, reject) => {
+          secure.once('data', (d: Buffer) => resolve(d.toString()));
+          secure.once('error', reject);
+        });
+        expect(greeting).toBe('220 mx.test ESMTP Sirocco\r\n');
+        secure.destroy();
+      }
+      expect(connects.map((s) => [s.remoteAddress, s.secure])).toEqual([
+        ['192.0.2.8', true],
+        ['192.0.2.9', true],
+      ]);
+    } finally {
+      certs.cleanup();
+    }
   });
 
   it('refuses a proxyFrom entry that is not an address or CIDR, naming it', async () => {
