@@ -92,6 +92,30 @@ describe('SMTPServer', () => {
     expect(received).toEqual(['finished\r\n']);
   });
 
+  it('close() lets BDAT chunks in progress finish, and a streaming handler read them to the end', async () => {
+    const received: string[] = [];
+    class Streaming extends RequestHandler {
+      static override streaming = true;
+      override async data(): Promise<void> {
+        let text = '';
+        for await (const part of this.request.stream) text += (part as Buffer).toString();
+        received.push(text);
+      }
+    }
+    const { port, server } = await startServer(Streaming, { closeTimeout: 5000 });
+    const busy = await RawClient.ehlo(port);
+    await busy.command('MAIL FROM:<a@b.test>');
+    await busy.command('RCPT TO:<c@d.test>');
+    busy.write('BDAT 6\r\nfirst ');
+    expect(await busy.reply()).toBe('250 2.0.0 6 octets received\r\n');
+    const closing = server.close();
+    busy.write('BDAT 4 LAST\r\nlast');
+    expect(await busy.reply()).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    expect(await busy.closedByServer()).toBe('421 4.3.2 Service shutting down, closing connection\r\n');
+    await closing;
+    expect(received).toEqual(['first last']);
+  });
+
   it('close() drops transactions still open after closeTimeout', async () => {
     const { port, server } = await startServer(undefined, { closeTimeout: 100 });
     const c = await RawClient.ehlo(port);
