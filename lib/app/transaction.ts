@@ -156,7 +156,8 @@ export class Transaction implements HandlerTransaction {
         // The level is the connection logger's: no per-message child logger just to ask.
         if (this.#connectionLog.isLevelEnabled('info')) {
           const failed = this.#failures === null ? undefined : [...this.#failures.keys()].map((i) => this.envelope.rcptTos[i]);
-          this.log.info({ from: this.envelope.mailFrom, to: this.envelope.rcptTos, size, failed }, 'message accepted');
+          const client = this.request.session.remoteAddress;
+          this.log.info({ client, from: this.envelope.mailFrom, to: this.envelope.rcptTos, size, failed }, 'message accepted');
         }
         return this.#replies(REPLIES.queued(this.request.id, this.#finishText));
       } finally {

@@ -223,6 +223,11 @@ export class SMTPServer {
     await this.#primary.start(numProcesses);
     // SIGHUP to the primary: a rolling restart (new code, new certificates) without a refused connection.
     process.on('SIGHUP', () => void this.restart());
+    // SIGTERM: every worker drains, then the primary exits; unless the program handles SIGTERM itself.
+    process.on('SIGTERM', () => {
+      if (process.listenerCount('SIGTERM') > 1) return;
+      void this.close().then(() => process.exit(0));
+    });
   }
 
   /**

@@ -166,4 +166,20 @@ describe('bind() + start(n)', () => {
       certs.cleanup();
     }
   });
+
+  it('drains every worker and exits on SIGTERM to the primary, with no handler of the program', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../fixtures/plain-cluster.ts', import.meta.url))], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    primary = child;
+    let out = '';
+    child.stdout?.setEncoding('utf8').on('data', (t: string) => (out += t));
+    for (let i = 0; i < 300 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
+    const port = (JSON.parse(out.split('\n')[0] ?? '{}') as { port: number }).port;
+    const idle = await RawClient.greeted(port);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    process.kill(child.pid ?? 0, 'SIGTERM');
+    expect(await idle.closedByServer()).toBe('421 4.3.2 Service shutting down, closing connection\r\n');
+    expect(await exited).toBe(0);
+  });
 });
