@@ -26,8 +26,12 @@ export function peerListProblems(field: string, entries: unknown): { field: stri
   return reasons.length === 0 ? [] : [{ field, reasons }];
 }
 
+/** Addresses whose answer is remembered, at most; then the memory starts again. */
+const SEEN_MAX = 4096;
+
 export class TrustedPeers {
   readonly #list = new BlockList();
+  readonly #seen = new Map<string, boolean>();
   /** Whether the list is empty (nobody is trusted). */
   readonly empty: boolean;
 
@@ -40,12 +44,16 @@ export class TrustedPeers {
     }
   }
 
-  /** Whether `address` is in the list. */
+  /** Whether `address` is in the list. Answers are remembered: a BlockList check crosses into C++. */
   has(address: string | undefined): boolean {
     if (this.empty || address === undefined) return false;
+    const known = this.#seen.get(address);
+    if (known !== undefined) return known;
     const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-    if (mapped !== undefined) return this.#list.check(mapped, 'ipv4');
-    const version = isIP(address);
-    return version !== 0 && this.#list.check(address, version === 4 ? 'ipv4' : 'ipv6');
+    const version = mapped !== undefined ? 4 : isIP(address);
+    const found = version !== 0 && this.#list.check(mapped ?? address, version === 4 ? 'ipv4' : 'ipv6');
+    if (this.#seen.size >= SEEN_MAX) this.#seen.clear();
+    this.#seen.set(address, found);
+    return found;
   }
 }
