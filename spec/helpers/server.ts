@@ -1,4 +1,5 @@
 /** Starts a real server on a loopback port for one test, and tracks it for closing. */
+import { createServer } from 'node:net';
 import { pino } from 'pino';
 import { Application, RequestHandler, SMTPServer, type HandlerClass, type SettingsInput } from '../../lib/index.js';
 
@@ -55,4 +56,13 @@ export async function until(predicate: () => boolean, ms = 5000): Promise<void> 
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** A free loopback port, for a tool the test starts that needs its own (HAProxy, a metrics endpoint). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return typeof address === 'object' && address !== null ? address.port : 0;
 }

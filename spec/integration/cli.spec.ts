@@ -1,7 +1,6 @@
 /** The sirocco command, run as a user runs it. */
 import { writeFileSync } from 'node:fs';
 import { makeCertificates } from '../helpers/certs.js';
-import { createServer } from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTsx, stopAll, type Started } from '../helpers/processes.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { closeServers, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
+import { closeServers, freePort, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
 
 const CLI = fileURLToPath(new URL('../../lib/cli/main.ts', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('../fixtures/custom-handler.ts', import.meta.url));
@@ -247,12 +246,3 @@ describe('maildir durability', () => {
     expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
   });
 });
-
-/** A free loopback port. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return typeof address === 'object' && address !== null ? address.port : 0;
-}

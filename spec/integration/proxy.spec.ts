@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { makeCertificates } from '../helpers/certs.js';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { RequestHandler, traceHeaders, type HandlerClass, type SessionInfo } from '../../lib/index.js';
 import { plainTransport } from '../helpers/mailer.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { closeServers, startServer, until } from '../helpers/server.js';
+import { closeServers, freePort, startServer, until } from '../helpers/server.js';
 
 afterEach(closeServers);
 
@@ -121,15 +121,6 @@ describe('PROXY protocol from a trusted proxy', () => {
 
 const haproxyMissing = existsSync('/usr/sbin/haproxy') ? undefined : "Debian's haproxy is not installed";
 if (haproxyMissing !== undefined) console.log(`proxy: the HAProxy tests skipped: ${haproxyMissing}`);
-
-/** A free loopback port, for HAProxy's frontends. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return typeof address === 'object' && address !== null ? address.port : 0;
-}
 
 describe.skipIf(haproxyMissing !== undefined)('behind a real HAProxy', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sirocco-haproxy-'));
