@@ -4,6 +4,7 @@
  * (`protocol/sasl.ts`); this file asks the application's `authenticate` for its verdict, which may
  * be sync or async, and tells the session how the exchange ended.
  */
+import type { ClientLimits } from './client-limits.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Logger } from 'pino';
 import { replyForError } from '../app/errors.js';
@@ -25,32 +26,34 @@ import type { Decision, Session } from '../protocol/session.js';
 
 type Verdict = { readonly decision: AuthDecision } | { readonly refusal: Reply };
 
+/** What every exchange of a connection is given. */
+export interface AuthSetup {
+  readonly hostname: string;
+  readonly authenticate: Authenticator | undefined;
+  readonly session: Session;
+  readonly log: Logger;
+  readonly metrics: ServerMetrics | null;
+  /** AUTH failures per client address (`authFailuresPerIp`). */
+  readonly limits: ClientLimits;
+}
+
 export class AuthExchange {
   readonly #mechanism: string;
-  readonly #metrics: ServerMetrics | null;
-  readonly #failed: () => void;
+  readonly #setup: AuthSetup;
   readonly #exchange: SaslExchange;
   readonly #authenticate: Authenticator;
   readonly #session: Session;
   readonly #log: Logger;
   #open = true;
 
-  constructor(
-    mechanism: SaslMechanism,
-    hostname: string,
-    authenticate: Authenticator,
-    session: Session,
-    log: Logger,
-    metrics: ServerMetrics | null = null,
-    failed: () => void = () => undefined,
-  ) {
+  constructor(mechanism: SaslMechanism, setup: AuthSetup) {
+    if (setup.authenticate === undefined) throw new Error('AUTH decided without an authenticator');
     this.#mechanism = mechanism;
-    this.#metrics = metrics;
-    this.#failed = failed;
-    this.#exchange = createExchange(mechanism, { hostname });
-    this.#authenticate = authenticate;
-    this.#session = session;
-    this.#log = log;
+    this.#setup = setup;
+    this.#exchange = createExchange(mechanism, { hostname: setup.hostname });
+    this.#authenticate = setup.authenticate;
+    this.#session = setup.session;
+    this.#log = setup.log;
   }
 
   /** Whether the exchange goes on: the next line is the client's response. */
@@ -58,9 +61,17 @@ export class AuthExchange {
     return this.#open;
   }
 
-  /** The AUTH command itself, with its initial response if it had one. */
+  /** The AUTH command itself, with its initial response if it had one; `454 4.7.0` to a client past its failures. */
   start(initial: Buffer | undefined): Maybe<Decision> {
-    return this.#step(this.#exchange.start(initial));
+    const address = this.#session.peer.remoteAddress;
+    const go = (allowed: boolean): Maybe<Decision> => {
+      if (allowed) return this.#step(this.#exchange.start(initial));
+      this.#open = false;
+      this.#log.info({ client: address }, 'AUTH refused: too many failures from this client');
+      return { kind: 'reply', reply: REPLIES.authLimit() };
+    };
+    const allowed = this.#setup.limits.authAllowed(address);
+    return allowed instanceof Promise ? allowed.then(go) : go(allowed);
   }
 
   /** A client line inside the exchange. */
@@ -86,14 +97,14 @@ export class AuthExchange {
       case 'success':
         this.#open = false;
         this.#log.info({ user: step.user }, 'authenticated');
-        this.#metrics?.auth(this.#mechanism, true);
+        this.#setup.metrics?.auth(this.#mechanism, true);
         return this.#session.authenticated(step.user);
       case 'failure':
         if (!step.countsAsFailure) return this.#refuse(step.reply);
         this.#open = false;
         this.#log.info({ failures: this.#session.authFailures + 1 }, 'authentication failed');
-        this.#metrics?.auth(this.#mechanism, false);
-        this.#failed();
+        this.#setup.metrics?.auth(this.#mechanism, false);
+        this.#setup.limits.authFailed(this.#session.peer.remoteAddress);
         return this.#session.authFailed(step.reply);
     }
   }

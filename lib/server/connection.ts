@@ -293,28 +293,16 @@ export class Connection {
         this.#startTls(decision.reply);
         return undefined;
       case 'auth': {
-        const authenticate = this.#settings.authenticate;
-        if (authenticate === undefined) throw new Error('AUTH decided without an authenticator');
-        const address = this.#session.peer.remoteAddress;
-        const limits = this.#context.limits;
-        return this.#pump.wait(limits.authAllowed(address), (allowed) => {
-          if (!allowed) {
-            this.#log.info({ client: address }, 'AUTH refused: too many failures from this client');
-            this.#writer.add(REPLIES.authLimit());
-            return undefined;
-          }
-          const auth = new AuthExchange(
-            decision.mechanism,
-            this.#settings.hostname,
-            authenticate,
-            this.#session,
-            this.#log,
-            this.#context.metrics,
-            () => limits.authFailed(address),
-          );
-          this.#auth = auth;
-          return this.#pump.wait(auth.start(decision.initial), (next) => this.#afterAuth(auth, next));
+        const auth = new AuthExchange(decision.mechanism, {
+          hostname: this.#settings.hostname,
+          authenticate: this.#settings.authenticate,
+          session: this.#session,
+          log: this.#log,
+          metrics: this.#context.metrics,
+          limits: this.#context.limits,
         });
+        this.#auth = auth;
+        return this.#pump.wait(auth.start(decision.initial), (next) => this.#afterAuth(auth, next));
       }
     }
   }
