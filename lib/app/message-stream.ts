@@ -81,11 +81,6 @@ export class MessageStream extends Readable {
     wanted?.();
   }
 
-  /** @internal Whether the stream takes no more bytes (ended, destroyed or no longer read). */
-  get closedForInput(): boolean {
-    return this.#done || this.destroyed;
-  }
-
   /**
    * @internal Feeds a run of the body. Returns `false` when the reader is behind: the server then
    * waits for {@link demand} before it feeds more.

@@ -96,7 +96,6 @@ export function network(address: string): string {
   const groups = tail === undefined ? front : [...front, ...Array<string>(8 - front.length - back.length).fill('0'), ...back];
   return `${groups
     .slice(0, 4)
-    .map((g) => String(parseInt(g, 16)))
-    .map((g) => Number(g).toString(16))
+    .map((g) => parseInt(g, 16).toString(16))
     .join(':')}::/64`;
 }

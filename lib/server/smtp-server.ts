@@ -58,6 +58,8 @@ export class SMTPServer {
 
   readonly #settings: ApplicationSettings;
   #context: ConnectionContext;
+  /** The TLS settings in use, for a rebuild with new ticket keys. */
+  #tls: TLSSettings | undefined;
   /** The `/metrics` endpoint of this process, when it serves one. */
   #metricsServer: HttpServer | undefined;
 
@@ -120,9 +122,6 @@ export class SMTPServer {
     this.#context = { ...this.#context, tls: config };
     this.application.logger.info('TLS key and certificate reloaded');
   }
-
-  /** The TLS settings in use, for a rebuild with new ticket keys. */
-  #tls: TLSSettings | undefined;
 
   /** A TLS configuration; in a worker of `start(n)`, with the session-ticket keys every worker shares. */
   #tlsConfig(tls: TLSSettings): TLSConfig {
