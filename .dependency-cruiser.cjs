@@ -1,5 +1,5 @@
 // The house rules for imports in lib/, checked by `npm run deps` (part of `npm test`).
-// Layers, lowest first: protocol ← app ← server ← handlers, testing, cli; lib/application.ts joins
+// Layers, lowest first: protocol ← app ← server ← handlers, testing, cli; protocol ← outbound ← handlers, cli; lib/application.ts joins
 // app and server; lib/index.ts is the one public face. Type-only imports count too.
 const layer = (name) => `^lib/${name}/`;
 
@@ -31,6 +31,14 @@ module.exports = {
     },
     below('app-below-server', 'app', 'lib/app (the Tornado layer) knows the protocol, never the I/O that serves it.', 'server|handlers|testing|cli'),
     below('server-below-users', 'server', 'lib/server serves any application: it knows no ready handler, test tool or command.', 'handlers|testing|cli'),
+    below('outbound-below-handlers', 'outbound', 'lib/outbound delivers mail for any handler or command: it knows none of them, nor the server.', 'server|handlers|testing|cli'),
+    {
+      name: 'outbound-needs-no-app',
+      severity: 'error',
+      comment: 'Delivery works without an Application (sendDirect, the queue command): it imports no Tornado layer.',
+      from: { path: layer('outbound') },
+      to: { path: layer('app') },
+    },
     below('handlers-use-the-handler-api', 'handlers', 'Ready handlers are written as users write theirs: on lib/app and lib/protocol only.', 'server|testing|cli'),
     {
       name: 'index-is-the-top',

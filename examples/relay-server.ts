@@ -5,15 +5,16 @@
  *   SMARTHOST=smtp.example.com SMARTHOST_PORT=587 RELAY_DOMAINS=example.com,example.org \
  *     SMARTHOST_USER=me SMARTHOST_PASSWORD=… npx tsx examples/relay-server.ts
  */
-import { Application, closeRelay, Relay, SMTPError, type RelaySettings } from '../lib/index.js';
+import { Application, closeRelay, inDomains, Relay, type RelaySettings } from '../lib/index.js';
 import { isMain, requireEnv, serve } from './serve.js';
 
-/** Relays only for the listed domains, so the server is not an open relay. */
+/**
+ * Relays only to the listed domains, whoever the client is (even on loopback, which `Relay`
+ * trusts by default). Everything else is `554 5.7.1 Relay access denied`.
+ */
 export class DomainRelay extends Relay {
-  override rcpt(address: string): void {
-    const domain = address.slice(address.lastIndexOf('@') + 1).toLowerCase();
-    const domains = String((this.settings as { relayDomains?: string }).relayDomains ?? '').split(',');
-    if (!domains.includes(domain)) throw new SMTPError(550, [5, 7, 1], 'not relaying to that domain');
+  override mayRelay(address: string): boolean {
+    return inDomains(address, this.settings.relayDomains);
   }
 }
 
@@ -27,7 +28,7 @@ export function createRelayServer(
     hostname: 'localhost',
     relayHost: host,
     relayPort: port,
-    relayDomains: domains,
+    relayDomains: domains.split(','),
     ...(auth === undefined ? {} : { relayUser: auth.user, relayPassword: auth.password }),
   });
 }

@@ -17,6 +17,7 @@ export { Application, type AnyApplication } from './application.js';
 export {
   RequestHandler,
   type HandlerClass,
+  type HandlerService,
   type AnyHandlerClass,
   type AnyServedApplication,
   type ServedApplication,
@@ -61,7 +62,13 @@ export type { Authenticator } from './app/settings.js';
 export { Sink } from './handlers/sink.js';
 export { Debugging, DebuggingSettings } from './handlers/debugging.js';
 export { Maildir, MaildirSettings } from './handlers/maildir.js';
+export { Deliver, DeliverSettings, deliveryQueue } from './handlers/deliver.js';
+export { OutboundQueue, type NewMessage } from './outbound/queue.js';
+export type { ListedMessage, QueueEntry, QueuedRecipient } from './outbound/spool.js';
+export { sendDirect, type DirectMessage, type DirectReport } from './outbound/direct.js';
+export type { RecipientResult } from './outbound/client.js';
 export { Relay, RelaySettings, closeRelay } from './handlers/relay.js';
+export { RelayAccessSettings, inDomains } from './handlers/relay-access.js';
 export { traceHeaders } from './handlers/trace.js';
 export {
   Controller,

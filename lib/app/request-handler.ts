@@ -62,6 +62,20 @@ export interface HandlerTransaction {
 }
 
 /**
+ * Work a handler class runs beside the server while it listens (the outbound queue of
+ * {@link Deliver}): started by {@link RequestHandler.startService}, closed with the server.
+ *
+ * @example
+ * ```ts
+ * const service: HandlerService = { close: async () => clearInterval(timer) };
+ * ```
+ */
+export interface HandlerService {
+  /** Stops the work; the server's `close()` waits for it. */
+  close(): Promise<void>;
+}
+
+/**
  * A handler class, as given to an {@link Application}.
  *
  * @example
@@ -136,6 +150,25 @@ export class RequestHandler<S extends object = Record<string, unknown>> {
    * `static override streaming = true`.
    */
   static streaming = false;
+
+  /**
+   * Starts work that runs beside the server, once per server in each process that serves (each
+   * worker of `start(n)`, not the primary), when it starts listening; the server's `close()`
+   * closes it. Nothing by default. Override it as a static method.
+   *
+   * @example
+   * ```ts
+   * class Reporting extends RequestHandler {
+   *   static override startService(app: AnyServedApplication): HandlerService {
+   *     const timer = setInterval(() => app.logger.info('still here'), 60_000);
+   *     return { close: async () => clearInterval(timer) };
+   *   }
+   * }
+   * ```
+   */
+  static startService(_application: AnyServedApplication): HandlerService | undefined {
+    return undefined;
+  }
 
   /** The application this handler belongs to. */
   readonly application: ServedApplication<S>;

@@ -106,6 +106,8 @@ export function buildSettings<S extends object>(handlerClass: object, input: obj
     problems.push({ field: 'requireTLS', reasons: ['requireTLS is implied by implicitTLS; set one of them'] });
   }
   for (const field of ['proxyFrom', 'xclientFrom', 'limitExempt'] as const) problems.push(...peerListProblems(field, settings[field]));
+  // A ready handler's list of networks allowed to relay (Relay, Deliver) is checked the same way.
+  problems.push(...peerListProblems('trustedNetworks', (input as { trustedNetworks?: unknown }).trustedNetworks));
   if (settings.requireAuth && settings.authenticate === undefined) {
     problems.push({ field: 'requireAuth', reasons: ['requireAuth needs the authenticate setting'] });
   }

@@ -8,6 +8,7 @@ import { settingsSchema } from '../app/settings-schema.js';
 import { REPLIES } from '../protocol/replies.js';
 import { SMTPError } from '../protocol/reply.js';
 import { traceHeaders } from './trace.js';
+import { syncDirectory } from '../outbound/durable.js';
 
 /**
  * Settings of {@link Maildir}.
@@ -55,15 +56,6 @@ function prepare(path: string): void {
   if (prepared.has(path)) return;
   for (const sub of ['tmp', 'new', 'cur']) mkdirSync(join(path, sub), { recursive: true, mode: 0o700 });
   prepared.add(path);
-}
-
-async function syncDirectory(path: string): Promise<void> {
-  const dir = await open(path, 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
 }
 
 /** A recipient's folder name: the address, lower-cased, with nothing that could leave the Maildir root. */

@@ -4,9 +4,10 @@ import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { RequestHandler } from '../app/request-handler.js';
 import { settingsSchema } from '../app/settings-schema.js';
 import { pipeline, Transform } from 'node:stream';
-import type { RcptDsn } from '../protocol/dsn.js';
 import { SMTPError, type EnhancedCode } from '../protocol/reply.js';
-import { bounceMessage, type Refusal } from './bounce.js';
+import { bounceMessage, type Refusal } from '../outbound/bounce.js';
+import { dsnGroups, dsnOptions } from '../outbound/client.js';
+import { mayRelay, relayDenied, RelayAccessSettings } from './relay-access.js';
 
 /**
  * Settings of {@link Relay}.
@@ -16,7 +17,7 @@ import { bounceMessage, type Refusal } from './bounce.js';
  * new Application(Relay, { relayHost: 'smtp.example.com', relayPort: 587, relayRequireTLS: true } satisfies RelaySettings);
  * ```
  */
-export class RelaySettings {
+export class RelaySettings extends RelayAccessSettings {
   /** The smarthost's name or address. */
   @IsString()
   @IsNotEmpty()
@@ -141,12 +142,26 @@ export class Relay extends RequestHandler<RelaySettings> {
   /** The message goes on to the smarthost while it arrives. */
   static override streaming = true;
 
+  /**
+   * Whether this client may send to `address` through the smarthost. By default: an
+   * authenticated client, one in `trustedNetworks` (loopback), or a recipient in `relayDomains`;
+   * the others are refused `554 5.7.1`. Override it to decide otherwise.
+   */
+  mayRelay(address: string): boolean | Promise<boolean> {
+    const { user, remoteAddress } = this.request.session;
+    return mayRelay({ settings: this.settings, user, remoteAddress }, address);
+  }
+
+  override async rcpt(address: string): Promise<void> {
+    if (!(await this.mayRelay(address))) throw relayDenied(address, this.request.session.remoteAddress);
+  }
+
   override async data(): Promise<void> {
     const { mailFrom, envelope } = this.request;
     if (envelope.requireTls && (this.settings.relayTLS as { rejectUnauthorized?: unknown } | undefined)?.rejectUnauthorized === false) {
       throw requireTlsRefusal('relayTLS turns certificate verification off');
     }
-    const groups = dsnGroups(envelope.rcptTos, envelope.rcptDsn);
+    const groups = dsnGroups(envelope.rcptTos.map((address, i) => ({ address, dsn: envelope.rcptDsn[i] })));
     // Kept while it streams: the header section for a bounce, and the whole message when the
     // sender asked for it back (RET=FULL) or a second transaction needs it.
     const keepAll = envelope.dsn?.ret === 'FULL' || groups.length > 1;
@@ -172,7 +187,7 @@ export class Relay extends RequestHandler<RelaySettings> {
         info = await (
           await transportFor(this.settings)
         ).sendMail({
-          envelope: { from: mailFrom, to: group.recipients },
+          envelope: { from: mailFrom, to: group.addresses },
           raw,
           ...(envelope.requireTls ? { requireTLSExtensionEnabled: true } : {}),
           ...dsnOptions(envelope.dsn, group.dsn),
@@ -181,7 +196,7 @@ export class Relay extends RequestHandler<RelaySettings> {
         if (n === 0) throw smarthostError(err);
         // The first group went: the 250 stands, and these recipients are bounced.
         const refusal = smarthostError(err);
-        for (const recipient of group.recipients)
+        for (const recipient of group.addresses)
           rejected.push({ recipient, code: refusal.code, reply: refusal.message, originalRecipient: group.dsn?.orcpt });
         continue;
       }
@@ -240,41 +255,6 @@ export class Relay extends RequestHandler<RelaySettings> {
       this.log.error({ err, to: mailFrom }, 'bounce could not be sent');
     }
   }
-}
-
-/** Recipients that share their DSN parameters: nodemailer sends one NOTIFY and ORCPT per transaction. */
-interface DsnGroup {
-  readonly recipients: string[];
-  readonly dsn: RcptDsn | undefined;
-}
-
-function dsnGroups(rcptTos: readonly string[], rcptDsn: readonly (RcptDsn | undefined)[]): DsnGroup[] {
-  const groups = new Map<string, DsnGroup>();
-  rcptTos.forEach((recipient, i) => {
-    const dsn = rcptDsn[i];
-    const key = JSON.stringify(dsn ?? null);
-    const group = groups.get(key);
-    if (group === undefined) groups.set(key, { recipients: [recipient], dsn });
-    else group.recipients.push(recipient);
-  });
-  return [...groups.values()];
-}
-
-/** The DSN parameters passed on to the smarthost (it sends them when it offers DSN). */
-function dsnOptions(
-  mail: { readonly ret: 'FULL' | 'HDRS' | undefined; readonly envid: string | undefined } | undefined,
-  rcpt: RcptDsn | undefined,
-): { dsn?: { ret?: string; envid?: string; notify?: string[]; orcpt?: string } } {
-  if (mail === undefined && rcpt === undefined) return {};
-  const notify = rcpt?.notify;
-  return {
-    dsn: {
-      ...(mail?.ret === undefined ? {} : { ret: mail.ret }),
-      ...(mail?.envid === undefined ? {} : { envid: mail.envid }),
-      ...(notify === undefined ? {} : { notify: notify === 'NEVER' ? ['NEVER'] : [...notify] }),
-      ...(rcpt?.orcpt === undefined ? {} : { orcpt: `${rcpt.orcpt.type};${rcpt.orcpt.address}` }),
-    },
-  };
 }
 
 /**

@@ -30,6 +30,19 @@ export function rfc5322Date(date: Date): string {
  * ```
  */
 export function traceHeaders(request: SMTPRequest, hostname: string, now = new Date()): string {
+  return `Return-Path: <${request.envelope.mailFrom}>\r\n${receivedHeader(request, hostname, now)}`;
+}
+
+/**
+ * The `Received` field alone: what a server that passes the message on adds (the
+ * `Return-Path` is for final delivery only, RFC 5321 §4.4).
+ *
+ * @example
+ * ```ts
+ * const queued = Buffer.concat([Buffer.from(receivedHeader(this.request, 'relay.example.com')), this.request.body]);
+ * ```
+ */
+export function receivedHeader(request: SMTPRequest, hostname: string, now = new Date()): string {
   const { session, envelope } = request;
   // XFORWARD (from a trusted filter in front) names the original client; XCLIENT and the PROXY
   // protocol already made it the session's.
@@ -41,8 +54,5 @@ export function traceHeaders(request: SMTPRequest, hostname: string, now = new D
   const from = `from ${helo || 'unknown'} (${where})`;
   const forClause = envelope.rcptTos.length === 1 ? `\r\n\tfor <${envelope.rcptTos[0] ?? ''}>` : '';
   const tls = session.tls === undefined ? '' : `\r\n\t(using ${session.tls.protocol} with cipher ${session.tls.cipher})`;
-  return (
-    `Return-Path: <${envelope.mailFrom}>\r\n` +
-    `Received: ${from}\r\n\tby ${hostname} (Sirocco) with ${protocolKeyword(request)} id ${request.id}${tls}${forClause};\r\n\t${rfc5322Date(now)}\r\n`
-  );
+  return `Received: ${from}\r\n\tby ${hostname} (Sirocco) with ${protocolKeyword(request)} id ${request.id}${tls}${forClause};\r\n\t${rfc5322Date(now)}\r\n`;
 }

@@ -145,6 +145,10 @@ export const REPLIES = named({
   heloRefused: fixedReply(550, [5, 7, 1], 'HELO/EHLO name refused'),
   /** Sent for: a client that spoke before the greeting, under `greetDelay` (then the connection closes). */
   earlyTalker: fixedReply(554, [5, 5, 1], 'Protocol error: client spoke before the greeting'),
+  /** Sent for: RCPT to a domain not handled here, by a client neither authenticated nor trusted (Relay, Deliver). */
+  relayDenied: fixedReply(554, [5, 7, 1], 'Relay access denied'),
+  /** Sent for: RCPT to an address literal, which the delivering handler does not send to. */
+  addressLiteralRefused: fixedReply(550, [5, 1, 2], 'Address literals are not delivered; use a domain name'),
   /** Sent for: the onConnect hook returned false, instead of the greeting (RFC 5321 §3.1). */
   connectionRefused: fixedReply(554, [5, 7, 1], 'Access denied'),
   /** Sent for: unknown MAIL/RCPT parameter (RFC 5321 §4.1.1.11). */

@@ -2,7 +2,7 @@ import type { TLSSettings } from '../app/settings.js';
 import type { Server as HttpServer } from 'node:http';
 import { loadProm, serveMetrics, ServerMetrics } from './metrics.js';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import type { AnyServedApplication } from '../app/request-handler.js';
+import type { AnyServedApplication, HandlerService } from '../app/request-handler.js';
 import type { ApplicationSettings } from '../app/settings.js';
 import { REPLIES } from '../protocol/replies.js';
 import { TrustedPeers } from '../app/trusted-peers.js';
@@ -54,6 +54,8 @@ export class SMTPServer {
   #bound: { port: number | string; address: string | undefined } | undefined;
   #primary: ClusterPrimary | undefined;
   #closing: Promise<void> | undefined;
+  #service: HandlerService | undefined;
+  #serviceStarted = false;
   #closed: (() => void) | undefined;
 
   readonly #settings: ApplicationSettings;
@@ -160,6 +162,15 @@ export class SMTPServer {
     });
     server.on('error', (err) => this.application.logger.error({ err }, 'server error'));
     this.#servers.push(server);
+    this.#startService();
+  }
+
+  /** Starts the handler class's own work (an outbound queue), once. */
+  #startService(): void {
+    if (this.#serviceStarted) return;
+    this.#serviceStarted = true;
+    const handlerClass = this.application.handlerClass as { startService?: (app: AnyServedApplication) => HandlerService | undefined };
+    this.#service = handlerClass.startService?.(this.application);
   }
 
   /** Serves connections from servers you created and made listen yourself. */
@@ -169,6 +180,7 @@ export class SMTPServer {
       server.on('error', (err) => this.application.logger.error({ err }, 'server error'));
       this.#servers.push(server);
     }
+    this.#startService();
   }
 
   /** The address of the first listening socket (in a cluster primary: the workers' shared one). */
@@ -262,6 +274,7 @@ export class SMTPServer {
     }
     await stopped;
     await primary;
+    await this.#service?.close();
     const metricsServer = this.#metricsServer;
     if (metricsServer !== undefined) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
   }

@@ -1,6 +1,6 @@
 import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
-import { bounceMessage, type BounceFacts } from '../../lib/handlers/bounce.js';
+import { bounceMessage, type BounceFacts } from '../../lib/outbound/bounce.js';
 
 const FACTS: BounceFacts = {
   reportingMta: 'relay.test',
@@ -45,7 +45,9 @@ describe('bounceMessage', () => {
   it('names every refused recipient with its status, the remote host and its reply on one line', () => {
     const [human, status, headers] = parts(bounceMessage(FACTS));
     expect(human?.[0]).toBe('text/plain');
-    expect(human?.[1]).toContain('<no@d.test>: 550 5.1.1 no such user\r\n<full@d.test>: 452-4.2.2 mailbox full 452 4.2.2 try another day');
+    expect(human?.[1]).toContain(
+      '<no@d.test>: smarthost.test said: 550 5.1.1 no such user\r\n<full@d.test>: smarthost.test said: 452-4.2.2 mailbox full 452 4.2.2 try another day',
+    );
     expect(status).toEqual([
       'message/delivery-status',
       [

@@ -14,14 +14,23 @@ export interface Refusal {
   readonly reply: string;
   /** The recipient as the original sender gave it (RCPT's ORCPT, RFC 3461 §4.2), reported as Original-Recipient. */
   readonly originalRecipient?: { readonly type: string; readonly address: string } | undefined;
+  /** The host that answered for this recipient, when it is not {@link BounceFacts.remoteMta}. */
+  readonly remoteMta?: string | undefined;
 }
 
 /** What a notification reports. */
 export interface BounceFacts {
   /** This server's name (Reporting-MTA, and the From address's domain). */
   readonly reportingMta: string;
-  /** The host that refused (Remote-MTA). */
-  readonly remoteMta: string;
+  /** The host that refused (Remote-MTA); each refusal may name its own. */
+  readonly remoteMta?: string | undefined;
+  /**
+   * `failed` (the default): the message was given up for these recipients. `delayed`: it is
+   * still being retried (RFC 3464 §2.3.3), and the notice says until when.
+   */
+  readonly action?: 'failed' | 'delayed' | undefined;
+  /** For a `delayed` notice: when the queue gives up. */
+  readonly willRetryUntil?: Date | undefined;
   /** The original sender: the notification's only recipient. */
   readonly sender: string;
   readonly refusals: readonly Refusal[];
@@ -49,10 +58,12 @@ export function bounceMessage(facts: BounceFacts): Buffer {
   const utf8 = [facts.sender, ...facts.refusals.map((r) => r.recipient)].some((a) => /[^\x20-\x7e]/.test(a));
   const addressType = utf8 ? 'utf-8' : 'rfc822';
   const now = rfc5322Date(new Date());
+  const delayed = facts.action === 'delayed';
+  const many = facts.refusals.length !== 1;
   const head = [
     `From: Mail Delivery System <MAILER-DAEMON@${facts.reportingMta}>`,
     `To: <${facts.sender}>`,
-    'Subject: Undelivered Mail Returned to Sender',
+    delayed ? 'Subject: Delayed Mail (still being retried)' : 'Subject: Undelivered Mail Returned to Sender',
     `Date: ${now}`,
     `Message-ID: <${facts.id}.bounce@${facts.reportingMta}>`,
     // RFC 3834 §5: automatic responses say so, and nobody answers them.
@@ -63,10 +74,16 @@ export function bounceMessage(facts: BounceFacts): Buffer {
   const human = [
     `This is the mail system at ${facts.reportingMta}.`,
     '',
-    `Your message could not be delivered to ${facts.refusals.length === 1 ? 'one of its recipients' : 'some of its recipients'}.`,
-    `The mail system at ${facts.remoteMta} refused ${facts.refusals.length === 1 ? 'it' : 'them'}:`,
+    delayed
+      ? `Your message could not be delivered yet to ${many ? 'some of its recipients' : 'one of its recipients'}. It is still being tried` +
+        (facts.willRetryUntil === undefined ? '.' : ` until ${rfc5322Date(facts.willRetryUntil)}.`)
+      : `Your message could not be delivered to ${many ? 'some of its recipients' : 'one of its recipients'}.`,
+    delayed ? 'No action is needed on your part. The last answer for each was:' : `${many ? 'They were' : 'It was'} refused:`,
     '',
-    ...facts.refusals.map((r) => `<${r.recipient}>: ${oneLine(r.reply)}`),
+    ...facts.refusals.map((r) => {
+      const host = r.remoteMta ?? facts.remoteMta;
+      return `<${r.recipient}>: ${host === undefined ? '' : `${host} said: `}${oneLine(r.reply)}`;
+    }),
   ];
   const perMessage = [
     ...(facts.envid === undefined ? [] : [`Original-Envelope-Id: ${oneLine(facts.envid)}`]),
@@ -79,10 +96,10 @@ export function bounceMessage(facts: BounceFacts): Buffer {
         ? []
         : [`Original-Recipient: ${r.originalRecipient.type}; ${oneLine(r.originalRecipient.address)}`]),
       `Final-Recipient: ${addressType}; ${r.recipient}`,
-      // No queue here retries a temporary refusal: the relay gives up either way.
-      'Action: failed',
+      `Action: ${delayed ? 'delayed' : 'failed'}`,
       `Status: ${status(r)}`,
-      `Remote-MTA: dns; ${facts.remoteMta}`,
+      ...((r.remoteMta ?? facts.remoteMta) === undefined ? [] : [`Remote-MTA: dns; ${r.remoteMta ?? facts.remoteMta}`]),
+      ...(delayed && facts.willRetryUntil !== undefined ? [`Will-Retry-Until: ${rfc5322Date(facts.willRetryUntil)}`] : []),
       `Diagnostic-Code: smtp; ${oneLine(r.reply)}`,
     ].join('\r\n'),
   );

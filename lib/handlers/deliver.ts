@@ -1,0 +1,218 @@
+import { IsArray, IsBoolean, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Max, Min } from '../app/validators.js';
+import { RequestHandler, type AnyServedApplication, type HandlerService } from '../app/request-handler.js';
+import { settingsSchema } from '../app/settings-schema.js';
+import { REPLIES } from '../protocol/replies.js';
+import { SMTPError } from '../protocol/reply.js';
+import { OutboundQueue } from '../outbound/queue.js';
+import { DEFAULT_LIFETIME, DEFAULT_RETRY_SCHEDULE } from '../outbound/schedule.js';
+import { mayRelay, relayDenied, RelayAccessSettings } from './relay-access.js';
+import { receivedHeader } from './trace.js';
+
+/**
+ * Settings of {@link Deliver}. Times are in seconds unless they say otherwise.
+ *
+ * @example
+ * ```ts
+ * new Application(Deliver, { queueDir: '/var/spool/sirocco', retrySchedule: [60, 600, 3600], delayNoticeAfter: 4 * 3600 } satisfies DeliverSettings);
+ * ```
+ */
+export class DeliverSettings extends RelayAccessSettings {
+  /** The queue's folder, made if missing. Several processes (the workers of `start(n)`) may share it. */
+  @IsString()
+  @IsNotEmpty()
+  queueDir!: string;
+
+  /** The port exchangers are reached on. Default 25; tests point it at their own servers. */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(65535)
+  deliveryPort?: number;
+
+  /** DNS servers for MX and address lookups, as `address` or `address:port`. Default: the system's. */
+  @IsOptional()
+  @IsArray()
+  @IsString({ each: true })
+  dnsServers?: string[];
+
+  /** Waits after the 1st, 2nd, … failed attempt; the last one repeats. Default 300, 600, 1200, 2400, 3600. */
+  @IsOptional()
+  @IsArray()
+  @IsInt({ each: true })
+  @Min(1, { each: true })
+  retrySchedule?: number[];
+
+  /** How long a message is retried before it bounces (RFC 5321 §4.5.4.1). Default 5 days. */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  queueLifetime?: number;
+
+  /** After how long the sender is told, once, that a message is still waiting. Default: never. */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  delayNoticeAfter?: number;
+
+  /** Outbound connections open at once, in all. Default 20. */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  deliveryConcurrency?: number;
+
+  /** Outbound connections open at once to one destination domain. Default 4. */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  deliveryConcurrencyPerDomain?: number;
+
+  /**
+   * Domains reached only over TLS with a verified certificate; without it their messages wait
+   * (4.7.5). A message sent with REQUIRETLS always is, and bounces (5.7.30) without it.
+   */
+  @IsOptional()
+  @IsArray()
+  @IsString({ each: true })
+  requireTlsDomains?: string[];
+
+  /** Extra TLS options for outbound connections (for example `ca` for a private CA). */
+  @IsOptional()
+  @IsObject()
+  deliveryTLS?: Record<string, unknown>;
+
+  /** Milliseconds to connect to an exchanger and to get its greeting. Default 30 000. */
+  @IsOptional()
+  @IsInt()
+  @Min(100)
+  deliveryConnectTimeout?: number;
+
+  /** Milliseconds between looks at the queue folder for due messages. Default 5000. */
+  @IsOptional()
+  @IsInt()
+  @Min(10)
+  queueScanInterval?: number;
+
+  /** Whether a `Received` field is added (RFC 5321 §4.4). Default true. */
+  @IsOptional()
+  @IsBoolean()
+  deliverTraceHeaders?: boolean;
+}
+
+/** One queue per application settings, shared by the servers of one process. */
+const queues = new WeakMap<object, { queue: OutboundQueue; users: number }>();
+
+/**
+ * The outbound queue of an application whose handler is {@link Deliver} (or a subclass): to queue
+ * a message of your own, or to look at it. Made with the first call.
+ *
+ * @example
+ * ```ts
+ * const id = await deliveryQueue(app).enqueue({ from: 'me@example.com', recipients: [{ address: 'you@example.org' }] }, message);
+ * ```
+ */
+export function deliveryQueue(application: AnyServedApplication): OutboundQueue {
+  const settings = application.settings as DeliverSettings & { hostname: string };
+  let held = queues.get(settings);
+  if (held === undefined) {
+    const queue = new OutboundQueue({
+      dir: settings.queueDir,
+      hostname: settings.hostname,
+      policy: {
+        schedule: settings.retrySchedule ?? DEFAULT_RETRY_SCHEDULE,
+        lifetime: settings.queueLifetime ?? DEFAULT_LIFETIME,
+        delayNoticeAfter: settings.delayNoticeAfter,
+      },
+      resolver: { servers: settings.dnsServers },
+      connect: { port: settings.deliveryPort, tls: settings.deliveryTLS, connectTimeout: settings.deliveryConnectTimeout },
+      requireTlsDomains: settings.requireTlsDomains,
+      concurrency: settings.deliveryConcurrency,
+      perDestination: settings.deliveryConcurrencyPerDomain,
+      scanInterval: settings.queueScanInterval,
+      logger: application.logger.child({ component: 'outbound' }),
+    });
+    held = { queue, users: 0 };
+    queues.set(settings, held);
+  }
+  return held.queue;
+}
+
+/**
+ * A small MTA: takes each message into a durable queue on disk (written, flushed, renamed, its
+ * folder flushed, all before the 250, so a crash after it loses nothing) and delivers it to each
+ * recipient domain's mail exchangers, found in DNS. Temporary failures are retried on a schedule
+ * for up to five days; permanent ones, and messages that outlive the schedule, come back to the
+ * sender as a delivery status notification (RFC 3464). Several processes may share the queue:
+ * each message is claimed by one at a time.
+ *
+ * Never an open relay: a client that is neither authenticated nor in `trustedNetworks` (loopback
+ * by default) may send only to `relayDomains`, and is refused `554 5.7.1` for any other
+ * recipient. Override {@link mayRelay} to decide otherwise.
+ *
+ * @example
+ * ```ts
+ * await new Application(Deliver, { hostname: 'mta.example.com', queueDir: '/var/spool/sirocco' }).listen(587);
+ * ```
+ */
+@settingsSchema(DeliverSettings)
+export class Deliver extends RequestHandler<DeliverSettings> {
+  static override streaming = true;
+
+  /** Starts the queue's delivery beside the server (in each worker under `start(n)`). */
+  static override startService(application: AnyServedApplication): HandlerService {
+    const queue = deliveryQueue(application);
+    const held = queues.get(application.settings as object);
+    if (held !== undefined && held.users++ === 0) queue.start();
+    return {
+      close: async () => {
+        if (held !== undefined && --held.users === 0) await queue.close();
+      },
+    };
+  }
+
+  /**
+   * Whether this client may send to `address`: by default an authenticated client, one in
+   * `trustedNetworks`, or a recipient in `relayDomains`. Override it to decide otherwise.
+   */
+  mayRelay(address: string): boolean | Promise<boolean> {
+    const { user, remoteAddress } = this.request.session;
+    return mayRelay({ settings: this.settings, user, remoteAddress }, address);
+  }
+
+  override async rcpt(address: string): Promise<void> {
+    if (/@\[.*\]$/.test(address)) throw SMTPError.from(REPLIES.addressLiteralRefused());
+    if (!(await this.mayRelay(address))) throw relayDenied(address, this.request.session.remoteAddress);
+  }
+
+  override async data(): Promise<void> {
+    const { envelope } = this.request;
+    const queue = deliveryQueue(this.application);
+    const trace =
+      this.settings.deliverTraceHeaders === false ? undefined : Buffer.from(receivedHeader(this.request, this.settings.hostname));
+    let id: string;
+    try {
+      id = await queue.enqueue(
+        {
+          from: envelope.mailFrom,
+          recipients: envelope.rcptTos.map((address, i) => ({ address, dsn: envelope.rcptDsn[i] })),
+          ret: envelope.dsn?.ret,
+          envid: envelope.dsn?.envid,
+          requireTls: envelope.requireTls,
+          eightBit: envelope.bodyType !== '7BIT',
+        },
+        withPrefix(trace, this.request.stream),
+      );
+    } catch (err) {
+      throw SMTPError.from(REPLIES.localError(), {
+        logMessage: `queueing in ${this.settings.queueDir} failed: ${err instanceof Error ? err.message : String(err)}`,
+        cause: err,
+      });
+    }
+    this.log.info({ queueId: id, recipients: envelope.rcptTos.length }, 'queued for delivery');
+    this.finish(`Ok: queued as ${id}`);
+  }
+}
+
+async function* withPrefix(prefix: Buffer | undefined, rest: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  if (prefix !== undefined) yield prefix;
+  yield* rest;
+}

@@ -1,0 +1,85 @@
+/**
+ * Who may send mail onwards through a ready handler that forwards ({@link Relay}, {@link Deliver}):
+ * an authenticated client, a client in `trustedNetworks` (loopback by default), or anyone for a
+ * recipient in `relayDomains`. Everyone else is refused at RCPT with `554 5.7.1`, as Postfix's
+ * `mynetworks` with `reject_unauth_destination` does: never an open relay by default.
+ */
+import { IsArray, IsOptional, IsString } from '../app/validators.js';
+import { TrustedPeers } from '../app/trusted-peers.js';
+import { REPLIES } from '../protocol/replies.js';
+import { SMTPError } from '../protocol/reply.js';
+
+/**
+ * Settings of the relay check, shared by {@link RelaySettings} and {@link DeliverSettings}.
+ *
+ * @example
+ * ```ts
+ * new Application(Deliver, { queueDir: './queue', relayDomains: ['example.com'], trustedNetworks: ['10.0.0.0/8'] });
+ * ```
+ */
+export class RelayAccessSettings {
+  /**
+   * Domains this server takes mail for from anyone (a backup MX, a forwarder for your domains).
+   * Matched whole and case-insensitively; `.example.com` also matches every subdomain. Default: none.
+   */
+  @IsOptional()
+  @IsArray()
+  @IsString({ each: true })
+  relayDomains?: string[];
+
+  /**
+   * Addresses and CIDRs whose clients may send to any domain without AUTH. Default loopback
+   * only (`127.0.0.0/8`, `::1`); `[]` trusts nobody; `['0.0.0.0/0', '::/0']` is an open relay.
+   */
+  @IsOptional()
+  @IsArray()
+  @IsString({ each: true })
+  trustedNetworks?: string[];
+}
+
+const LOOPBACK = ['127.0.0.0/8', '::1/128'];
+const trusted = new WeakMap<object, TrustedPeers>();
+
+/** The application's trusted networks, parsed once. */
+function trustedOf(settings: RelayAccessSettings): TrustedPeers {
+  let peers = trusted.get(settings);
+  if (peers === undefined) {
+    peers = new TrustedPeers(settings.trustedNetworks ?? LOOPBACK);
+    trusted.set(settings, peers);
+  }
+  return peers;
+}
+
+/**
+ * Whether `address`'s domain is one of `domains` (`.example.com` names every subdomain).
+ *
+ * @example
+ * ```ts
+ * inDomains('bob@Mail.Example.com', ['.example.com']); // true
+ * ```
+ */
+export function inDomains(address: string, domains: readonly string[] | undefined): boolean {
+  if (domains === undefined || domains.length === 0) return false;
+  const domain = address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+  return domains.some((d) => {
+    const want = d.toLowerCase();
+    return want.startsWith('.') ? domain.endsWith(want) : domain === want;
+  });
+}
+
+/** What the default relay decision looks at. */
+export interface RelayFacts {
+  readonly settings: RelayAccessSettings;
+  readonly user: string | undefined;
+  readonly remoteAddress: string;
+}
+
+/** The default decision: authenticated, trusted network, or a handled domain. */
+export function mayRelay(facts: RelayFacts, address: string): boolean {
+  return facts.user !== undefined || trustedOf(facts.settings).has(facts.remoteAddress) || inDomains(address, facts.settings.relayDomains);
+}
+
+/** The RCPT refusal for a client that may not relay to `address`. */
+export function relayDenied(address: string, remoteAddress: string): SMTPError {
+  return SMTPError.from(REPLIES.relayDenied(), { logMessage: `relay to ${address} refused for unauthenticated ${remoteAddress}` });
+}

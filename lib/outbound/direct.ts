@@ -1,0 +1,137 @@
+/**
+ * Delivery in one call, without a queue: look up each recipient domain's exchangers, connect,
+ * send, and report what every recipient's exchanger answered. For scripts, tests and programs
+ * that do their own retrying.
+ */
+import { hostname as osHostname } from 'node:os';
+import { OutboundConnection, type RecipientResult } from './client.js';
+import { MxResolver } from './resolver.js';
+
+/**
+ * What {@link sendDirect} sends, and how.
+ *
+ * @example
+ * ```ts
+ * const message: DirectMessage = { from: 'me@example.com', to: 'you@example.org', message: 'Subject: hi\r\n\r\nhello\r\n' };
+ * ```
+ */
+export interface DirectMessage {
+  /** The envelope sender (`''` for the null sender). */
+  readonly from: string;
+  /** The envelope recipients. */
+  readonly to: string | readonly string[];
+  /** The whole message, header and body, with CRLF line ends. */
+  readonly message: Buffer | string;
+  /** This host's name in EHLO. Default: the machine's host name. */
+  readonly hostname?: string | undefined;
+  /** The port exchangers are reached on. Default 25. */
+  readonly port?: number | undefined;
+  /** DNS servers, as `address` or `address:port`. Default: the system's. */
+  readonly dnsServers?: readonly string[] | undefined;
+  /** Send with REQUIRETLS (RFC 8689): only over verified TLS to an exchanger that offers it. */
+  readonly requireTls?: boolean | undefined;
+  /** Only over TLS with a verified certificate, even without REQUIRETLS. */
+  readonly verifiedTls?: boolean | undefined;
+  /** Extra TLS options (`ca` for a private CA). */
+  readonly tls?: Readonly<Record<string, unknown>> | undefined;
+  /** Milliseconds to connect and to get a greeting. Default 30 000. */
+  readonly connectTimeout?: number | undefined;
+}
+
+/**
+ * What happened, recipient by recipient.
+ *
+ * @example
+ * ```ts
+ * const report: DirectReport = await sendDirect(message);
+ * if (report.deferred.length > 0) setTimeout(() => retry(report.deferred), 600_000);
+ * ```
+ */
+export interface DirectReport {
+  /** One result per recipient, in the order given. */
+  readonly recipients: readonly RecipientResult[];
+  /** The recipients an exchanger accepted (2xx). */
+  readonly accepted: readonly string[];
+  /** Those refused for now (4xx): try again later. */
+  readonly deferred: readonly string[];
+  /** Those refused for good (5xx). */
+  readonly failed: readonly string[];
+  /** What happened, one line per step, for a log. */
+  readonly log: readonly string[];
+}
+
+/**
+ * Sends a message to its recipients' mail exchangers now (RFC 5321 §5.1: MX by preference, the
+ * next one when one is unreachable or refuses to greet, the domain itself without MX records,
+ * never a domain with a null MX). Resolves with a result per recipient; it never rejects for an
+ * SMTP or DNS failure, which are results.
+ *
+ * @example
+ * ```ts
+ * const report = await sendDirect({ from: 'me@example.com', to: ['a@example.org', 'b@example.net'], message });
+ * for (const r of report.recipients) console.log(r.recipient, r.code, r.reply);
+ * ```
+ */
+export async function sendDirect(options: DirectMessage): Promise<DirectReport> {
+  const recipients = typeof options.to === 'string' ? [options.to] : [...options.to];
+  const content = typeof options.message === 'string' ? Buffer.from(options.message) : options.message;
+  const resolver = new MxResolver({ servers: options.dnsServers, cacheMs: 0 });
+  const log: string[] = [];
+  const byDomain = new Map<string, string[]>();
+  for (const r of recipients) {
+    const domain = r.slice(r.lastIndexOf('@') + 1).toLowerCase();
+    byDomain.set(domain, [...(byDomain.get(domain) ?? []), r]);
+  }
+  const results = new Map<string, RecipientResult>();
+  for (const [domain, addresses] of byDomain) {
+    const fail = (code: number, status: string, reply: string, exchanger?: string): void => {
+      for (const recipient of addresses) results.set(recipient, { recipient, code, status, reply, exchanger });
+    };
+    const destination = await resolver.destination(domain);
+    if (destination.kind === 'fail') {
+      log.push(`${domain}: ${destination.text}`);
+      const code = destination.permanent ? 550 : 451;
+      fail(code, destination.status, `${code} ${destination.status} ${destination.text}`);
+      continue;
+    }
+    log.push(`${domain}: exchangers ${destination.exchangers.map((e) => `${e.name} [${e.addresses.join(', ')}]`).join(', ')}`);
+    const verifiedTls = options.verifiedTls === true || options.requireTls === true;
+    const connection = await OutboundConnection.open(destination.exchangers, {
+      heloName: options.hostname ?? osHostname(),
+      port: options.port,
+      verifiedTls,
+      tls: options.tls,
+      connectTimeout: options.connectTimeout,
+    });
+    if (!(connection instanceof OutboundConnection)) {
+      const refused = options.requireTls === true && connection.status === '4.7.5';
+      log.push(`${domain}: ${connection.reply}`);
+      if (refused) fail(550, '5.7.30', `550 5.7.30 REQUIRETLS support required: ${connection.reply}`, connection.exchanger);
+      else fail(connection.code, connection.status, `${connection.code} ${connection.status} ${connection.reply}`, connection.exchanger);
+      continue;
+    }
+    log.push(`${domain}: connected to ${connection.exchanger}${connection.secure ? ' over TLS' : ''}`);
+    const sent = await connection.send({
+      from: options.from,
+      recipients: addresses.map((address) => ({ address })),
+      requireTls: options.requireTls,
+      // eslint-disable-next-line no-control-regex
+      eightBit: /[^\x00-\x7f]/.test(content.toString('latin1')),
+      size: content.length,
+      content: () => content,
+    });
+    connection.close();
+    for (const result of sent) {
+      results.set(result.recipient, result);
+      log.push(`<${result.recipient}>: ${result.reply.replace(/\r?\n/g, ' ')}`);
+    }
+  }
+  const ordered = recipients.map((r) => results.get(r) ?? { recipient: r, code: 451, status: '4.0.0', reply: 'not attempted' });
+  return {
+    recipients: ordered,
+    accepted: ordered.filter((r) => r.code < 400).map((r) => r.recipient),
+    deferred: ordered.filter((r) => r.code >= 400 && r.code < 500).map((r) => r.recipient),
+    failed: ordered.filter((r) => r.code >= 500).map((r) => r.recipient),
+    log,
+  };
+}

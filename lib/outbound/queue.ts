@@ -1,0 +1,479 @@
+/**
+ * The outbound queue at work: claims what is due from the {@link Spool}, sorts each message's
+ * recipients by domain, and delivers them in lanes, one per destination (several messages share
+ * a lane's connection), within a limit of connections per destination and in all. Each outcome is
+ * written back before the next step, so a crash re-sends at most the message that was on the wire.
+ * Temporary failures wait for the retry schedule; permanent and expired ones bounce to the sender.
+ */
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { bounceMessage, type Refusal } from './bounce.js';
+import { OutboundConnection, type ConnectFailure, type ConnectOptions, type OutgoingMessage, type RecipientResult } from './client.js';
+import { MxResolver, type ResolverOptions } from './resolver.js';
+import { afterFailure, delayNoticeDue, type RetryPolicy } from './schedule.js';
+import { newSpoolId, Spool, type Claim, type ListedMessage, type QueueEntry, type QueuedRecipient } from './spool.js';
+
+/** How a queue delivers. */
+export interface QueueOptions {
+  /** The queue's folder (made if missing). */
+  readonly dir: string;
+  /** This host's name: in EHLO and as the Reporting-MTA of bounces. */
+  readonly hostname: string;
+  readonly policy: RetryPolicy;
+  readonly resolver?: ResolverOptions | undefined;
+  /** Port, TLS options and timeouts of outbound connections. */
+  readonly connect?: Omit<ConnectOptions, 'heloName' | 'verifiedTls' | 'logger'> | undefined;
+  /** Domains reached only over verified TLS (a failure to get it is temporary, 4.7.5). */
+  readonly requireTlsDomains?: readonly string[] | undefined;
+  /** Connections open at once, in all. Default 20. */
+  readonly concurrency?: number | undefined;
+  /** Connections open at once to one destination. Default 4. */
+  readonly perDestination?: number | undefined;
+  /** How often the queue folder is looked at for due messages, ms. Default 5000. */
+  readonly scanInterval?: number | undefined;
+  readonly logger: Logger;
+}
+
+/**
+ * What {@link OutboundQueue.enqueue} takes: the envelope of a new message.
+ *
+ * @example
+ * ```ts
+ * const message: NewMessage = { from: 'me@example.com', recipients: [{ address: 'you@example.org' }], ret: 'HDRS' };
+ * ```
+ */
+export interface NewMessage {
+  /** The envelope sender; `''` (the null sender) for a notification, which never bounces. */
+  readonly from: string;
+  /** The recipients, each with its DSN parameters (RFC 3461) when it has them. */
+  readonly recipients: readonly Pick<QueuedRecipient, 'address' | 'dsn'>[];
+  /** RET: what a bounce returns, the whole message or its header section (the default). */
+  readonly ret?: 'FULL' | 'HDRS' | undefined;
+  /** ENVID: the sender's id for the transaction, named in notifications. */
+  readonly envid?: string | undefined;
+  /** REQUIRETLS (RFC 8689): only over verified TLS to exchangers that offer it. */
+  readonly requireTls?: boolean | undefined;
+  /** Whether the content has 8-bit bytes. */
+  readonly eightBit?: boolean | undefined;
+}
+
+/** A claimed message while its domains are served. */
+interface InFlight {
+  readonly claim: Claim;
+  outstanding: number;
+  readonly failed: QueuedRecipient[];
+  chain: Promise<void>;
+}
+
+interface Job {
+  readonly message: InFlight;
+  readonly recipients: QueuedRecipient[];
+}
+
+interface Lane {
+  readonly domain: string;
+  readonly verified: boolean;
+  readonly jobs: Job[];
+  running: number;
+}
+
+/** Messages claimed at once by one process, so that other processes get their share. */
+const CLAIM_MAX = 200;
+const RECOVER_EVERY = 30_000;
+/** The returned part of a bounce without RET=FULL is the header section: this much is read for it. */
+const HEAD_READ = 64 * 1024;
+
+function domainOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at === -1 ? '' : address.slice(at + 1).toLowerCase();
+}
+
+/**
+ * A durable outbound queue: what {@link Deliver} puts messages in and delivers from. Get an
+ * application's with {@link deliveryQueue}.
+ *
+ * @example
+ * ```ts
+ * const queue = deliveryQueue(app);
+ * for (const { entry, active } of await queue.list()) console.log(entry.id, active ? 'sending' : new Date(entry.nextAttemptAt));
+ * ```
+ */
+export class OutboundQueue {
+  /** @internal The files. */
+  readonly spool: Spool;
+  readonly #options: QueueOptions;
+  readonly #resolver: MxResolver;
+  readonly #log: Logger;
+  readonly #lanes = new Map<string, Lane>();
+  readonly #requireTls: Set<string>;
+  #inFlight = 0;
+  #connections = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #scanning = false;
+  #again = false;
+  #closed = false;
+  #started = false;
+  #lastRecover = 0;
+  #drained: (() => void) | undefined;
+
+  /** @internal Made by {@link deliveryQueue}. */
+  constructor(options: QueueOptions) {
+    this.#options = options;
+    this.spool = new Spool(options.dir);
+    this.#resolver = new MxResolver(options.resolver);
+    this.#log = options.logger;
+    this.#requireTls = new Set((options.requireTlsDomains ?? []).map((d) => d.toLowerCase()));
+  }
+
+  /** @internal Starts delivering (the server does, through {@link Deliver.startService}): what is due now, then a look at the folder every `scanInterval`. */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.#timer = setInterval(() => this.kick(), this.#options.scanInterval ?? 5000);
+    this.#timer.unref();
+    this.kick();
+  }
+
+  /** Looks for due messages now (a new one was queued, or an operator asked); nothing before the server starts the queue. */
+  kick(): void {
+    void this.#scan();
+  }
+
+  /**
+   * Puts a message in the queue, flushed to disk before this resolves, and starts its delivery.
+   * Resolves to its queue id.
+   */
+  async enqueue(message: NewMessage, content: AsyncIterable<Uint8Array> | Uint8Array, size?: number): Promise<string> {
+    const now = Date.now();
+    const seen = new Set<string>();
+    const recipients: QueuedRecipient[] = [];
+    for (const r of message.recipients) {
+      if (seen.has(r.address)) continue;
+      seen.add(r.address);
+      recipients.push({ address: r.address, ...(r.dsn === undefined ? {} : { dsn: r.dsn }), state: 'pending' });
+    }
+    const counted = { bytes: 0 };
+    const entry: QueueEntry = {
+      id: newSpoolId(),
+      from: message.from,
+      recipients,
+      ...(message.ret === undefined ? {} : { ret: message.ret }),
+      ...(message.envid === undefined ? {} : { envid: message.envid }),
+      requireTls: message.requireTls === true,
+      eightBit: message.eightBit === true,
+      get size() {
+        return size ?? counted.bytes;
+      },
+      queuedAt: now,
+      attempts: 0,
+      nextAttemptAt: now,
+    };
+    await this.spool.add(entry, content instanceof Uint8Array ? content : countBytes(content, counted));
+    this.kick();
+    return entry.id;
+  }
+
+  /** Every queued message, waiting or being delivered now (`active`), oldest first. */
+  list(): Promise<ListedMessage[]> {
+    return this.spool.list();
+  }
+
+  /** Stops claiming; resolves once the messages being delivered are written back (at most `waitMs`). */
+  async close(waitMs = 30_000): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    if (this.#inFlight === 0) return;
+    const drained = new Promise<void>((resolve) => (this.#drained = resolve));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
+  }
+
+  async #scan(): Promise<void> {
+    if (this.#closed || !this.#started) return;
+    if (this.#scanning) {
+      this.#again = true;
+      return;
+    }
+    this.#scanning = true;
+    try {
+      do {
+        this.#again = false;
+        if (Date.now() - this.#lastRecover >= RECOVER_EVERY) {
+          this.#lastRecover = Date.now();
+          const recovered = await this.spool.recover();
+          if (recovered > 0) this.#log.warn({ recovered }, 'took back messages claimed by a process that is gone');
+        }
+        const room = CLAIM_MAX - this.#inFlight;
+        if (room <= 0) break;
+        for (const name of await this.spool.due(Date.now(), room)) {
+          if (this.#closed) break;
+          const claim = await this.spool.claim(name);
+          if (claim !== undefined) this.#begin(claim);
+        }
+      } while (this.#again && !this.#closed);
+    } catch (err) {
+      this.#log.error({ err }, 'outbound queue scan failed');
+    } finally {
+      this.#scanning = false;
+    }
+  }
+
+  #begin(claim: Claim): void {
+    this.#inFlight++;
+    claim.entry.attempts++;
+    const message: InFlight = { claim, outstanding: 0, failed: [], chain: Promise.resolve() };
+    const byDomain = new Map<string, QueuedRecipient[]>();
+    for (const recipient of claim.entry.recipients) {
+      if (recipient.state !== 'pending') continue;
+      const domain = domainOf(recipient.address);
+      const list = byDomain.get(domain) ?? [];
+      list.push(recipient);
+      byDomain.set(domain, list);
+    }
+    message.outstanding = byDomain.size;
+    if (byDomain.size === 0) {
+      this.#settle(message, () => this.#finalize(message));
+      return;
+    }
+    for (const [domain, recipients] of byDomain) {
+      const verified = claim.entry.requireTls || this.#requireTls.has(domain);
+      const key = `${verified ? 'v' : 'o'}:${domain}`;
+      let lane = this.#lanes.get(key);
+      if (lane === undefined) {
+        lane = { domain, verified, jobs: [], running: 0 };
+        this.#lanes.set(key, lane);
+      }
+      lane.jobs.push({ message, recipients });
+    }
+    this.#pump();
+  }
+
+  /** Opens lanes while there is work and room. */
+  #pump(): void {
+    const total = this.#options.concurrency ?? 20;
+    const per = this.#options.perDestination ?? 4;
+    for (const [key, lane] of this.#lanes) {
+      while (lane.jobs.length > lane.running && lane.running < per && this.#connections < total) {
+        lane.running++;
+        this.#connections++;
+        void this.#runLane(lane).finally(() => {
+          lane.running--;
+          this.#connections--;
+          if (lane.running === 0 && lane.jobs.length === 0) this.#lanes.delete(key);
+          this.#pump();
+        });
+      }
+    }
+  }
+
+  async #runLane(lane: Lane): Promise<void> {
+    let destination;
+    try {
+      destination = await this.#resolver.destination(lane.domain === '' ? '.' : lane.domain);
+    } catch (err) {
+      destination = { kind: 'fail' as const, permanent: false, status: '4.4.3', text: `DNS lookup failed: ${(err as Error).message}` };
+    }
+    if (destination.kind === 'fail') {
+      const code = destination.permanent ? 550 : 451;
+      for (let job = lane.jobs.shift(); job !== undefined; job = lane.jobs.shift()) {
+        this.#done(job, this.#all(job, { code, status: destination.status, reply: `${code} ${destination.status} ${destination.text}` }));
+      }
+      return;
+    }
+    let connection: OutboundConnection | undefined;
+    try {
+      for (let job = lane.jobs.shift(); job !== undefined; job = lane.jobs.shift()) {
+        if (connection?.alive !== true) {
+          connection?.close();
+          const opened = await OutboundConnection.open(destination.exchangers, {
+            ...this.#options.connect,
+            heloName: this.#options.hostname,
+            verifiedTls: lane.verified,
+            logger: this.#log,
+          });
+          if (!(opened instanceof OutboundConnection)) {
+            // No exchanger of this destination answers: the lane's other messages wait too.
+            this.#done(job, this.#all(job, this.#connectFailure(job, opened)));
+            for (let rest = lane.jobs.shift(); rest !== undefined; rest = lane.jobs.shift()) {
+              this.#done(rest, this.#all(rest, this.#connectFailure(rest, opened)));
+            }
+            return;
+          }
+          connection = opened;
+        }
+        this.#done(job, await connection.send(this.#outgoing(job)));
+      }
+    } finally {
+      connection?.close();
+    }
+  }
+
+  /** A REQUIRETLS message that cannot have verified TLS is refused for good (RFC 8689, 5.7.30). */
+  #connectFailure(job: Job, failure: ConnectFailure): ConnectFailure {
+    if (job.message.claim.entry.requireTls && failure.status === '4.7.5') {
+      return {
+        code: 550,
+        status: '5.7.30',
+        reply: `550 5.7.30 REQUIRETLS support required: ${failure.reply}`,
+        exchanger: failure.exchanger,
+      };
+    }
+    return { ...failure, reply: `${failure.code} ${failure.status} ${failure.reply}` };
+  }
+
+  #all(job: Job, failure: Omit<RecipientResult, 'recipient'>): RecipientResult[] {
+    return job.recipients.map((r) => ({ recipient: r.address, ...failure }));
+  }
+
+  #outgoing(job: Job): OutgoingMessage {
+    const { entry, id } = job.message.claim;
+    return {
+      from: entry.from,
+      recipients: job.recipients.map((r) => ({ address: r.address, dsn: r.dsn })),
+      ret: entry.ret,
+      envid: entry.envid,
+      requireTls: entry.requireTls,
+      eightBit: entry.eightBit,
+      size: entry.size,
+      content: () => createReadStream(this.spool.dataPath(id)),
+    };
+  }
+
+  /** Records a job's results; the last job of a message settles it, the others write progress. */
+  #done(job: Job, results: readonly RecipientResult[]): void {
+    const message = job.message;
+    for (const result of results) {
+      const recipient = job.recipients.find((r) => r.address === result.recipient);
+      if (recipient === undefined) continue;
+      recipient.code = result.code;
+      recipient.status = result.status;
+      recipient.reply = result.reply;
+      if (result.exchanger !== undefined) recipient.exchanger = result.exchanger;
+      if (result.code < 400) recipient.state = 'sent';
+      else if (result.code >= 500) {
+        recipient.state = 'failed';
+        message.failed.push(recipient);
+      }
+      this.#log.info(
+        { queueId: message.claim.id, to: result.recipient, exchanger: result.exchanger, code: result.code, status: result.status },
+        result.code < 400 ? 'delivered' : result.code < 500 ? 'deferred' : 'refused',
+      );
+    }
+    message.outstanding--;
+    this.#settle(message, () => (message.outstanding > 0 ? this.spool.update(message.claim) : this.#finalize(message)));
+  }
+
+  /** Runs a message's writes one after the other. */
+  #settle(message: InFlight, step: () => Promise<void>): void {
+    message.chain = message.chain.then(step).catch((err: unknown) => {
+      this.#log.error({ err, queueId: message.claim.id }, 'outbound queue could not write a message back; it will be retried');
+    });
+  }
+
+  async #finalize(message: InFlight): Promise<void> {
+    const { entry } = message.claim;
+    const now = Date.now();
+    try {
+      const pending = entry.recipients.filter((r) => r.state === 'pending');
+      let retry = false;
+      if (pending.length > 0) {
+        const decision = afterFailure(this.#options.policy, entry.queuedAt, entry.attempts, now);
+        if (decision.retry) {
+          retry = true;
+          entry.nextAttemptAt = decision.at;
+          if (entry.delayNoticeSent !== true && delayNoticeDue(this.#options.policy, entry.queuedAt, now)) {
+            entry.delayNoticeSent = true;
+            await this.#notify(entry, pending, 'delayed');
+          }
+        } else {
+          for (const r of pending) {
+            r.state = 'failed';
+            r.status = '4.4.7';
+            r.reply = `message expired after ${entry.attempts} attempts; last reply: ${r.reply ?? 'none'}`;
+            message.failed.push(r);
+          }
+        }
+      }
+      if (message.failed.length > 0) await this.#notify(entry, message.failed, 'failed');
+      if (retry) await this.spool.release(message.claim);
+      else await this.spool.complete(message.claim);
+      this.#log.info(
+        {
+          queueId: entry.id,
+          attempts: entry.attempts,
+          pending: retry ? pending.length : 0,
+          next: retry ? new Date(entry.nextAttemptAt) : undefined,
+        },
+        retry ? 'message waits for a retry' : 'message done',
+      );
+    } finally {
+      this.#inFlight--;
+      if (this.#inFlight === 0) this.#drained?.();
+      if (!this.#closed) this.kick();
+    }
+  }
+
+  /** Queues a delivery status notification to the sender, as its NOTIFY allows (RFC 3461 §4.1). */
+  async #notify(entry: QueueEntry, recipients: readonly QueuedRecipient[], action: 'failed' | 'delayed'): Promise<void> {
+    if (entry.from === '') {
+      this.#log.warn({ queueId: entry.id }, `no ${action} notice for a message from the null sender`);
+      return;
+    }
+    const want = action === 'failed' ? 'FAILURE' : 'DELAY';
+    const told = recipients.filter((r) => r.dsn?.notify === undefined || (r.dsn.notify !== 'NEVER' && r.dsn.notify.includes(want)));
+    if (told.length === 0) return;
+    const refusals: Refusal[] = told.map((r) => ({
+      recipient: r.address,
+      code: r.code ?? (action === 'failed' ? 550 : 451),
+      reply: withStatus(r),
+      remoteMta: r.exchanger,
+      originalRecipient: r.dsn?.orcpt,
+    }));
+    const bounce = bounceMessage({
+      reportingMta: this.#options.hostname,
+      sender: entry.from,
+      refusals,
+      arrival: new Date(entry.queuedAt),
+      original: await this.#original(entry),
+      returnFull: entry.ret === 'FULL' && action === 'failed',
+      envid: entry.envid,
+      id: entry.id,
+      action,
+      willRetryUntil: new Date(entry.queuedAt + this.#options.policy.lifetime * 1000),
+    });
+    const id = await this.enqueue({ from: '', recipients: [{ address: entry.from }] }, bounce, bounce.length);
+    this.#log.info({ queueId: entry.id, notice: id, to: entry.from, recipients: told.length }, `${action} notice queued`);
+  }
+
+  /** The original message as a bounce returns it: whole for RET=FULL, else enough for its header section. */
+  async #original(entry: QueueEntry): Promise<Buffer> {
+    const file = await open(this.spool.dataPath(entry.id), 'r');
+    try {
+      const length = entry.ret === 'FULL' ? entry.size : Math.min(entry.size, HEAD_READ);
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await file.read(buffer, 0, length, 0);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await file.close();
+    }
+  }
+}
+
+/** A recipient's last reply for a notice, with its enhanced status when the reply had none. */
+function withStatus(r: QueuedRecipient): string {
+  const reply = r.reply ?? '';
+  const code = r.code ?? 550;
+  if (/^\d{3}[ -]\d\.\d{1,3}\.\d{1,3}\b/.test(reply)) return reply;
+  const klass = r.status?.[0] === '4' && code >= 500 ? '5' : String(Math.floor(code / 100));
+  return `${klass}${String(code).slice(1)} ${r.status ?? `${klass}.0.0`} ${reply.replace(/^\d{3}[ -]/, '')}`;
+}
+
+/** Counts the bytes of a stream as it passes. */
+async function* countBytes(source: AsyncIterable<Uint8Array>, counted: { bytes: number }): AsyncIterable<Uint8Array> {
+  for await (const part of source) {
+    counted.bytes += part.length;
+    yield part;
+  }
+}

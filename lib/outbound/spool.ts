@@ -1,0 +1,337 @@
+/**
+ * The outbound queue on disk. Each message is two files: its content in `data/<id>` (written
+ * once) and its state in `queue/<due>.<id>` while it waits, the time of its next attempt in the
+ * name (base 36 milliseconds), so finding what is due reads names only. Every write goes to
+ * `tmp/`, is flushed, renamed into place, and the directory flushed, so a crash of the process
+ * or of the machine never loses what was acknowledged.
+ *
+ * A process delivers a message only after claiming it: renaming its state into
+ * `active/<id>.<pid>.<boot>`. A rename succeeds once, so two processes (the workers of
+ * `start(n)`, or two servers sharing the folder) never deliver one message at the same time. A
+ * claim whose process is gone (or is this process from an earlier life, as after a container
+ * restart that reuses the pid) is put back by {@link Spool.recover}.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RcptDsn } from '../protocol/dsn.js';
+import { syncDirectory } from './durable.js';
+
+/**
+ * One recipient of a queued message and how it stands.
+ *
+ * @example
+ * ```ts
+ * const waiting = entry.recipients.filter((r: QueuedRecipient) => r.state === 'pending').map((r) => `${r.address}: ${r.reply ?? 'not tried'}`);
+ * ```
+ */
+export interface QueuedRecipient {
+  /** The address as the client gave it at RCPT. */
+  readonly address: string;
+  /** Its DSN parameters (NOTIFY, ORCPT; RFC 3461), when it had them. */
+  readonly dsn?: RcptDsn | undefined;
+  /** `pending`: still to deliver; `sent`: an exchanger took it; `failed`: given up (bounced). */
+  state: 'pending' | 'sent' | 'failed';
+  /** The last reply's code. */
+  code?: number;
+  /** The last reply's enhanced status code (RFC 3463). */
+  status?: string;
+  /** The last reply, or what happened instead ("connection refused"). */
+  reply?: string;
+  /** The exchanger that gave the last reply. */
+  exchanger?: string;
+}
+
+/**
+ * The state of one queued message, as stored.
+ *
+ * @example
+ * ```ts
+ * const late = (await deliveryQueue(app).list()).filter(({ entry }: { entry: QueueEntry }) => entry.attempts > 3);
+ * ```
+ */
+export interface QueueEntry {
+  /** The queue id, as in the 250 reply and the log. */
+  readonly id: string;
+  /** The envelope sender; `''` for a bounce (which itself never bounces). */
+  readonly from: string;
+  /** Every recipient, each with how it stands. */
+  readonly recipients: QueuedRecipient[];
+  /** RET (RFC 3461): what a bounce returns. */
+  readonly ret?: 'FULL' | 'HDRS' | undefined;
+  /** ENVID (RFC 3461): the sender's id, named in notifications. */
+  readonly envid?: string | undefined;
+  /** REQUIRETLS (RFC 8689). */
+  readonly requireTls: boolean;
+  /** Whether the content has 8-bit bytes. */
+  readonly eightBit: boolean;
+  /** Size of the content in bytes. */
+  readonly size: number;
+  /** When it was queued, ms since the epoch. */
+  readonly queuedAt: number;
+  /** Attempts made so far. */
+  attempts: number;
+  /** When it is tried next, ms since the epoch. */
+  nextAttemptAt: number;
+  /** Whether the sender was told it is delayed. */
+  delayNoticeSent?: boolean;
+}
+
+/**
+ * A queued message as an operator sees it.
+ *
+ * @example
+ * ```ts
+ * const sending = (await deliveryQueue(app).list()).filter((m: ListedMessage) => m.active).length;
+ * ```
+ */
+export interface ListedMessage {
+  /** Its state. */
+  readonly entry: QueueEntry;
+  /** Whether a process is delivering it now. */
+  readonly active: boolean;
+}
+
+/** A message this process claimed: deliver it, then {@link Spool.release} or {@link Spool.complete} it. */
+export interface Claim {
+  /** The message's queue id. */
+  readonly id: string;
+  /** Its state file in `active/`. */
+  readonly path: string;
+  /** Its state, changed in place while it is delivered. */
+  entry: QueueEntry;
+}
+
+/** This process's life, so a claim from an earlier life with the same pid is known as stale. */
+const BOOT = randomBytes(6).toString('hex');
+const DUE_DIGITS = 9;
+
+function dueName(due: number, id: string): string {
+  return `${Math.max(0, Math.floor(due)).toString(36).padStart(DUE_DIGITS, '0')}.${id}`;
+}
+
+function parseDueName(name: string): { due: number; id: string } | undefined {
+  const dot = name.indexOf('.');
+  if (dot !== DUE_DIGITS) return undefined;
+  return { due: parseInt(name.slice(0, dot), 36), id: name.slice(dot + 1) };
+}
+
+/** A queue id: time-ordered, safe in a file name. */
+export function newSpoolId(): string {
+  return `${Date.now().toString(36)}${randomBytes(8).toString('hex')}`;
+}
+
+const ID = /^[a-z0-9]{8,40}$/;
+
+function isMissing(err: unknown): boolean {
+  return (err as { code?: string }).code === 'ENOENT';
+}
+
+/** Whether a process runs with this pid (a process of another user counts). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}
+
+export class Spool {
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = dir;
+    for (const sub of ['tmp', 'data', 'queue', 'active']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+  }
+
+  /**
+   * Queues a message: its content (read from `content` until it ends) and its state, each
+   * flushed to disk with its directory before this resolves. A failure leaves nothing behind.
+   */
+  async add(entry: QueueEntry, content: AsyncIterable<Uint8Array> | Uint8Array): Promise<void> {
+    if (!ID.test(entry.id)) throw new Error(`bad queue id ${entry.id}`);
+    const tmpData = join(this.dir, 'tmp', `${entry.id}.data`);
+    const data = join(this.dir, 'data', entry.id);
+    let file: FileHandle | undefined;
+    try {
+      file = await open(tmpData, 'wx', 0o600);
+      if (content instanceof Uint8Array) await file.write(content);
+      else for await (const part of content) await file.write(part);
+      await file.sync();
+      await file.close();
+      file = undefined;
+      await rename(tmpData, data);
+      await syncDirectory(join(this.dir, 'data'));
+    } catch (err) {
+      await file?.close().catch(() => undefined);
+      await unlink(tmpData).catch(() => undefined);
+      throw err;
+    }
+    try {
+      await this.#writeState(join(this.dir, 'queue', dueName(entry.nextAttemptAt, entry.id)), entry);
+    } catch (err) {
+      await unlink(data).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Writes a state file through `tmp/` and flushes its directory. */
+  async #writeState(path: string, entry: QueueEntry): Promise<void> {
+    const tmp = join(this.dir, 'tmp', `${entry.id}.${process.pid}.${BOOT}.state`);
+    const file = await open(tmp, 'w', 0o600);
+    try {
+      await file.write(JSON.stringify(entry));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(tmp, path);
+    await syncDirectory(join(path, '..'));
+  }
+
+  /** Names in `queue/` due at `now`, soonest first, at most `max`. */
+  async due(now: number, max: number): Promise<string[]> {
+    const names = await readdir(join(this.dir, 'queue'));
+    const due = names.filter((n) => {
+      const parsed = parseDueName(n);
+      return parsed !== undefined && parsed.due <= now;
+    });
+    due.sort();
+    return due.slice(0, max);
+  }
+
+  /** When the soonest waiting message is due, or `undefined` when none waits. */
+  async nextDue(): Promise<number | undefined> {
+    const names = (await readdir(join(this.dir, 'queue'))).filter((n) => parseDueName(n) !== undefined).sort();
+    return names[0] === undefined ? undefined : parseDueName(names[0])?.due;
+  }
+
+  /** Claims a waiting message by its name in `queue/`; `undefined` when another process was first. */
+  async claim(name: string): Promise<Claim | undefined> {
+    const parsed = parseDueName(name);
+    if (parsed === undefined) return undefined;
+    const path = join(this.dir, 'active', `${parsed.id}.${process.pid}.${BOOT}`);
+    try {
+      await rename(join(this.dir, 'queue', name), path);
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+    return { id: parsed.id, path, entry: JSON.parse(await readFile(path, 'utf8')) as QueueEntry };
+  }
+
+  /** Stores a claimed message's state as it stands (after some recipients were served). */
+  async update(claim: Claim): Promise<void> {
+    await this.#writeState(claim.path, claim.entry);
+  }
+
+  /** Stores the state and puts the message back to wait until `entry.nextAttemptAt`. */
+  async release(claim: Claim): Promise<void> {
+    await this.#writeState(claim.path, claim.entry);
+    await rename(claim.path, join(this.dir, 'queue', dueName(claim.entry.nextAttemptAt, claim.id)));
+    await syncDirectory(join(this.dir, 'queue'));
+  }
+
+  /** Forgets a message that needs nothing more: its state, then its content. */
+  async complete(claim: Claim): Promise<void> {
+    await unlink(claim.path);
+    await syncDirectory(join(this.dir, 'active'));
+    await unlink(join(this.dir, 'data', claim.id)).catch(() => undefined);
+  }
+
+  /** The path of a message's content. */
+  dataPath(id: string): string {
+    return join(this.dir, 'data', id);
+  }
+
+  /**
+   * Puts back claims whose process is gone, to be tried at once, and drops content older than an
+   * hour that no state names (left by a crash between the two writes of {@link add}).
+   * Resolves to how many claims it put back.
+   */
+  async recover(): Promise<number> {
+    let recovered = 0;
+    const known = new Set<string>();
+    for (const name of await readdir(join(this.dir, 'active'))) {
+      const [id, pidText, boot] = name.split('.');
+      if (id === undefined) continue;
+      known.add(id);
+      const pid = Number(pidText);
+      const mine = pid === process.pid && boot === BOOT;
+      const stale = pid === process.pid ? boot !== BOOT : !alive(pid);
+      if (mine || !stale) continue;
+      try {
+        await rename(join(this.dir, 'active', name), join(this.dir, 'queue', dueName(0, id)));
+        recovered++;
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+      }
+    }
+    if (recovered > 0) await syncDirectory(join(this.dir, 'queue'));
+    for (const name of await readdir(join(this.dir, 'queue'))) {
+      const parsed = parseDueName(name);
+      if (parsed !== undefined) known.add(parsed.id);
+    }
+    const hourAgo = Date.now() - 3600_000;
+    for (const id of await readdir(join(this.dir, 'data'))) {
+      if (known.has(id)) continue;
+      const info = await stat(join(this.dir, 'data', id)).catch(() => undefined);
+      if (info !== undefined && info.mtimeMs < hourAgo) await unlink(join(this.dir, 'data', id)).catch(() => undefined);
+    }
+    return recovered;
+  }
+
+  /** Every queued message, waiting or being delivered, for an operator. */
+  async list(): Promise<ListedMessage[]> {
+    const found: ListedMessage[] = [];
+    for (const [sub, active] of [
+      ['queue', false],
+      ['active', true],
+    ] as const) {
+      for (const name of await readdir(join(this.dir, sub))) {
+        try {
+          found.push({ entry: JSON.parse(await readFile(join(this.dir, sub, name), 'utf8')) as QueueEntry, active });
+        } catch (err) {
+          if (!isMissing(err)) throw err;
+        }
+      }
+    }
+    return found.sort((a, b) => a.entry.queuedAt - b.entry.queuedAt);
+  }
+
+  /** Where a waiting message's state is, by id; `active` when a process is delivering it now. */
+  async locate(id: string): Promise<{ name: string; active: boolean } | undefined> {
+    const waiting = (await readdir(join(this.dir, 'queue'))).find((n) => parseDueName(n)?.id === id);
+    if (waiting !== undefined) return { name: waiting, active: false };
+    const active = (await readdir(join(this.dir, 'active'))).find((n) => n.split('.')[0] === id);
+    return active === undefined ? undefined : { name: active, active: true };
+  }
+
+  /** Makes a waiting message due now. False when it is not waiting (being delivered, or gone). */
+  async retryNow(id: string): Promise<boolean> {
+    const found = await this.locate(id);
+    if (found === undefined || found.active) return false;
+    try {
+      await rename(join(this.dir, 'queue', found.name), join(this.dir, 'queue', dueName(0, id)));
+    } catch (err) {
+      if (isMissing(err)) return false;
+      throw err;
+    }
+    return true;
+  }
+
+  /**
+   * Deletes a waiting message without delivering or bouncing it. False when it is not waiting:
+   * it is taken first (claimed), so a process about to deliver it cannot.
+   */
+  async remove(id: string): Promise<boolean> {
+    const found = await this.locate(id);
+    if (found === undefined || found.active) return false;
+    const claim = await this.claim(found.name);
+    if (claim === undefined) return false;
+    await this.complete(claim);
+    return true;
+  }
+}
