@@ -229,12 +229,12 @@ export function statusOf(code: number, reply: string): string {
 
 function connectFailure(err: SMTPConnection.SMTPError, exchanger: string, address: string, verified: boolean): ConnectFailure {
   const where = `${exchanger} [${address}]`;
+  if (verified && (err.code === 'ETLS' || err.command === 'STARTTLS' || /STARTTLS|certificate|TLS/i.test(err.message))) {
+    return { code: 451, status: '4.7.5', reply: `${where}: no verified TLS: ${err.message}`, exchanger };
+  }
   if (err.responseCode !== undefined && err.responseCode >= 400) {
     // A refusing greeting is the exchanger's business today; another one, or a later try, may take it.
     return { code: 451, status: '4.4.1', reply: `${where} said: ${err.response ?? err.message}`, exchanger };
-  }
-  if (verified && (err.code === 'ETLS' || /STARTTLS|certificate|TLS/i.test(err.message))) {
-    return { code: 451, status: '4.7.5', reply: `${where}: no verified TLS: ${err.message}`, exchanger };
   }
   return { code: 451, status: '4.4.1', reply: `${where}: ${err.message}`, exchanger };
 }

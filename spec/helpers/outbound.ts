@@ -11,6 +11,9 @@ export interface Arrival {
   readonly mailFrom: string;
   readonly rcptTos: string[];
   readonly body: string;
+  /** Whether the session was over TLS, and whether the client asked for REQUIRETLS. */
+  readonly secure: boolean;
+  readonly requireTls: boolean;
 }
 
 /** How one exchanger behaves. */
@@ -21,6 +24,8 @@ export interface ExchangerPlan {
   refuseRcpt?: Record<string, SMTPError>;
   /** Refuse the message after its data, this many times (then accept). */
   failData?: { error: SMTPError; times: number };
+  /** Wait this long at the first RCPT of each connection, before answering. */
+  slowRcptMs?: number;
   /** Extra settings (tls…). */
   settings?: SettingsInput;
 }
@@ -38,7 +43,8 @@ export interface Fleet {
 function recorder(address: string, plan: ExchangerPlan, arrivals: Arrival[]): HandlerClass {
   let dataFailures = 0;
   return class Exchanger extends RequestHandler {
-    override rcpt(to: string): void {
+    override async rcpt(to: string): Promise<void> {
+      if (plan.slowRcptMs !== undefined) await new Promise((r) => setTimeout(r, plan.slowRcptMs));
       const refusal = plan.refuseRcpt?.[to];
       if (refusal !== undefined) throw refusal;
     }
@@ -52,6 +58,8 @@ function recorder(address: string, plan: ExchangerPlan, arrivals: Arrival[]): Ha
         mailFrom: this.request.mailFrom,
         rcptTos: [...this.request.rcptTos],
         body: this.request.body.toString('utf8'),
+        secure: this.request.session.secure,
+        requireTls: this.request.envelope.requireTls,
       });
     }
   };
