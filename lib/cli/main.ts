@@ -16,6 +16,8 @@ import { RequestHandler, type AnyHandlerClass } from '../app/request-handler.js'
 import { SettingsError } from '../app/settings-schema.js';
 import type { SettingsInput } from '../app/settings.js';
 import { Debugging } from '../handlers/debugging.js';
+import { Deliver } from '../handlers/deliver.js';
+import { queueCommand } from './queue-command.js';
 import { Maildir } from '../handlers/maildir.js';
 import { closeRelay, Relay, type RelaySettings } from '../handlers/relay.js';
 import { Sink } from '../handlers/sink.js';
@@ -33,6 +35,8 @@ Options:
                               debugging           print envelope and body to stdout
                               maildir:DIR         store in the Maildir DIR (durable)
                               relay:HOST[:PORT]   forward to a smarthost (port 25)
+                              deliver:QUEUE_DIR   queue durably in QUEUE_DIR and deliver
+                                                  to each recipient domain's MX
                               FILE:CLASS          your RequestHandler subclass CLASS,
                                                   exported by the module FILE
   --hostname NAME           name in the greeting and EHLO reply
@@ -57,9 +61,20 @@ Options:
                             VALUE is parsed as JSON when it can be (repeatable)
   --help                    show this and exit
 
+Relaying: relay and deliver send on only for clients that authenticated or
+connect from trustedNetworks (loopback by default), and take mail from anyone
+only for relayDomains (none by default); other recipients get 554 5.7.1. Open
+it up with, for example:
+  --set 'trustedNetworks=["127.0.0.0/8","::1","10.0.0.0/8"]'
+  --set 'relayDomains=["example.com",".example.org"]'
+
+The queue of deliver: sirocco queue list|show|retry|delete QUEUE_DIR (see
+sirocco queue --help).
+
 Examples:
   sirocco --listen 127.0.0.1:2525 --handler maildir:./mail
   sirocco --handler relay:smtp.example.com:587
+  sirocco --listen :25 --hostname mx.example.com --handler deliver:/var/spool/sirocco
   sirocco --handler ./inbound.js:Inbound --set domain=example.com
 
 SIGINT and SIGTERM close the server cleanly: open transactions finish first.
@@ -113,6 +128,11 @@ export async function loadHandler(spec: string): Promise<{ handler: AnyHandlerCl
     if (dir === '') throw new UsageError('--handler maildir:DIR needs a directory');
     return { handler: Maildir, settings: { maildir: resolve(dir) } };
   }
+  if (spec.startsWith('deliver:')) {
+    const dir = spec.slice('deliver:'.length);
+    if (dir === '') throw new UsageError('--handler deliver:QUEUE_DIR needs a directory');
+    return { handler: Deliver, settings: { queueDir: resolve(dir) } };
+  }
   if (spec.startsWith('relay:')) {
     const match = /^relay:([^:]+)(?::(\d{1,5}))?$/.exec(spec);
     if (match === null) throw new UsageError(`--handler relay:HOST[:PORT], got ${JSON.stringify(spec)}`);
@@ -121,7 +141,9 @@ export async function loadHandler(spec: string): Promise<{ handler: AnyHandlerCl
   }
   const colon = spec.lastIndexOf(':');
   if (colon <= 0 || colon === spec.length - 1) {
-    throw new UsageError(`--handler: expected sink, debugging, maildir:DIR, relay:HOST[:PORT] or FILE:CLASS, got ${JSON.stringify(spec)}`);
+    throw new UsageError(
+      `--handler: expected sink, debugging, maildir:DIR, relay:HOST[:PORT], deliver:QUEUE_DIR or FILE:CLASS, got ${JSON.stringify(spec)}`,
+    );
   }
   const file = spec.slice(0, colon);
   const name = spec.slice(colon + 1);
@@ -238,6 +260,13 @@ export function parseCommandLine(args: readonly string[]): Plan {
 
 /** Runs the command; resolves to the exit status once the server has closed (or at once on error). */
 export async function main(args: readonly string[], out = process.stdout, err = process.stderr): Promise<number> {
+  if (args[0] === 'queue') {
+    return queueCommand(
+      args.slice(1),
+      (t) => out.write(t),
+      (t) => err.write(t),
+    );
+  }
   let server: SMTPServer;
   let app: AnyApplication;
   try {

@@ -69,6 +69,10 @@ describe('sirocco --help and bad options', () => {
       '--log-level',
       'maildir:DIR',
       'relay:HOST[:PORT]',
+      'deliver:QUEUE_DIR',
+      'trustedNetworks',
+      'relayDomains',
+      'sirocco queue list|show|retry|delete',
       'FILE:CLASS',
     ]) {
       expect(r.stdout()).toContain(option);
@@ -80,7 +84,7 @@ describe('sirocco --help and bad options', () => {
     [['--listen', 'nowhere'], 'sirocco: --listen: expected HOST:PORT, [IPv6]:PORT, :PORT or a socket path, got "nowhere" (see --help)'],
     [
       ['--handler', 'teleport'],
-      'sirocco: --handler: expected sink, debugging, maildir:DIR, relay:HOST[:PORT] or FILE:CLASS, got "teleport" (see --help)',
+      'sirocco: --handler: expected sink, debugging, maildir:DIR, relay:HOST[:PORT], deliver:QUEUE_DIR or FILE:CLASS, got "teleport" (see --help)',
     ],
     [['--max-message-size', 'big'], 'sirocco: --max-message-size: expected a positive whole number, got "big" (see --help)'],
     [['--tls-key', 'k.pem'], 'sirocco: --tls-key and --tls-cert go together (see --help)'],

@@ -9,6 +9,8 @@ import { plainTransport, tlsTransport } from '../helpers/mailer.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { ROOT, startTsx, stopAll, terminate, type Started } from '../helpers/processes.js';
 import { runPython } from '../helpers/python.js';
+import { startDns } from '../helpers/dns.js';
+import { tempQueue } from '../helpers/outbound.js';
 import { closeServers, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
 
 let certs: TestCertificates;
@@ -101,6 +103,42 @@ describe('examples/submission.ts', () => {
     const started = await runExample('submission.ts', { TLS_KEY: '', TLS_CERT: '' });
     expect(await started.exited).toBe(2);
     expect(started.output()).toContain('submission: set TLS_KEY and TLS_CERT');
+  });
+});
+
+describe('examples/mta.ts', () => {
+  it("queues its user's mail and delivers it to the recipient's MX; refuses anyone else", async () => {
+    const received: Received[] = [];
+    const exchanger = await startServer(recordingHandler(received), {}, '127.0.0.1');
+    const dns = await startDns({ 'example.net': { mx: [[10, 'mx.example.net']] }, 'mx.example.net': { a: ['127.0.0.1'] } });
+    const queue = tempQueue();
+    try {
+      const started = await runExample('mta.ts', {
+        TLS_KEY: join(certs.dir, 'server.key'),
+        TLS_CERT: join(certs.dir, 'server.crt'),
+        QUEUE_DIR: queue.dir,
+        DNS_SERVERS: dns.server,
+        DELIVERY_PORT: String(exchanger.port),
+      });
+      const alice = tlsTransport(started.port, certs.ca, 'starttls', { auth: { user: 'alice', pass: 'wonderland' } });
+      expect((await alice.sendMail({ from: 'alice@example.com', to: 'bob@example.net', subject: 'via MX', text: 'hi' })).response).toMatch(
+        /^250 2\.0\.0 Ok: queued as [a-z0-9]+$/,
+      );
+      alice.close();
+      const anonymous = tlsTransport(started.port, certs.ca, 'starttls');
+      await expect(anonymous.sendMail({ from: 'alice@example.com', to: 'bob@example.net', text: 'hi' })).rejects.toMatchObject({
+        response: '530 5.7.0 Authentication required',
+      });
+      anonymous.close();
+      await until(() => received.length === 1, 10_000);
+      expect(received[0]).toMatchObject({ mailFrom: 'alice@example.com', rcptTos: ['bob@example.net'] });
+      expect(received[0]?.body.toString()).toContain('Subject: via MX');
+      expect(await terminate(started)).toBe(0);
+    } finally {
+      await dns.close();
+      queue.cleanup();
+      await closeServers();
+    }
   });
 });
 
