@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { Application, Deliver, SMTPError, type DeliverSettings } from '../lib/index.js';
 import { isMain, requireEnv, serve } from './serve.js';
-import { authenticate } from './submission.js';
+import { submissionSettings } from './submission.js';
 
 /** Delivers for authenticated users only (Deliver already refuses anyone else's relaying), as themselves. */
 export class UserMta extends Deliver {
@@ -33,16 +33,7 @@ export function createMta(
   queueDir: string,
   delivery: Partial<DeliverSettings> = {},
 ): Application<DeliverSettings> {
-  return new Application(UserMta, {
-    hostname: 'localhost',
-    tls: { key, cert },
-    requireTLS: true,
-    authenticate,
-    authMechanisms: ['SCRAM-SHA-256', 'PLAIN', 'LOGIN'],
-    requireAuth: true,
-    queueDir,
-    ...delivery,
-  });
+  return new Application(UserMta, { ...submissionSettings(key, cert), queueDir, ...delivery });
 }
 
 if (isMain(import.meta.url)) {

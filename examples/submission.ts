@@ -7,7 +7,7 @@
  * The demo user is alice / wonderland (PLAIN, LOGIN and SCRAM-SHA-256).
  */
 import { readFileSync } from 'node:fs';
-import { Application, RequestHandler, scramSecret, SMTPError, type Authenticator } from '../lib/index.js';
+import { Application, RequestHandler, scramSecret, SMTPError, type Authenticator, type SettingsInput } from '../lib/index.js';
 import { isMain, requireEnv, serve } from './serve.js';
 
 const PASSWORDS = new Map([['alice', 'wonderland']]);
@@ -40,15 +40,20 @@ export class Submission extends RequestHandler {
   }
 }
 
-export function createSubmission(key: Buffer, cert: Buffer): Application {
-  return new Application(Submission, {
+/** What a submission port needs: TLS first, then AUTH, before any mail. */
+export function submissionSettings(key: Buffer, cert: Buffer): SettingsInput {
+  return {
     hostname: 'localhost',
     tls: { key, cert },
     requireTLS: true,
     authenticate,
     authMechanisms: ['SCRAM-SHA-256', 'PLAIN', 'LOGIN'],
     requireAuth: true,
-  });
+  };
+}
+
+export function createSubmission(key: Buffer, cert: Buffer): Application {
+  return new Application(Submission, submissionSettings(key, cert));
 }
 
 if (isMain(import.meta.url)) {
