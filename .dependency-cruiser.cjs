@@ -39,7 +39,7 @@ module.exports = {
       from: { path: layer('outbound') },
       to: { path: layer('app') },
     },
-    below('handlers-use-the-handler-api', 'handlers', 'Ready handlers are written as users write theirs: on lib/app and lib/protocol only.', 'server|testing|cli'),
+    below('handlers-use-the-handler-api', 'handlers', 'Ready handlers are written as users write theirs: on lib/app, lib/protocol and lib/outbound only.', 'server|testing|cli'),
     {
       name: 'index-is-the-top',
       severity: 'error',

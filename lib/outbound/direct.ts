@@ -5,6 +5,7 @@
  */
 import { hostname as osHostname } from 'node:os';
 import { OutboundConnection, type RecipientResult } from './client.js';
+import { connectFailureResult } from './lanes.js';
 import { MxResolver } from './resolver.js';
 
 /**
@@ -104,10 +105,9 @@ export async function sendDirect(options: DirectMessage): Promise<DirectReport> 
       connectTimeout: options.connectTimeout,
     });
     if (!(connection instanceof OutboundConnection)) {
-      const refused = options.requireTls === true && connection.status === '4.7.5';
       log.push(`${domain}: ${connection.reply}`);
-      if (refused) fail(550, '5.7.30', `550 5.7.30 REQUIRETLS support required: ${connection.reply}`, connection.exchanger);
-      else fail(connection.code, connection.status, `${connection.code} ${connection.status} ${connection.reply}`, connection.exchanger);
+      const failure = connectFailureResult(options.requireTls === true, connection);
+      fail(failure.code, failure.status, failure.reply, failure.exchanger);
       continue;
     }
     log.push(`${domain}: connected to ${connection.exchanger}${connection.secure ? ' over TLS' : ''}`);

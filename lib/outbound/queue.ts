@@ -8,8 +8,9 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { bounceMessage, type Refusal } from './bounce.js';
-import { OutboundConnection, type ConnectFailure, type ConnectOptions, type OutgoingMessage, type RecipientResult } from './client.js';
+import type { ConnectOptions, RecipientResult } from './client.js';
+import { Lanes, type LaneJob } from './lanes.js';
+import { noticeMessage, recipientsToTell, type NoticeKind } from './notices.js';
 import { MxResolver, type ResolverOptions } from './resolver.js';
 import { afterFailure, delayNoticeDue, type RetryPolicy } from './schedule.js';
 import { newSpoolId, Spool, type Claim, type ListedMessage, type QueueEntry, type QueuedRecipient } from './spool.js';
@@ -66,16 +67,8 @@ interface InFlight {
   chain: Promise<void>;
 }
 
-interface Job {
+interface Job extends LaneJob {
   readonly message: InFlight;
-  readonly recipients: QueuedRecipient[];
-}
-
-interface Lane {
-  readonly domain: string;
-  readonly verified: boolean;
-  readonly jobs: Job[];
-  running: number;
 }
 
 /** Messages claimed at once by one process, so that other processes get their share. */
@@ -103,12 +96,10 @@ export class OutboundQueue {
   /** @internal The files. */
   readonly spool: Spool;
   readonly #options: QueueOptions;
-  readonly #resolver: MxResolver;
   readonly #log: Logger;
-  readonly #lanes = new Map<string, Lane>();
+  readonly #lanes: Lanes<Job>;
   readonly #requireTls: Set<string>;
   #inFlight = 0;
-  #connections = 0;
   #timer: NodeJS.Timeout | undefined;
   #scanning = false;
   #again = false;
@@ -121,7 +112,14 @@ export class OutboundQueue {
   constructor(options: QueueOptions) {
     this.#options = options;
     this.spool = new Spool(options.dir);
-    this.#resolver = new MxResolver(options.resolver);
+    this.#lanes = new Lanes<Job>({
+      resolver: new MxResolver(options.resolver),
+      connect: { ...options.connect, heloName: options.hostname, logger: options.logger },
+      concurrency: options.concurrency ?? 20,
+      perDestination: options.perDestination ?? 4,
+      content: (job) => createReadStream(this.spool.dataPath(job.message.claim.id)),
+      done: (job, results) => this.#done(job, results),
+    });
     this.#log = options.logger;
     this.#requireTls = new Set((options.requireTlsDomains ?? []).map((d) => d.toLowerCase()));
   }
@@ -238,107 +236,8 @@ export class OutboundQueue {
       return;
     }
     for (const [domain, recipients] of byDomain) {
-      const verified = claim.entry.requireTls || this.#requireTls.has(domain);
-      const key = `${verified ? 'v' : 'o'}:${domain}`;
-      let lane = this.#lanes.get(key);
-      if (lane === undefined) {
-        lane = { domain, verified, jobs: [], running: 0 };
-        this.#lanes.set(key, lane);
-      }
-      lane.jobs.push({ message, recipients });
+      this.#lanes.add(domain, claim.entry.requireTls || this.#requireTls.has(domain), { message, entry: claim.entry, recipients });
     }
-    this.#pump();
-  }
-
-  /** Opens lanes while there is work and room. */
-  #pump(): void {
-    const total = this.#options.concurrency ?? 20;
-    const per = this.#options.perDestination ?? 4;
-    for (const [key, lane] of this.#lanes) {
-      while (lane.jobs.length > lane.running && lane.running < per && this.#connections < total) {
-        lane.running++;
-        this.#connections++;
-        void this.#runLane(lane).finally(() => {
-          lane.running--;
-          this.#connections--;
-          if (lane.running === 0 && lane.jobs.length === 0) this.#lanes.delete(key);
-          this.#pump();
-        });
-      }
-    }
-  }
-
-  async #runLane(lane: Lane): Promise<void> {
-    let destination;
-    try {
-      destination = await this.#resolver.destination(lane.domain === '' ? '.' : lane.domain);
-    } catch (err) {
-      destination = { kind: 'fail' as const, permanent: false, status: '4.4.3', text: `DNS lookup failed: ${(err as Error).message}` };
-    }
-    if (destination.kind === 'fail') {
-      const code = destination.permanent ? 550 : 451;
-      for (let job = lane.jobs.shift(); job !== undefined; job = lane.jobs.shift()) {
-        this.#done(job, this.#all(job, { code, status: destination.status, reply: `${code} ${destination.status} ${destination.text}` }));
-      }
-      return;
-    }
-    let connection: OutboundConnection | undefined;
-    try {
-      for (let job = lane.jobs.shift(); job !== undefined; job = lane.jobs.shift()) {
-        if (connection?.alive !== true) {
-          connection?.close();
-          const opened = await OutboundConnection.open(destination.exchangers, {
-            ...this.#options.connect,
-            heloName: this.#options.hostname,
-            verifiedTls: lane.verified,
-            logger: this.#log,
-          });
-          if (!(opened instanceof OutboundConnection)) {
-            // No exchanger of this destination answers: the lane's other messages wait too.
-            this.#done(job, this.#all(job, this.#connectFailure(job, opened)));
-            for (let rest = lane.jobs.shift(); rest !== undefined; rest = lane.jobs.shift()) {
-              this.#done(rest, this.#all(rest, this.#connectFailure(rest, opened)));
-            }
-            return;
-          }
-          connection = opened;
-        }
-        this.#done(job, await connection.send(this.#outgoing(job)));
-      }
-    } finally {
-      connection?.close();
-    }
-  }
-
-  /** A REQUIRETLS message that cannot have verified TLS is refused for good (RFC 8689, 5.7.30). */
-  #connectFailure(job: Job, failure: ConnectFailure): ConnectFailure {
-    if (job.message.claim.entry.requireTls && failure.status === '4.7.5') {
-      return {
-        code: 550,
-        status: '5.7.30',
-        reply: `550 5.7.30 REQUIRETLS support required: ${failure.reply}`,
-        exchanger: failure.exchanger,
-      };
-    }
-    return { ...failure, reply: `${failure.code} ${failure.status} ${failure.reply}` };
-  }
-
-  #all(job: Job, failure: Omit<RecipientResult, 'recipient'>): RecipientResult[] {
-    return job.recipients.map((r) => ({ recipient: r.address, ...failure }));
-  }
-
-  #outgoing(job: Job): OutgoingMessage {
-    const { entry, id } = job.message.claim;
-    return {
-      from: entry.from,
-      recipients: job.recipients.map((r) => ({ address: r.address, dsn: r.dsn })),
-      ret: entry.ret,
-      envid: entry.envid,
-      requireTls: entry.requireTls,
-      eightBit: entry.eightBit,
-      size: entry.size,
-      content: () => createReadStream(this.spool.dataPath(id)),
-    };
   }
 
   /** Records a job's results; the last job of a message settles it, the others write progress. */
@@ -416,35 +315,16 @@ export class OutboundQueue {
   }
 
   /** Queues a delivery status notification to the sender, as its NOTIFY allows (RFC 3461 §4.1). */
-  async #notify(entry: QueueEntry, recipients: readonly QueuedRecipient[], action: 'failed' | 'delayed'): Promise<void> {
+  async #notify(entry: QueueEntry, recipients: readonly QueuedRecipient[], kind: NoticeKind): Promise<void> {
     if (entry.from === '') {
-      this.#log.warn({ queueId: entry.id }, `no ${action} notice for a message from the null sender`);
+      this.#log.warn({ queueId: entry.id }, `no ${kind} notice for a message from the null sender`);
       return;
     }
-    const want = action === 'failed' ? 'FAILURE' : 'DELAY';
-    const told = recipients.filter((r) => r.dsn?.notify === undefined || (r.dsn.notify !== 'NEVER' && r.dsn.notify.includes(want)));
+    const told = recipientsToTell(recipients, kind);
     if (told.length === 0) return;
-    const refusals: Refusal[] = told.map((r) => ({
-      recipient: r.address,
-      code: r.code ?? (action === 'failed' ? 550 : 451),
-      reply: withStatus(r),
-      remoteMta: r.exchanger,
-      originalRecipient: r.dsn?.orcpt,
-    }));
-    const bounce = bounceMessage({
-      reportingMta: this.#options.hostname,
-      sender: entry.from,
-      refusals,
-      arrival: new Date(entry.queuedAt),
-      original: await this.#original(entry),
-      returnFull: entry.ret === 'FULL' && action === 'failed',
-      envid: entry.envid,
-      id: entry.id,
-      action,
-      willRetryUntil: new Date(entry.queuedAt + this.#options.policy.lifetime * 1000),
-    });
-    const id = await this.enqueue({ from: '', recipients: [{ address: entry.from }] }, bounce, bounce.length);
-    this.#log.info({ queueId: entry.id, notice: id, to: entry.from, recipients: told.length }, `${action} notice queued`);
+    const notice = noticeMessage(entry, told, kind, await this.#original(entry), this.#options.hostname, this.#options.policy.lifetime);
+    const id = await this.enqueue({ from: '', recipients: [{ address: entry.from }] }, notice, notice.length);
+    this.#log.info({ queueId: entry.id, notice: id, to: entry.from, recipients: told.length }, `${kind} notice queued`);
   }
 
   /** The original message as a bounce returns it: whole for RET=FULL, else enough for its header section. */
@@ -459,15 +339,6 @@ export class OutboundQueue {
       await file.close();
     }
   }
-}
-
-/** A recipient's last reply for a notice, with its enhanced status when the reply had none. */
-function withStatus(r: QueuedRecipient): string {
-  const reply = r.reply ?? '';
-  const code = r.code ?? 550;
-  if (/^\d{3}[ -]\d\.\d{1,3}\.\d{1,3}\b/.test(reply)) return reply;
-  const klass = r.status?.[0] === '4' && code >= 500 ? '5' : String(Math.floor(code / 100));
-  return `${klass}${String(code).slice(1)} ${r.status ?? `${klass}.0.0`} ${reply.replace(/^\d{3}[ -]/, '')}`;
 }
 
 /** Counts the bytes of a stream as it passes. */

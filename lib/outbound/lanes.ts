@@ -1,0 +1,143 @@
+/**
+ * Lanes: the deliveries to one destination (a domain, with or without verified TLS), carried one
+ * after another over one connection, several lanes to a destination at most and a limit of
+ * connections in all. A lane resolves its domain once, connects to the first exchanger that
+ * answers, and sends its jobs until none are left; when no exchanger answers, every job waiting in
+ * the lane gets the same failure at once rather than a connection attempt each.
+ */
+import type { Readable } from 'node:stream';
+import { OutboundConnection, type ConnectFailure, type ConnectOptions, type RecipientResult } from './client.js';
+import type { MxResolver } from './resolver.js';
+import type { QueueEntry, QueuedRecipient } from './spool.js';
+
+/** One message's recipients at one domain. */
+export interface LaneJob {
+  readonly entry: QueueEntry;
+  readonly recipients: readonly QueuedRecipient[];
+}
+
+export interface LaneOptions<J extends LaneJob> {
+  readonly resolver: MxResolver;
+  readonly connect: Omit<ConnectOptions, 'verifiedTls'>;
+  readonly concurrency: number;
+  readonly perDestination: number;
+  /** The job's message content, read anew for each attempt. */
+  content(job: J): Readable;
+  /** A job's results, one per recipient. */
+  done(job: J, results: readonly RecipientResult[]): void;
+}
+
+interface Lane<J> {
+  readonly domain: string;
+  readonly verified: boolean;
+  readonly jobs: J[];
+  running: number;
+}
+
+/**
+ * What a job gets when no exchanger could be reached. A REQUIRETLS message that cannot have
+ * verified TLS is refused for good (RFC 8689, 5.7.30); otherwise the failure is temporary.
+ */
+export function connectFailureResult(requireTls: boolean, failure: ConnectFailure): ConnectFailure {
+  if (requireTls && failure.status === '4.7.5') {
+    return { code: 550, status: '5.7.30', reply: `550 5.7.30 REQUIRETLS support required: ${failure.reply}`, exchanger: failure.exchanger };
+  }
+  return { ...failure, reply: `${failure.code} ${failure.status} ${failure.reply}` };
+}
+
+export class Lanes<J extends LaneJob> {
+  readonly #options: LaneOptions<J>;
+  readonly #lanes = new Map<string, Lane<J>>();
+  #connections = 0;
+
+  constructor(options: LaneOptions<J>) {
+    this.#options = options;
+  }
+
+  /** Queues a job for `domain` and opens lanes while there is room. */
+  add(domain: string, verified: boolean, job: J): void {
+    const key = `${verified ? 'v' : 'o'}:${domain}`;
+    let lane = this.#lanes.get(key);
+    if (lane === undefined) {
+      lane = { domain, verified, jobs: [], running: 0 };
+      this.#lanes.set(key, lane);
+    }
+    lane.jobs.push(job);
+    this.#pump();
+  }
+
+  #pump(): void {
+    for (const [key, lane] of this.#lanes) {
+      while (
+        lane.jobs.length > lane.running &&
+        lane.running < this.#options.perDestination &&
+        this.#connections < this.#options.concurrency
+      ) {
+        lane.running++;
+        this.#connections++;
+        void this.#run(lane).finally(() => {
+          lane.running--;
+          this.#connections--;
+          if (lane.running === 0 && lane.jobs.length === 0) this.#lanes.delete(key);
+          this.#pump();
+        });
+      }
+    }
+  }
+
+  /** Every job waiting in the lane gets `failure`. */
+  #failAll(lane: Lane<J>, failure: (job: J) => Omit<RecipientResult, 'recipient'>): void {
+    for (let job = lane.jobs.shift(); job !== undefined; job = lane.jobs.shift()) {
+      const result = failure(job);
+      this.#options.done(
+        job,
+        job.recipients.map((r) => ({ recipient: r.address, ...result })),
+      );
+    }
+  }
+
+  async #run(lane: Lane<J>): Promise<void> {
+    let destination;
+    try {
+      destination = await this.#options.resolver.destination(lane.domain === '' ? '.' : lane.domain);
+    } catch (err) {
+      destination = { kind: 'fail' as const, permanent: false, status: '4.4.3', text: `DNS lookup failed: ${(err as Error).message}` };
+    }
+    if (destination.kind === 'fail') {
+      const code = destination.permanent ? 550 : 451;
+      const reply = `${code} ${destination.status} ${destination.text}`;
+      this.#failAll(lane, () => ({ code, status: destination.status, reply }));
+      return;
+    }
+    let connection: OutboundConnection | undefined;
+    try {
+      for (let job = lane.jobs.shift(); job !== undefined; job = lane.jobs.shift()) {
+        if (connection?.alive !== true) {
+          connection?.close();
+          const opened = await OutboundConnection.open(destination.exchangers, { ...this.#options.connect, verifiedTls: lane.verified });
+          if (!(opened instanceof OutboundConnection)) {
+            // No exchanger of this destination answers: the lane's other messages wait too.
+            lane.jobs.unshift(job);
+            this.#failAll(lane, (j) => connectFailureResult(j.entry.requireTls, opened));
+            return;
+          }
+          connection = opened;
+        }
+        const { entry, recipients } = job;
+        const results = await connection.send({
+          from: entry.from,
+          recipients: recipients.map((r) => ({ address: r.address, dsn: r.dsn })),
+          ret: entry.ret,
+          envid: entry.envid,
+          requireTls: entry.requireTls,
+          eightBit: entry.eightBit,
+          size: entry.size,
+          content: () => this.#options.content(job),
+        });
+        this.#options.done(job, results);
+      }
+    } finally {
+      connection?.close();
+    }
+  }
+}

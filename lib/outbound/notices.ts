@@ -1,0 +1,54 @@
+/**
+ * The notices a queued message's sender gets (RFC 3461 §4.1, RFC 3464): which recipients a notice
+ * names under their NOTIFY parameters, and the notice itself. Pure: a message's state and its
+ * original bytes in, the notice's bytes out.
+ */
+import { bounceMessage, type Refusal } from './bounce.js';
+import type { QueueEntry, QueuedRecipient } from './spool.js';
+
+/** A failed delivery, or one still being retried. */
+export type NoticeKind = 'failed' | 'delayed';
+
+/** The recipients a notice names: those whose NOTIFY asks for it (by default, FAILURE and DELAY). */
+export function recipientsToTell(recipients: readonly QueuedRecipient[], kind: NoticeKind): QueuedRecipient[] {
+  const want = kind === 'failed' ? 'FAILURE' : 'DELAY';
+  return recipients.filter((r) => r.dsn?.notify === undefined || (r.dsn.notify !== 'NEVER' && r.dsn.notify.includes(want)));
+}
+
+/** The notice for `told` (see {@link recipientsToTell}), from `reportingMta`, to the message's sender. */
+export function noticeMessage(
+  entry: QueueEntry,
+  told: readonly QueuedRecipient[],
+  kind: NoticeKind,
+  original: Buffer,
+  reportingMta: string,
+  lifetimeSeconds: number,
+): Buffer {
+  const refusals: Refusal[] = told.map((r) => ({
+    recipient: r.address,
+    code: r.code ?? (kind === 'failed' ? 550 : 451),
+    reply: withStatus(r),
+    remoteMta: r.exchanger,
+    originalRecipient: r.dsn?.orcpt,
+  }));
+  return bounceMessage({
+    reportingMta,
+    sender: entry.from,
+    refusals,
+    arrival: new Date(entry.queuedAt),
+    original,
+    returnFull: entry.ret === 'FULL' && kind === 'failed',
+    envid: entry.envid,
+    id: entry.id,
+    action: kind,
+    willRetryUntil: new Date(entry.queuedAt + lifetimeSeconds * 1000),
+  });
+}
+
+/** A recipient's last reply for a notice, with its enhanced status in front when the reply had none. */
+function withStatus(r: QueuedRecipient): string {
+  const reply = r.reply ?? '';
+  if (/^\d{3}[ -]\d\.\d{1,3}\.\d{1,3}\b/.test(reply)) return reply;
+  const code = r.code ?? 550;
+  return `${code} ${r.status ?? `${Math.floor(code / 100)}.0.0`} ${reply.replace(/^\d{3}[ -]/, '')}`;
+}
