@@ -7,7 +7,9 @@
  * median of each round's ratio: the two runs of a round are back to back, so they share the
  * machine's load of the moment.
  *
- * Usage: npm run bench [-- --rounds N] [-- --only a,am,b,c,cb,d,e,f,g,s]
+ * Row (h) compares Sirocco's outbound queue with Postfix instead (bench/deliver.ts).
+ *
+ * Usage: npm run bench [-- --rounds N] [-- --only a,am,b,c,cb,d,e,f,g,s,h]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { makeCertificates, type TestCertificates } from '../spec/helpers/certs.js';
+import { deliverRow } from './deliver.js';
 import { PERSISTENT_1KIB, requireTools, sendConcurrently, smtpSource } from './load.js';
 
 type Kind = 'sirocco' | 'smtp-server';
@@ -455,6 +458,7 @@ async function main(): Promise<void> {
       row('peak RSS MiB', (x) => x.maxRssMiB, 1);
     }
   }
+  if (ONLY === undefined || ONLY.includes('h')) lines.push(...(await deliverRow(ROUNDS)));
   console.log(lines.join('\n'));
   certificates?.cleanup();
 }

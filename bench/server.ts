@@ -1,7 +1,8 @@
 /**
  * One benchmark server in its own process, so its CPU and memory are its own. Started by
  * bench/run.ts with `sirocco` or `smtp-server` (nodemailer's, the reference) as its argument,
- * and by bench/instructions.ts also with `floor` (Node's sockets and nothing else).
+ * by bench/deliver.ts also with `deliver` (Sirocco as an MTA), and by bench/instructions.ts with
+ * `floor` (Node's sockets and nothing else).
  * Both handlers do the same work: collect the body into one Buffer and count the message, or with
  * `stream`, read the message as a stream and count its bytes, holding none of it.
  */
@@ -10,7 +11,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { SMTPServer as ReferenceServer } from 'smtp-server';
-import { Application, RequestHandler, SMTPServer } from '../lib/index.js';
+import { Application, Deliver, RequestHandler, SMTPServer } from '../lib/index.js';
 import { readChunks } from '../lib/server/reader.js';
 
 const kind = process.argv[2];
@@ -88,6 +89,24 @@ if (kind === 'sirocco') {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.server.address();
   port = typeof address === 'object' && address !== null ? address.port : 0;
+} else if (kind === 'deliver') {
+  // Row (h): Sirocco as an MTA, queueing each message (fsync) and delivering it to the MX of its
+  // recipient's domain, found through the bench's DNS server: `queue=DIR dns=HOST:PORT mx-port=PORT`.
+  const option = (name: string): string => options.find((o) => o.startsWith(`${name}=`))?.slice(name.length + 1) ?? '';
+  const app = new Application(Deliver, {
+    hostname: 'mta.bench.test',
+    logger: pino({ level: 'silent' }),
+    maxConnections: 100_000,
+    queueDir: option('queue'),
+    dnsServers: [option('dns')],
+    deliveryPort: Number(option('mx-port')),
+    // As Postfix's default_destination_concurrency_limit, which the row compares with.
+    deliveryConcurrencyPerDomain: 20,
+  });
+  const server = new SMTPServer(app);
+  await server.listen(0, '127.0.0.1');
+  const address = server.address();
+  port = typeof address === 'object' && address !== null ? address.port : 0;
 } else if (kind === 'floor') {
   // Not an SMTP server: answers each command with a fixed reply and each message with a fixed
   // 250, parsing nothing. What Node's sockets alone cost per message, read and written the way
@@ -140,3 +159,5 @@ process.on('message', (message: unknown) => {
   }
 });
 process.send?.({ port });
+// A clean exit on SIGTERM, so a --cpu-prof run writes its profile.
+process.on('SIGTERM', () => process.exit(0));
