@@ -9,12 +9,13 @@
  * sessions; the time runs until the sink has all N. CPU is the MTA's alone: Sirocco's process,
  * and Postfix's master with every process it runs (read from /proc), the sink's excluded.
  */
-import { execFile, execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDns } from '../spec/helpers/dns.js';
+import { postfixUnavailable, privatePostfix } from '../spec/helpers/postfix.js';
 import { PERSISTENT_1KIB, smtpSource } from './load.js';
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./server.ts', import.meta.url));
@@ -50,77 +51,27 @@ async function forkServer(args: string[]): Promise<Proc> {
   };
 }
 
-/** Why a private Postfix cannot run here, or `undefined`. */
-function postfixMissing(): string | undefined {
-  if (!existsSync('/usr/sbin/postfix')) return "Debian's postfix is not installed (bench/setup.sh installs it)";
-  if (process.getuid?.() !== 0) return `Postfix's master must start as root, and this runs as ${userInfo().username}`;
-  try {
-    execFileSync('id', ['postfix'], { stdio: 'ignore' });
-  } catch {
-    return 'there is no postfix user';
-  }
-  return undefined;
-}
-
-function run(command: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) =>
-    execFile(command, args, { timeout: 30_000 }, (err, out, stderr) =>
-      err ? reject(new Error(`${err.message} ${stderr}`)) : resolve(out),
-    ),
-  );
-}
-
-/** A private Postfix relaying everything from loopback to the sink; its port, its CPU, its stop. */
+/** A private Postfix relaying everything from loopback to the sink; its CPU, its stop. */
 async function startPostfix(root: string, sinkPort: number, port: number): Promise<{ cpuMicros: () => number; stop: () => Promise<void> }> {
-  const conf = join(root, 'conf');
   mkdirSync(root);
-  chmodSync(root, 0o755);
   chmodSync(join(root, '..'), 0o755);
-  for (const dir of ['conf', 'queue', 'data']) mkdirSync(join(root, dir));
-  chownSync(join(root, 'data'), Number(execFileSync('id', ['-u', 'postfix']).toString().trim()), -1);
   // Debian's services, none chrooted (the private queue has no copy of /etc), smtpd on our port.
-  const master = readFileSync('/etc/postfix/master.cf', 'utf8')
-    .split('\n')
-    .map((line) => {
-      if (/^\s|^#|^$/.test(line)) return line;
-      const fields = line.split(/\s+/);
-      if (fields.length < 8) return line;
-      if (fields[0] === 'smtp' && fields[1] === 'inet') fields[0] = `127.0.0.1:${port}`;
-      fields[4] = 'n';
-      return fields.join(' ');
-    })
-    .join('\n');
-  writeFileSync(join(conf, 'master.cf'), master);
-  writeFileSync(
-    join(conf, 'main.cf'),
+  const postfix = privatePostfix(
+    root,
     [
-      'compatibility_level = 3.6',
-      `queue_directory = ${join(root, 'queue')}`,
-      `data_directory = ${join(root, 'data')}`,
-      'mail_owner = postfix',
-      'setgid_group = postdrop',
-      'inet_interfaces = loopback-only',
-      'inet_protocols = ipv4',
       'myhostname = postfix.bench.test',
       'mydomain = bench.test',
-      'mydestination =',
       'mynetworks = 127.0.0.0/8',
       `relayhost = [127.0.0.1]:${sinkPort}`,
       'smtpd_relay_restrictions = permit_mynetworks, reject',
       'smtp_host_lookup = native',
       'smtpd_peername_lookup = no',
-      'alias_maps =',
-      'alias_database =',
-      'biff = no',
-      'smtputf8_enable = no',
-      `maillog_file = ${join(root, 'maillog')}`,
-      `maillog_file_prefixes = ${root}`,
-    ].join('\n') + '\n',
+    ],
+    `127.0.0.1:${port}`,
+    true,
   );
-  await run('/usr/sbin/postfix', ['-c', conf, 'start']);
-  const pidFile = join(root, 'queue', 'pid', 'master.pid');
-  for (let i = 0; i < 100 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
-  const masterPid = Number(readFileSync(pidFile, 'utf8').trim());
+  await postfix.start();
+  const masterPid = postfix.masterPid();
   const ticks = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
   /** The master's time and its children's (living ones, and those it reaped), in µs. */
   const cpuMicros = (): number => {
@@ -140,20 +91,7 @@ async function startPostfix(root: string, sinkPort: number, port: number): Promi
     }
     return (total / ticks) * 1e6;
   };
-  return {
-    cpuMicros,
-    stop: async () => {
-      await run('/usr/sbin/postfix', ['-c', conf, 'stop']).catch(() => undefined);
-      for (let i = 0; i < 50; i++) {
-        try {
-          process.kill(masterPid, 0);
-        } catch {
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    },
-  };
+  return { cpuMicros, stop: () => postfix.stop() };
 }
 
 /** Sends `count` messages to `port` and waits until the sink has them; seconds end to end. */
@@ -186,7 +124,7 @@ export async function deliverRow(rounds: number): Promise<string[]> {
   const dns = await startDns({ 'bench.test': { mx: [[10, 'sink.bench.test']] }, 'sink.bench.test': { a: ['127.0.0.1'] } });
   const sink = await forkServer(['smtp-server']);
   const root = mkdtempSync(join(tmpdir(), 'sirocco-bench-h-'));
-  const missing = postfixMissing();
+  const missing = postfixUnavailable();
   let postfix: Awaited<ReturnType<typeof startPostfix>> | undefined;
   let postfixError = missing;
   const postfixPort = 20000 + Math.floor(Math.random() * 20000);

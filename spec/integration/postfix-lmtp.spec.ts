@@ -6,26 +6,15 @@
  * queue show each recipient's fate. Needs Debian's postfix and root (Postfix's master starts as
  * root); without them the test says why and skips.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RequestHandler, SMTPError } from '../../lib/index.js';
+import { postfixUnavailable, privatePostfix, run, type PrivatePostfix } from '../helpers/postfix.js';
 import { closeServers, startServer } from '../helpers/server.js';
 
-function unavailable(): string | undefined {
-  if (!existsSync('/usr/sbin/postfix') || !existsSync('/usr/sbin/sendmail')) return "Debian's postfix is not installed";
-  if (process.getuid?.() !== 0) return `Postfix's master must start as root, and this runs as ${userInfo().username}`;
-  try {
-    execFileSync('id', ['postfix'], { stdio: 'ignore' });
-  } catch {
-    return 'there is no postfix user';
-  }
-  return undefined;
-}
-
-const reason = unavailable();
+const reason = postfixUnavailable();
 if (reason !== undefined) console.log(`postfix-lmtp: skipped: ${reason}`);
 
 class PerRecipient extends RequestHandler {
@@ -37,80 +26,31 @@ class PerRecipient extends RequestHandler {
   }
 }
 
-function run(command: string, args: string[], input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(command, args, { timeout: 20_000 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`${command} ${args.join(' ')}: ${err.message} ${stderr}`)) : resolve(stdout),
-    );
-    if (input !== undefined) child.stdin?.end(input);
-  });
-}
-
 describe.skipIf(reason !== undefined)("Postfix's lmtp client", () => {
   const root = mkdtempSync(join(tmpdir(), 'sirocco-postfix-'));
-  const conf = join(root, 'conf');
-  let started = false;
+  let postfix: PrivatePostfix | undefined;
 
   afterAll(async () => {
-    if (started) {
-      // The master's pid, from its own pid file: only the instance this test started is stopped.
-      const pidFile = join(root, 'queue', 'pid', 'master.pid');
-      await run('/usr/sbin/postfix', ['-c', conf, 'stop']).catch(() => undefined);
-      const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : NaN;
-      for (let i = 0; i < 50 && Number.isInteger(pid); i++) {
-        try {
-          process.kill(pid, 0);
-        } catch {
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    await postfix?.stop();
     await closeServers();
     rmSync(root, { recursive: true, force: true });
   });
 
   it('delivers one message to three recipients with a result each: sent, deferred, bounced', async () => {
     const { port } = await startServer(PerRecipient, { lmtp: true, hostname: 'lmtp.test' });
-    chmodSync(root, 0o755);
-    for (const dir of ['conf', 'queue', 'data']) mkdirSync(join(root, dir));
-    const postfixUid = Number(execFileSync('id', ['-u', 'postfix']).toString().trim());
-    chownSync(join(root, 'data'), postfixUid, -1);
     // Postfix's services without any listener: no smtpd on port 25, nothing but loopback LMTP out.
-    const master = readFileSync('/etc/postfix/master.cf', 'utf8')
-      .split('\n')
-      .filter((line) => !/^smtp\s+inet\b/.test(line))
-      .join('\n');
-    writeFileSync(join(conf, 'master.cf'), master);
-    const maillog = join(root, 'maillog');
-    writeFileSync(
-      join(conf, 'main.cf'),
-      [
-        'compatibility_level = 3.6',
-        `queue_directory = ${join(root, 'queue')}`,
-        `data_directory = ${join(root, 'data')}`,
-        'mail_owner = postfix',
-        'setgid_group = postdrop',
-        'inet_interfaces = loopback-only',
-        'inet_protocols = ipv4',
-        'myhostname = postfix.test',
-        'mydomain = postfix.test',
-        'myorigin = postfix.test',
-        'mydestination =',
-        'relayhost =',
-        `default_transport = lmtp:inet:127.0.0.1:${port}`,
-        'lmtp_host_lookup = native',
-        'alias_maps =',
-        'alias_database =',
-        'biff = no',
-        'smtputf8_enable = no',
-        `maillog_file = ${maillog}`,
-        `maillog_file_prefixes = ${root}`,
-      ].join('\n') + '\n',
-    );
+    const instance = privatePostfix(root, [
+      'myhostname = postfix.test',
+      'mydomain = postfix.test',
+      'myorigin = postfix.test',
+      'relayhost =',
+      `default_transport = lmtp:inet:127.0.0.1:${port}`,
+      'lmtp_host_lookup = native',
+    ]);
+    const { conf, maillog } = instance;
     try {
-      await run('/usr/sbin/postfix', ['-c', conf, 'start']);
-      started = true;
+      await instance.start();
+      postfix = instance;
     } catch (err) {
       const log = existsSync(maillog) ? readFileSync(maillog, 'utf8') : '';
       console.log(`postfix-lmtp: skipped: the private Postfix did not start: ${(err as Error).message} ${log}`);
