@@ -42,6 +42,7 @@ export {
 } from './app/settings.js';
 export { SMTPServer, type StartOptions } from './server/smtp-server.js';
 export { taskId } from './server/cluster.js';
+export { DropConnection } from './app/errors.js';
 export { SMTPError, formatReply, type Reply, type EnhancedCode, type SMTPErrorOptions } from './protocol/reply.js';
 export { REPLIES } from './protocol/replies.js';
 export type { BareLineEndingPolicy } from './protocol/data-decoder.js';

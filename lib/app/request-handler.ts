@@ -202,6 +202,13 @@ export class RequestHandler<S extends object = Record<string, unknown>> {
   /** Called for each RCPT before the recipient is added. Throw an `SMTPError` to refuse it. */
   rcpt(_address: string, _params: EsmtpParams): void | Promise<void> {}
 
+  /**
+   * Called at DATA (or the first BDAT chunk), before the client sends the message. Throw an
+   * `SMTPError` to refuse the message before it is sent (the reply takes the 354's place); the
+   * envelope stays, so the client may RSET or QUIT.
+   */
+  beforeData(): void | Promise<void> {}
+
   /** Called once the whole message is in `this.request.body`. */
   data(): void | Promise<void> {}
 

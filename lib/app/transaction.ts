@@ -114,6 +114,11 @@ export class Transaction implements HandlerTransaction {
     );
   }
 
+  /** DATA, or the first BDAT chunk: the handler's `beforeData()`; a refusal leaves the envelope as it is. */
+  beforeData(): Maybe<Reply | undefined> {
+    return this.#run('rcpt', () => this.#handler?.beforeData());
+  }
+
   /** Whether the handler reads the message as a stream (`static streaming = true`). */
   get streaming(): boolean {
     return (this.#app.handlerClass as { streaming?: unknown }).streaming === true;

@@ -149,6 +149,8 @@ export const REPLIES = named({
   relayDenied: fixedReply(554, [5, 7, 1], 'Relay access denied'),
   /** Sent for: RCPT to an address literal, which the delivering handler does not send to. */
   addressLiteralRefused: fixedReply(550, [5, 1, 2], 'Address literals are not delivered; use a domain name'),
+  /** Never sent: a hook threw `DropConnection`; the connection is dropped without a reply. */
+  dropped: fixedReply(421, [4, 4, 2], 'Connection dropped'),
   /** Sent for: the onConnect hook returned false, instead of the greeting (RFC 5321 §3.1). */
   connectionRefused: fixedReply(554, [5, 7, 1], 'Access denied'),
   /** Sent for: unknown MAIL/RCPT parameter (RFC 5321 §4.1.1.11). */

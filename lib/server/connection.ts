@@ -104,6 +104,7 @@ export class Connection {
       () => this.#idleTimer?.touch(),
       () => this.#pump.resume(),
       context.metrics,
+      () => this.#close(),
     );
     this.#pump = new InputPump(this.#lines, settings.maxBufferedBytes, {
       socket: () => this.#socket,
@@ -283,8 +284,7 @@ export class Connection {
         if (decision.abort) this.#intake.abort();
         return asPending(this.#intake.skip(decision.size, decision.reply));
       case 'data':
-        this.#intake.startData(decision.reply);
-        return undefined;
+        return this.#intake.startData(decision.reply);
       case 'reset':
         this.#intake.abort();
         this.#writer.add(decision.reply);

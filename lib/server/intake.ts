@@ -126,8 +126,28 @@ export class Intake {
     });
   }
 
-  /** DATA was accepted: the 354 and the data, or 452 4.3.1 when the memory budget is spent. */
-  startData(ready: Reply): void {
+  /**
+   * DATA was accepted: the handler's `beforeData()`, then the 354 and the data, or its refusal,
+   * or 452 4.3.1 when the memory budget is spent.
+   */
+  startData(ready: Reply): Promise<void> | undefined {
+    const verdict = this.#transaction?.beforeData();
+    if (verdict === undefined) {
+      this.#openData(ready);
+      return undefined;
+    }
+    return this.#pump.wait(verdict, (refusal) => {
+      if (refusal === undefined) {
+        this.#openData(ready);
+      } else {
+        this.#session.dataRefused();
+        this.#writer.add(refusal);
+      }
+      return undefined;
+    });
+  }
+
+  #openData(ready: Reply): void {
     const body = this.#openBody(this.#transaction?.envelope.declaredSize ?? 0);
     if (body === null) {
       this.#session.dataRefused();
@@ -141,6 +161,20 @@ export class Intake {
 
   /** BDAT: the chunk's payload joins the message (the first chunk opens it). */
   startChunk(size: number, last: boolean): StepResult {
+    if (this.#body !== null) return this.#chunkBody(size, last);
+    // The first chunk: the handler's beforeData() may refuse the message; its chunk is still read.
+    const verdict = this.#transaction?.beforeData();
+    const then = (refusal: Reply | undefined): StepResult => {
+      if (refusal === undefined) return this.#chunkBody(size, last);
+      this.abort();
+      this.#session.transactionFailed();
+      return this.skip(size, refusal);
+    };
+    if (!(verdict instanceof Promise)) return then(verdict);
+    return this.#pump.wait(verdict, (refusal) => asPending(then(refusal)));
+  }
+
+  #chunkBody(size: number, last: boolean): StepResult {
     if (this.#body === null) {
       const body = this.#openBody(Math.max(size, this.#transaction?.envelope.declaredSize ?? 0));
       if (body === null) {

@@ -10,6 +10,9 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { formatReply, type Reply } from '../protocol/reply.js';
 import type { ServerMetrics } from './metrics.js';
+import { REPLIES } from '../protocol/replies.js';
+
+const DROPPED = REPLIES.dropped();
 
 /** How long a connection we ended may take to close before it is destroyed. */
 const LINGER_MS = 5000;
@@ -26,9 +29,20 @@ export class ReplyWriter {
   #out = '';
   #held = false;
   #waitingForDrain = false;
+  #ending = false;
+  /** Called when a hook's reply is a 421: the connection closes after it (RFC 5321 §3.8). */
+  readonly #onClosing: () => void;
 
-  constructor(socket: Socket, log: Logger, onWrite: () => void, onDrain: () => void, metrics: ServerMetrics | null = null) {
+  constructor(
+    socket: Socket,
+    log: Logger,
+    onWrite: () => void,
+    onDrain: () => void,
+    metrics: ServerMetrics | null = null,
+    onClosing: () => void = () => undefined,
+  ) {
     this.#metrics = metrics;
+    this.#onClosing = onClosing;
     this.#socket = socket;
     this.#log = log;
     this.#debug = log.isLevelEnabled('debug');
@@ -41,13 +55,25 @@ export class ReplyWriter {
     return this.#waitingForDrain;
   }
 
-  /** Queues a reply; it goes out with the next {@link flush}. */
+  /**
+   * Queues a reply; it goes out with the next {@link flush}. A 421 (closing the channel) ends the
+   * connection after it; the `dropped` reply (a hook threw `DropConnection`) is never sent: what
+   * is queued goes out and the connection is dropped at once, as when a network fails.
+   */
   add(reply: Reply): void {
+    if (reply === DROPPED) {
+      this.#log.info({ reply: 'dropped' }, 'connection dropped by a hook');
+      this.flush();
+      this.#ending = true;
+      this.#socket.destroy();
+      return;
+    }
     this.#metrics?.reply(reply);
     if (reply.name !== undefined && (reply.code >= 400 || this.#debug)) {
       this.#log[reply.code >= 400 ? 'info' : 'debug']({ reply: reply.name, code: reply.code }, 'reply');
     }
     this.#out += formatReply(reply);
+    if (reply.code === 421 && !this.#ending) this.#onClosing();
   }
 
   /**
@@ -88,6 +114,7 @@ export class ReplyWriter {
 
   /** Sends what is queued and `last`, then ends the socket, destroying it if it lingers. */
   end(...last: readonly Reply[]): void {
+    this.#ending = true;
     for (const reply of last) this.add(reply);
     this.flush();
     const socket = this.#socket;
