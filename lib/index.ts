@@ -78,3 +78,14 @@ export {
   type ControllerOptions,
   type UnixSocketControllerOptions,
 } from './testing/controller.js';
+export {
+  Inbox,
+  InboxView,
+  InboxTimeoutError,
+  type CaughtMessage,
+  type CaughtAttachment,
+  type InboxQuery,
+  type InboxOptions,
+  type Matcher,
+} from './testing/inbox.js';
+export { Faults, type Fault, type FaultStep, type RandomFaults } from './testing/faults.js';

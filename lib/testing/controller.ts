@@ -6,6 +6,9 @@ import { Application, type AnyApplication } from '../application.js';
 import type { AnyHandlerClass } from '../app/request-handler.js';
 import type { SettingsInput } from '../app/settings.js';
 import { SMTPServer } from '../server/smtp-server.js';
+import { catchingHandler, catchingSettings } from './catching.js';
+import { Faults } from './faults.js';
+import { Inbox, type InboxOptions } from './inbox.js';
 
 /**
  * Options of {@link Controller}.
@@ -28,6 +31,11 @@ export interface ControllerOptions {
   readonly readyTimeout?: number;
   /** Application settings, when the Controller is given a handler class. SMTPUTF8 is on. */
   readonly settings?: SettingsInput;
+  /**
+   * Keep every accepted message in {@link Controller.inbox}: `true`, its caps, or an `Inbox` of
+   * your own. Needs a handler class (not an Application) that does not stream.
+   */
+  readonly inbox?: boolean | InboxOptions | Inbox;
 }
 
 /**
@@ -117,6 +125,7 @@ export class Controller {
   readonly application: AnyApplication | undefined;
   readonly #source: AnyApplication | AnyHandlerClass;
   readonly #options: ControllerOptions;
+  readonly #kit: TestKit;
   #server: SMTPServer | undefined;
   #port = 0;
 
@@ -124,7 +133,18 @@ export class Controller {
   constructor(appOrHandler: AnyApplication | AnyHandlerClass, options: ControllerOptions = {}) {
     this.#source = appOrHandler;
     this.#options = options;
+    this.#kit = new TestKit(appOrHandler, options);
     this.application = appOrHandler instanceof Application ? appOrHandler : undefined;
+  }
+
+  /** Every message accepted, when the Controller was made with the `inbox` option. */
+  get inbox(): Inbox {
+    return this.#kit.inbox;
+  }
+
+  /** The failures to inject at each step (none until you add some). Needs a handler class. */
+  get faults(): Faults {
+    return this.#kit.faults;
   }
 
   /** The address listened on. */
@@ -149,7 +169,7 @@ export class Controller {
    */
   async start(): Promise<void> {
     if (this.#server !== undefined) throw new Error('Controller.start(): already started');
-    this.#server = await startAndGreet(this.#source, this.#options, async (server) => {
+    this.#server = await startAndGreet(this.#kit.application(this.#source, this.#options.settings), this.#options, async (server) => {
       await server.listen(this.#options.port ?? 0, this.hostname);
       const address = server.address();
       this.#port = typeof address === 'object' && address !== null ? address.port : 0;
@@ -177,6 +197,7 @@ export class Controller {
 export class UnixSocketController {
   readonly #source: AnyApplication | AnyHandlerClass;
   readonly #options: UnixSocketControllerOptions;
+  readonly #kit: TestKit;
   #server: SMTPServer | undefined;
 
   constructor(appOrHandler: AnyApplication | AnyHandlerClass, options: UnixSocketControllerOptions) {
@@ -185,6 +206,17 @@ export class UnixSocketController {
     }
     this.#source = appOrHandler;
     this.#options = options;
+    this.#kit = new TestKit(appOrHandler, options);
+  }
+
+  /** Like {@link Controller.inbox}. */
+  get inbox(): Inbox {
+    return this.#kit.inbox;
+  }
+
+  /** Like {@link Controller.faults}. */
+  get faults(): Faults {
+    return this.#kit.faults;
   }
 
   /** The socket path. */
@@ -195,7 +227,7 @@ export class UnixSocketController {
   /** Like {@link Controller.start}, on the socket path. */
   async start(): Promise<void> {
     if (this.#server !== undefined) throw new Error('UnixSocketController.start(): already started');
-    this.#server = await startAndGreet(this.#source, this.#options, async (server) => {
+    this.#server = await startAndGreet(this.#kit.application(this.#source, this.#options.settings), this.#options, async (server) => {
       await server.listen(this.#options.unixSocket);
       return { path: this.#options.unixSocket };
     });
@@ -211,12 +243,12 @@ export class UnixSocketController {
 
 /** Builds the server, lets `listen` start it, and resolves once a client got the greeting. */
 async function startAndGreet(
-  source: AnyApplication | AnyHandlerClass,
-  options: ControllerOptions,
+  application: AnyApplication,
+  options: Pick<ControllerOptions, 'readyTimeout'>,
   listen: (server: SMTPServer) => Promise<{ port: number; host: string } | { path: string }>,
 ): Promise<SMTPServer> {
   const ms = readyTimeoutOf(options);
-  const server = new SMTPServer(buildApplication(source, options.settings));
+  const server = new SMTPServer(application);
   const target = await listen(server);
   try {
     await handshake(target, ms);
@@ -232,11 +264,44 @@ async function stopStarted(kind: string, server: SMTPServer | undefined): Promis
   await server.close();
 }
 
-function buildApplication(source: AnyApplication | AnyHandlerClass, settings: SettingsInput | undefined): AnyApplication {
-  if (source instanceof Application) {
-    if (settings !== undefined) throw new TypeError('Controller: settings go to the Application you passed, not to the Controller');
-    return source;
+/** A controller's inbox and faults, and the application with them around the user's handler. */
+class TestKit {
+  readonly #inbox: Inbox | undefined;
+  readonly #faults: Faults | undefined;
+
+  constructor(source: AnyApplication | AnyHandlerClass, options: Pick<ControllerOptions, 'inbox'>) {
+    const wanted = options.inbox;
+    if (source instanceof Application) {
+      if (wanted !== undefined && wanted !== false) throw new TypeError('Controller: the inbox needs a handler class, not an Application');
+      return;
+    }
+    this.#faults = new Faults();
+    if (wanted === undefined || wanted === false) return;
+    this.#inbox = wanted instanceof Inbox ? wanted : new Inbox(wanted === true ? {} : wanted);
   }
-  // Tests want a fast stop and international addresses.
-  return new Application(source, { smtputf8: true, closeTimeout: 1000, ...settings });
+
+  get inbox(): Inbox {
+    if (this.#inbox === undefined) throw new TypeError('Controller: no inbox; make the Controller with the inbox option (inbox: true)');
+    return this.#inbox;
+  }
+
+  get faults(): Faults {
+    if (this.#faults === undefined) throw new TypeError('Controller: faults need a handler class, not an Application');
+    return this.#faults;
+  }
+
+  /** The application served: the user's, or one built around the handler class with the faults and the inbox. */
+  application(source: AnyApplication | AnyHandlerClass, settings: SettingsInput | undefined): AnyApplication {
+    if (source instanceof Application) {
+      if (settings !== undefined) throw new TypeError('Controller: settings go to the Application you passed, not to the Controller');
+      return source;
+    }
+    const faults = this.faults;
+    // Tests want a fast stop and international addresses.
+    return new Application(catchingHandler(source, faults, this.#inbox), {
+      smtputf8: true,
+      closeTimeout: 1000,
+      ...catchingSettings(settings, faults),
+    });
+  }
 }
