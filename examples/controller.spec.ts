@@ -1,34 +1,69 @@
 /**
- * The pattern for testing your own handler: start a Controller before the tests, send real mail
- * with nodemailer and with Python's smtplib, assert on what the handler received, stop after.
- * Copy this file next to your handler and run it with vitest.
+ * The pattern for testing your own mail-sending code, or your own handler: start a Controller
+ * with an inbox before the tests, send real mail (here with nodemailer and with Python's smtplib),
+ * wait for the message you expect, and make the server fail on purpose to test your retries.
+ * Copy this file next to your code and run it with vitest.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import nodemailer from 'nodemailer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Controller, RequestHandler } from '../lib/index.js';
 
-/** The handler under test: here it only remembers what it received. */
-const inbox: { from: string; to: readonly string[]; subject: string | undefined }[] = [];
-class Inbound extends RequestHandler {
-  override data(): void {
-    inbox.push({ from: this.request.mailFrom, to: this.request.rcptTos, subject: this.request.headers.get('subject') });
+/** The handler under test: here it accepts everything; yours may refuse, store, forward. */
+class Inbound extends RequestHandler {}
+
+const controller = new Controller(Inbound, { settings: { hostname: 'test.local' }, inbox: true });
+beforeAll(() => controller.start());
+afterAll(() => controller.stop());
+afterEach(() => controller.faults.clear());
+
+/** The code under test: sends a welcome mail, trying up to three times on a temporary failure. */
+async function sendWelcome(to: string): Promise<void> {
+  const transport = nodemailer.createTransport({ host: controller.hostname, port: controller.port, secure: false, ignoreTLS: true });
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await transport.sendMail({ from: 'shop@example.com', to, subject: 'Welcome!', text: `Hello ${to}` });
+        return;
+      } catch (err) {
+        if (
+          attempt === 3 ||
+          (err as { responseCode?: number }).responseCode === undefined ||
+          (err as { responseCode: number }).responseCode >= 500
+        )
+          throw err;
+      }
+    }
+  } finally {
+    transport.close();
   }
 }
 
-const controller = new Controller(Inbound, { settings: { hostname: 'test.local' } });
-beforeAll(() => controller.start());
-afterAll(() => controller.stop());
-
-describe('Inbound', () => {
-  it('receives mail sent with nodemailer', async () => {
-    const transport = nodemailer.createTransport({ host: controller.hostname, port: controller.port, secure: false, ignoreTLS: true });
-    await transport.sendMail({ from: 'alice@example.com', to: 'bob@example.com', subject: 'from nodemailer', text: 'hello' });
-    transport.close();
-    expect(inbox).toContainEqual({ from: 'alice@example.com', to: ['bob@example.com'], subject: 'from nodemailer' });
+describe('the welcome mail', () => {
+  it('arrives, addressed to the new user', async () => {
+    // A view of one recipient: tests running in parallel never see each other's mail.
+    const mine = controller.inbox.for('ann@example.com');
+    await sendWelcome('ann@example.com');
+    const message = await mine.waitFor({ subject: 'Welcome!' }, { timeout: 2000 });
+    expect(message.text).toContain('Hello ann@example.com');
+    expect(message.mailFrom).toBe('shop@example.com');
   });
 
+  it('survives two temporary failures', async () => {
+    controller.faults.add({ at: 'after-data', reply: 451, times: 2 });
+    await sendWelcome('bob@example.com');
+    expect(controller.faults.injected).toBe(2);
+    await controller.inbox.waitFor({ to: 'bob@example.com' });
+  });
+
+  it('gives up on a permanent refusal', async () => {
+    controller.faults.add({ at: 'rcpt', recipient: 'gone@example.com', reply: 550 });
+    await expect(sendWelcome('gone@example.com')).rejects.toMatchObject({ responseCode: 550 });
+  });
+});
+
+describe('the Controller with smtplib', () => {
   it("receives mail sent with Python's smtplib, international addresses included", async () => {
     const script = `
 import smtplib, sys
@@ -38,6 +73,7 @@ s.quit()
 `;
     // Asynchronously: the server runs in this very process and must keep answering.
     await promisify(execFile)('python3', ['-c', script, controller.hostname, String(controller.port)], { timeout: 15_000 });
-    expect(inbox).toContainEqual({ from: 'jörg@bücher.example', to: ['ünï@example.com'], subject: 'from smtplib' });
+    const message = await controller.inbox.waitFor({ to: 'ünï@example.com' });
+    expect(message).toMatchObject({ mailFrom: 'jörg@bücher.example', subject: 'from smtplib' });
   });
 });
