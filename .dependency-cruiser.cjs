@@ -39,6 +39,14 @@ module.exports = {
       from: { path: layer('outbound') },
       to: { path: layer('app') },
     },
+    below('pop3-below-users', 'pop3', 'lib/pop3 serves mail stores; it knows no SMTP server internals, test tool or command.', 'server|testing|cli'),
+    {
+      name: 'pop3-session-is-pure',
+      severity: 'error',
+      comment: 'The POP3 session decides what RFC 1939 decides: no I/O, no package.',
+      from: { path: '^lib/pop3/session\\.ts$' },
+      to: { pathNot: ['^lib/pop3/session\\.ts$'] },
+    },
     below('handlers-use-the-handler-api', 'handlers', 'Ready handlers are written as users write theirs: on lib/app, lib/protocol and lib/outbound only.', 'server|testing|cli'),
     {
       name: 'index-is-the-top',

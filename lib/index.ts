@@ -62,7 +62,7 @@ export {
 export type { Authenticator } from './app/settings.js';
 export { Sink } from './handlers/sink.js';
 export { Debugging, DebuggingSettings } from './handlers/debugging.js';
-export { Maildir, MaildirSettings } from './handlers/maildir.js';
+export { Maildir, MaildirSettings, recipientFolder } from './handlers/maildir.js';
 export { Deliver, DeliverSettings, deliveryQueue } from './handlers/deliver.js';
 export { OutboundQueue, type NewMessage } from './outbound/queue.js';
 export type { ListedMessage, QueueEntry, QueuedRecipient } from './outbound/spool.js';
@@ -89,3 +89,7 @@ export {
   type Matcher,
 } from './testing/inbox.js';
 export { Faults, type Fault, type FaultStep, type RandomFaults } from './testing/faults.js';
+export { Pop3Server, type Pop3ServerOptions } from './pop3/server.js';
+export { MaildirStore, type MaildirStoreOptions, type Pop3Store, type Pop3Maildrop } from './pop3/mailbox.js';
+export type { Pop3Message } from './pop3/session.js';
+export { InboxStore } from './testing/inbox-store.js';

@@ -14,10 +14,15 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { Application, type AnyApplication } from '../application.js';
 import { RequestHandler, type AnyHandlerClass } from '../app/request-handler.js';
 import { SettingsError } from '../app/settings-schema.js';
-import type { SettingsInput } from '../app/settings.js';
+import type { ApplicationSettings, SettingsInput } from '../app/settings.js';
 import { Debugging } from '../handlers/debugging.js';
 import { Deliver } from '../handlers/deliver.js';
 import { queueCommand } from './queue-command.js';
+import { pop3Option, startPop3 } from './pop3-option.js';
+import { parseListen, UsageError, type ListenTarget } from './usage.js';
+
+export { parseListen, UsageError, type ListenTarget } from './usage.js';
+import type { Pop3Server } from '../pop3/server.js';
 import { Maildir } from '../handlers/maildir.js';
 import { closeRelay, Relay, type RelaySettings } from '../handlers/relay.js';
 import { Sink } from '../handlers/sink.js';
@@ -51,6 +56,10 @@ Options:
   --proxy-from CIDR         a load balancer whose connections start with a PROXY
                             header (v1 or v2); repeat for several
   --metrics-listen ADDRESS  serve Prometheus metrics on /metrics (PORT or HOST:PORT)
+  --pop3-listen ADDRESS     also serve POP3 (HOST:PORT) over the Maildir of
+                            --handler maildir:DIR (one folder per user with
+                            --set maildirPerRecipient=true); STLS with --tls-key
+  --pop3-users FILE         the POP3 users, one NAME:PASSWORD per line
   --workers N               serve from N worker processes sharing the port (0: one
                             per CPU); SIGHUP then restarts them one at a time
   --drain-timeout SECONDS   how long closing waits for open transactions (default 30)
@@ -80,17 +89,6 @@ Examples:
 SIGINT and SIGTERM close the server cleanly: open transactions finish first.
 `;
 
-/** A bad command line: printed as one line, exit status 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
-
-/** Where to listen. */
-export type ListenTarget = { readonly port: number; readonly host: string } | { readonly path: string };
-
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** A whole number option (0 allowed), or `undefined` when not given. */
@@ -98,18 +96,6 @@ function wholeNumber(option: string, value: string | undefined): number | undefi
   if (value === undefined) return undefined;
   if (!/^\d{1,6}$/.test(value)) throw new UsageError(`${option}: expected a whole number, got ${JSON.stringify(value)}`);
   return Number(value);
-}
-
-/** Parses `--listen`. */
-export function parseListen(text: string): ListenTarget {
-  const hostPort = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
-  if (hostPort !== null) {
-    const port = Number(hostPort[3]);
-    if (port > 65535) throw new UsageError(`--listen: port ${port} is out of range`);
-    return { host: hostPort[1] ?? hostPort[2] ?? '', port };
-  }
-  if (text.includes('/')) return { path: text };
-  throw new UsageError(`--listen: expected HOST:PORT, [IPv6]:PORT, :PORT or a socket path, got ${JSON.stringify(text)}`);
 }
 
 function positiveInteger(name: string, text: string | undefined): number | undefined {
@@ -168,6 +154,8 @@ export interface Plan {
   readonly settings: SettingsInput;
   /** `--workers`: serve from this many processes (0: one per CPU); `undefined`: one process. */
   readonly workers: number | undefined;
+  /** `--pop3-listen` and `--pop3-users`. */
+  readonly pop3: { readonly port: number; readonly host: string; readonly usersFile: string } | undefined;
   /** `--tls-key` and `--tls-cert`, read again on SIGHUP by a single process. */
   readonly tlsFiles: { readonly key: string; readonly cert: string } | undefined;
 }
@@ -193,6 +181,8 @@ export function parseCommandLine(args: readonly string[]): Plan {
         lmtp: { type: 'boolean' },
         'proxy-from': { type: 'string', multiple: true },
         'metrics-listen': { type: 'string' },
+        'pop3-listen': { type: 'string' },
+        'pop3-users': { type: 'string' },
         workers: { type: 'string' },
         'drain-timeout': { type: 'string' },
         'log-level': { type: 'string' },
@@ -248,8 +238,10 @@ export function parseCommandLine(args: readonly string[]): Plan {
     { level },
     process.stdout.isTTY ? prettyStream({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }) : undefined,
   );
+  const workers = wholeNumber('--workers', values.workers);
   return {
-    workers: wholeNumber('--workers', values.workers),
+    pop3: pop3Option(values['pop3-listen'], values['pop3-users'], values.handler, workers),
+    workers,
     tlsFiles: key === undefined || cert === undefined ? undefined : { key, cert },
     help: values.help === true,
     listen: parseListen(values.listen ?? '127.0.0.1:2525'),
@@ -269,6 +261,7 @@ export async function main(args: readonly string[], out = process.stdout, err = 
   }
   let server: SMTPServer;
   let app: AnyApplication;
+  let pop3: Pop3Server | undefined;
   try {
     const plan = parseCommandLine(args);
     if (plan.help) {
@@ -297,6 +290,21 @@ export async function main(args: readonly string[], out = process.stdout, err = 
           ? '?'
           : `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
     out.write(`sirocco: serving ${plan.handler} on ${where}\n`);
+    if (plan.pop3 !== undefined) {
+      const settings = app.settings as ApplicationSettings & { maildir?: string; maildirPerRecipient?: boolean };
+      const tls = settings.tls as { key: Buffer; cert: Buffer } | undefined;
+      const started = await startPop3({
+        ...plan.pop3,
+        maildir: settings.maildir ?? '',
+        perUser: settings.maildirPerRecipient === true,
+        tls,
+        allowInsecureAuth: settings.allowInsecureAuth,
+        hostname: settings.hostname,
+        logger: app.logger,
+      });
+      pop3 = started.server;
+      out.write(`sirocco: serving POP3 on ${started.where}\n`);
+    }
     const files = plan.tlsFiles;
     if (files !== undefined && plan.workers === undefined) {
       // SIGHUP to a single process: the renewed key and certificate, read again (a cluster restarts its workers instead).
@@ -323,7 +331,7 @@ export async function main(args: readonly string[], out = process.stdout, err = 
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       out.write('sirocco: closing\n');
-      void server.close().then(() => {
+      void Promise.all([server.close(), pop3?.close()]).then(() => {
         closeRelay(app.settings as object);
         done();
       });

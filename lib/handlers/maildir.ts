@@ -58,8 +58,16 @@ function prepare(path: string): void {
   prepared.add(path);
 }
 
-/** A recipient's folder name: the address, lower-cased, with nothing that could leave the Maildir root. */
-function folderFor(address: string): string {
+/**
+ * A recipient's folder under `maildirPerRecipient`: the address, lower-cased, with nothing that
+ * could leave the Maildir root. The POP3 server's `MaildirStore` finds a user's mail by the same rule.
+ *
+ * @example
+ * ```ts
+ * recipientFolder('Bob@Example.com'); // 'bob@example.com'
+ * ```
+ */
+export function recipientFolder(address: string): string {
   // eslint-disable-next-line no-control-regex
   const name = address.toLowerCase().replace(/[/\\\x00-\x1f]/g, '_');
   return name === '.' || name === '..' || name === '' ? '_' : name;
@@ -87,7 +95,7 @@ export class Maildir extends RequestHandler<MaildirSettings> {
   override async data(): Promise<void> {
     const root = this.settings.maildir;
     const name = uniqueName(Date.now());
-    const folders = this.settings.maildirPerRecipient === true ? [...new Set(this.request.rcptTos.map(folderFor))] : [''];
+    const folders = this.settings.maildirPerRecipient === true ? [...new Set(this.request.rcptTos.map(recipientFolder))] : [''];
     const first = join(root, folders[0] ?? '');
     const tmpPath = join(first, 'tmp', name);
     let file: FileHandle | undefined;
@@ -155,7 +163,7 @@ export class Maildir extends RequestHandler<MaildirSettings> {
     this.log.error({ folders: [...failed.keys()] }, 'maildir delivery failed for some recipients');
     if (this.settings.lmtp !== true) throw this.#failure(root, failed.values().next().value);
     this.request.rcptTos.forEach((address, i) => {
-      if (failed.has(folderFor(address))) this.failRecipient(i, REPLIES.localError());
+      if (failed.has(recipientFolder(address))) this.failRecipient(i, REPLIES.localError());
     });
   }
 

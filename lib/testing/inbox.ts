@@ -359,6 +359,12 @@ export class Inbox extends InboxView {
     return this.#store.maxBytes;
   }
 
+  /** Forgets the messages with these ids (what a POP3 client deleted). */
+  remove(ids: readonly string[]): void {
+    const gone = new Set(ids);
+    this.#store.remove((m) => !gone.has(m.id));
+  }
+
   /** @internal Keeps a message (the catching handler calls it). */
   keep(message: CaughtMessage): void {
     this.#store.add(message);

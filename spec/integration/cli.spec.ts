@@ -64,6 +64,8 @@ describe('sirocco --help and bad options', () => {
       '--lmtp',
       '--proxy-from',
       '--metrics-listen',
+      '--pop3-listen',
+      '--pop3-users',
       '--workers',
       '--drain-timeout',
       '--log-level',
