@@ -78,16 +78,9 @@ export {
   type ControllerOptions,
   type UnixSocketControllerOptions,
 } from './testing/controller.js';
-export {
-  Inbox,
-  InboxView,
-  InboxTimeoutError,
-  type CaughtMessage,
-  type CaughtAttachment,
-  type InboxQuery,
-  type InboxOptions,
-  type Matcher,
-} from './testing/inbox.js';
+export { Inbox, InboxView, InboxTimeoutError, type InboxOptions } from './testing/inbox.js';
+export type { CaughtMessage, CaughtAttachment } from './testing/caught.js';
+export type { InboxQuery, Matcher } from './testing/inbox-query.js';
 export { Faults, type Fault, type FaultStep, type RandomFaults } from './testing/faults.js';
 export { Pop3Server, type Pop3ServerOptions } from './pop3/server.js';
 export { MaildirStore, type MaildirStoreOptions, type Pop3Store, type Pop3Maildrop } from './pop3/mailbox.js';

@@ -8,7 +8,8 @@ import type { ConnectHook, HeloHook, SettingsInput } from '../app/settings.js';
 import type { EsmtpParams } from '../protocol/command.js';
 import { SMTPError } from '../protocol/reply.js';
 import type { Faults, FaultStep } from './faults.js';
-import { caughtMessage, type Inbox } from './inbox.js';
+import { caughtMessage } from './caught.js';
+import type { Inbox } from './inbox.js';
 
 /** Runs `next` after the fault of `step`, if one strikes; synchronously when none does. */
 function after<T>(faults: Faults, step: FaultStep, next: () => T | Promise<T>, recipient?: string): T | Promise<T> {

@@ -5,109 +5,8 @@
  * what did arrive.
  */
 import { EventEmitter } from 'node:events';
-import type { ParsedMail } from 'mailparser';
-
-/**
- * One attachment of a caught message.
- *
- * @example
- * ```ts
- * const pdf: CaughtAttachment | undefined = message.attachments.find((a) => a.contentType === 'application/pdf');
- * ```
- */
-export interface CaughtAttachment {
-  /** Its file name, when it has one. */
-  readonly filename: string | undefined;
-  /** Its MIME type, `application/pdf` say. */
-  readonly contentType: string;
-  /** Its bytes, decoded. */
-  readonly content: Buffer;
-}
-
-/**
- * A message the inbox caught.
- *
- * @example
- * ```ts
- * const message: CaughtMessage = await controller.inbox.waitFor({ to: 'bob@example.com' });
- * expect(message.subject).toBe('Welcome');
- * expect(message.attachments[0]?.filename).toBe('invoice.pdf');
- * ```
- */
-export interface CaughtMessage {
-  /** The queue id the client was told in the 250. */
-  readonly id: string;
-  /** The envelope sender (`''` for the null sender). */
-  readonly mailFrom: string;
-  /** The envelope recipients. */
-  readonly rcptTos: readonly string[];
-  /** When it arrived. */
-  readonly receivedAt: Date;
-  /** Where it came from. */
-  readonly session: {
-    /** The client's address. */
-    readonly remoteAddress: string;
-    /** Its HELO/EHLO name. */
-    readonly heloName: string;
-    /** Whether the session was over TLS. */
-    readonly secure: boolean;
-    /** The authenticated user, if any. */
-    readonly user: string | undefined;
-  };
-  /** The message as received. */
-  readonly raw: Buffer;
-  /** The Subject, decoded; `''` without one. */
-  readonly subject: string;
-  /** The From header's addresses. */
-  readonly from: readonly string[];
-  /** The To header's addresses. */
-  readonly to: readonly string[];
-  /** The Cc header's addresses. */
-  readonly cc: readonly string[];
-  /** The plain-text body (or the HTML's text when there is none). */
-  readonly text: string;
-  /** The HTML body, when there is one. */
-  readonly html: string | undefined;
-  /** Its attachments, in order. */
-  readonly attachments: readonly CaughtAttachment[];
-  /** Each header field's value as it appears, unfolded, by lower-case name (the first one when repeated). */
-  readonly headers: ReadonlyMap<string, string>;
-}
-
-/**
- * A string (contained; for addresses: equal, ignoring case) or a regular expression.
- *
- * @example
- * ```ts
- * const subject: Matcher = /^Your order \d+/;
- * ```
- */
-export type Matcher = string | RegExp;
-
-/**
- * Which messages: every field given must match. A function is a query of its own.
- *
- * @example
- * ```ts
- * const query: InboxQuery = { to: 'bob@example.com', subject: /welcome/i, header: { 'x-mailer': 'shop' } };
- * ```
- */
-export type InboxQuery =
-  | ((message: CaughtMessage) => boolean)
-  | {
-      /** An envelope recipient. */
-      readonly to?: Matcher;
-      /** The envelope sender. */
-      readonly from?: Matcher;
-      /** The Subject. */
-      readonly subject?: Matcher;
-      /** The text body. */
-      readonly text?: Matcher;
-      /** Header values by name (case-insensitive). */
-      readonly header?: Readonly<Record<string, Matcher>>;
-      /** A tag: the `X-Tag` header, or `+tag` in a recipient's address. */
-      readonly tag?: string;
-    };
+import type { CaughtMessage } from './caught.js';
+import { ANY, describeQuery, matchesQuery, tagged, type InboxQuery } from './inbox-query.js';
 
 /**
  * What an inbox keeps at most: past either, the oldest messages are dropped (counted in
@@ -146,43 +45,6 @@ export class InboxTimeoutError extends Error {
     this.name = 'InboxTimeoutError';
     this.arrived = arrived;
   }
-}
-
-/** The query of a `waitFor` without one. */
-const ANY = (): boolean => true;
-
-function describeQuery(query: InboxQuery): string {
-  if (typeof query === 'function') return `the predicate ${query.name || '(anonymous)'}`;
-  return JSON.stringify(query, (_key, value: unknown) => (value instanceof RegExp ? value.toString() : value));
-}
-
-function matches(matcher: Matcher, value: string): boolean {
-  return typeof matcher === 'string' ? value.includes(matcher) : matcher.test(value);
-}
-
-function addressMatches(matcher: Matcher, address: string): boolean {
-  return typeof matcher === 'string' ? address.toLowerCase() === matcher.toLowerCase() : matcher.test(address);
-}
-
-/** Whether `message` has the tag: its X-Tag header, or `+tag@` in a recipient. */
-function tagged(message: CaughtMessage, tag: string): boolean {
-  if (message.headers.get('x-tag') === tag) return true;
-  const plus = `+${tag.toLowerCase()}@`;
-  return message.rcptTos.some((r) => r.toLowerCase().includes(plus));
-}
-
-/** Whether `message` matches `query`. */
-export function matchesQuery(message: CaughtMessage, query: InboxQuery): boolean {
-  if (typeof query === 'function') return query(message);
-  if (query.to !== undefined && !message.rcptTos.some((r) => addressMatches(query.to as Matcher, r))) return false;
-  if (query.from !== undefined && !addressMatches(query.from, message.mailFrom)) return false;
-  if (query.subject !== undefined && !matches(query.subject, message.subject)) return false;
-  if (query.text !== undefined && !matches(query.text, message.text)) return false;
-  for (const [name, matcher] of Object.entries(query.header ?? {})) {
-    const value = message.headers.get(name.toLowerCase());
-    if (value === undefined || !matches(matcher, value)) return false;
-  }
-  return query.tag === undefined || tagged(message, query.tag);
 }
 
 /** The store behind an inbox and its views. */
@@ -369,36 +231,4 @@ export class Inbox extends InboxView {
   keep(message: CaughtMessage): void {
     this.#store.add(message);
   }
-}
-
-/** @internal The caught view of a parsed message. */
-export function caughtMessage(
-  parts: Pick<CaughtMessage, 'id' | 'mailFrom' | 'rcptTos' | 'receivedAt' | 'session' | 'raw'>,
-  parsed: ParsedMail,
-): CaughtMessage {
-  const addresses = (field: ParsedMail['to']): string[] =>
-    (field === undefined ? [] : Array.isArray(field) ? field : [field]).flatMap((a) => a.value.map((v) => v.address ?? ''));
-  const headers = new Map<string, string>();
-  for (const line of parsed.headerLines) {
-    if (headers.has(line.key)) continue;
-    const colon = line.line.indexOf(':');
-    headers.set(
-      line.key,
-      line.line
-        .slice(colon + 1)
-        .replace(/\r?\n[ \t]+/g, ' ')
-        .trim(),
-    );
-  }
-  return {
-    ...parts,
-    subject: parsed.subject ?? '',
-    from: addresses(parsed.from),
-    to: addresses(parsed.to),
-    cc: addresses(parsed.cc),
-    text: parsed.text ?? '',
-    html: parsed.html === false ? undefined : parsed.html,
-    attachments: parsed.attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, content: a.content })),
-    headers,
-  };
 }
