@@ -84,7 +84,7 @@ describe('sirocco queue', () => {
     const removed = await sirocco(['queue', 'delete', queue.dir, id]);
     expect(removed).toMatchObject({ code: 0, out: `${id}: deleted\n` });
     expect((await sirocco(['queue', 'list', queue.dir])).out).toBe('0 messages in the queue\n');
-  });
+  }, 60_000); // Several processes of the command, each starting tsx: a loaded machine needs the time.
 
   it('says what is wrong: an unknown command, a folder that is no queue, an unknown id', async () => {
     const queue = tempQueue();
@@ -110,5 +110,5 @@ describe('sirocco queue', () => {
       code: 2,
       err: 'sirocco queue show: QUEUE_DIR is missing (see sirocco queue --help)\n',
     });
-  });
+  }, 60_000);
 });
