@@ -3,7 +3,8 @@
  * Maildir that the `Maildir` handler writes (one for everyone, or one per recipient).
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { open, readdir, stat, unlink } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { recipientFolder } from '../handlers/maildir.js';
 import type { Pop3Message } from './session.js';
@@ -15,14 +16,17 @@ import type { Pop3Message } from './session.js';
  * @example
  * ```ts
  * const drop: Pop3Maildrop = await store.open('alice@example.com');
- * const first = await drop.read(drop.messages[0]!.uid);
+ * for await (const part of await drop.read(drop.messages[0]!.uid)) process.stdout.write(part);
  * ```
  */
 export interface Pop3Maildrop {
   /** The messages, in order: message number n is `messages[n - 1]`. */
   readonly messages: readonly Pop3Message[];
-  /** A message's content by its unique id. */
-  read(uid: string): Promise<Buffer>;
+  /**
+   * A message's content by its unique id, as a stream (a large message is never held whole).
+   * Rejects when it cannot be read (removed meanwhile): the client then gets `-ERR`.
+   */
+  read(uid: string): Promise<Readable>;
   /** Removes these messages (QUIT, in the UPDATE state). */
   remove(uids: readonly string[]): Promise<void>;
 }
@@ -102,7 +106,7 @@ export class MaildirStore implements Pop3Store {
     const byUid = new Map(files.map((f) => [f.uid, f.path]));
     return {
       messages: files.map((f) => ({ uid: f.uid, size: f.size })),
-      read: (uid) => readFile(byUid.get(uid) ?? ''),
+      read: async (uid) => (await open(byUid.get(uid) ?? '', 'r')).createReadStream(),
       remove: async (uids) => {
         for (const uid of uids) {
           const path = byUid.get(uid);

@@ -4,7 +4,9 @@
  * checked by the same `authenticate` callback as SMTP AUTH, with PLAIN's semantics; one session
  * at a time holds a maildrop; deletions happen at QUIT only.
  */
+import { once } from 'node:events';
 import { hostname as osHostname } from 'node:os';
+import type { Readable } from 'node:stream';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket, type SecureContext, type SecureContextOptions } from 'node:tls';
 import { pino, type Logger } from 'pino';
@@ -13,7 +15,8 @@ import type { Authenticator } from '../app/settings.js';
 import { LineSplitter } from '../protocol/line-splitter.js';
 import type { SessionInfo } from '../protocol/session-info.js';
 import type { Pop3Maildrop, Pop3Store } from './mailbox.js';
-import { pop3Content, Pop3Session, type Pop3Action } from './session.js';
+import { Pop3Encoder } from './dot-stuffing.js';
+import { Pop3Session, type Pop3Action } from './session.js';
 
 /**
  * Settings of a {@link Pop3Server}.
@@ -313,10 +316,33 @@ class Pop3Connection {
     return this.#session.authenticated(this.#maildrop.messages);
   }
 
+  /**
+   * RETR and TOP: the message streamed through the dot-stuffing encoder, at the pace the client
+   * reads. A message that cannot be opened is `-ERR`; one that fails half way ends the session,
+   * as a multi-line response cannot be taken back.
+   */
   async #retrieve(uid: string, size: number, bodyLines: number | undefined): Promise<Pop3Action> {
-    const content = await (this.#maildrop as Pop3Maildrop).read(uid);
-    this.#socket.write(`+OK ${bodyLines === undefined ? `${size} octets` : 'top of message follows'}\r\n`);
-    this.#socket.write(pop3Content(content, bodyLines));
+    let source: Readable;
+    try {
+      source = await (this.#maildrop as Pop3Maildrop).read(uid);
+    } catch (err) {
+      this.#c.log.warn({ err, session: this.#id }, 'pop3 message could not be read');
+      return { kind: 'reply', lines: ['-ERR [SYS/TEMP] The message cannot be read now'] };
+    }
+    const socket = this.#socket;
+    const encoder = new Pop3Encoder(bodyLines);
+    const send = async (bytes: Buffer): Promise<void> => {
+      if (bytes.length > 0 && !socket.write(bytes)) await once(socket, 'drain');
+    };
+    try {
+      await send(Buffer.from(`+OK ${bodyLines === undefined ? `${size} octets` : 'top of message follows'}\r\n`));
+      for await (const part of source) await send(encoder.push(part as Buffer));
+      await send(encoder.end());
+    } catch (err) {
+      source.destroy();
+      this.#c.log.error({ err, session: this.#id }, 'pop3 message failed while it was sent');
+      return { kind: 'close', lines: [] };
+    }
     return { kind: 'reply', lines: [] };
   }
 

@@ -301,27 +301,3 @@ export class Pop3Session {
     return reply(line);
   }
 }
-
-/**
- * A message as a POP3 multi-line response sends it (RFC 1939 §3): CRLF line ends, each line that
- * starts with `.` given another, and the terminating `.` line. With `bodyLines` (TOP), the header
- * section, the blank line and that many lines of the body.
- */
-export function pop3Content(message: Buffer, bodyLines?: number): Buffer {
-  let text = message.toString('latin1').replace(/\r?\n/g, '\r\n');
-  if (bodyLines !== undefined) {
-    const blank = text.indexOf('\r\n\r\n');
-    if (blank === -1) {
-      text = text.endsWith('\r\n') ? text : `${text}\r\n`;
-    } else {
-      const body = text.slice(blank + 4).split('\r\n');
-      if (body[body.length - 1] === '') body.pop();
-      const kept = body.slice(0, bodyLines);
-      text = text.slice(0, blank + 4) + kept.map((l) => `${l}\r\n`).join('');
-    }
-  } else if (!text.endsWith('\r\n') && text !== '') {
-    text += '\r\n';
-  }
-  const stuffed = text.replace(/(^|\r\n)\./g, '$1..');
-  return Buffer.from(`${stuffed}.\r\n`, 'latin1');
-}

@@ -2,6 +2,7 @@
  * A test suite's inbox as a POP3 store: a user's maildrop is the mail for that address, so a test
  * can send with smtplib and read back with poplib, as a course on Python's mail modules does.
  */
+import { Readable } from 'node:stream';
 import type { Pop3Maildrop, Pop3Store } from '../pop3/mailbox.js';
 import type { Inbox } from './inbox.js';
 
@@ -29,7 +30,7 @@ export class InboxStore implements Pop3Store {
       messages: messages.map((m) => ({ uid: m.id, size: m.raw.length })),
       read: (uid: string) => {
         const raw = byId.get(uid);
-        return raw === undefined ? Promise.reject(new Error(`no message ${uid} in the inbox`)) : Promise.resolve(raw);
+        return raw === undefined ? Promise.reject(new Error(`no message ${uid} in the inbox`)) : Promise.resolve(Readable.from([raw]));
       },
       remove: (uids: readonly string[]) => {
         this.#inbox.remove(uids);

@@ -2,7 +2,7 @@
  * POP3 over real sockets: Python's poplib reading back what smtplib sent (into a Maildir, and into
  * a test inbox), STLS, the maildrop lock, and the exact bytes of the errors.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -76,6 +76,13 @@ class Pop3Client {
       if (this.#closed || Date.now() > deadline) throw new Error(`no answer; unread: ${JSON.stringify(this.#buffer)}`);
       await new Promise((r) => setTimeout(r, 5));
     }
+  }
+  /** Everything up to and with `end`. */
+  until(end: string): Promise<string> {
+    return this.#until(() => {
+      const i = this.#buffer.indexOf(end);
+      return i === -1 ? -1 : i + end.length;
+    });
   }
   line(): Promise<string> {
     return this.#until(() => {
@@ -227,6 +234,28 @@ describe('POP3 sessions', () => {
     for (let i = 0; i < 4; i++) expect(await d.command('BOGUS')).toBe('-ERR Unknown command\r\n');
     d.send('BOGUS');
     expect(await d.closedByServer()).toBe('-ERR Unknown command\r\n-ERR Too many errors, closing connection\r\n');
+  });
+
+  it('streams a large message, stuffed, and says -ERR for one removed meanwhile', async () => {
+    const { pop, root } = await maildirPair({ allowInsecureAuth: true });
+    const folder = join(root, 'alice@example.com');
+    for (const sub of ['new', 'cur', 'tmp']) mkdirSync(join(folder, sub), { recursive: true });
+    const line = '.dotted line of text, long enough to make the message big\r\n';
+    const body = line.repeat(Math.ceil((5 * 1024 * 1024) / line.length));
+    writeFileSync(join(folder, 'new', '1000.big.host'), `Subject: big\r\n\r\n${body}`);
+    writeFileSync(join(folder, 'new', '1001.small.host'), 'Subject: small\r\n\r\nx\r\n');
+    const c = await Pop3Client.connect(pop);
+    await c.line();
+    await c.command('USER alice@example.com');
+    expect(await c.command('PASS wonderland')).toMatch(/^\+OK alice@example\.com has 2 messages/);
+    const size = 16 + body.length;
+    expect(await c.command('RETR 1')).toBe(`+OK ${size} octets\r\n`);
+    const sent = await c.until('\r\n.\r\n');
+    expect(sent.length).toBe(size + body.length / line.length + 3);
+    expect(sent.startsWith('Subject: big\r\n\r\n..dotted line')).toBe(true);
+    rmSync(join(folder, 'new', '1001.small.host'));
+    expect(await c.command('RETR 2')).toBe('-ERR [SYS/TEMP] The message cannot be read now\r\n');
+    c.close();
   });
 
   it('closes a session idle past idleTimeout', async () => {

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { pop3Content, Pop3Session, type Pop3Action } from '../../lib/pop3/session.js';
+import { pop3Content, Pop3Encoder } from '../../lib/pop3/dot-stuffing.js';
+import { Pop3Session, type Pop3Action } from '../../lib/pop3/session.js';
+import { everySplit } from '../helpers/splits.js';
 
 const options = { hostname: 'pop.test', tlsAvailable: true, secure: false, requireTls: false };
 const MESSAGES = [
@@ -164,6 +166,51 @@ describe('pop3Content', () => {
           .join('\r\n');
         expect(received).toBe(original);
       }),
+    );
+  });
+});
+
+describe('Pop3Encoder', () => {
+  const MESSAGES = [
+    'Subject: x\r\n\r\n.hidden\r\nline 2\r\n..two\r\nlast',
+    '.a\n.b\r\n\r\n.c\rd\r\n',
+    'no blank line\r\n.at all\r\n',
+    '\r\n\r\n.\r\n.\r\n',
+  ];
+
+  it('gives the same bytes whatever way the message is cut into reads', () => {
+    for (const text of MESSAGES) {
+      for (const lines of [undefined, 0, 1, 2]) {
+        const whole = pop3Content(Buffer.from(text), lines);
+        for (const pieces of everySplit(Buffer.from(text))) {
+          const encoder = new Pop3Encoder(lines);
+          const out = Buffer.concat([...pieces.map((p) => encoder.push(p)), encoder.end()]);
+          expect(out.toString()).toBe(whole.toString());
+        }
+      }
+    }
+  });
+
+  it('cut into any number of pieces, the same as whole', () => {
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[.a-z\r\n ]{0,40}$/),
+        fc.array(fc.nat({ max: 40 }), { maxLength: 6 }),
+        fc.option(fc.nat({ max: 4 }), { nil: undefined }),
+        (text, cuts, lines) => {
+          const bytes = Buffer.from(text);
+          const at = [...new Set(cuts.filter((c) => c < bytes.length))].sort((a, b) => a - b);
+          const encoder = new Pop3Encoder(lines);
+          const parts: Buffer[] = [];
+          let from = 0;
+          for (const c of [...at, bytes.length]) {
+            parts.push(encoder.push(bytes.subarray(from, c)));
+            from = c;
+          }
+          parts.push(encoder.end());
+          expect(Buffer.concat(parts).toString()).toBe(pop3Content(bytes, lines).toString());
+        },
+      ),
     );
   });
 });
