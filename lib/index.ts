@@ -82,7 +82,8 @@ export { Inbox, InboxView, InboxTimeoutError, type InboxOptions } from './testin
 export type { CaughtMessage, CaughtAttachment } from './testing/caught.js';
 export type { InboxQuery, Matcher } from './testing/inbox-query.js';
 export { Faults, type Fault, type FaultStep, type RandomFaults } from './testing/faults.js';
-export { Pop3Server, type Pop3ServerOptions } from './pop3/server.js';
+export { Pop3Server } from './pop3/server.js';
+export type { Pop3ServerOptions } from './pop3/options.js';
 export { MaildirStore, type MaildirStoreOptions, type Pop3Store, type Pop3Maildrop } from './pop3/mailbox.js';
 export type { Pop3Message } from './pop3/session.js';
 export { InboxStore } from './testing/inbox-store.js';

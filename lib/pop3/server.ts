@@ -1,6 +1,6 @@
 /**
  * A POP3 server (RFC 1939, CAPA and response codes from RFC 2449, STLS from RFC 2595) over a
- * {@link Pop3Store}: the Maildir the `Maildir` handler writes, or a test suite's inbox. Users are
+ * `Pop3Store`: the Maildir the `Maildir` handler writes, or a test suite's inbox. Users are
  * checked by the same `authenticate` callback as SMTP AUTH, with PLAIN's semantics; one session
  * at a time holds a maildrop; deletions happen at QUIT only.
  */
@@ -8,67 +8,17 @@ import { once } from 'node:events';
 import { hostname as osHostname } from 'node:os';
 import type { Readable } from 'node:stream';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { createSecureContext, TLSSocket, type SecureContext, type SecureContextOptions } from 'node:tls';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { pino, type Logger } from 'pino';
-import { SettingsError, type SettingsProblem } from '../app/settings-schema.js';
-import type { Authenticator } from '../app/settings.js';
+import { SettingsError } from '../app/settings-schema.js';
+import { TrustedPeers } from '../app/trusted-peers.js';
+import { AuthFailures } from './auth-failures.js';
+import { problemsOf, type Pop3ServerOptions } from './options.js';
 import { LineSplitter } from '../protocol/line-splitter.js';
 import type { SessionInfo } from '../protocol/session-info.js';
-import type { Pop3Maildrop, Pop3Store } from './mailbox.js';
+import type { Pop3Maildrop } from './mailbox.js';
 import { Pop3Encoder } from './dot-stuffing.js';
 import { Pop3Session, type Pop3Action } from './session.js';
-
-/**
- * Settings of a {@link Pop3Server}.
- *
- * @example
- * ```ts
- * const options: Pop3ServerOptions = { store: new MaildirStore('./mail', { perUser: true }), authenticate, tls: { key, cert } };
- * ```
- */
-export interface Pop3ServerOptions {
-  /** Where each user's mail is. */
-  readonly store: Pop3Store;
-  /** Checks USER and PASS: called as for SMTP AUTH PLAIN (`mechanism: 'PLAIN'`). */
-  readonly authenticate: Authenticator;
-  /** The name in the greeting. Default: the machine's host name. */
-  readonly hostname?: string;
-  /** Key and certificate: STLS is offered (and TLS from the first byte with `implicitTLS`). */
-  readonly tls?: SecureContextOptions;
-  /** TLS from the first byte (POP3S, port 995). Needs `tls`. */
-  readonly implicitTLS?: boolean;
-  /** Take USER and PASS without TLS. Default false: send STLS first (RFC 2595 §2.3 advice). */
-  readonly allowInsecureAuth?: boolean;
-  /** Milliseconds without a command before the session is closed. Default 600 000 (RFC 1939 §3: at least 10 minutes). */
-  readonly idleTimeout?: number;
-  /** The longest command line, CRLF included. Default 512 (RFC 2449 §4 sets 255 for commands; longer passwords exist). */
-  readonly maxLineLength?: number;
-  /** Sessions at once; past it a client gets `-ERR [SYS/TEMP]` and is closed. Default 100. */
-  readonly maxConnections?: number;
-  /** A pino logger; default one at `SIROCCO_LOG_LEVEL` (info). */
-  readonly logger?: Logger;
-}
-
-function problemsOf(options: Pop3ServerOptions): SettingsProblem[] {
-  const problems: SettingsProblem[] = [];
-  const store = options.store as Partial<Pop3Store> | undefined;
-  if (typeof store?.open !== 'function')
-    problems.push({ field: 'store', reasons: ['store must be a Pop3Store (MaildirStore, or an inbox)'] });
-  if (typeof options.authenticate !== 'function') problems.push({ field: 'authenticate', reasons: ['authenticate must be a function'] });
-  if (options.implicitTLS === true && options.tls === undefined)
-    problems.push({ field: 'implicitTLS', reasons: ['implicitTLS needs the tls setting'] });
-  for (const [field, min] of [
-    ['idleTimeout', 1000],
-    ['maxLineLength', 64],
-    ['maxConnections', 1],
-  ] as const) {
-    const value = options[field];
-    if (value !== undefined && !(Number.isInteger(value) && value >= min)) {
-      problems.push({ field, reasons: [`${field} must be a whole number of at least ${min}`] });
-    }
-  }
-  return problems;
-}
 
 /**
  * Serves POP3 beside (or without) an SMTP server.
@@ -87,6 +37,7 @@ export class Pop3Server {
   readonly #context: SecureContext | undefined;
   readonly #locks = new Set<string>();
   readonly #connections = new Set<Pop3Connection>();
+  readonly #failures: AuthFailures;
   #server: Server | undefined;
 
   constructor(options: Pop3ServerOptions) {
@@ -95,6 +46,11 @@ export class Pop3Server {
     this.#options = options;
     this.#log = (options.logger ?? pino({ level: process.env.SIROCCO_LOG_LEVEL ?? 'info' })).child({ component: 'pop3' });
     this.#context = options.tls === undefined ? undefined : createSecureContext(options.tls);
+    this.#failures = new AuthFailures(
+      options.authFailuresPerIp ?? 10,
+      options.limitWindow ?? 60_000,
+      new TrustedPeers([...(options.limitExempt ?? ['127.0.0.0/8', '::1'])]),
+    );
   }
 
   /** Listens on `port` (0 picks one) and `address`; resolves once listening. */
@@ -137,6 +93,7 @@ export class Pop3Server {
       log: this.#log,
       context: this.#context,
       locks: this.#locks,
+      failures: this.#failures,
       closed: (c) => this.#connections.delete(c),
     });
     this.#connections.add(connection);
@@ -150,6 +107,7 @@ interface ConnectionContext {
   readonly context: SecureContext | undefined;
   /** Users whose maildrop a session holds (RFC 1939 §8: one session per maildrop). */
   readonly locks: Set<string>;
+  readonly failures: AuthFailures;
   closed(connection: Pop3Connection): void;
 }
 
@@ -277,6 +235,11 @@ class Pop3Connection {
 
   async #authenticate(user: string, password: string): Promise<Pop3Action> {
     const socket = this.#socket;
+    const address = socket.remoteAddress ?? '';
+    if (this.#c.failures.over(address)) {
+      this.#c.log.warn({ session: this.#id, remote: address }, 'pop3 login refused: too many failures from this address');
+      return { kind: 'close', lines: ['-ERR [AUTH] Too many authentication failures from your address, try again later'] };
+    }
     const info: SessionInfo = {
       id: this.#id,
       remoteAddress: socket.remoteAddress ?? '',
@@ -298,6 +261,7 @@ class Pop3Connection {
     }
     const name = decision === true ? user : typeof decision === 'string' && decision !== '' ? decision : undefined;
     if (name === undefined) {
+      this.#c.failures.count(address);
       this.#c.log.info({ session: this.#id, user, remote: info.remoteAddress }, 'pop3 login refused');
       return this.#session.authFailed('invalid');
     }

@@ -322,3 +322,20 @@ p.quit()
     expect(noUsers.stderr()).toBe('sirocco: --pop3-listen needs --pop3-users FILE (NAME:PASSWORD lines) (see --help)\n');
   });
 });
+
+describe('POP3 password guessing', () => {
+  it('refuses PASS from an address past authFailuresPerIp, in any session, until the window passes', async () => {
+    const { pop } = await maildirPair({ allowInsecureAuth: true, authFailuresPerIp: 2, limitWindow: 60_000, limitExempt: [] });
+    const guess = async (): Promise<string> => {
+      const c = await Pop3Client.connect(pop);
+      await c.line();
+      await c.command('USER alice@example.com');
+      const answer = await c.command('PASS guess');
+      c.close();
+      return answer;
+    };
+    expect(await guess()).toBe('-ERR [AUTH] Invalid user name or password\r\n');
+    expect(await guess()).toBe('-ERR [AUTH] Invalid user name or password\r\n');
+    expect(await guess()).toBe('-ERR [AUTH] Too many authentication failures from your address, try again later\r\n');
+  });
+});
