@@ -123,6 +123,13 @@ export class Faults {
   readonly #plans: { fault: Fault; left: number }[] = [];
   readonly #random: { fault: RandomFaults; next: () => number }[] = [];
   #injected = 0;
+  /** While the Controller checks that its server greets: that connection is not the tests'. */
+  #paused = false;
+
+  /** @internal */
+  set paused(value: boolean) {
+    this.#paused = value;
+  }
 
   /** Plans a fault for the next `times` occurrences of its step (after the plans already there). */
   add(fault: Fault): this {
@@ -161,6 +168,7 @@ export class Faults {
    * `SMTPError`, or `DropConnection`), when a fault applies; else resolves at once.
    */
   strike(step: FaultStep, recipient?: string): Promise<void> | undefined {
+    if (this.#paused) return undefined;
     const applies = (f: Fault): boolean =>
       f.at === step &&
       (f.recipient === undefined ||

@@ -253,6 +253,15 @@ describe('faults on purpose', () => {
     expect(first.filter((ok) => ok).length).toBeGreaterThan(0);
   });
 
+  it("keeps a fault planned before start() for the tests' connections, not the Controller's own check", async () => {
+    const controller = new Controller(RequestHandler, { inbox: true });
+    controller.faults.add({ at: 'connect', reply: 421 });
+    await controller.start();
+    running.push(controller);
+    const client = await RawClient.connect(controller.port);
+    expect(await client.closedByServer()).toBe('421 4.3.2 Service not available, closing connection (injected fault)\r\n');
+  });
+
   it('says what is wrong with a fault', () => {
     const controller = new Controller(RequestHandler);
     expect(() => controller.faults.add({ at: 'quit' as never })).toThrow(
