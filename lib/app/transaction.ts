@@ -15,7 +15,7 @@ import { replyForError } from './errors.js';
 import { andThen, type Maybe } from './maybe.js';
 import { MessageAbortedError, MessageStream } from './message-stream.js';
 import { SMTPRequest, type Envelope } from './request.js';
-import type { AnyServedApplication, HandlerTransaction, RequestHandler, ServedApplication } from './request-handler.js';
+import { RequestHandler, type AnyServedApplication, type HandlerTransaction, type ServedApplication } from './request-handler.js';
 
 /** Where a handler is in its lifecycle; `finish()` is only allowed in `data`. */
 type HandlerPhase = 'prepare' | 'rcpt' | 'idle' | 'data' | 'done';
@@ -116,7 +116,10 @@ export class Transaction implements HandlerTransaction {
 
   /** DATA, or the first BDAT chunk: the handler's `beforeData()`; a refusal leaves the envelope as it is. */
   beforeData(): Maybe<Reply | undefined> {
-    return this.#run('rcpt', () => this.#handler?.beforeData());
+    const handler = this.#handler;
+    // Most handlers have none: no hook run, no phase change, for them.
+    if (handler === undefined || handler.beforeData === RequestHandler.prototype.beforeData) return undefined;
+    return this.#run('rcpt', () => handler.beforeData());
   }
 
   /** Whether the handler reads the message as a stream (`static streaming = true`). */
