@@ -6,6 +6,7 @@ import { SMTPError } from '../protocol/reply.js';
 import { OutboundQueue } from '../outbound/queue.js';
 import { DEFAULT_LIFETIME, DEFAULT_RETRY_SCHEDULE } from '../outbound/schedule.js';
 import { mayRelay, relayDenied, RelayAccessSettings } from './relay-access.js';
+import { checkedHops } from './hops.js';
 import { receivedHeader } from './trace.js';
 
 /**
@@ -91,6 +92,15 @@ export class DeliverSettings extends RelayAccessSettings {
   @IsInt()
   @Min(10)
   queueScanInterval?: number;
+
+  /**
+   * A message with more `Received` fields than this is in a mail loop and is refused
+   * `554 5.4.6` (RFC 5321 §6.3). Default 50, as Postfix's `hopcount_limit`.
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  maxHops?: number;
 
   /** Whether a `Received` field is added (RFC 5321 §4.4). Default true. */
   @IsOptional()
@@ -199,9 +209,10 @@ export class Deliver extends RequestHandler<DeliverSettings> {
           requireTls: envelope.requireTls,
           eightBit: envelope.bodyType !== '7BIT',
         },
-        withPrefix(trace, this.request.stream),
+        withPrefix(trace, checkedHops(this.request.stream, this.settings.maxHops ?? 50)),
       );
     } catch (err) {
+      if (err instanceof SMTPError) throw err;
       throw SMTPError.from(REPLIES.localError(), {
         logMessage: `queueing in ${this.settings.queueDir} failed: ${err instanceof Error ? err.message : String(err)}`,
         cause: err,

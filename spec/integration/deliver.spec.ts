@@ -227,6 +227,23 @@ describe('Deliver: retries and bounces', () => {
   });
 });
 
+describe('Deliver: mail loops', () => {
+  it('refuses a message with more Received fields than maxHops, 554 5.4.6, and queues nothing', async () => {
+    const { port, app } = await setup([], { maxHops: 3 });
+    const transport = plainTransport(port);
+    const hops = (n: number): string => 'Received: from a by b; Mon, 1 Dec 2026 00:00:00 +0000\r\n'.repeat(n);
+    await expect(
+      transport.sendMail({ envelope: { from: 'a@sender.test', to: ['b@b.test'] }, raw: `${hops(4)}Subject: loop\r\n\r\nx\r\n` }),
+    ).rejects.toMatchObject({ response: '554 5.4.6 Too many hops: routing loop detected' });
+    expect(
+      (await transport.sendMail({ envelope: { from: 'a@sender.test', to: ['b@b.test'] }, raw: `${hops(3)}Subject: ok\r\n\r\nx\r\n` }))
+        .response,
+    ).toMatch(/^250 /);
+    transport.close();
+    await eventually(async () => (await deliveryQueue(app).list()).length === 0, 10_000);
+  });
+});
+
 describe('Deliver: never an open relay', () => {
   it('refuses an unauthenticated, untrusted client a recipient outside relayDomains, 554 5.7.1', async () => {
     const queue = tempQueue();
