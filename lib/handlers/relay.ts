@@ -3,10 +3,11 @@ import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { RequestHandler } from '../app/request-handler.js';
 import { settingsSchema } from '../app/settings-schema.js';
-import { pipeline, Transform } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import { SMTPError, type EnhancedCode } from '../protocol/reply.js';
 import { bounceMessage, type Refusal } from '../outbound/bounce.js';
 import { dsnGroups, dsnOptions } from '../outbound/client.js';
+import { checkedHops } from './hops.js';
 import { mayRelay, relayDenied, RelayAccessSettings } from './relay-access.js';
 
 /**
@@ -61,6 +62,15 @@ export class RelaySettings extends RelayAccessSettings {
   @IsOptional()
   @IsBoolean()
   relayBounces?: boolean;
+
+  /**
+   * A message with more `Received` fields than this is in a mail loop and is refused
+   * `554 5.4.6` (RFC 5321 §6.3) before it reaches the smarthost. Default 50.
+   */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  maxHops?: number;
 }
 
 const transports = new WeakMap<object, Transporter<SMTPTransport.SentMessageInfo>>();
@@ -178,7 +188,19 @@ export class Relay extends RequestHandler<RelaySettings> {
     });
     // The message's own error (too big, client gone) reaches nodemailer, which then drops the
     // smarthost connection instead of ending the data: a cut message is never delivered.
-    pipeline(this.request.stream, source, () => undefined);
+    let loop: SMTPError | undefined;
+    const max = this.settings.maxHops ?? 50;
+    const checked = async function* (stream: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+      try {
+        yield* checkedHops(stream, max);
+      } catch (err) {
+        if (!(err instanceof SMTPError)) throw err;
+        // nodemailer rewrites the error it is given (its code becomes ESTREAM): it gets a copy.
+        loop = err;
+        throw new Error(err.message, { cause: err });
+      }
+    };
+    pipeline(Readable.from(checked(this.request.stream)), source, () => undefined);
     const rejected: Refusal[] = [];
     for (const [n, group] of groups.entries()) {
       const raw = n === 0 ? source : Buffer.concat(kept);
@@ -193,7 +215,7 @@ export class Relay extends RequestHandler<RelaySettings> {
           ...dsnOptions(envelope.dsn, group.dsn),
         });
       } catch (err) {
-        if (n === 0) throw smarthostError(err);
+        if (n === 0) throw loop ?? smarthostError(err);
         // The first group went: the 250 stands, and these recipients are bounced.
         const refusal = smarthostError(err);
         for (const recipient of group.addresses)

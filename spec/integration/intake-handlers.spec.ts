@@ -104,6 +104,20 @@ describe('Relay, streaming', () => {
     closeRelay(relay.app.settings);
   });
 
+  it('refuses a message in a mail loop (more Received fields than maxHops) before it reaches the smarthost', async () => {
+    const seen: { envelope: Envelope; body: Buffer }[] = [];
+    const smarthost = await startServer(envelopes(seen));
+    const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: smarthost.port, maxHops: 2 });
+    const looping = await RawClient.inData(relay.port);
+    looping.write('Received: from a by b\r\nReceived: from b by a\r\nReceived: from a by b\r\nSubject: loop\r\n\r\nx\r\n.\r\n');
+    expect(await looping.reply()).toBe('554 5.4.6 Too many hops: routing loop detected\r\n');
+    const fine = await RawClient.inData(relay.port);
+    fine.write('Received: from a by b\r\nSubject: fine\r\n\r\nx\r\n.\r\n');
+    expect(await fine.reply()).toMatch(/^250 2\.0\.0 Ok: relayed as /);
+    expect(seen.map((m) => m.body.toString())).toEqual(['Received: from a by b\r\nSubject: fine\r\n\r\nx\r\n']);
+    closeRelay(relay.app.settings);
+  });
+
   it('passes DSN parameters on, and bounces honour NOTIFY and RET', async () => {
     const seen: { envelope: Envelope; body: Buffer }[] = [];
     const smarthost = await startServer(envelopes(seen), { dsn: true });
