@@ -32,7 +32,12 @@ interface Lane<J> {
   readonly verified: boolean;
   readonly jobs: J[];
   running: number;
+  /** Wakes a runner that waits, connection open, for the lane's next job. */
+  wake: (() => void) | undefined;
 }
+
+/** How long an open connection waits for another message to its destination before QUIT (as Postfix's connection cache, 2 s). */
+const LINGER_MS = 2000;
 
 /**
  * What a job gets when no exchanger could be reached. A REQUIRETLS message that cannot have
@@ -49,6 +54,7 @@ export class Lanes<J extends LaneJob> {
   readonly #options: LaneOptions<J>;
   readonly #lanes = new Map<string, Lane<J>>();
   #connections = 0;
+  #closed = false;
 
   constructor(options: LaneOptions<J>) {
     this.#options = options;
@@ -59,11 +65,34 @@ export class Lanes<J extends LaneJob> {
     const key = `${verified ? 'v' : 'o'}:${domain}`;
     let lane = this.#lanes.get(key);
     if (lane === undefined) {
-      lane = { domain, verified, jobs: [], running: 0 };
+      lane = { domain, verified, jobs: [], running: 0, wake: undefined };
       this.#lanes.set(key, lane);
     }
     lane.jobs.push(job);
+    lane.wake?.();
     this.#pump();
+  }
+
+  /** Sends the connections that wait for more work home (the queue is closing). */
+  close(): void {
+    this.#closed = true;
+    for (const lane of this.#lanes.values()) lane.wake?.();
+  }
+
+  /** The lane's next job; with a connection open, waits a little for one to come. */
+  async #next(lane: Lane<J>, connection: OutboundConnection | undefined): Promise<J | undefined> {
+    const job = lane.jobs.shift();
+    if (job !== undefined || connection?.alive !== true || this.#closed) return job;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, LINGER_MS);
+      timer.unref();
+      lane.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    lane.wake = undefined;
+    return lane.jobs.shift();
   }
 
   #pump(): void {
@@ -111,7 +140,7 @@ export class Lanes<J extends LaneJob> {
     }
     let connection: OutboundConnection | undefined;
     try {
-      for (let job = lane.jobs.shift(); job !== undefined; job = lane.jobs.shift()) {
+      for (let job = lane.jobs.shift(); job !== undefined; job = await this.#next(lane, connection)) {
         if (connection?.alive !== true) {
           connection?.close();
           const opened = await OutboundConnection.open(destination.exchangers, { ...this.#options.connect, verifiedTls: lane.verified });

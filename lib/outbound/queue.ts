@@ -181,6 +181,7 @@ export class OutboundQueue {
   async close(waitMs = 30_000): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
+    this.#lanes.close();
     if (this.#inFlight === 0) return;
     const drained = new Promise<void>((resolve) => (this.#drained = resolve));
     let timer: NodeJS.Timeout | undefined;
