@@ -26,7 +26,7 @@ export function countReceived(head: string): number {
  */
 export async function* checkedHops(source: AsyncIterable<Uint8Array>, max: number): AsyncIterable<Uint8Array> {
   const held: Uint8Array[] = [];
-  let size = 0;
+  let head = '';
   let checked = false;
   for await (const part of source) {
     if (checked) {
@@ -34,10 +34,9 @@ export async function* checkedHops(source: AsyncIterable<Uint8Array>, max: numbe
       continue;
     }
     held.push(part);
-    size += part.length;
-    const head = Buffer.concat(held).toString('latin1');
+    head += Buffer.from(part.buffer, part.byteOffset, part.byteLength).toString('latin1');
     const end = head.search(/\r?\n\r?\n/);
-    if (end === -1 && size < HEAD_LIMIT) continue;
+    if (end === -1 && head.length < HEAD_LIMIT) continue;
     const count = countReceived(end === -1 ? head : head.slice(0, end));
     if (count > max) throw tooManyHops(count, max);
     checked = true;
@@ -45,7 +44,7 @@ export async function* checkedHops(source: AsyncIterable<Uint8Array>, max: numbe
     held.length = 0;
   }
   if (!checked) {
-    const count = countReceived(Buffer.concat(held).toString('latin1'));
+    const count = countReceived(head);
     if (count > max) throw tooManyHops(count, max);
     yield* held;
   }

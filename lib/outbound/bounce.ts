@@ -97,7 +97,7 @@ export function bounceMessage(facts: BounceFacts): Buffer {
         : [`Original-Recipient: ${r.originalRecipient.type}; ${oneLine(r.originalRecipient.address)}`]),
       `Final-Recipient: ${addressType}; ${r.recipient}`,
       `Action: ${delayed ? 'delayed' : 'failed'}`,
-      `Status: ${status(r)}`,
+      `Status: ${statusOf(r.code, r.reply)}`,
       ...((r.remoteMta ?? facts.remoteMta) === undefined ? [] : [`Remote-MTA: dns; ${r.remoteMta ?? facts.remoteMta}`]),
       ...(delayed && facts.willRetryUntil !== undefined ? [`Will-Retry-Until: ${rfc5322Date(facts.willRetryUntil)}`] : []),
       `Diagnostic-Code: smtp; ${oneLine(r.reply)}`,
@@ -129,10 +129,10 @@ export function bounceMessage(facts: BounceFacts): Buffer {
   return Buffer.concat([Buffer.from(`${parts.join('\r\n')}\r\n`), returned, Buffer.from(`\r\n--${boundary}--\r\n`)]);
 }
 
-/** The enhanced status code of a refusal: the one in its reply, or the bare class. */
-function status(r: Refusal): string {
-  const klass = Math.floor(r.code / 100);
-  const found = /^\d{3}[ -]([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(r.reply);
+/** The enhanced status code of a reply: its own when it has one of the right class, else the bare class. */
+export function statusOf(code: number, reply: string): string {
+  const klass = Math.floor(code / 100);
+  const found = /^(?:\d{3}[ -])?([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(reply);
   return found !== null && Number(found[1]) === klass ? `${found[1]}.${found[2]}.${found[3]}` : `${klass}.0.0`;
 }
 

@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import type { RcptDsn } from '../protocol/dsn.js';
+import { statusOf } from './bounce.js';
 import type { Exchanger } from './resolver.js';
 
 /**
@@ -218,13 +219,6 @@ export class OutboundConnection {
     if (this.#alive) this.#connection.quit();
     this.#alive = false;
   }
-}
-
-/** The enhanced status code of a reply: its own when it has one of the right class, else the bare class. */
-export function statusOf(code: number, reply: string): string {
-  const klass = Math.floor(code / 100);
-  const found = /^(?:\d{3}[ -])?([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(reply);
-  return found !== null && Number(found[1]) === klass ? `${found[1]}.${found[2]}.${found[3]}` : `${klass}.0.0`;
 }
 
 function connectFailure(err: SMTPConnection.SMTPError, exchanger: string, address: string, verified: boolean): ConnectFailure {

@@ -115,8 +115,7 @@ export async function sendDirect(options: DirectMessage): Promise<DirectReport> 
       from: options.from,
       recipients: addresses.map((address) => ({ address })),
       requireTls: options.requireTls,
-      // eslint-disable-next-line no-control-regex
-      eightBit: /[^\x00-\x7f]/.test(content.toString('latin1')),
+      eightBit: content.some((byte) => byte > 0x7f),
       size: content.length,
       content: () => content,
     });

@@ -142,7 +142,7 @@ export class OutboundQueue {
    * Puts a message in the queue, flushed to disk before this resolves, and starts its delivery.
    * Resolves to its queue id.
    */
-  async enqueue(message: NewMessage, content: AsyncIterable<Uint8Array> | Uint8Array, size?: number): Promise<string> {
+  async enqueue(message: NewMessage, content: AsyncIterable<Uint8Array> | Uint8Array): Promise<string> {
     const now = Date.now();
     const seen = new Set<string>();
     const recipients: QueuedRecipient[] = [];
@@ -151,8 +151,7 @@ export class OutboundQueue {
       seen.add(r.address);
       recipients.push({ address: r.address, ...(r.dsn === undefined ? {} : { dsn: r.dsn }), state: 'pending' });
     }
-    const counted = { bytes: 0 };
-    const entry: QueueEntry = {
+    const entry = {
       id: newSpoolId(),
       from: message.from,
       recipients,
@@ -160,14 +159,11 @@ export class OutboundQueue {
       ...(message.envid === undefined ? {} : { envid: message.envid }),
       requireTls: message.requireTls === true,
       eightBit: message.eightBit === true,
-      get size() {
-        return size ?? counted.bytes;
-      },
       queuedAt: now,
       attempts: 0,
       nextAttemptAt: now,
     };
-    await this.spool.add(entry, content instanceof Uint8Array ? content : countBytes(content, counted));
+    await this.spool.add(entry, content);
     this.kick();
     return entry.id;
   }
@@ -324,7 +320,7 @@ export class OutboundQueue {
     const told = recipientsToTell(recipients, kind);
     if (told.length === 0) return;
     const notice = noticeMessage(entry, told, kind, await this.#original(entry), this.#options.hostname, this.#options.policy.lifetime);
-    const id = await this.enqueue({ from: '', recipients: [{ address: entry.from }] }, notice, notice.length);
+    const id = await this.enqueue({ from: '', recipients: [{ address: entry.from }] }, notice);
     this.#log.info({ queueId: entry.id, notice: id, to: entry.from, recipients: told.length }, `${kind} notice queued`);
   }
 
@@ -339,13 +335,5 @@ export class OutboundQueue {
     } finally {
       await file.close();
     }
-  }
-}
-
-/** Counts the bytes of a stream as it passes. */
-async function* countBytes(source: AsyncIterable<Uint8Array>, counted: { bytes: number }): AsyncIterable<Uint8Array> {
-  for await (const part of source) {
-    counted.bytes += part.length;
-    yield part;
   }
 }

@@ -147,18 +147,22 @@ export class Spool {
   }
 
   /**
-   * Queues a message: its content (read from `content` until it ends) and its state, each
+   * Queues a message: its content (read from `content` until it ends) and its state with the
+   * content's size, each
    * flushed to disk with its directory before this resolves. A failure leaves nothing behind.
    */
-  async add(entry: QueueEntry, content: AsyncIterable<Uint8Array> | Uint8Array): Promise<void> {
-    if (!ID.test(entry.id)) throw new Error(`bad queue id ${entry.id}`);
-    const tmpData = join(this.dir, 'tmp', `${entry.id}.data`);
-    const data = join(this.dir, 'data', entry.id);
+  async add(fields: Omit<QueueEntry, 'size'>, content: AsyncIterable<Uint8Array> | Uint8Array): Promise<void> {
+    let size = 0;
+    if (!ID.test(fields.id)) throw new Error(`bad queue id ${fields.id}`);
+    const tmpData = join(this.dir, 'tmp', `${fields.id}.data`);
+    const data = join(this.dir, 'data', fields.id);
     let file: FileHandle | undefined;
     try {
       file = await open(tmpData, 'wx', 0o600);
-      if (content instanceof Uint8Array) await file.write(content);
-      else for await (const part of content) await file.write(part);
+      for await (const part of content instanceof Uint8Array ? [content] : content) {
+        await file.write(part);
+        size += part.length;
+      }
       await file.sync();
       await file.close();
       file = undefined;
@@ -169,6 +173,7 @@ export class Spool {
       await unlink(tmpData).catch(() => undefined);
       throw err;
     }
+    const entry: QueueEntry = { ...fields, size };
     try {
       await this.#writeState(join(this.dir, 'queue', dueName(entry.nextAttemptAt, entry.id)), entry);
     } catch (err) {
