@@ -9,6 +9,7 @@
  * limit, {@link MessageAbortedError} when the client went away or reset the transaction.
  */
 import { Readable } from 'node:stream';
+import { LentChunks, type ReadBufferRecycler } from './lent-chunks.js';
 
 /**
  * The message passed `maxMessageSize`; the client is answered `552 5.3.4` once it has sent it all.
@@ -66,9 +67,13 @@ export class MessageStream extends Readable {
   #wanted: (() => void) | null = null;
   #discarding = false;
   #done = false;
+  #lending: LentChunks | null = null;
+  readonly #recycler: ReadBufferRecycler | null;
 
-  constructor() {
+  /** @internal */
+  constructor(recycler: ReadBufferRecycler | null = null) {
     super({ highWaterMark: HIGH_WATER_MARK });
+    this.#recycler = recycler;
     // A handler that stopped reading must not bring the process down when the message then fails:
     // readers that still listen (pipeline, for await, their own 'error' listener) get the error.
     this.on('error', () => undefined);
@@ -87,12 +92,34 @@ export class MessageStream extends Readable {
    */
   feed(part: Buffer): boolean {
     if (this.#done || this.destroyed || this.#discarding) return true;
+    if (this.#lending !== null) return this.#lending.feed(part);
     return this.push(part);
+  }
+
+  /**
+   * @internal The message as lent chunks (`this.request.lentChunks()`), instead of this stream.
+   * What the stream holds already moves over, and its memory is never reused.
+   */
+  lend(): LentChunks {
+    if (this.#lending !== null) throw new Error('lentChunks() was called already for this message');
+    if (this.readableDidRead || this.readableFlowing !== null) {
+      throw new Error('the message is read as this.request.stream already: read it either as the stream or through lentChunks()');
+    }
+    const lending = new LentChunks(this.#recycler, () => this.#release());
+    this.#lending = lending;
+    if (this.destroyed) {
+      lending.fail(this.errored ?? new MessageAbortedError('the message ended before it was read'));
+      return lending;
+    }
+    for (let part = this.read() as Buffer | null; part !== null; part = this.read() as Buffer | null) lending.feed(part, true);
+    if (this.#discarding) lending.drop();
+    else if (this.#done) lending.end();
+    return lending;
   }
 
   /** @internal Resolves once the reader wants more, or at once when nobody reads any more. */
   demand(): Promise<void> {
-    if (this.#done || this.destroyed || this.#discarding) return Promise.resolve();
+    if (this.#done || this.destroyed || this.#discarding || this.#lending?.dropping === true) return Promise.resolve();
     return new Promise((resolve) => {
       this.#wanted = resolve;
     });
@@ -104,6 +131,7 @@ export class MessageStream extends Readable {
    */
   discard(): void {
     this.#discarding = true;
+    this.#lending?.drop();
     this.#release();
   }
 
@@ -112,6 +140,7 @@ export class MessageStream extends Readable {
     if (this.#done || this.destroyed) return;
     this.#done = true;
     this.push(null);
+    this.#lending?.end();
     this.#release();
   }
 
@@ -120,6 +149,7 @@ export class MessageStream extends Readable {
     if (this.#done || this.destroyed) return;
     this.#done = true;
     this.destroy(error);
+    this.#lending?.fail(error);
     this.#release();
   }
 

@@ -1,6 +1,7 @@
 import { randomFillSync } from 'node:crypto';
 import type { ParsedMail } from 'mailparser';
 import { Readable } from 'node:stream';
+import { MessageStream } from './message-stream.js';
 import type { BodyType, EsmtpParams } from '../protocol/command.js';
 import type { MailDsn, RcptDsn } from '../protocol/dsn.js';
 import type { SessionInfo } from '../protocol/session-info.js';
@@ -175,6 +176,21 @@ export class SMTPRequest {
     return this.#stream;
   }
 
+  /**
+   * The message as chunks lent to the reader, an alternative to {@link stream} for a streaming
+   * handler that keeps nothing of a chunk once it has used it (a counter, a hash, a file written
+   * chunk by chunk). **Each chunk is valid until the loop asks for the next one**: the server may
+   * then read the client's next bytes into the same memory, so copy what you keep. In exchange a
+   * message of any size costs no memory per read, where a stream's chunks are each new memory,
+   * freed at the next garbage collection. Same pace, size limit and errors as the stream; call
+   * it once, before reading the stream. For a buffered handler it yields the held body.
+   */
+  lentChunks(): AsyncIterableIterator<Buffer> {
+    const stream = this.#stream;
+    if (stream instanceof MessageStream) return stream.lend();
+    return wholeBody(this.#body);
+  }
+
   /** @internal */
   setBody(body: Buffer): void {
     this.#body = body;
@@ -202,4 +218,10 @@ export class SMTPRequest {
     const { simpleParser } = await import('mailparser');
     return simpleParser(this.#body);
   }
+}
+
+/** A held body as lent chunks: itself, once. */
+// eslint-disable-next-line @typescript-eslint/require-await
+async function* wholeBody(body: Buffer): AsyncGenerator<Buffer> {
+  if (body.length > 0) yield body;
 }

@@ -13,6 +13,7 @@ import type { Reply } from '../protocol/reply.js';
 import type { SessionInfo } from '../protocol/session-info.js';
 import { replyForError } from './errors.js';
 import { andThen, type Maybe } from './maybe.js';
+import type { ReadBufferRecycler } from './lent-chunks.js';
 import { MessageAbortedError, MessageStream } from './message-stream.js';
 import { SMTPRequest, type Envelope } from './request.js';
 import { RequestHandler, type AnyServedApplication, type HandlerTransaction, type ServedApplication } from './request-handler.js';
@@ -131,9 +132,9 @@ export class Transaction implements HandlerTransaction {
    * The data starts. For a streaming handler, `data()` runs from now on, reading the stream this
    * returns; `null` for a buffered handler, whose `data()` waits for {@link message}.
    */
-  openMessage(): MessageStream | null {
+  openMessage(recycler: ReadBufferRecycler | null = null): MessageStream | null {
     if (!this.streaming) return null;
-    const stream = new MessageStream();
+    const stream = new MessageStream(recycler);
     this.#stream = stream;
     this.request.setStream(stream);
     // The time limit starts at the end of the data: reading a large message may take long.

@@ -36,6 +36,11 @@ export class LineSplitter {
     return lf;
   }
 
+  /** Whether any byte held is in `backing`: memory that must not be written over yet. */
+  holds(backing: ArrayBufferLike): boolean {
+    return this.#pending !== null && this.#pending.buffer === backing;
+  }
+
   /** Bytes held, waiting for a line end or for {@link takeAll}. */
   get buffered(): number {
     return this.#pending === null ? 0 : this.#pending.length;

@@ -7,7 +7,9 @@
  */
 import type { Socket } from 'node:net';
 import type { Maybe } from '../app/maybe.js';
+import type { ReadBufferRecycler } from '../app/lent-chunks.js';
 import type { LineSplitter } from '../protocol/line-splitter.js';
+import { giveBack, isReadBuffer } from './reader.js';
 
 /** A unit's outcome: done now (`undefined`), a hook running (its promise), or no complete unit. */
 export type StepResult = Promise<void> | undefined | typeof DRY;
@@ -36,7 +38,7 @@ export interface PumpDriver {
   flush(): void;
 }
 
-export class InputPump {
+export class InputPump implements ReadBufferRecycler {
   readonly #lines: LineSplitter;
   readonly #maxBuffered: number;
   readonly #driver: PumpDriver;
@@ -137,6 +139,16 @@ export class InputPump {
     this.#lines.compact();
     this.#driver.flush();
     this.resume();
+  }
+
+  /** Whether `backing` is a read buffer of the socket's own, which {@link recycle} may give back. */
+  owns(backing: ArrayBufferLike): boolean {
+    return isReadBuffer(this.#driver.socket(), backing);
+  }
+
+  /** A lending reader is done with every part of `backing`: the socket reads into it again, unless input waiting here is in it. */
+  recycle(backing: ArrayBufferLike): void {
+    if (!this.#lines.holds(backing)) giveBack(this.#driver.socket(), backing);
   }
 
   /** Reads again unless the connection waits for something else. */

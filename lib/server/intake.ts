@@ -276,7 +276,7 @@ export class Intake {
       this.#log.warn({ reply: 'insufficientStorage', held: this.#budget.held, budget: this.#budget.limit }, 'body memory budget spent');
       return null;
     }
-    const body = new MessageBody(transaction.openMessage(), this.#budget);
+    const body = new MessageBody(transaction.openMessage(this.#pump), this.#budget);
     this.#body = body;
     return body;
   }

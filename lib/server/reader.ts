@@ -38,14 +38,20 @@ const SHORT_COPY = 64;
 const BIG_READ = 16 * 1024;
 /** Where a socket keeps the listener {@link readChunks} gave it. */
 const LISTENER = Symbol('sirocco.chunkListener');
+/** Where a socket keeps the read buffers given back to it ({@link giveBack}), for its next reads. */
+const SPARES = Symbol('sirocco.spareReadBuffers');
+/** Read buffers a socket keeps for reuse: what a lending reader has in flight at a time, and some. */
+const MAX_SPARES = 8;
 
 type Slots = { readonly buffer: symbol; readonly callback: symbol; readonly generator: symbol | undefined };
-type ReadSocket = Socket & { [LISTENER]?: ChunkListener | undefined } & Record<symbol, unknown>;
+type ReadSocket = Socket & { [LISTENER]?: ChunkListener | undefined; [SPARES]?: Buffer[] | undefined } & Record<symbol, unknown>;
 
 let shared: Buffer | undefined;
 let slots: Slots | null | undefined;
 /** The buffer the socket that just read reads into next; Node asks {@link nextReadBuffer} right after {@link deliver}. */
 let next: Buffer | null = null;
+/** The read buffers of the sockets' own, each with the socket it was made for: only those may be given back. */
+const madeFor = new WeakMap<ArrayBufferLike, ReadSocket>();
 
 /**
  * Starts delivering the socket's reads to `onChunk`, until {@link stopReading}: directly when
@@ -103,13 +109,46 @@ function deliver(this: ReadSocket, length: number, read: Uint8Array): void {
     // Message data. A buffer of the socket's own is handed over as it is; the shared one is
     // copied out, once. Either way the next read goes into a new buffer of the socket's own.
     chunk = read === shared ? copyOut(read, length) : Buffer.from(read.buffer, read.byteOffset, length);
-    next = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+    next = this[SPARES]?.pop() ?? ownReadBuffer(this);
   } else {
     chunk = copyOut(read, length);
     // Commands again: back to the shared buffer, so an idle connection holds none of its own.
-    if (swaps && read !== shared && shared !== undefined) next = shared;
+    if (swaps && read !== shared && shared !== undefined) {
+      next = shared;
+      this[SPARES] = undefined;
+    }
   }
   onChunk(chunk);
+}
+
+function ownReadBuffer(socket: ReadSocket): Buffer {
+  const buffer = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+  madeFor.set(buffer.buffer, socket);
+  return buffer;
+}
+
+/**
+ * Whether `backing` is one of the socket's own read buffers, handed over whole by a read: the
+ * one kind of memory {@link giveBack} takes.
+ */
+export function isReadBuffer(socket: Socket, backing: ArrayBufferLike): boolean {
+  return madeFor.get(backing) === socket;
+}
+
+/**
+ * Gives one of the socket's own read buffers back for its next reads, once nothing holds any
+ * part of it any more: the caller's promise, which the reader cannot check. A socket keeps a few
+ * while it reads message data, none once it reads commands again; the rest go to the garbage
+ * collector as before.
+ */
+export function giveBack(socket: Socket, backing: ArrayBufferLike): void {
+  const s = socket as ReadSocket;
+  if (madeFor.get(backing) !== s || slots?.generator === undefined) return;
+  const current = s[slots.buffer] as Buffer | null;
+  if (current === null || current === shared || current.buffer === backing) return;
+  const spares = (s[SPARES] ??= []);
+  if (spares.length >= MAX_SPARES || spares.some((b) => b.buffer === backing)) return;
+  spares.push(Buffer.from(backing));
 }
 
 /** Node's `kBufferGen`: the buffer for the socket's next read, when {@link deliver} chose one. */

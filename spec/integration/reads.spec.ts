@@ -7,7 +7,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Application, RequestHandler, SMTPServer } from '../../lib/index.js';
-import { readChunks, readsDirectly, stopReading } from '../../lib/server/reader.js';
+import { giveBack, isReadBuffer, readChunks, readsDirectly, stopReading } from '../../lib/server/reader.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, recordingHandler, silent, startServer, until, type Received } from '../helpers/server.js';
@@ -128,6 +128,86 @@ describe.each([
     await new Promise((r) => setTimeout(r, 100));
     expect(Buffer.concat(server.chunks).toString()).toBe('before\r\n');
     client.destroy();
+  });
+});
+
+describe('giving read buffers back', () => {
+  /**
+   * A server whose reader copies each chunk, then (once the read is over, reading paused
+   * meanwhile, as a reader done with the chunk would) gives back the memory `giving` names.
+   */
+  async function givingServer(
+    giving: (socket: Socket, chunk: Buffer) => readonly [Socket, ArrayBufferLike][],
+  ): Promise<{ port: number; got: Buffer[]; backings: Set<ArrayBufferLike>; large: () => number }> {
+    const got: Buffer[] = [];
+    /** The memory of the reads too large for Node's shared pool of small buffers. */
+    const backings = new Set<ArrayBufferLike>();
+    const server = createServer((socket) => {
+      socket.on('error', () => undefined);
+      readChunks(socket, (chunk) => {
+        got.push(Buffer.from(chunk));
+        if (chunk.length > Buffer.poolSize / 2) backings.add(chunk.buffer);
+        const given = giving(socket, chunk);
+        socket.pause();
+        setImmediate(() => {
+          for (const [to, backing] of given) giveBack(to, backing);
+          socket.resume();
+        });
+      });
+    });
+    servers.add(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    return { port: address.port, got, backings, large: () => got.filter((c) => c.length > Buffer.poolSize / 2).length };
+  }
+
+  it('reads into the buffers given back instead of new ones, every byte intact', async () => {
+    const { port, got, backings } = await givingServer((socket, chunk) => [[socket, chunk.buffer]]);
+    const client = await open(port);
+    try {
+      const sent = pattern(8 * 1024 * 1024, 3);
+      client.write(sent);
+      await until(() => got.reduce((n, c) => n + c.length, 0) === sent.length, 10_000);
+      expect(Buffer.concat(got).equals(sent)).toBe(true);
+      // 8 MiB in reads of up to 64 KiB: over a hundred buffers without reuse.
+      expect(backings.size).toBeLessThan(20);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('takes back only its own read buffers, from the socket they were made for', async () => {
+    let first: Socket | undefined;
+    const foreign = new ArrayBuffer(64 * 1024);
+    const owned: boolean[] = [];
+    const { port, got, backings, large } = await givingServer((socket, chunk) => {
+      first ??= socket;
+      owned.push(isReadBuffer(socket, chunk.buffer));
+      // Given to the first socket, or memory the reader never made: neither is read into.
+      return socket === first ? [[socket, foreign]] : [[first, chunk.buffer]];
+    });
+    const total = (): number => got.reduce((n, c) => n + c.length, 0);
+    const one = await open(port);
+    try {
+      one.write('x');
+      await until(() => got.length === 1);
+      const two = await open(port);
+      const sent = pattern(4 * 1024 * 1024, 4);
+      try {
+        two.write(sent);
+        await until(() => total() === sent.length + 1, 10_000);
+      } finally {
+        two.destroy();
+      }
+      one.write(sent);
+      await until(() => total() === 2 * sent.length + 1, 10_000);
+      expect(owned.some((o) => o)).toBe(true);
+      // Nothing was reused: every read in memory of its own.
+      expect(backings.size).toBe(large());
+    } finally {
+      one.destroy();
+    }
   });
 });
 
