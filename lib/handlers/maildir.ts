@@ -103,7 +103,8 @@ export class Maildir extends RequestHandler<MaildirSettings> {
       prepare(first);
       file = await open(tmpPath, 'wx', 0o600);
       if (this.settings.maildirTraceHeaders !== false) await file.write(traceHeaders(this.request, this.settings.hostname));
-      for await (const part of this.request.stream) await file.write(part as Buffer);
+      // Each chunk is written before the next is asked for: lent chunks, whose memory is read into again.
+      for await (const part of this.request.lentChunks()) await file.write(part);
       await file.sync();
       await file.close();
       file = undefined;

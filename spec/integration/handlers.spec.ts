@@ -105,6 +105,21 @@ describe('Maildir', () => {
     expect(contents).toEqual(['one\r\n', 'two\r\n']);
   });
 
+  it('writes a large message byte for byte while it arrives, dot-stuffing removed', async () => {
+    const dir = tempDir();
+    const { port } = await startServer(Maildir, { maildir: dir, maildirTraceHeaders: false, maxMessageSize: 64 * 1024 * 1024 });
+    const lines = Array.from({ length: 60_000 }, (_, i) => `${i % 5 === 0 ? '.' : ''}${'0123456789'.repeat((i % 30) + 1)} ${i}\r\n`);
+    const expected = lines.join('');
+    const client = await RawClient.inData(port);
+    const wire = Buffer.from(lines.map((l) => (l.startsWith('.') ? `.${l}` : l)).join(''));
+    for (let offset = 0; offset < wire.length; offset += 1 << 20) client.write(wire.subarray(offset, offset + (1 << 20)));
+    expect(await client.command('.')).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    client.close();
+    const [file] = readdirSync(join(dir, 'new'));
+    expect(expected.length).toBeGreaterThan(8 * 1024 * 1024);
+    expect(readFileSync(join(dir, 'new', file ?? '')).equals(Buffer.from(expected))).toBe(true);
+  });
+
   it('answers 451, never 250, when the write fails', async () => {
     const dir = tempDir();
     const notADirectory = join(dir, 'file');
