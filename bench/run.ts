@@ -9,7 +9,7 @@
  *
  * Row (h) compares Sirocco's outbound queue with Postfix instead (bench/deliver.ts).
  *
- * Usage: npm run bench [-- --rounds N] [-- --only a,am,b,c,cb,d,e,f,g,s,h]
+ * Usage: npm run bench [-- --rounds N] [-- --only a,am,b,c,cl,cb,d,e,f,fl,g,s,h]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -326,18 +326,20 @@ const startupScenario: Scenario = {
 const HUGE = Number(process.env.BENCH_HUGE_MIB ?? 100) * 1024 * 1024;
 
 /** (f): one 100 MiB message into a streaming handler; how far the server's RSS rises above its idle RSS. */
-const hugeScenario: Scenario = {
-  key: 'f',
-  title: `(f) one ${HUGE / 1048576} MiB message into a streaming handler`,
-  serverArgs: ['stream'],
-  async run(server) {
-    await server.gc();
-    const before = await server.stats();
-    const sample = await measure(server, 1, () => smtpSource(server.port, ['-s', '1', '-l', String(HUGE), '-m', '1']));
-    const after = await server.stats();
-    return { ...sample, rssGrowthMiB: (after.maxRss - before.rss) / 1048576 };
-  },
-};
+function hugeScenario(key: string, title: string, serverArgs: string[]): Scenario {
+  return {
+    key,
+    title,
+    serverArgs,
+    async run(server) {
+      await server.gc();
+      const before = await server.stats();
+      const sample = await measure(server, 1, () => smtpSource(server.port, ['-s', '1', '-l', String(HUGE), '-m', '1']));
+      const after = await server.stats();
+      return { ...sample, rssGrowthMiB: (after.maxRss - before.rss) / 1048576 };
+    },
+  };
+}
 
 const CROWD = 200;
 const CROWD_SIZE = 5 * 1024 * 1024;
@@ -381,8 +383,17 @@ const SCENARIOS: Scenario[] = [
     ['-d', '-s', '4', '-l', String(5 * 1024 * 1024)],
     ['stream'],
   ),
+  loadScenario(
+    'cl',
+    '(c) the same, Sirocco reading lent chunks',
+    80,
+    8,
+    ['-d', '-s', '4', '-l', String(5 * 1024 * 1024)],
+    ['stream', 'lent'],
+  ),
   loadScenario('cb', '(c) the same, handlers holding the body whole', 80, 8, ['-d', '-s', '4', '-l', String(5 * 1024 * 1024)]),
-  hugeScenario,
+  hugeScenario('f', `(f) one ${HUGE / 1048576} MiB message into a streaming handler`, ['stream']),
+  hugeScenario('fl', `(f) the same, Sirocco reading lent chunks`, ['stream', 'lent']),
   crowdScenario,
   idleScenario,
   tlsScenario,
@@ -441,7 +452,7 @@ async function main(): Promise<void> {
     if (scenario.key === 's') {
       row('ms to the first 220', (x) => x.firstGreetingMs ?? 0, 0);
       row('idle RSS MiB', (x) => x.maxRssMiB, 1);
-    } else if (scenario.key === 'f') {
+    } else if (scenario.key === 'f' || scenario.key === 'fl') {
       row('peak RSS growth MiB', (x) => x.rssGrowthMiB ?? 0, 1);
       row('peak RSS MiB', (x) => x.maxRssMiB, 1);
     } else if (scenario.key === 'g') {

@@ -20,6 +20,8 @@ const options = process.argv.slice(3);
 const tlsDir = options.includes('tls') ? options[options.indexOf('tls') + 1] : undefined;
 // `stream`: the handler reads the message as a stream and holds none of it.
 const streaming = options.includes('stream');
+// `lent`: Sirocco's streaming handler reads lent chunks (`this.request.lentChunks()`), not the stream.
+const lent = options.includes('lent');
 // `metrics`: Sirocco counts Prometheus metrics (metricsListen on a free loopback port).
 const withMetrics = options.includes('metrics');
 // `budget=BYTES`: Sirocco's bodyMemoryBudget.
@@ -43,7 +45,8 @@ if (kind === 'sirocco') {
     static override streaming = true;
     override async data(): Promise<void> {
       let size = 0;
-      for await (const part of this.request.stream) size += (part as Buffer).length;
+      const chunks: AsyncIterable<Buffer> = lent ? this.request.lentChunks() : this.request.stream;
+      for await (const part of chunks) size += part.length;
       messages++;
       bytes += size;
     }
