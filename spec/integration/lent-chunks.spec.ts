@@ -94,8 +94,9 @@ describe('lent chunks', () => {
     client.write('.\r\n');
     expect(await client.reply()).toMatch(QUEUED);
     expect(Buffer.concat(seen.copies).equals(decoded)).toBe(true);
-    // Without reuse each read of tens of KiB would be memory of its own: well over a hundred here.
-    expect(seen.backings.size).toBeLessThan(20);
+    // Without reuse each read would be memory of its own: over 8 MiB in reads of at most 64 KiB is
+    // at least 128. With it, 3 when the machine is quiet; a busy one ends runs of reuse with short reads.
+    expect(seen.backings.size).toBeLessThan(60);
   });
 
   it('keep the commands pipelined after the message intact, and the next message too', async () => {
