@@ -87,6 +87,7 @@ export class OutboundConnection {
   readonly exchanger: string;
   readonly #connection: SMTPConnection;
   #alive = true;
+  #lacksRequireTls = false;
 
   private constructor(exchanger: string, connection: SMTPConnection) {
     this.exchanger = exchanger;
@@ -97,6 +98,15 @@ export class OutboundConnection {
   /** Whether it can carry another message. */
   get alive(): boolean {
     return this.#alive;
+  }
+
+  /**
+   * Whether a REQUIRETLS message could not be sent because this exchanger does not offer
+   * REQUIRETLS (after verified TLS): RFC 8689 §4.2.1 then has the client try the domain's other
+   * exchangers before it gives the message up.
+   */
+  get lacksRequireTls(): boolean {
+    return this.#lacksRequireTls;
   }
 
   /** Whether the session runs over TLS. */
@@ -184,6 +194,7 @@ export class OutboundConnection {
       await new Promise<void>((resolve) => this.#connection.reset(() => resolve()));
     }
     if (err.code === 'EREQUIRETLS') {
+      this.#lacksRequireTls = true;
       return group.addresses.map((r) => this.#result(r, 550, '5.7.30', `REQUIRETLS support required: ${err.message}`));
     }
     const refusedOne = new Map((err.rejectedErrors ?? []).map((e) => [e.recipient ?? '', e]));

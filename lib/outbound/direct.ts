@@ -4,8 +4,8 @@
  * that do their own retrying.
  */
 import { hostname as osHostname } from 'node:os';
-import { OutboundConnection, type RecipientResult } from './client.js';
-import { connectFailureResult } from './lanes.js';
+import { OutboundConnection, type OutgoingMessage, type RecipientResult } from './client.js';
+import { connectFailureResult, requireTlsElsewhere } from './lanes.js';
 import { MxResolver } from './resolver.js';
 
 /**
@@ -97,13 +97,14 @@ export async function sendDirect(options: DirectMessage): Promise<DirectReport> 
     }
     log.push(`${domain}: exchangers ${destination.exchangers.map((e) => `${e.name} [${e.addresses.join(', ')}]`).join(', ')}`);
     const verifiedTls = options.verifiedTls === true || options.requireTls === true;
-    const connection = await OutboundConnection.open(destination.exchangers, {
+    const connect = {
       heloName: options.hostname ?? osHostname(),
       port: options.port,
       verifiedTls,
       tls: options.tls,
       connectTimeout: options.connectTimeout,
-    });
+    };
+    const connection = await OutboundConnection.open(destination.exchangers, connect);
     if (!(connection instanceof OutboundConnection)) {
       log.push(`${domain}: ${connection.reply}`);
       const failure = connectFailureResult(options.requireTls === true, connection);
@@ -111,15 +112,20 @@ export async function sendDirect(options: DirectMessage): Promise<DirectReport> 
       continue;
     }
     log.push(`${domain}: connected to ${connection.exchanger}${connection.secure ? ' over TLS' : ''}`);
-    const sent = await connection.send({
+    const message: OutgoingMessage = {
       from: options.from,
       recipients: addresses.map((address) => ({ address })),
       requireTls: options.requireTls,
       eightBit: content.some((byte) => byte > 0x7f),
       size: content.length,
       content: () => content,
-    });
+    };
+    let sent = await connection.send(message);
     connection.close();
+    if (options.requireTls === true && connection.lacksRequireTls) {
+      log.push(`${domain}: ${connection.exchanger} does not offer REQUIRETLS; trying the other exchangers`);
+      sent = await requireTlsElsewhere(destination.exchangers, connection.exchanger, message, sent, connect);
+    }
     for (const result of sent) {
       results.set(result.recipient, result);
       log.push(`<${result.recipient}>: ${result.reply.replace(/\r?\n/g, ' ')}`);

@@ -6,8 +6,8 @@
  * the lane gets the same failure at once rather than a connection attempt each.
  */
 import type { Readable } from 'node:stream';
-import { OutboundConnection, type ConnectFailure, type ConnectOptions, type RecipientResult } from './client.js';
-import type { MxResolver } from './resolver.js';
+import { OutboundConnection, type ConnectFailure, type ConnectOptions, type OutgoingMessage, type RecipientResult } from './client.js';
+import type { Exchanger, MxResolver } from './resolver.js';
 import type { QueueEntry, QueuedRecipient } from './spool.js';
 
 /** One message's recipients at one domain. */
@@ -48,6 +48,37 @@ export function connectFailureResult(requireTls: boolean, failure: ConnectFailur
     return { code: 550, status: '5.7.30', reply: `550 5.7.30 REQUIRETLS support required: ${failure.reply}`, exchanger: failure.exchanger };
   }
   return { ...failure, reply: `${failure.code} ${failure.status} ${failure.reply}` };
+}
+
+/**
+ * RFC 8689 §4.2.1: an exchanger without REQUIRETLS is no path for a REQUIRETLS message, so each
+ * exchanger after `tried` is tried, over verified TLS, before the message is given up. When none
+ * offers REQUIRETLS the message keeps its refusal (`refused`, 5.7.30); when one could not be
+ * reached, it waits for the next try instead, since that one may be the way.
+ */
+export async function requireTlsElsewhere(
+  exchangers: readonly Exchanger[],
+  tried: string,
+  message: OutgoingMessage,
+  refused: RecipientResult[],
+  connect: ConnectOptions,
+): Promise<RecipientResult[]> {
+  let results = refused;
+  const after = exchangers.findIndex((e) => e.name === tried);
+  for (const exchanger of exchangers.slice(after + 1)) {
+    const opened = await OutboundConnection.open([exchanger], { ...connect, verifiedTls: true });
+    if (!(opened instanceof OutboundConnection)) {
+      if (results === refused) results = message.recipients.map((r) => ({ recipient: r.address, ...opened }));
+      continue;
+    }
+    try {
+      const attempt = await opened.send(message);
+      if (!opened.lacksRequireTls) return attempt;
+    } finally {
+      opened.close();
+    }
+  }
+  return results;
 }
 
 export class Lanes<J extends LaneJob> {
@@ -153,7 +184,7 @@ export class Lanes<J extends LaneJob> {
           connection = opened;
         }
         const { entry, recipients } = job;
-        const results = await connection.send({
+        const message: OutgoingMessage = {
           from: entry.from,
           recipients: recipients.map((r) => ({ address: r.address, dsn: r.dsn })),
           ret: entry.ret,
@@ -162,7 +193,11 @@ export class Lanes<J extends LaneJob> {
           eightBit: entry.eightBit,
           size: entry.size,
           content: () => this.#options.content(job),
-        });
+        };
+        let results = await connection.send(message);
+        if (entry.requireTls && connection.lacksRequireTls) {
+          results = await requireTlsElsewhere(destination.exchangers, connection.exchanger, message, results, this.#options.connect);
+        }
         this.#options.done(job, results);
       }
     } finally {

@@ -4,6 +4,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Deliver, deliveryQueue, Relay, SMTPError, sendDirect, type AuthCredentials, type SettingsInput } from '../../lib/index.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
@@ -32,6 +33,23 @@ beforeAll(async () => {
     'mx.sender.test': { a: ['127.0.0.5'] },
     'nullmx.test': { mx: 'null' },
     'py.test': { a: ['127.0.0.6'] },
+    // The certificate also names localhost: aiosmtpd there has verified TLS and no REQUIRETLS.
+    'strict.test': {
+      mx: [
+        [10, 'localhost'],
+        [20, 'mx.test'],
+      ],
+    },
+    'no-requiretls.test': { mx: [[10, 'localhost']] },
+    'strict-down.test': {
+      mx: [
+        [10, 'localhost'],
+        [20, 'mx.down.test'],
+      ],
+    },
+    // Nothing listens there.
+    'mx.down.test': { a: ['127.0.0.8'] },
+    localhost: { a: ['127.0.0.7'] },
   });
 });
 
@@ -184,35 +202,109 @@ if (python === undefined) console.warn('skipping the aiosmtpd exchanger test: no
 describe.skipIf(python === undefined)('Deliver to aiosmtpd', () => {
   it("delivers to Python's aiosmtpd found as a domain's implicit MX", async () => {
     const f = await fleet();
-    const child: ChildProcess = spawn(python ?? 'python3', ['-u', '-m', 'aiosmtpd', '-n', '-l', `127.0.0.6:${f.port}`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    cleanups.push(() => {
-      child.kill('SIGTERM');
-    });
-    let output = '';
-    child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-    const ready = Date.now() + 10_000;
-    for (;;) {
-      try {
-        (await RawClient.connect(f.port, '127.0.0.6')).close();
-        break;
-      } catch (err) {
-        if (Date.now() > ready) throw new Error(`aiosmtpd did not start: ${output}`, { cause: err });
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    const py = await aiosmtpd('127.0.0.6', f.port);
     const { port } = await deliverServer(f.port);
     await plainTransport(port).sendMail({
       envelope: { from: 'a@sender.test', to: ['guido@py.test'] },
       raw: 'Subject: to python\r\n\r\nhello\r\n',
     });
-    await until(() => output.includes('END MESSAGE'), 10_000);
+    await until(() => py.output().includes('END MESSAGE'), 10_000);
+    const output = py.output();
     // aiosmtpd's Debugging handler prints the message with the peer it came from.
     expect(output).toMatch(/by mta\.test \(Sirocco\) with ESMTP id \w+\n\tfor <guido@py\.test>;/);
     expect(output).toContain("Subject: to python\nX-Peer: ('127.0.0.1', ");
     expect(output).toContain('\nhello\n------------ END MESSAGE');
+  });
+});
+
+/** Python's aiosmtpd on `address:port` (its Debugging handler prints what it receives); `tls`: STARTTLS with the test certificate, required. */
+async function aiosmtpd(address: string, port: number, tls = false): Promise<{ output: () => string }> {
+  const args = ['-u', '-m', 'aiosmtpd', '-n', '-l', `${address}:${port}`];
+  if (tls) args.push('--tlscert', join(certs.dir, 'server.crt'), '--tlskey', join(certs.dir, 'server.key'));
+  const child: ChildProcess = spawn(python ?? 'python3', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  cleanups.push(() => {
+    child.kill('SIGTERM');
+  });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const ready = Date.now() + 10_000;
+  for (;;) {
+    try {
+      (await RawClient.connect(port, address)).close();
+      return { output: () => output };
+    } catch (err) {
+      if (Date.now() > ready) throw new Error(`aiosmtpd did not start: ${output}`, { cause: err });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** Sends one message with REQUIRETLS, over STARTTLS, to the MTA on `port`. */
+async function sendRequireTls(port: number, to: string): Promise<void> {
+  const transport = tlsTransport(port, certs.ca, 'starttls');
+  await transport.sendMail({
+    envelope: { from: 'a@sender.test', to: [to] },
+    raw: 'Subject: secret\r\n\r\nx\r\n',
+    requireTLSExtensionEnabled: true,
+  });
+  transport.close();
+}
+
+describe.skipIf(python === undefined)('REQUIRETLS and exchangers without it (RFC 8689 §4.2.1)', () => {
+  it('tries the next exchanger when the first has verified TLS but no REQUIRETLS', async () => {
+    const f = await fleet();
+    const py = await aiosmtpd('127.0.0.7', f.port, true);
+    const { port } = await deliverServer(f.port);
+    await sendRequireTls(port, 'b@strict.test');
+    await until(() => f.arrivals.length === 1, 10_000);
+    expect(f.arrivals[0]).toMatchObject({ exchanger: '127.0.0.3', secure: true, requireTls: true, rcptTos: ['b@strict.test'] });
+    expect(py.output()).not.toContain('END MESSAGE');
+  });
+
+  it('bounces with 5.7.30 when no exchanger offers REQUIRETLS, having sent nothing', async () => {
+    const f = await fleet();
+    const py = await aiosmtpd('127.0.0.7', f.port, true);
+    const { port } = await deliverServer(f.port);
+    await sendRequireTls(port, 'b@no-requiretls.test');
+    await until(() => bouncesIn(f).length === 1, 10_000);
+    const body = bouncesIn(f)[0]?.body ?? '';
+    expect(body).toContain('Final-Recipient: rfc822; b@no-requiretls.test\r\nAction: failed\r\nStatus: 5.7.30\r\n');
+    expect(body).toContain('Diagnostic-Code: smtp; 550 5.7.30 REQUIRETLS support required:');
+    expect(py.output()).not.toContain('END MESSAGE');
+  });
+
+  it('keeps the message waiting, not bounced, when the other exchanger cannot be reached', async () => {
+    const f = await fleet();
+    const py = await aiosmtpd('127.0.0.7', f.port, true);
+    const { port, app } = await deliverServer(f.port, { deliveryConnectTimeout: 2000 });
+    await sendRequireTls(port, 'b@strict-down.test');
+    let listed: Awaited<ReturnType<ReturnType<typeof deliveryQueue>['list']>> = [];
+    const deadline = Date.now() + 10_000;
+    while (!listed.some((m) => !m.active && m.entry.attempts === 1) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      listed = await deliveryQueue(app).list();
+    }
+    expect(listed[0]?.entry.recipients[0]).toMatchObject({ state: 'pending', code: 451, status: '4.4.1' });
+    expect(f.arrivals).toEqual([]);
+    expect(py.output()).not.toContain('END MESSAGE');
+  });
+
+  it('sendDirect tries the next exchanger too, and says so in its log', async () => {
+    const f = await fleet();
+    await aiosmtpd('127.0.0.7', f.port, true);
+    const report = await sendDirect({
+      from: 'a@sender.test',
+      to: ['b@strict.test'],
+      message: 'Subject: secret\r\n\r\nx\r\n',
+      requireTls: true,
+      dnsServers: [dns.server],
+      port: f.port,
+      tls: { ca: [certs.ca] },
+    });
+    expect(report.accepted).toEqual(['b@strict.test']);
+    expect(report.log).toContain('strict.test: localhost does not offer REQUIRETLS; trying the other exchangers');
+    expect(f.arrivals[0]).toMatchObject({ exchanger: '127.0.0.3', requireTls: true });
   });
 });
 
