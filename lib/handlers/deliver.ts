@@ -6,6 +6,7 @@ import { SMTPError } from '../protocol/reply.js';
 import { OutboundQueue } from '../outbound/queue.js';
 import { DEFAULT_LIFETIME, DEFAULT_RETRY_SCHEDULE } from '../outbound/schedule.js';
 import { mayRelay, relayDenied, RelayAccessSettings } from './relay-access.js';
+import { passableOverData } from './eight-bit.js';
 import { checkedHops } from './hops.js';
 import { receivedHeader } from './trace.js';
 
@@ -209,7 +210,10 @@ export class Deliver extends RequestHandler<DeliverSettings> {
           requireTls: envelope.requireTls,
           eightBit: envelope.bodyType !== '7BIT',
         },
-        withPrefix(trace, checkedHops(this.request.stream, this.settings.maxHops ?? 50)),
+        withPrefix(
+          trace,
+          checkedHops(passableOverData(this.request.stream, envelope.bodyType === 'BINARYMIME'), this.settings.maxHops ?? 50),
+        ),
       );
     } catch (err) {
       if (err instanceof SMTPError) throw err;

@@ -7,6 +7,7 @@ import { pipeline, Readable, Transform } from 'node:stream';
 import { SMTPError, type EnhancedCode } from '../protocol/reply.js';
 import { bounceMessage, type Refusal } from '../outbound/bounce.js';
 import { dsnGroups, dsnOptions } from '../outbound/client.js';
+import { passableOverData } from './eight-bit.js';
 import { checkedHops } from './hops.js';
 import { mayRelay, relayDenied, RelayAccessSettings } from './relay-access.js';
 
@@ -187,16 +188,18 @@ export class Relay extends RequestHandler<RelaySettings> {
       },
     });
     // The message's own error (too big, client gone) reaches nodemailer, which then drops the
-    // smarthost connection instead of ending the data: a cut message is never delivered.
-    let loop: SMTPError | undefined;
+    // smarthost connection instead of ending the data: a cut message is never delivered. So does
+    // a refusal of the checks on the way (a mail loop, binary content DATA would change).
+    let checkRefusal: SMTPError | undefined;
     const max = this.settings.maxHops ?? 50;
+    const binary = envelope.bodyType === 'BINARYMIME';
     const checked = async function* (stream: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
       try {
-        yield* checkedHops(stream, max);
+        yield* checkedHops(passableOverData(stream, binary), max);
       } catch (err) {
         if (!(err instanceof SMTPError)) throw err;
         // nodemailer rewrites the error it is given (its code becomes ESTREAM): it gets a copy.
-        loop = err;
+        checkRefusal = err;
         throw new Error(err.message, { cause: err });
       }
     };
@@ -209,13 +212,14 @@ export class Relay extends RequestHandler<RelaySettings> {
         info = await (
           await transportFor(this.settings)
         ).sendMail({
-          envelope: { from: mailFrom, to: group.addresses },
+          // BODY=8BITMIME as it came in (and for a BINARYMIME message found to be 8-bit text).
+          envelope: { from: mailFrom, to: group.addresses, ...(envelope.bodyType === '7BIT' ? {} : { use8BitMime: true }) },
           raw,
           ...(envelope.requireTls ? { requireTLSExtensionEnabled: true } : {}),
           ...dsnOptions(envelope.dsn, group.dsn),
         });
       } catch (err) {
-        if (n === 0) throw loop ?? smarthostError(err);
+        if (n === 0) throw checkRefusal ?? smarthostError(err);
         // The first group went: the 250 stands, and these recipients are bounced.
         const refusal = smarthostError(err);
         for (const recipient of group.addresses)

@@ -95,6 +95,22 @@ export class RawClient {
     return client;
   }
 
+  /**
+   * Greets, then sends one message as `MAIL FROM:<from> BODY=BINARYMIME`, one RCPT and one
+   * `BDAT … LAST`, pipelined; resolves with the reply to the BDAT and closes.
+   */
+  static async binaryMessage(port: number, from: string, to: string, payload: Buffer): Promise<string> {
+    const client = await RawClient.ehlo(port);
+    client.write(
+      Buffer.concat([Buffer.from(`MAIL FROM:<${from}> BODY=BINARYMIME\r\nRCPT TO:<${to}>\r\nBDAT ${payload.length} LAST\r\n`), payload]),
+    );
+    await client.reply();
+    await client.reply();
+    const reply = await client.reply();
+    client.close();
+    return reply;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }

@@ -245,6 +245,22 @@ describe('Deliver: mail loops', () => {
   });
 });
 
+describe('Deliver: BINARYMIME', () => {
+  it('delivers a BINARYMIME message that is 8-bit text unchanged, and refuses binary content DATA would change, queueing nothing', async () => {
+    const { port, app, fleet } = await setup([], { deliverTraceHeaders: false });
+    const send = (payload: Buffer): Promise<string> => RawClient.binaryMessage(port, 'a@sender.test', 'b@b.test', payload);
+    expect(await send(Buffer.from('Subject: bin\r\n\r\nbare\nLF\r\n'))).toBe(
+      '554 5.6.3 Conversion required but not supported: binary content cannot be passed on\r\n',
+    );
+    expect(await send(Buffer.from('Subject: nul\r\n\r\na\u0000b\r\n'))).toMatch(/^554 5\.6\.3 /);
+    expect((await deliveryQueue(app).list()).length).toBe(0);
+    const text = Buffer.from('Subject: text\r\n\r\n\u00fcber\r\n', 'utf8');
+    expect(await send(text)).toMatch(/^250 /);
+    await until(() => fleet.arrivals.length === 1, 10_000);
+    expect(fleet.arrivals[0]?.body).toBe(text.toString('utf8'));
+  });
+});
+
 describe('Deliver: never an open relay', () => {
   it('refuses an unauthenticated, untrusted client a recipient outside relayDomains, 554 5.7.1', async () => {
     const queue = tempQueue();

@@ -118,6 +118,25 @@ describe('Relay, streaming', () => {
     closeRelay(relay.app.settings);
   });
 
+  it('passes a BINARYMIME message on unchanged when it is 8-bit text, and refuses one DATA would change, 554 5.6.3', async () => {
+    const seen: { envelope: Envelope; body: Buffer }[] = [];
+    const smarthost = await startServer(envelopes(seen));
+    const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: smarthost.port });
+    const send = (payload: Buffer): Promise<string> => RawClient.binaryMessage(relay.port, 'a@b.test', 'c@d.test', payload);
+    const text = Buffer.from('Subject: text\r\nContent-Transfer-Encoding: binary\r\n\r\n\u00e9t\u00e9\r\n.line\r\n', 'utf8');
+    expect(await send(text)).toMatch(/^250 2\.0\.0 Ok: relayed as /);
+    const binary = Buffer.concat([
+      Buffer.from('Subject: binary\r\n\r\n'),
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x0d, 0x0a]),
+    ]);
+    expect(await send(binary)).toBe('554 5.6.3 Conversion required but not supported: binary content cannot be passed on\r\n');
+    expect(await send(Buffer.from(`Subject: long\r\n\r\n${'x'.repeat(999)}\r\n`))).toMatch(/^554 5\.6\.3 /);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seen.map((m) => m.body.equals(text))).toEqual([true]);
+    expect(seen[0]?.envelope.bodyType).toBe('8BITMIME');
+    closeRelay(relay.app.settings);
+  });
+
   it('passes DSN parameters on, and bounces honour NOTIFY and RET', async () => {
     const seen: { envelope: Envelope; body: Buffer }[] = [];
     const smarthost = await startServer(envelopes(seen), { dsn: true });
