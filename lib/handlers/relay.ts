@@ -4,6 +4,7 @@ import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { RequestHandler } from '../app/request-handler.js';
 import { settingsSchema } from '../app/settings-schema.js';
 import { pipeline, Readable, Transform } from 'node:stream';
+import { REPLIES } from '../protocol/replies.js';
 import { SMTPError, type EnhancedCode } from '../protocol/reply.js';
 import { bounceMessage, type Refusal } from '../outbound/bounce.js';
 import { dsnGroups, dsnOptions } from '../outbound/client.js';
@@ -110,6 +111,14 @@ function requireTlsRefusal(why: string, cause?: unknown): SMTPError {
 /** The header section of a message, at most 32 KiB: what a bounce returns by default. */
 const MAX_HEAD = 32 * 1024;
 
+/** What a relayed message's checks and keeping found while it streamed. */
+interface RelayState {
+  /** Whether the whole message is kept (RET=FULL, or a second transaction needs it). */
+  keptAll: boolean;
+  /** A check's refusal, for the client instead of nodemailer's rewriting of it. */
+  refusal: SMTPError | undefined;
+}
+
 /** The smarthost's reply as ours: its code, its enhanced code when it sent one, its text. */
 function smarthostError(err: unknown): SMTPError {
   const e = err as { responseCode?: number; response?: string; message?: string; code?: string };
@@ -168,29 +177,59 @@ export class Relay extends RequestHandler<RelaySettings> {
   }
 
   override async data(): Promise<void> {
-    const { mailFrom, envelope } = this.request;
+    const { envelope } = this.request;
     if (envelope.requireTls && (this.settings.relayTLS as { rejectUnauthorized?: unknown } | undefined)?.rejectUnauthorized === false) {
       throw requireTlsRefusal('relayTLS turns certificate verification off');
     }
     const groups = dsnGroups(envelope.rcptTos.map((address, i) => ({ address, dsn: envelope.rcptDsn[i] })));
     // Kept while it streams: the header section for a bounce, and the whole message when the
     // sender asked for it back (RET=FULL) or a second transaction needs it.
-    const keepAll = envelope.dsn?.ret === 'FULL' || groups.length > 1;
+    // The whole message, when kept, is a held body: it counts against bodyMemoryBudget. Past
+    // the budget a second transaction cannot be made (452 4.3.1, the client tries again later),
+    // and RET=FULL gets the header section back instead.
+    const state: RelayState = { keptAll: envelope.dsn?.ret === 'FULL' || groups.length > 1, refusal: undefined };
+    const budget = this.application.bodyBudget;
+    let counted = 0;
     const kept: Buffer[] = [];
     let keptBytes = 0;
+    // The message's own error (too big, client gone) reaches nodemailer, which then drops the
+    // smarthost connection instead of ending the data: a cut message is never delivered. So does
+    // a refusal of the checks on the way (a mail loop, binary content DATA would change, the
+    // budget spent).
+    const log = this.log;
     const source = new Transform({
       transform(part: Buffer, _encoding, done): void {
-        if (keepAll || keptBytes < MAX_HEAD) {
+        if (state.keptAll && !budget.take(part.length)) {
+          state.keptAll = false;
+          budget.refused();
+          log.warn({ reply: 'insufficientStorage', held: budget.held, budget: budget.limit }, 'body memory budget spent');
+          if (groups.length > 1) {
+            state.refusal = SMTPError.from(REPLIES.insufficientStorage());
+            done(new Error(state.refusal.message));
+            return;
+          }
+        }
+        if (state.keptAll) {
+          // A copy: a view would keep a whole read buffer alive for a few bytes, uncounted.
+          kept.push(Buffer.from(part));
+          counted += part.length;
+          keptBytes += part.length;
+        } else if (keptBytes < MAX_HEAD) {
           kept.push(part);
           keptBytes += part.length;
         }
         done(null, part);
       },
     });
-    // The message's own error (too big, client gone) reaches nodemailer, which then drops the
-    // smarthost connection instead of ending the data: a cut message is never delivered. So does
-    // a refusal of the checks on the way (a mail loop, binary content DATA would change).
-    let checkRefusal: SMTPError | undefined;
+    try {
+      await this.#relay(groups, source, kept, state);
+    } finally {
+      budget.release(counted);
+    }
+  }
+
+  async #relay(groups: ReturnType<typeof dsnGroups>, source: Transform, kept: Buffer[], state: RelayState): Promise<void> {
+    const { mailFrom, envelope } = this.request;
     const max = this.settings.maxHops ?? 50;
     const binary = envelope.bodyType === 'BINARYMIME';
     const checked = async function* (stream: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
@@ -199,14 +238,15 @@ export class Relay extends RequestHandler<RelaySettings> {
       } catch (err) {
         if (!(err instanceof SMTPError)) throw err;
         // nodemailer rewrites the error it is given (its code becomes ESTREAM): it gets a copy.
-        checkRefusal = err;
+        state.refusal = err;
         throw new Error(err.message, { cause: err });
       }
     };
     pipeline(Readable.from(checked(this.request.stream)), source, () => undefined);
     const rejected: Refusal[] = [];
+    let whole: Buffer | undefined;
     for (const [n, group] of groups.entries()) {
-      const raw = n === 0 ? source : Buffer.concat(kept);
+      const raw = n === 0 ? source : (whole ??= Buffer.concat(kept));
       let info: SMTPTransport.SentMessageInfo;
       try {
         info = await (
@@ -219,7 +259,7 @@ export class Relay extends RequestHandler<RelaySettings> {
           ...dsnOptions(envelope.dsn, group.dsn),
         });
       } catch (err) {
-        if (n === 0) throw checkRefusal ?? smarthostError(err);
+        if (n === 0) throw state.refusal ?? smarthostError(err);
         // The first group went: the 250 stands, and these recipients are bounced.
         const refusal = smarthostError(err);
         for (const recipient of group.addresses)
@@ -238,7 +278,7 @@ export class Relay extends RequestHandler<RelaySettings> {
         });
       }
     }
-    if (rejected.length > 0) await this.#bounce(rejected, Buffer.concat(kept));
+    if (rejected.length > 0) await this.#bounce(rejected, whole ?? Buffer.concat(kept), state.keptAll);
     this.finish(`Ok: relayed as ${this.request.id}`);
   }
 
@@ -246,7 +286,7 @@ export class Relay extends RequestHandler<RelaySettings> {
    * Tells the sender which recipients the smarthost refused (the client was told 250 for them),
    * except those whose NOTIFY asks for no failure notice (RFC 3461 §4.1).
    */
-  async #bounce(refused: readonly Refusal[], original: Buffer): Promise<void> {
+  async #bounce(refused: readonly Refusal[], original: Buffer, whole: boolean): Promise<void> {
     const { mailFrom, id, receivedAt, envelope } = this.request;
     this.log.warn({ rejected: refused.map((r) => r.recipient) }, 'smarthost refused some recipients');
     if (mailFrom === '') {
@@ -271,7 +311,8 @@ export class Relay extends RequestHandler<RelaySettings> {
         refusals,
         arrival: receivedAt,
         original,
-        returnFull: envelope.dsn?.ret === 'FULL',
+        // RET=FULL, unless the budget would not hold the whole message: then its header section.
+        returnFull: envelope.dsn?.ret === 'FULL' && whole,
         envid: envelope.dsn?.envid,
         id,
       });

@@ -160,6 +160,53 @@ describe('Relay, streaming', () => {
     closeRelay(relay.app.settings);
   });
 
+  it('counts a message it keeps whole against bodyMemoryBudget: 452 4.3.1 for a second transaction past it, headers back for RET=FULL', async () => {
+    const seen: { envelope: Envelope; body: Buffer }[] = [];
+    const smarthost = await startServer(envelopes(seen), { dsn: true });
+    const relay = await startServer(Relay, {
+      hostname: 'relay.test',
+      relayHost: '127.0.0.1',
+      relayPort: smarthost.port,
+      dsn: true,
+      bodyMemoryBudget: 64 * 1024,
+    });
+    const big = `Subject: big\r\n\r\n${'0123456789abcdef'.repeat(64 * 100)}\r\n`;
+    // Two sets of RCPT parameters, two transactions: the second one needs the whole message.
+    const twice = await RawClient.ehlo(relay.port);
+    await twice.command('MAIL FROM:<a@b.test>');
+    await twice.command('RCPT TO:<c@d.test> NOTIFY=FAILURE');
+    await twice.command('RCPT TO:<e@d.test> NOTIFY=NEVER');
+    await twice.command('DATA');
+    expect(await twice.command(`${big}.`)).toBe('452 4.3.1 Insufficient system storage, try again later\r\n');
+    expect(relay.app.bodyBudget.refusals).toBe(1);
+    // RET=FULL within one transaction: relayed, and the bounce returns the header section only.
+    const full = await RawClient.ehlo(relay.port);
+    await full.command('MAIL FROM:<a@b.test> RET=FULL');
+    await full.command('RCPT TO:<c@d.test>');
+    await full.command('RCPT TO:<no@d.test>');
+    await full.command('DATA');
+    expect(await full.command(`${big}.`)).toMatch(/^250 /);
+    await until(() => seen.some((m) => m.envelope.mailFrom === ''));
+    const bounce = seen.find((m) => m.envelope.mailFrom === '')?.body.toString() ?? '';
+    expect(bounce).toContain('Content-Type: text/rfc822-headers');
+    expect(bounce).not.toContain('0123456789abcdef');
+    expect(seen.filter((m) => m.envelope.mailFrom === 'a@b.test').map((m) => m.body.toString())).toEqual([big]);
+    // Within the budget, both transactions go; nothing stays counted.
+    const small = await RawClient.ehlo(relay.port);
+    await small.command('MAIL FROM:<a@b.test>');
+    await small.command('RCPT TO:<c@d.test> NOTIFY=FAILURE');
+    await small.command('RCPT TO:<e@d.test> NOTIFY=NEVER');
+    await small.command('DATA');
+    expect(await small.command('Subject: small\r\n\r\nx\r\n.')).toMatch(/^250 /);
+    expect(seen.filter((m) => m.envelope.mailFrom === 'a@b.test').map((m) => m.envelope.rcptTos)).toEqual([
+      ['c@d.test'],
+      ['c@d.test'],
+      ['e@d.test'],
+    ]);
+    await until(() => relay.app.bodyBudget.held === 0);
+    closeRelay(relay.app.settings);
+  });
+
   it('refuses a REQUIRETLS message with 5.7.30 when the smarthost offers no TLS', async () => {
     const { makeCertificates } = await import('../helpers/certs.js');
     const certs = makeCertificates();
