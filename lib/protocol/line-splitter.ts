@@ -15,7 +15,15 @@ export type LineEvent = { readonly kind: 'line'; readonly line: Buffer; readonly
 export class LineSplitter {
   readonly #maxLength: number;
   readonly #crlfOnly: boolean;
+  /** The first run of bytes held; `null` when nothing is. */
   #pending: Buffer | null = null;
+  /**
+   * Runs pushed after it, kept as they came: joined to it only when a line is looked for across
+   * them, so bytes waiting for a hook or a slow reader are never copied (and a read buffer stays
+   * whole, for a lending reader to give back).
+   */
+  #rest: Buffer[] = [];
+  #restBytes = 0;
   #discarding = false;
 
   /**
@@ -38,39 +46,55 @@ export class LineSplitter {
 
   /** Whether any byte held is in `backing`: memory that must not be written over yet. */
   holds(backing: ArrayBufferLike): boolean {
-    return this.#pending !== null && this.#pending.buffer === backing;
+    return (this.#pending !== null && this.#pending.buffer === backing) || this.#rest.some((run) => run.buffer === backing);
   }
 
-  /** Bytes held, waiting for a line end or for {@link takeAll}. */
+  /** Bytes held, waiting for a line end or for {@link takeNext}. */
   get buffered(): number {
-    return this.#pending === null ? 0 : this.#pending.length;
+    return this.#pending === null ? 0 : this.#pending.length + this.#restBytes;
   }
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+    if (this.#pending === null) {
+      this.#pending = chunk;
+    } else {
+      this.#rest.push(chunk);
+      this.#restBytes += chunk.length;
+    }
   }
 
   /** Puts bytes back in front of what is held (the rest of a chunk after the end of DATA). */
   unshift(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.#pending = this.#pending === null ? chunk : Buffer.concat([chunk, this.#pending]);
+    if (this.#pending !== null) {
+      this.#rest.unshift(this.#pending);
+      this.#restBytes += this.#pending.length;
+    }
+    this.#pending = chunk;
   }
 
   /** The next complete line, or `undefined` until more bytes arrive. */
   next(): LineEvent | undefined {
-    const buf = this.#pending;
-    if (buf === null) return undefined;
-    const lf = this.#lineEnd(buf);
-    if (lf === -1) {
+    let buf = this.#pending;
+    let lf = buf === null ? -1 : this.#lineEnd(buf);
+    while (buf !== null && lf === -1) {
       if (buf.length > this.#maxLength) {
         // Keep the last byte: it may be the CR of the CRLF that ends the long line.
         this.#discarding = true;
-        this.#pending = buf.subarray(buf.length - 1);
+        buf = buf.subarray(buf.length - 1);
       }
-      return undefined;
+      const more = this.#shiftRest();
+      if (more === null) {
+        this.#pending = buf;
+        return undefined;
+      }
+      // The line goes on in the next run: join them (no more than a line's worth, as above).
+      buf = Buffer.concat([buf, more]);
+      lf = this.#lineEnd(buf);
     }
-    this.#pending = lf + 1 === buf.length ? null : buf.subarray(lf + 1);
+    if (buf === null) return undefined;
+    this.#pending = lf + 1 === buf.length ? this.#shiftRest() : buf.subarray(lf + 1);
     if (this.#discarding || lf + 1 > this.#maxLength) {
       this.#discarding = false;
       return { kind: 'tooLong' };
@@ -92,22 +116,43 @@ export class LineSplitter {
     this.#pending = own;
   }
 
-  /** Hands over at most `max` bytes of what is held (a BDAT chunk's payload), or `null`. */
+  /** Hands over at most `max` bytes of the first run held (a BDAT chunk's payload), or `null`. */
   take(max: number): Buffer | null {
     const buf = this.#pending;
     if (buf === null || max <= 0) return null;
     if (buf.length <= max) {
-      this.#pending = null;
+      this.#pending = this.#shiftRest();
       return buf;
     }
     this.#pending = buf.subarray(max);
     return buf.subarray(0, max);
   }
 
-  /** Hands over everything held, for the DATA decoder. */
+  /** Hands over the first run held, as it came (for the DATA decoder), or `null`. */
+  takeNext(): Buffer | null {
+    const buf = this.#pending;
+    this.#pending = this.#shiftRest();
+    return buf;
+  }
+
+  /** Hands over everything held, joined (what is dropped after STARTTLS), or `null`. */
   takeAll(): Buffer | null {
     const buf = this.#pending;
+    if (buf === null || this.#rest.length === 0) {
+      this.#pending = null;
+      return buf;
+    }
+    const all = Buffer.concat([buf, ...this.#rest]);
     this.#pending = null;
-    return buf;
+    this.#rest = [];
+    this.#restBytes = 0;
+    return all;
+  }
+
+  #shiftRest(): Buffer | null {
+    const run = this.#rest.shift();
+    if (run === undefined) return null;
+    this.#restBytes -= run.length;
+    return run;
   }
 }

@@ -217,7 +217,7 @@ export class Intake {
     const decoder = this.#decoder;
     const body = this.#body;
     if (decoder === null || body === null) throw new Error('no data is being read');
-    const chunk = lines.takeAll();
+    const chunk = lines.takeNext();
     if (chunk === null) return DRY;
     const wasTooBig = decoder.tooBig;
     const rest = decoder.push(chunk);

@@ -89,6 +89,47 @@ describe('LineSplitter', () => {
     );
   });
 
+  it('property: lines come out whole when every run is pushed before any is read', () => {
+    const line = fc.stringMatching(/^[ -~\n]{0,20}$/);
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 8 }), fc.boolean(), (lines, at, strict) => {
+        const wire = Buffer.from(lines.map((l) => `${l}\r\n`).join(''));
+        const whole = feed([wire], 16, strict);
+        const splitter = new LineSplitter(16, strict);
+        for (const chunk of cutAt(wire, at)) splitter.push(chunk);
+        expect(splitter.buffered).toBe(wire.length);
+        const out = drain(splitter).map((e) =>
+          e.kind === 'tooLong' ? '<too long>' : `${e.line.toString()}${e.bareLineFeed ? '<LF>' : ''}`,
+        );
+        expect(out).toEqual(whole);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('keeps runs pushed while nothing reads them as they came: handed over one by one, never copied', () => {
+    const splitter = new LineSplitter(100);
+    const runs = [Buffer.from('one'), Buffer.from('two'), Buffer.from('three')];
+    for (const run of runs) splitter.push(run);
+    expect(splitter.buffered).toBe(11);
+    expect(splitter.holds(runs[2]?.buffer as ArrayBufferLike)).toBe(true);
+    expect(splitter.takeNext()).toBe(runs[0]);
+    splitter.unshift(Buffer.from('zero'));
+    expect(splitter.takeNext()?.toString()).toBe('zero');
+    expect(splitter.takeNext()).toBe(runs[1]);
+    expect(splitter.takeNext()).toBe(runs[2]);
+    expect(splitter.takeNext()).toBeNull();
+    expect(splitter.holds(runs[2]?.buffer as ArrayBufferLike)).toBe(false);
+  });
+
+  it('hands everything over joined when all of it is dropped (after STARTTLS)', () => {
+    const splitter = new LineSplitter(100);
+    for (const run of ['MAIL ', 'FROM:<a@b.test>\r\n', 'RCPT']) splitter.push(Buffer.from(run));
+    expect(splitter.takeAll()?.toString()).toBe('MAIL FROM:<a@b.test>\r\nRCPT');
+    expect(splitter.buffered).toBe(0);
+    expect(splitter.next()).toBeUndefined();
+  });
+
   it('keeps a partial line in memory of its own once the input ran dry, and still completes it', () => {
     const splitter = new LineSplitter(64);
     const read = Buffer.alloc(8192);
