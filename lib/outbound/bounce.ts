@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 
-/** One recipient the next hop refused, with its reply. */
+/** One recipient the next hop refused (or, for a `relayed` notice, took), with its reply. */
 export interface Refusal {
   readonly recipient: string;
   /** The reply code, 400 to 599. */
@@ -26,9 +26,11 @@ export interface BounceFacts {
   readonly remoteMta?: string | undefined;
   /**
    * `failed` (the default): the message was given up for these recipients. `delayed`: it is
-   * still being retried (RFC 3464 §2.3.3), and the notice says until when.
+   * still being retried (RFC 3464 §2.3.3), and the notice says until when. `relayed`: it was
+   * passed on to a host that does not offer DSN, for recipients whose NOTIFY asked for SUCCESS
+   * (RFC 3461 §5.2.2): no other notice will come.
    */
-  readonly action?: 'failed' | 'delayed' | undefined;
+  readonly action?: 'failed' | 'delayed' | 'relayed' | undefined;
   /** For a `delayed` notice: when the queue gives up. */
   readonly willRetryUntil?: Date | undefined;
   /** The original sender: the notification's only recipient. */
@@ -46,6 +48,12 @@ export interface BounceFacts {
   readonly id: string;
 }
 
+const SUBJECTS = {
+  failed: 'Undelivered Mail Returned to Sender',
+  delayed: 'Delayed Mail (still being retried)',
+  relayed: 'Relayed Mail (no further notice will come)',
+} as const;
+
 /** The header section returned is cut at this many bytes. */
 const MAX_RETURNED_HEADERS = 32 * 1024;
 
@@ -58,12 +66,14 @@ export function bounceMessage(facts: BounceFacts): Buffer {
   const utf8 = [facts.sender, ...facts.refusals.map((r) => r.recipient)].some((a) => /[^\x20-\x7e]/.test(a));
   const addressType = utf8 ? 'utf-8' : 'rfc822';
   const now = rfc5322Date(new Date());
-  const delayed = facts.action === 'delayed';
+  const action = facts.action ?? 'failed';
+  const delayed = action === 'delayed';
+  const relayed = action === 'relayed';
   const many = facts.refusals.length !== 1;
   const head = [
     `From: Mail Delivery System <MAILER-DAEMON@${facts.reportingMta}>`,
     `To: <${facts.sender}>`,
-    delayed ? 'Subject: Delayed Mail (still being retried)' : 'Subject: Undelivered Mail Returned to Sender',
+    `Subject: ${SUBJECTS[action]}`,
     `Date: ${now}`,
     `Message-ID: <${facts.id}.bounce@${facts.reportingMta}>`,
     // RFC 3834 §5: automatic responses say so, and nobody answers them.
@@ -71,20 +81,29 @@ export function bounceMessage(facts: BounceFacts): Buffer {
     'MIME-Version: 1.0',
     `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
   ];
-  const human = [
-    `This is the mail system at ${facts.reportingMta}.`,
-    '',
-    delayed
-      ? `Your message could not be delivered yet to ${many ? 'some of its recipients' : 'one of its recipients'}. It is still being tried` +
-        (facts.willRetryUntil === undefined ? '.' : ` until ${rfc5322Date(facts.willRetryUntil)}.`)
-      : `Your message could not be delivered to ${many ? 'some of its recipients' : 'one of its recipients'}.`,
-    delayed ? 'No action is needed on your part. The last answer for each was:' : `${many ? 'They were' : 'It was'} refused:`,
-    '',
-    ...facts.refusals.map((r) => {
-      const host = r.remoteMta ?? facts.remoteMta;
-      return `<${r.recipient}>: ${host === undefined ? '' : `${host} said: `}${oneLine(r.reply)}`;
-    }),
-  ];
+  const human = relayed
+    ? [
+        `This is the mail system at ${facts.reportingMta}.`,
+        '',
+        `Your message was passed on to the mail server of ${many ? 'these recipients' : 'this recipient'}, which does not report`,
+        'deliveries: there will be no further notice of it. Its answer was:',
+        '',
+        ...facts.refusals.map((r) => `<${r.recipient}>: ${r.remoteMta ?? facts.remoteMta ?? ''} said: ${oneLine(r.reply)}`),
+      ]
+    : [
+        `This is the mail system at ${facts.reportingMta}.`,
+        '',
+        delayed
+          ? `Your message could not be delivered yet to ${many ? 'some of its recipients' : 'one of its recipients'}. It is still being tried` +
+            (facts.willRetryUntil === undefined ? '.' : ` until ${rfc5322Date(facts.willRetryUntil)}.`)
+          : `Your message could not be delivered to ${many ? 'some of its recipients' : 'one of its recipients'}.`,
+        delayed ? 'No action is needed on your part. The last answer for each was:' : `${many ? 'They were' : 'It was'} refused:`,
+        '',
+        ...facts.refusals.map((r) => {
+          const host = r.remoteMta ?? facts.remoteMta;
+          return `<${r.recipient}>: ${host === undefined ? '' : `${host} said: `}${oneLine(r.reply)}`;
+        }),
+      ];
   const perMessage = [
     ...(facts.envid === undefined ? [] : [`Original-Envelope-Id: ${oneLine(facts.envid)}`]),
     `Reporting-MTA: dns; ${facts.reportingMta}`,
@@ -96,7 +115,7 @@ export function bounceMessage(facts: BounceFacts): Buffer {
         ? []
         : [`Original-Recipient: ${r.originalRecipient.type}; ${oneLine(r.originalRecipient.address)}`]),
       `Final-Recipient: ${addressType}; ${r.recipient}`,
-      `Action: ${delayed ? 'delayed' : 'failed'}`,
+      `Action: ${action}`,
       `Status: ${statusOf(r.code, r.reply)}`,
       ...((r.remoteMta ?? facts.remoteMta) === undefined ? [] : [`Remote-MTA: dns; ${r.remoteMta ?? facts.remoteMta}`]),
       ...(delayed && facts.willRetryUntil !== undefined ? [`Will-Retry-Until: ${rfc5322Date(facts.willRetryUntil)}`] : []),

@@ -30,6 +30,11 @@ export interface RecipientResult {
   readonly reply: string;
   /** The exchanger that answered, when one did. */
   readonly exchanger?: string | undefined;
+  /**
+   * Accepted by an exchanger that does not offer DSN, for a recipient whose NOTIFY asked for
+   * SUCCESS: the sender gets a `relayed` notice from here, as no other will come (RFC 3461 §5.2.2).
+   */
+  readonly relayed?: boolean | undefined;
 }
 
 /** One message as sent: the envelope and a way to read the content (again for each attempt). */
@@ -184,7 +189,11 @@ export class OutboundConnection {
     const outcome = await new Promise<{ err?: SMTPConnection.SMTPError; info?: SMTPConnection.SentMessageInfo }>((resolve) =>
       this.#connection.send(envelope, message.content(), (err, info) => resolve(err ? { err: err } : { info })),
     );
-    if (outcome.info !== undefined) return this.#fromInfo(group.addresses, outcome.info);
+    if (outcome.info !== undefined) {
+      const notify = group.dsn?.notify;
+      const wantsSuccess = notify !== undefined && notify !== 'NEVER' && notify.includes('SUCCESS');
+      return this.#fromInfo(group.addresses, outcome.info, wantsSuccess && !this.#offersDsn());
+    }
     const err = outcome.err as SMTPConnection.SMTPError & { rejectedErrors?: (SMTPConnection.SMTPError & { recipient?: string })[] };
     if (err.code !== undefined && CONNECTION_GONE.has(err.code)) {
       this.#alive = false;
@@ -206,14 +215,25 @@ export class OutboundConnection {
     });
   }
 
-  #fromInfo(addresses: readonly string[], info: SMTPConnection.SentMessageInfo): RecipientResult[] {
+  /**
+   * Whether the exchanger's EHLO offered DSN. nodemailer keeps the keywords in a field of its own
+   * and passes DSN parameters on only when it is there; when that field cannot be read, DSN
+   * counts as offered, so no notice goes out that another host might send too.
+   */
+  #offersDsn(): boolean {
+    const keywords = (this.#connection as unknown as { _supportedExtensions?: unknown })._supportedExtensions;
+    return !Array.isArray(keywords) || keywords.includes('DSN');
+  }
+
+  #fromInfo(addresses: readonly string[], info: SMTPConnection.SentMessageInfo, relayed = false): RecipientResult[] {
     const refused = new Map((info.rejectedErrors ?? []).map((e) => [(e as { recipient?: string }).recipient ?? '', e] as const));
     return addresses.map((recipient) => {
       const own = refused.get(recipient);
       if (own !== undefined || info.rejected.includes(recipient)) {
         return this.#replyResult(recipient, own?.responseCode ?? 550, own?.response ?? '550 refused');
       }
-      return this.#replyResult(recipient, 250, info.response);
+      const result = this.#replyResult(recipient, 250, info.response);
+      return relayed ? { ...result, relayed: true } : result;
     });
   }
 

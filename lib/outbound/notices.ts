@@ -6,13 +6,20 @@
 import { bounceMessage, type Refusal } from './bounce.js';
 import type { QueueEntry, QueuedRecipient } from './spool.js';
 
-/** A failed delivery, or one still being retried. */
-export type NoticeKind = 'failed' | 'delayed';
+/** A failed delivery, one still being retried, or one passed on to a host without DSN. */
+export type NoticeKind = 'failed' | 'delayed' | 'relayed';
 
-/** The recipients a notice names: those whose NOTIFY asks for it (by default, FAILURE and DELAY). */
+const WANTED = { failed: 'FAILURE', delayed: 'DELAY', relayed: 'SUCCESS' } as const;
+
+/**
+ * The recipients a notice names: those whose NOTIFY asks for it. Without NOTIFY a recipient
+ * gets failure and delay notices (RFC 3461 §4.1), never success ones.
+ */
 export function recipientsToTell(recipients: readonly QueuedRecipient[], kind: NoticeKind): QueuedRecipient[] {
-  const want = kind === 'failed' ? 'FAILURE' : 'DELAY';
-  return recipients.filter((r) => r.dsn?.notify === undefined || (r.dsn.notify !== 'NEVER' && r.dsn.notify.includes(want)));
+  const want = WANTED[kind];
+  return recipients.filter((r) =>
+    r.dsn?.notify === undefined ? kind !== 'relayed' : r.dsn.notify !== 'NEVER' && r.dsn.notify.includes(want),
+  );
 }
 
 /** The notice for `told` (see {@link recipientsToTell}), from `reportingMta`, to the message's sender. */
@@ -26,7 +33,7 @@ export function noticeMessage(
 ): Buffer {
   const refusals: Refusal[] = told.map((r) => ({
     recipient: r.address,
-    code: r.code ?? (kind === 'failed' ? 550 : 451),
+    code: r.code ?? (kind === 'failed' ? 550 : kind === 'relayed' ? 250 : 451),
     reply: withStatus(r),
     remoteMta: r.exchanger,
     originalRecipient: r.dsn?.orcpt,

@@ -64,6 +64,8 @@ interface InFlight {
   readonly claim: Claim;
   outstanding: number;
   readonly failed: QueuedRecipient[];
+  /** Taken by an exchanger without DSN, NOTIFY=SUCCESS: told in a `relayed` notice at the end of the attempt. */
+  readonly relayed: QueuedRecipient[];
   chain: Promise<void>;
 }
 
@@ -218,7 +220,7 @@ export class OutboundQueue {
   #begin(claim: Claim): void {
     this.#inFlight++;
     claim.entry.attempts++;
-    const message: InFlight = { claim, outstanding: 0, failed: [], chain: Promise.resolve() };
+    const message: InFlight = { claim, outstanding: 0, failed: [], relayed: [], chain: Promise.resolve() };
     const byDomain = new Map<string, QueuedRecipient[]>();
     for (const recipient of claim.entry.recipients) {
       if (recipient.state !== 'pending') continue;
@@ -247,8 +249,10 @@ export class OutboundQueue {
       recipient.status = result.status;
       recipient.reply = result.reply;
       if (result.exchanger !== undefined) recipient.exchanger = result.exchanger;
-      if (result.code < 400) recipient.state = 'sent';
-      else if (result.code >= 500) {
+      if (result.code < 400) {
+        recipient.state = 'sent';
+        if (result.relayed === true) message.relayed.push(recipient);
+      } else if (result.code >= 500) {
         recipient.state = 'failed';
         message.failed.push(recipient);
       }
@@ -293,6 +297,7 @@ export class OutboundQueue {
         }
       }
       if (message.failed.length > 0) await this.#notify(entry, message.failed, 'failed');
+      if (message.relayed.length > 0) await this.#notify(entry, message.relayed, 'relayed');
       if (retry) await this.spool.release(message.claim);
       else await this.spool.complete(message.claim);
       this.#log.info(

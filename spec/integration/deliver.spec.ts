@@ -35,6 +35,8 @@ beforeAll(async () => {
     'nullmx.test': { mx: 'null' },
     'implicit.test': { a: ['127.0.0.3'] },
     'broken.test': { fail: 'SERVFAIL' },
+    // Its exchanger (127.0.0.4 in the test below) offers DSN.
+    'dsn.test': { mx: [[10, 'mx3.pref.test']] },
   });
 });
 
@@ -204,6 +206,34 @@ describe('Deliver: retries and bounces', () => {
     expect(body).toContain('Action: delayed\r\nStatus: 4.2.1\r\n');
     expect(body).toMatch(/Will-Retry-Until: /);
     await new Promise((r) => setTimeout(r, 2500));
+    expect(bouncesIn(fleet)).toHaveLength(1);
+  });
+
+  it('tells the sender of NOTIFY=SUCCESS recipients taken by an exchanger without DSN (relayed), and leaves it to one with DSN', async () => {
+    const { fleet, port } = await setup([{}, {}, { settings: { dsn: true } }], { dsn: true });
+    const client = await RawClient.ehlo(port);
+    expect(await client.command('MAIL FROM:<alice@sender.test> ENVID=env7')).toMatch(/^250 /);
+    expect(await client.command('RCPT TO:<bob@b.test> NOTIFY=SUCCESS,FAILURE')).toMatch(/^250 /);
+    expect(await client.command('RCPT TO:<carol@dsn.test> NOTIFY=SUCCESS')).toMatch(/^250 /);
+    expect(await client.command('RCPT TO:<dave@b.test>')).toMatch(/^250 /);
+    expect(await client.command('DATA')).toMatch(/^354 /);
+    expect(await client.command('Subject: tell me\r\n\r\nx\r\n.')).toMatch(/^250 /);
+    client.close();
+    await until(() => bouncesIn(fleet).length === 1, 10_000);
+    const body = bouncesIn(fleet)[0]?.body ?? '';
+    expect(body).toContain('Subject: Relayed Mail (no further notice will come)\r\n');
+    expect(body).toContain('Original-Envelope-Id: env7\r\n');
+    expect(body).toMatch(/Final-Recipient: rfc822; bob@b\.test\r\nAction: relayed\r\nStatus: 2\.0\.0\r\nRemote-MTA: dns; mx\.b\.test\r\n/);
+    expect(body).not.toContain('Final-Recipient: rfc822; carol@dsn.test');
+    expect(body).not.toContain('Final-Recipient: rfc822; dave@b.test');
+    expect(body).toContain('Content-Type: text/rfc822-headers\r\n');
+    expect(
+      fleet.arrivals
+        .filter((a) => a.mailFrom === 'alice@sender.test')
+        .flatMap((a) => a.rcptTos)
+        .sort(),
+    ).toEqual(['bob@b.test', 'carol@dsn.test', 'dave@b.test']);
+    await new Promise((r) => setTimeout(r, 300));
     expect(bouncesIn(fleet)).toHaveLength(1);
   });
 

@@ -72,6 +72,22 @@ describe('bounceMessage', () => {
     expect(headers).toEqual(['text/rfc822-headers', 'Subject: hello\r\nFrom: a@b.test\r\n']);
   });
 
+  it('reports a relayed delivery: its own subject and words, Action: relayed with the 2.x.x status, the header section only', () => {
+    const message = bounceMessage({
+      ...FACTS,
+      action: 'relayed',
+      returnFull: false,
+      refusals: [{ recipient: 'ok@d.test', code: 250, reply: '250 2.0.0 Ok: queued as X', remoteMta: 'mx.d.test' }],
+    });
+    expect(message.toString()).toContain('Subject: Relayed Mail (no further notice will come)\r\n');
+    const [human, status, headers] = parts(message);
+    expect(human?.[1]).toContain('<ok@d.test>: mx.d.test said: 250 2.0.0 Ok: queued as X');
+    expect(status?.[1]).toContain(
+      'Final-Recipient: rfc822; ok@d.test\r\nAction: relayed\r\nStatus: 2.0.0\r\nRemote-MTA: dns; mx.d.test\r\nDiagnostic-Code: smtp; 250 2.0.0 Ok: queued as X',
+    );
+    expect(headers?.[0]).toBe('text/rfc822-headers');
+  });
+
   it('falls back to the class of the reply code when the reply has no matching enhanced code', () => {
     const status = (code: number, reply: string): string | undefined =>
       /Status: (\S+)/.exec(bounceMessage({ ...FACTS, refusals: [{ recipient: 'x@d.test', code, reply }] }).toString())?.[1];
