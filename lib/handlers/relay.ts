@@ -183,10 +183,9 @@ export class Relay extends RequestHandler<RelaySettings> {
     }
     const groups = dsnGroups(envelope.rcptTos.map((address, i) => ({ address, dsn: envelope.rcptDsn[i] })));
     // Kept while it streams: the header section for a bounce, and the whole message when the
-    // sender asked for it back (RET=FULL) or a second transaction needs it.
-    // The whole message, when kept, is a held body: it counts against bodyMemoryBudget. Past
-    // the budget a second transaction cannot be made (452 4.3.1, the client tries again later),
-    // and RET=FULL gets the header section back instead.
+    // sender asked for it back (RET=FULL) or a second transaction needs it. The whole message is
+    // a held body and counts against bodyMemoryBudget: past it a second transaction cannot be
+    // made (452 4.3.1, the client tries again later), and RET=FULL gets the header section.
     const state: RelayState = { keptAll: envelope.dsn?.ret === 'FULL' || groups.length > 1, refusal: undefined };
     const budget = this.application.bodyBudget;
     let counted = 0;

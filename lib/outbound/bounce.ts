@@ -81,29 +81,29 @@ export function bounceMessage(facts: BounceFacts): Buffer {
     'MIME-Version: 1.0',
     `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
   ];
-  const human = relayed
+  const recipients = many ? 'some of its recipients' : 'one of its recipients';
+  const explanation = relayed
     ? [
-        `This is the mail system at ${facts.reportingMta}.`,
-        '',
         `Your message was passed on to the mail server of ${many ? 'these recipients' : 'this recipient'}, which does not report`,
         'deliveries: there will be no further notice of it. Its answer was:',
-        '',
-        ...facts.refusals.map((r) => `<${r.recipient}>: ${r.remoteMta ?? facts.remoteMta ?? ''} said: ${oneLine(r.reply)}`),
       ]
-    : [
-        `This is the mail system at ${facts.reportingMta}.`,
-        '',
-        delayed
-          ? `Your message could not be delivered yet to ${many ? 'some of its recipients' : 'one of its recipients'}. It is still being tried` +
-            (facts.willRetryUntil === undefined ? '.' : ` until ${rfc5322Date(facts.willRetryUntil)}.`)
-          : `Your message could not be delivered to ${many ? 'some of its recipients' : 'one of its recipients'}.`,
-        delayed ? 'No action is needed on your part. The last answer for each was:' : `${many ? 'They were' : 'It was'} refused:`,
-        '',
-        ...facts.refusals.map((r) => {
-          const host = r.remoteMta ?? facts.remoteMta;
-          return `<${r.recipient}>: ${host === undefined ? '' : `${host} said: `}${oneLine(r.reply)}`;
-        }),
-      ];
+    : delayed
+      ? [
+          `Your message could not be delivered yet to ${recipients}. It is still being tried` +
+            (facts.willRetryUntil === undefined ? '.' : ` until ${rfc5322Date(facts.willRetryUntil)}.`),
+          'No action is needed on your part. The last answer for each was:',
+        ]
+      : [`Your message could not be delivered to ${recipients}.`, `${many ? 'They were' : 'It was'} refused:`];
+  const human = [
+    `This is the mail system at ${facts.reportingMta}.`,
+    '',
+    ...explanation,
+    '',
+    ...facts.refusals.map((r) => {
+      const host = r.remoteMta ?? facts.remoteMta;
+      return `<${r.recipient}>: ${host === undefined ? '' : `${host} said: `}${oneLine(r.reply)}`;
+    }),
+  ];
   const perMessage = [
     ...(facts.envid === undefined ? [] : [`Original-Envelope-Id: ${oneLine(facts.envid)}`]),
     `Reporting-MTA: dns; ${facts.reportingMta}`,

@@ -31,8 +31,8 @@ export interface RecipientResult {
   /** The exchanger that answered, when one did. */
   readonly exchanger?: string | undefined;
   /**
-   * Accepted by an exchanger that does not offer DSN, for a recipient whose NOTIFY asked for
-   * SUCCESS: the sender gets a `relayed` notice from here, as no other will come (RFC 3461 §5.2.2).
+   * Accepted by an exchanger that does not offer DSN: no notice will come from further on, so
+   * the queue sends a `relayed` one to a sender whose NOTIFY asked for SUCCESS (RFC 3461 §5.2.2).
    */
   readonly relayed?: boolean | undefined;
 }
@@ -189,11 +189,7 @@ export class OutboundConnection {
     const outcome = await new Promise<{ err?: SMTPConnection.SMTPError; info?: SMTPConnection.SentMessageInfo }>((resolve) =>
       this.#connection.send(envelope, message.content(), (err, info) => resolve(err ? { err: err } : { info })),
     );
-    if (outcome.info !== undefined) {
-      const notify = group.dsn?.notify;
-      const wantsSuccess = notify !== undefined && notify !== 'NEVER' && notify.includes('SUCCESS');
-      return this.#fromInfo(group.addresses, outcome.info, wantsSuccess && !this.#offersDsn());
-    }
+    if (outcome.info !== undefined) return this.#fromInfo(group.addresses, outcome.info, !this.#offersDsn());
     const err = outcome.err as SMTPConnection.SMTPError & { rejectedErrors?: (SMTPConnection.SMTPError & { recipient?: string })[] };
     if (err.code !== undefined && CONNECTION_GONE.has(err.code)) {
       this.#alive = false;

@@ -9,14 +9,19 @@ import type { QueueEntry, QueuedRecipient } from './spool.js';
 /** A failed delivery, one still being retried, or one passed on to a host without DSN. */
 export type NoticeKind = 'failed' | 'delayed' | 'relayed';
 
-const WANTED = { failed: 'FAILURE', delayed: 'DELAY', relayed: 'SUCCESS' } as const;
+/** Per kind: the NOTIFY keyword that asks for it, and the code reported when a recipient has no reply. */
+const KINDS = {
+  failed: { notify: 'FAILURE', code: 550 },
+  delayed: { notify: 'DELAY', code: 451 },
+  relayed: { notify: 'SUCCESS', code: 250 },
+} as const;
 
 /**
  * The recipients a notice names: those whose NOTIFY asks for it. Without NOTIFY a recipient
  * gets failure and delay notices (RFC 3461 §4.1), never success ones.
  */
 export function recipientsToTell(recipients: readonly QueuedRecipient[], kind: NoticeKind): QueuedRecipient[] {
-  const want = WANTED[kind];
+  const want = KINDS[kind].notify;
   return recipients.filter((r) =>
     r.dsn?.notify === undefined ? kind !== 'relayed' : r.dsn.notify !== 'NEVER' && r.dsn.notify.includes(want),
   );
@@ -33,7 +38,7 @@ export function noticeMessage(
 ): Buffer {
   const refusals: Refusal[] = told.map((r) => ({
     recipient: r.address,
-    code: r.code ?? (kind === 'failed' ? 550 : kind === 'relayed' ? 250 : 451),
+    code: r.code ?? KINDS[kind].code,
     reply: withStatus(r),
     remoteMta: r.exchanger,
     originalRecipient: r.dsn?.orcpt,

@@ -64,7 +64,7 @@ interface InFlight {
   readonly claim: Claim;
   outstanding: number;
   readonly failed: QueuedRecipient[];
-  /** Taken by an exchanger without DSN, NOTIFY=SUCCESS: told in a `relayed` notice at the end of the attempt. */
+  /** Taken by an exchanger without DSN: those with NOTIFY=SUCCESS are told in a `relayed` notice at the end of the attempt. */
   readonly relayed: QueuedRecipient[];
   chain: Promise<void>;
 }
@@ -318,12 +318,12 @@ export class OutboundQueue {
 
   /** Queues a delivery status notification to the sender, as its NOTIFY allows (RFC 3461 §4.1). */
   async #notify(entry: QueueEntry, recipients: readonly QueuedRecipient[], kind: NoticeKind): Promise<void> {
+    const told = recipientsToTell(recipients, kind);
+    if (told.length === 0) return;
     if (entry.from === '') {
       this.#log.warn({ queueId: entry.id }, `no ${kind} notice for a message from the null sender`);
       return;
     }
-    const told = recipientsToTell(recipients, kind);
-    if (told.length === 0) return;
     const notice = noticeMessage(entry, told, kind, await this.#original(entry), this.#options.hostname, this.#options.policy.lifetime);
     const id = await this.enqueue({ from: '', recipients: [{ address: entry.from }] }, notice);
     this.#log.info({ queueId: entry.id, notice: id, to: entry.from, recipients: told.length }, `${kind} notice queued`);

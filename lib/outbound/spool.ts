@@ -148,8 +148,8 @@ export class Spool {
 
   /**
    * Queues a message: its content (read from `content` until it ends) and its state with the
-   * content's size, each
-   * flushed to disk with its directory before this resolves. A failure leaves nothing behind.
+   * content's size, each flushed to disk with its directory before this resolves. A failure
+   * leaves nothing behind.
    */
   async add(fields: Omit<QueueEntry, 'size'>, content: AsyncIterable<Uint8Array> | Uint8Array): Promise<void> {
     let size = 0;
