@@ -1,6 +1,7 @@
 // The house rules for imports in lib/, checked by `npm run deps` (part of `npm test`).
-// Layers, lowest first: protocol ← app ← server ← handlers, testing, cli; protocol ← outbound ← handlers, cli; lib/application.ts joins
-// app and server; lib/index.ts is the one public face. Type-only imports count too.
+// Floors, lowest first: protocol and storage; app and outbound; net (the connection kit); server (SMTP) and pop3;
+// handlers (on app, outbound and storage); application.ts (app joined to server); testing and cli; index.ts, the public face.
+// Type-only imports count too.
 const layer = (name) => `^lib/${name}/`;
 
 /** A rule: nothing in lib/`name` imports the folders `above` (a regex alternation), lib/application.ts or lib/index.ts. */
@@ -29,9 +30,24 @@ module.exports = {
       from: { path: layer('protocol') },
       to: { pathNot: [layer('protocol'), '^node:', '^(crypto|buffer)$'], dependencyTypesNot: ['core'] },
     },
-    below('app-below-server', 'app', 'lib/app (the Tornado layer) knows the protocol, never the I/O that serves it.', 'server|handlers|testing|cli'),
-    below('server-below-users', 'server', 'lib/server serves any application: it knows no ready handler, test tool or command.', 'handlers|testing|cli'),
-    below('outbound-below-handlers', 'outbound', 'lib/outbound delivers mail for any handler or command: it knows none of them, nor the server.', 'server|handlers|testing|cli'),
+    {
+      name: 'protocol-does-no-io',
+      severity: 'error',
+      comment: 'lib/protocol has no sockets, files or timers of its own: only what the RFCs decide.',
+      from: { path: layer('protocol') },
+      to: { path: '^(node:)?(net|tls|fs|fs/promises|dgram|http|https|dns|child_process|cluster|timers)$' },
+    },
+    {
+      name: 'storage-is-the-floor',
+      severity: 'error',
+      comment: 'lib/storage (folder names, Maildir files, durable writes) serves the Maildir handler, the POP3 store and the spool alike: it imports nothing of theirs.',
+      from: { path: layer('storage') },
+      to: { path: '^lib/', pathNot: layer('storage') },
+    },
+    below('net-is-the-kit', 'net', 'lib/net is the connection kit every protocol shares: it knows no protocol server, mail store, handler, test tool or command.', 'server|pop3|handlers|testing|cli|outbound'),
+    below('app-below-server', 'app', 'lib/app (the Tornado layer) knows the protocol, never the I/O that serves it.', 'net|server|pop3|handlers|testing|cli'),
+    below('server-below-users', 'server', 'lib/server serves any application: it knows no ready handler, POP3, test tool or command.', 'pop3|handlers|testing|cli'),
+    below('outbound-below-handlers', 'outbound', 'lib/outbound delivers mail for any handler or command: it knows none of them, nor the server.', 'net|server|pop3|handlers|testing|cli'),
     {
       name: 'outbound-needs-no-app',
       severity: 'error',
@@ -39,7 +55,7 @@ module.exports = {
       from: { path: layer('outbound') },
       to: { path: layer('app') },
     },
-    below('pop3-below-users', 'pop3', 'lib/pop3 serves mail stores; it knows no SMTP server internals, test tool or command.', 'server|testing|cli'),
+    below('pop3-below-users', 'pop3', 'lib/pop3 serves mail stores on the connection kit; it knows no SMTP server internals, SMTP handler, test tool or command.', 'server|handlers|testing|cli'),
     {
       name: 'pop3-session-is-pure',
       severity: 'error',

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { SMTPServer as ReferenceServer } from 'smtp-server';
 import { Application, Deliver, RequestHandler, SMTPServer } from '../lib/index.js';
-import { readChunks } from '../lib/server/reader.js';
+import { readChunks } from '../lib/net/reader.js';
 
 const kind = process.argv[2];
 const options = process.argv.slice(3);

@@ -10,3 +10,8 @@ export type Maybe<T> = T | Promise<T>;
 export function andThen<T, U>(value: Maybe<T>, f: (v: T) => U): Maybe<U> {
   return value instanceof Promise ? value.then(f) : f(value);
 }
+
+/** Applies `f`, which may itself answer later, to a value now or once it is there. */
+export function chain<T, U>(value: Maybe<T>, f: (v: T) => Maybe<U>): Maybe<U> {
+  return value instanceof Promise ? value.then(f) : f(value);
+}

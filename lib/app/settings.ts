@@ -252,6 +252,15 @@ export class ApplicationSettings {
   @Min(1)
   limitWindow: number = 60 * 1000;
 
+  /**
+   * How much of an IPv6 address names one client for the per-client counts: a host usually holds
+   * a whole /64 and can rotate through it. 128 counts each address. Default 64.
+   */
+  @IsInt()
+  @Min(32)
+  @Max(128)
+  ipv6PrefixLength: number = 64;
+
   /** Clients (addresses or CIDRs) the per-client limits leave alone. Default loopback. */
   @IsArray()
   @IsString({ each: true })

@@ -165,7 +165,7 @@ export class Transaction implements HandlerTransaction {
         // The level is the connection logger's: no per-message child logger just to ask.
         if (this.#connectionLog.isLevelEnabled('info')) {
           const failed = this.#failures === null ? undefined : [...this.#failures.keys()].map((i) => this.envelope.rcptTos[i]);
-          const client = this.request.session.remoteAddress;
+          const client = this.request.session.remoteAddress || 'unknown';
           this.log.info({ client, from: this.envelope.mailFrom, to: this.envelope.rcptTos, size, failed }, 'message accepted');
         }
         return this.#replies(REPLIES.queued(this.request.id, this.#finishText));

@@ -1,6 +1,4 @@
-import { mkdirSync } from 'node:fs';
 import { copyFile, link, open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { IsBoolean, IsNotEmpty, IsOptional, IsString } from '../app/validators.js';
 import { RequestHandler } from '../app/request-handler.js';
@@ -8,7 +6,9 @@ import { settingsSchema } from '../app/settings-schema.js';
 import { REPLIES } from '../protocol/replies.js';
 import { SMTPError } from '../protocol/reply.js';
 import { traceHeaders } from './trace.js';
-import { syncDirectory } from '../outbound/durable.js';
+import { syncDirectory } from '../storage/durable.js';
+import { MAX_FOLDER_BYTES, mailboxFolder } from '../storage/folder-names.js';
+import { maildirName, prepareMaildir } from '../storage/maildir-files.js';
 
 /**
  * Settings of {@link Maildir}.
@@ -39,38 +39,21 @@ export class MaildirSettings {
   maildirPerRecipient?: boolean;
 }
 
-let delivered = 0;
-// The Maildir spec asks for a host name without "/" or ":" in unique names.
-const HOST = osHostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
-
-/** A unique file name as the Maildir spec describes: time, then microseconds, pid and a counter, then host. */
-function uniqueName(now: number): string {
-  const seconds = Math.floor(now / 1000);
-  const micros = Math.floor((performance.timeOrigin + performance.now()) * 1000) % 1_000_000;
-  return `${seconds}.M${micros}P${process.pid}Q${++delivered}.${HOST}`;
-}
-
-/** Makes `tmp/`, `new/` and `cur/` under `path` (mode 0700), once per path. */
-const prepared = new Set<string>();
-function prepare(path: string): void {
-  if (prepared.has(path)) return;
-  for (const sub of ['tmp', 'new', 'cur']) mkdirSync(join(path, sub), { recursive: true, mode: 0o700 });
-  prepared.add(path);
-}
-
 /**
- * A recipient's folder under `maildirPerRecipient`: the address, lower-cased, with nothing that
- * could leave the Maildir root. The POP3 server's `MaildirStore` finds a user's mail by the same rule.
+ * A recipient's folder under `maildirPerRecipient` (see `mailboxFolder`: canonical, reversibly
+ * escaped, never outside the Maildir root). The POP3 server's `MaildirStore` finds a user's mail
+ * by the same rule. Throws for an address whose folder name would pass 255 bytes; the handler
+ * refuses such a recipient at RCPT.
  *
  * @example
  * ```ts
- * recipientFolder('Bob@Example.com'); // 'bob@example.com'
+ * recipientFolder('"Bob"@Example.com'); // 'bob@example.com'
  * ```
  */
 export function recipientFolder(address: string): string {
-  // eslint-disable-next-line no-control-regex
-  const name = address.toLowerCase().replace(/[/\\\x00-\x1f]/g, '_');
-  return name === '.' || name === '..' || name === '' ? '_' : name;
+  const folder = mailboxFolder(address);
+  if (folder === undefined) throw new RangeError(`the folder name of ${address} would be longer than ${MAX_FOLDER_BYTES} bytes`);
+  return folder;
 }
 
 /**
@@ -92,15 +75,24 @@ export function recipientFolder(address: string): string {
 export class Maildir extends RequestHandler<MaildirSettings> {
   static override streaming = true;
 
+  /** Under `maildirPerRecipient`, an address with no possible folder is refused now, not after the data. */
+  override rcpt(address: string): void {
+    if (this.settings.maildirPerRecipient === true && mailboxFolder(address) === undefined) {
+      throw new SMTPError(550, [5, 1, 1], 'Mailbox name too long to be stored here', {
+        logMessage: `the folder name of ${address} would pass ${MAX_FOLDER_BYTES} bytes`,
+      });
+    }
+  }
+
   override async data(): Promise<void> {
     const root = this.settings.maildir;
-    const name = uniqueName(Date.now());
+    const name = maildirName(Date.now());
     const folders = this.settings.maildirPerRecipient === true ? [...new Set(this.request.rcptTos.map(recipientFolder))] : [''];
     const first = join(root, folders[0] ?? '');
     const tmpPath = join(first, 'tmp', name);
     let file: FileHandle | undefined;
     try {
-      prepare(first);
+      prepareMaildir(first);
       file = await open(tmpPath, 'wx', 0o600);
       if (this.settings.maildirTraceHeaders !== false) await file.write(traceHeaders(this.request, this.settings.hostname));
       // Each chunk is written before the next is asked for: lent chunks, whose memory is read into again.
@@ -137,7 +129,7 @@ export class Maildir extends RequestHandler<MaildirSettings> {
 
   /** Puts a copy of the written file into `folder/new/`: linked (or copied) into its `tmp/`, flushed, renamed. */
   async #deliverCopy(written: string, folder: string, name: string): Promise<void> {
-    prepare(folder);
+    prepareMaildir(folder);
     const tmp = join(folder, 'tmp', name);
     try {
       await link(written, tmp);

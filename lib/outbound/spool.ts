@@ -16,7 +16,7 @@ import { mkdirSync } from 'node:fs';
 import { open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RcptDsn } from '../protocol/dsn.js';
-import { syncDirectory } from './durable.js';
+import { syncDirectory } from '../storage/durable.js';
 
 /**
  * One recipient of a queued message and how it stands.

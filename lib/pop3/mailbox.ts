@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { open, readdir, stat, unlink } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { join } from 'node:path';
-import { recipientFolder } from '../handlers/maildir.js';
+import { mailboxFolder } from '../storage/folder-names.js';
 import type { Pop3Message } from './session.js';
 
 /**
@@ -43,6 +43,11 @@ export interface Pop3Maildrop {
 export interface Pop3Store {
   /** The user's maildrop as it stands now. */
   open(user: string): Promise<Pop3Maildrop>;
+  /**
+   * Which maildrop `user` opens: one session at a time holds it (RFC 1939 §8), whatever name
+   * reached it. Default: the user name in lower case.
+   */
+  maildropOf?(user: string): string;
 }
 
 /**
@@ -81,8 +86,14 @@ export class MaildirStore implements Pop3Store {
     this.#perUser = options.perUser === true;
   }
 
+  maildropOf(user: string): string {
+    if (!this.#perUser) return this.#root;
+    // A name with no possible folder has no mail: it opens an empty maildrop of its own.
+    return join(this.#root, mailboxFolder(user) ?? `%too-long/${user.length}`);
+  }
+
   async open(user: string): Promise<Pop3Maildrop> {
-    const folder = this.#perUser ? join(this.#root, recipientFolder(user)) : this.#root;
+    const folder = this.maildropOf(user);
     const files: { path: string; uid: string; size: number; name: string }[] = [];
     for (const sub of ['new', 'cur']) {
       let names: string[];

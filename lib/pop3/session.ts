@@ -67,6 +67,11 @@ export class Pop3Session {
     return this.#state;
   }
 
+  /** Whether the connection is under TLS. */
+  get secure(): boolean {
+    return this.#secure;
+  }
+
   /** The user once authenticated. */
   get user(): string | undefined {
     return this.#state === 'transaction' ? this.#user : undefined;

@@ -148,6 +148,16 @@ function isAsciiDomain(domain: string): boolean {
   return labelLength > 0 && last !== 0x2d;
 }
 
+/** Whether `text` is an IPv4 address in dotted decimal. */
+export function isIPv4(text: string): boolean {
+  return IPV4.test(text);
+}
+
+/** Whether `text` is an IPv4 address in dotted decimal, or an IPv6 address. */
+export function isIpAddress(text: string): boolean {
+  return IPV4.test(text) || isIPv6(text);
+}
+
 /** Whether `text` is `[IPv4]`, `[IPv6:…]` or a general address literal (RFC 5321 §4.1.3). */
 export function isAddressLiteral(text: string): boolean {
   if (!text.startsWith('[') || !text.endsWith(']')) return false;
@@ -162,7 +172,8 @@ export function isAddressLiteral(text: string): boolean {
   return /^[A-Za-z0-9-]*[A-Za-z0-9]$/.test(tag) && /^[\x21-\x5a\x5e-\x7e]+$/.test(value);
 }
 
-function isIPv6(text: string): boolean {
+/** Whether `text` is an IPv6 address in any of RFC 4291's text forms (no zone). */
+export function isIPv6(text: string): boolean {
   const v4 = text.lastIndexOf(':');
   let groups = text;
   let extra = 0;

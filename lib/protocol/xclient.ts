@@ -4,7 +4,7 @@
  * typed attributes or an error text out. Values are xtext (RFC 3461 §4); `[UNAVAILABLE]` and
  * `[TEMPUNAVAIL]` say the value is not known.
  */
-import { isIP } from 'node:net';
+import { isIpAddress } from './address.js';
 import { decodeXtext } from './dsn.js';
 import type { Forwarded, Peer } from './session-info.js';
 
@@ -43,7 +43,7 @@ function checkValue(name: string, value: string): string | undefined {
   switch (name) {
     case 'ADDR':
     case 'DESTADDR':
-      return isIP(address(value)) === 0 ? `${name} is not an IP address` : undefined;
+      return !isIpAddress(address(value)) ? `${name} is not an IP address` : undefined;
     case 'PORT':
     case 'DESTPORT':
       return /^\d{1,5}$/.test(value) && Number(value) <= 65535 ? undefined : `${name} is not a port number`;
@@ -84,8 +84,9 @@ export function clientNamed(peer: Peer, a: Attributes): { peer: Peer; heloName: 
   return {
     peer: {
       ...peer,
-      remoteAddress: a.ADDR ?? peer.remoteAddress,
-      remotePort: a.PORT === undefined ? peer.remotePort : Number(a.PORT),
+      // An address the filter could not give is unknown: never the filter's own (trust is not inherited).
+      remoteAddress: 'ADDR' in a ? (a.ADDR ?? '') : peer.remoteAddress,
+      remotePort: 'PORT' in a ? Number(a.PORT ?? 0) : 'ADDR' in a ? 0 : peer.remotePort,
       localAddress: a.DESTADDR ?? peer.localAddress,
       localPort: a.DESTPORT === undefined ? peer.localPort : Number(a.DESTPORT),
       clientName: 'NAME' in a ? a.NAME : peer.clientName,

@@ -4,11 +4,11 @@
  * (`protocol/sasl.ts`); this file asks the application's `authenticate` for its verdict, which may
  * be sync or async, and tells the session how the exchange ended.
  */
-import type { ClientLimits } from './client-limits.js';
+import type { AuthSlot, ClientLimits } from '../net/client-limits.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Logger } from 'pino';
 import { replyForError } from '../app/errors.js';
-import type { Maybe } from '../app/maybe.js';
+import { chain, type Maybe } from '../app/maybe.js';
 import type { Authenticator } from '../app/settings.js';
 import type { LineEvent } from '../protocol/line-splitter.js';
 import { REPLIES } from '../protocol/replies.js';
@@ -35,6 +35,8 @@ export interface AuthSetup {
   readonly metrics: ServerMetrics | null;
   /** AUTH failures per client address (`authFailuresPerIp`). */
   readonly limits: ClientLimits;
+  /** Who the limits count (`null`: a local Unix socket client). */
+  client(): string | null;
 }
 
 export class AuthExchange {
@@ -45,6 +47,8 @@ export class AuthExchange {
   readonly #session: Session;
   readonly #log: Logger;
   #open = true;
+  /** The running password check's place in the client's AUTH limit. */
+  #slot: AuthSlot | undefined;
 
   constructor(mechanism: SaslMechanism, setup: AuthSetup) {
     if (setup.authenticate === undefined) throw new Error('AUTH decided without an authenticator');
@@ -63,15 +67,9 @@ export class AuthExchange {
 
   /** The AUTH command itself, with its initial response if it had one; `454 4.7.0` to a client past its failures. */
   start(initial: Buffer | undefined): Maybe<Decision> {
-    const address = this.#session.peer.remoteAddress;
-    const go = (allowed: boolean): Maybe<Decision> => {
-      if (allowed) return this.#step(this.#exchange.start(initial));
-      this.#open = false;
-      this.#log.info({ client: address }, 'AUTH refused: too many failures from this client');
-      return { kind: 'reply', reply: REPLIES.authLimit() };
-    };
-    const allowed = this.#setup.limits.authAllowed(address);
-    return allowed instanceof Promise ? allowed.then(go) : go(allowed);
+    return chain(this.#setup.limits.authAllowed(this.#setup.client()), (allowed) =>
+      allowed ? this.#step(this.#exchange.start(initial)) : this.#overLimit(),
+    );
   }
 
   /** A client line inside the exchange. */
@@ -91,20 +89,27 @@ export class AuthExchange {
       case 'credentials': {
         const next = (verdict: Verdict): Maybe<Decision> =>
           'refusal' in verdict ? this.#refuse(verdict.refusal) : this.#step(this.#exchange.decide(verdict.decision));
-        const verdict = this.#verdict(step.credentials);
-        return verdict instanceof Promise ? verdict.then(next) : next(verdict);
+        // A slot per check: parallel guesses from one client wait their turn within the limit.
+        return chain(this.#setup.limits.authSlot(this.#setup.client()), (slot): Maybe<Decision> => {
+          if (slot === null) return this.#overLimit();
+          this.#slot = slot;
+          const verdict = this.#verdict(step.credentials);
+          return verdict instanceof Promise ? verdict.then(next) : next(verdict);
+        });
       }
       case 'success':
         this.#open = false;
         this.#log.info({ user: step.user }, 'authenticated');
         this.#setup.metrics?.auth(this.#mechanism, true);
+        this.abandon();
         return this.#session.authenticated(step.user);
       case 'failure':
         if (!step.countsAsFailure) return this.#refuse(step.reply);
         this.#open = false;
         this.#log.info({ failures: this.#session.authFailures + 1 }, 'authentication failed');
         this.#setup.metrics?.auth(this.#mechanism, false);
-        this.#setup.limits.authFailed(this.#session.peer.remoteAddress);
+        this.#slot?.failed();
+        this.#slot = undefined;
         return this.#session.authFailed(step.reply);
     }
   }
@@ -120,7 +125,20 @@ export class AuthExchange {
     }
   }
 
+  /** The exchange ended without a verdict, or the client left: the check's slot is given back. */
+  abandon(): void {
+    this.#slot?.done();
+    this.#slot = undefined;
+  }
+
+  #overLimit(): Decision {
+    this.#open = false;
+    this.#log.info({ client: this.#session.peer.remoteAddress || 'unknown' }, 'AUTH refused: too many failures from this client');
+    return { kind: 'reply', reply: REPLIES.authLimit() };
+  }
+
   #refuse(reply: Reply): Decision {
+    this.abandon();
     this.#open = false;
     return this.#session.authRefused(reply);
   }

@@ -12,7 +12,7 @@ import type { AnyServedApplication } from '../app/request-handler.js';
 import type { ApplicationSettings } from '../app/settings.js';
 import { LineSplitter } from '../protocol/line-splitter.js';
 import type { ServerMetrics } from './metrics.js';
-import type { ClientLimits } from './client-limits.js';
+import type { ClientLimits } from '../net/client-limits.js';
 import { Opening } from './opening.js';
 import { looksLikeProxyHeader } from '../protocol/proxy-header.js';
 import type { TrustedPeers } from '../app/trusted-peers.js';
@@ -21,13 +21,13 @@ import { REPLIES } from '../protocol/replies.js';
 import { inTransaction } from '../protocol/command-order.js';
 import { Session, type Decision } from '../protocol/session.js';
 import { AuthExchange } from './auth-exchange.js';
-import { IdleTimer } from './idle-timer.js';
+import { IdleTimer } from '../net/idle-timer.js';
 import { Intake } from './intake.js';
-import { asPending, DRY, InputPump, type StepResult } from './input-pump.js';
-import { readChunks } from './reader.js';
+import { asPending, DRY, InputPump, type StepResult } from '../net/input-pump.js';
+import { readChunks } from '../net/reader.js';
 import { ReplyWriter } from './reply-writer.js';
-import type { TLSConfig } from './tls.js';
-import { upgradeSocket } from './tls-upgrade.js';
+import type { TLSConfig } from '../net/tls.js';
+import { upgradeSocket } from '../net/tls-upgrade.js';
 import { ProxyPreamble } from './proxy-preamble.js';
 
 /** RFC 4954 §4: a SASL line may be 12288 bytes, more than an ordinary command line. */
@@ -77,6 +77,8 @@ export class Connection {
   #preambleTimer: NodeJS.Timeout | undefined;
   /** Everything before the banner: the per-client limits, the early-talker wait, `onConnect`. */
   readonly #opening: Opening;
+  /** Who the per-client limits count: the session's client, or `null` for a local Unix socket client. */
+  readonly #limitsClient: () => string | null;
 
   constructor(socket: Socket, context: ConnectionContext, onClosed: (connection: Connection) => void) {
     this.id = `${process.pid.toString(36)}.${(++sequence).toString(36)}`;
@@ -85,6 +87,9 @@ export class Connection {
     const settings = (this.#settings = context.settings);
     this.#onClosed = onClosed;
     this.#log = context.app.logger.child({ conn: this.id });
+    // A Unix socket client is local: the per-client limits leave it alone (an unknown TCP client is counted).
+    const limitsClient = socket.remoteAddress === undefined ? (): null => null : (): string => this.#session.peer.remoteAddress;
+    this.#limitsClient = limitsClient;
     const limit = settings.authenticate === undefined ? settings.maxLineLength : Math.max(settings.maxLineLength, AUTH_LINE_LIMIT);
     this.#lines = new LineSplitter(limit, settings.strictSyntax);
     this.#session = new Session(
@@ -102,7 +107,7 @@ export class Connection {
       socket,
       this.#log,
       () => this.#idleTimer?.touch(),
-      () => this.#pump.resume(),
+      () => this.#pump.drained(),
       context.metrics,
       () => this.#close(),
     );
@@ -119,6 +124,7 @@ export class Connection {
         this.#close(REPLIES.localError());
       },
       flush: () => this.#writer.flush(),
+      queued: () => this.#writer.queued,
     });
     this.#intake = new Intake(context.app, this.#session, this.#writer, this.#pump, this.#log, context.metrics);
     this.#opening = new Opening({
@@ -128,6 +134,7 @@ export class Connection {
       lines: this.#lines,
       settings,
       limits: context.limits,
+      client: limitsClient,
       metrics: context.metrics,
       log: this.#log,
       ended: () => this.#ended,
@@ -177,7 +184,10 @@ export class Connection {
     clearTimeout(this.#preambleTimer);
     this.#preamble = null;
     this.#session.proxied(step.peer);
-    this.#log.debug({ client: step.peer.remoteAddress, port: step.peer.remotePort, proxy: step.peer.proxy?.command }, 'PROXY header');
+    this.#log.debug(
+      { client: step.peer.remoteAddress || 'unknown', port: step.peer.remotePort, proxy: step.peer.proxy?.command },
+      'PROXY header',
+    );
     if (this.#settings.implicitTLS) {
       // The header came in plaintext; TLS starts right after it, with what followed it in the read.
       this.#secure(true, step.rest);
@@ -300,6 +310,7 @@ export class Connection {
           log: this.#log,
           metrics: this.#context.metrics,
           limits: this.#context.limits,
+          client: this.#limitsClient,
         });
         this.#auth = auth;
         return this.#pump.wait(auth.start(decision.initial), (next) => this.#afterAuth(auth, next));
@@ -385,6 +396,7 @@ export class Connection {
     this.#opening.release();
     this.#ended = true;
     this.#session.end();
+    this.#auth?.abandon();
     this.#auth = null;
     this.#intake.connectionClosed();
     this.#log.debug('closed');

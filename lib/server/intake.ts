@@ -23,7 +23,7 @@ import type { LineSplitter } from '../protocol/line-splitter.js';
 import { REPLIES } from '../protocol/replies.js';
 import type { Reply } from '../protocol/reply.js';
 import type { MailCommand, Session } from '../protocol/session.js';
-import { asPending, DRY, type InputPump, type StepResult } from './input-pump.js';
+import { asPending, DRY, type InputPump, type StepResult } from '../net/input-pump.js';
 import { MessageBody } from './message-body.js';
 import type { ServerMetrics, TimedHook } from './metrics.js';
 import type { ReplyWriter } from './reply-writer.js';

@@ -11,8 +11,8 @@ import type { LineSplitter } from '../protocol/line-splitter.js';
 import { REPLIES } from '../protocol/replies.js';
 import type { Reply } from '../protocol/reply.js';
 import type { Session } from '../protocol/session.js';
-import type { Admission, ClientLimits } from './client-limits.js';
-import { asPending, type InputPump, type StepResult } from './input-pump.js';
+import type { Admission, ClientLimits } from '../net/client-limits.js';
+import { asPending, type InputPump, type StepResult } from '../net/input-pump.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ReplyWriter } from './reply-writer.js';
 
@@ -24,6 +24,8 @@ export interface OpeningDriver {
   readonly lines: LineSplitter;
   readonly settings: ApplicationSettings;
   readonly limits: ClientLimits;
+  /** Who the limits count (`null`: a local Unix socket client). */
+  client(): string | null;
   readonly metrics: ServerMetrics | null;
   readonly log: Logger;
   ended(): boolean;
@@ -47,10 +49,10 @@ export class Opening {
 
   /** The greeting: at once, or after `greetDelay` with early talkers turned away; then the banner. */
   welcome(): StepResult {
-    const address = this.#d.session.peer.remoteAddress;
+    const address = this.#d.client();
     return this.#d.pump.wait(this.#d.limits.admit(address), (admission) => {
       if ('refusal' in admission) {
-        this.#d.log.info({ client: address, limit: admission.why }, 'client over a limit; closing');
+        this.#d.log.info({ client: address || 'unknown', limit: admission.why }, 'client over a limit; closing');
         this.#d.metrics?.refused('limit');
         this.#d.close(admission.refusal);
         return undefined;

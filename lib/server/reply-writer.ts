@@ -1,34 +1,24 @@
 /**
- * The one write path: every byte the server sends a client goes through a connection's
- * `ReplyWriter`, the refusal of a connection over the limit included. Replies are collected and
- * written together once the input runs dry (RFC 2920 §3.2); a client that does not read them
- * makes the writer ask the connection to stop reading until the socket drains. Each reply from
- * the catalogue is logged under its name (`reply=tooManyRecipients`): refusals at `info`, the
- * rest at `debug`.
+ * SMTP's replies on the connection kit's one write path ({@link Output}): every byte the server
+ * sends an SMTP client goes through a connection's `ReplyWriter`, the refusal of a connection over
+ * the limit included. It formats replies, logs each reply from the catalogue under its name
+ * (`reply=tooManyRecipients`: refusals at `info`, the rest at `debug`), and carries out the
+ * replies that end a connection (a 421, a hook's `DropConnection`).
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { Output } from '../net/output.js';
 import { formatReply, type Reply } from '../protocol/reply.js';
 import type { ServerMetrics } from './metrics.js';
 import { REPLIES } from '../protocol/replies.js';
 
 const DROPPED = REPLIES.dropped();
 
-/** How long a connection we ended may take to close before it is destroyed. */
-const LINGER_MS = 5000;
-
 export class ReplyWriter {
-  #socket: Socket;
+  readonly #output: Output;
   readonly #log: Logger;
   readonly #debug: boolean;
-  /** Called when something is written (the idle clock restarts) and when the socket drained. */
-  readonly #onWrite: () => void;
-  readonly #onDrain: () => void;
   readonly #metrics: ServerMetrics | null;
-  /** Replies formatted and not yet written. */
-  #out = '';
-  #held = false;
-  #waitingForDrain = false;
   #ending = false;
   /** Called when a hook's reply is a 421: the connection closes after it (RFC 5321 §3.8). */
   readonly #onClosing: () => void;
@@ -41,18 +31,21 @@ export class ReplyWriter {
     metrics: ServerMetrics | null = null,
     onClosing: () => void = () => undefined,
   ) {
+    this.#output = new Output(socket, { wrote: onWrite, drained: onDrain });
     this.#metrics = metrics;
     this.#onClosing = onClosing;
-    this.#socket = socket;
     this.#log = log;
     this.#debug = log.isLevelEnabled('debug');
-    this.#onWrite = onWrite;
-    this.#onDrain = onDrain;
   }
 
   /** Whether the client has not read what was written: reading waits until it has. */
   get waitingForDrain(): boolean {
-    return this.#waitingForDrain;
+    return this.#output.waitingForDrain;
+  }
+
+  /** How much is queued and not yet written. */
+  get queued(): number {
+    return this.#output.queued;
   }
 
   /**
@@ -65,14 +58,14 @@ export class ReplyWriter {
       this.#log.info({ reply: 'dropped' }, 'connection dropped by a hook');
       this.flush();
       this.#ending = true;
-      this.#socket.destroy();
+      this.#output.socket.destroy();
       return;
     }
     this.#metrics?.reply(reply);
     if (reply.name !== undefined && (reply.code >= 400 || this.#debug)) {
       this.#log[reply.code >= 400 ? 'info' : 'debug']({ reply: reply.name, code: reply.code }, 'reply');
     }
-    this.#out += formatReply(reply);
+    this.#output.queue(formatReply(reply));
     if (reply.code === 421 && !this.#ending) this.#onClosing();
   }
 
@@ -81,44 +74,28 @@ export class ReplyWriter {
    * before an early-talker wait): the reply goes on with the next {@link add}.
    */
   addOpening(reply: Reply): void {
-    this.#out += formatReply(reply).replace(/^(\d{3}) /, '$1-');
+    this.#output.queue(formatReply(reply).replace(/^(\d{3}) /, '$1-'));
   }
 
   /** Writes what is queued, unless a TLS handshake holds the output. */
   flush(): void {
-    if (this.#out === '' || this.#held || this.#socket.destroyed) return;
-    const data = this.#out;
-    this.#out = '';
-    this.#onWrite();
-    if (!this.#socket.write(data) && !this.#waitingForDrain) {
-      // The client does not read its replies: stop reading its commands until it does.
-      this.#waitingForDrain = true;
-      this.#socket.pause();
-      this.#socket.once('drain', () => {
-        this.#waitingForDrain = false;
-        this.#onDrain();
-      });
-    }
+    this.#output.flush();
   }
 
   /** A TLS handshake starts: nothing may be written until {@link resume}. */
   hold(): void {
-    this.#held = true;
+    this.#output.hold();
   }
 
   /** The handshake is done: writes go to the TLS socket from now on. */
   resume(socket: Socket): void {
-    this.#socket = socket;
-    this.#held = false;
+    this.#output.resume(socket);
   }
 
   /** Sends what is queued and `last`, then ends the socket, destroying it if it lingers. */
   end(...last: readonly Reply[]): void {
     this.#ending = true;
     for (const reply of last) this.add(reply);
-    this.flush();
-    const socket = this.#socket;
-    socket.end();
-    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    this.#output.end();
   }
 }

@@ -1,15 +1,16 @@
 import type { TLSSettings } from '../app/settings.js';
 import type { Server as HttpServer } from 'node:http';
 import { loadProm, serveMetrics, ServerMetrics } from './metrics.js';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import { checkPort, Connections, Listeners, type UnixSocketOptions } from '../net/listeners.js';
 import type { AnyServedApplication, HandlerService } from '../app/request-handler.js';
 import type { ApplicationSettings } from '../app/settings.js';
 import { REPLIES } from '../protocol/replies.js';
 import { TrustedPeers } from '../app/trusted-peers.js';
 import { Connection, type ConnectionContext } from './connection.js';
-import { TLSConfig } from './tls.js';
+import { TLSConfig } from '../net/tls.js';
 import { ClusterLimitStore, ClusterPrimary, isClusterWorker, onShutdownRequest, onTicketKeys, sharedTicketKeys } from './cluster.js';
-import { ClientLimits } from './client-limits.js';
+import { ClientLimits } from '../net/client-limits.js';
 import { MemoryLimitStore } from '../app/limit-store.js';
 
 /**
@@ -49,14 +50,13 @@ export interface StartOptions {
 export class SMTPServer {
   /** The application served. */
   readonly application: AnyServedApplication;
-  readonly #servers: Server[] = [];
-  readonly #connections = new Set<Connection>();
+  readonly #listeners: Listeners;
+  readonly #connections = new Connections<Connection>();
   #bound: { port: number | string; address: string | undefined } | undefined;
   #primary: ClusterPrimary | undefined;
   #closing: Promise<void> | undefined;
   #service: HandlerService | undefined;
   #serviceStarted = false;
-  #closed: (() => void) | undefined;
 
   readonly #settings: ApplicationSettings;
   #context: ConnectionContext;
@@ -67,6 +67,7 @@ export class SMTPServer {
 
   constructor(application: AnyServedApplication) {
     this.application = application;
+    this.#listeners = new Listeners(application.logger, (socket) => this.#accept(socket));
     this.#settings = application.settings as ApplicationSettings;
     const tls = this.#settings.tls;
     this.#context = {
@@ -141,27 +142,13 @@ export class SMTPServer {
 
   /**
    * Listens on `port` (0 picks a free one) and `address` (`''` or omitted: every interface, dual
-   * stack); a string `port` is a Unix socket path. Resolves once listening.
+   * stack); a string `port` is a Unix socket path, given `unix`'s mode and group (a socket file
+   * left by a process that died is removed first; a live one is not). Resolves once listening.
    */
-  async listen(port: number | string, address?: string): Promise<void> {
+  async listen(port: number | string, address?: string, unix?: UnixSocketOptions): Promise<void> {
     checkPort(port);
     await this.#startMetrics();
-    const server = createServer();
-    // Connections are taken from the first moment: in a cluster worker the primary may hand over
-    // connections it queued as soon as this worker listens, in the same turn of the event loop.
-    server.on('connection', (socket: Socket) => this.#accept(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      const done = (): void => {
-        server.off('error', reject);
-        resolve();
-      };
-      if (typeof port === 'string') server.listen(port, done);
-      else if (address === undefined || address === '') server.listen(port, done);
-      else server.listen(port, address, done);
-    });
-    server.on('error', (err) => this.application.logger.error({ err }, 'server error'));
-    this.#servers.push(server);
+    await this.#listeners.listen(port, address, unix);
     this.#startService();
   }
 
@@ -175,17 +162,13 @@ export class SMTPServer {
 
   /** Serves connections from servers you created and made listen yourself. */
   addSockets(servers: readonly Server[]): void {
-    for (const server of servers) {
-      server.on('connection', (socket: Socket) => this.#accept(socket));
-      server.on('error', (err) => this.application.logger.error({ err }, 'server error'));
-      this.#servers.push(server);
-    }
+    this.#listeners.add(servers);
     this.#startService();
   }
 
   /** The address of the first listening socket (in a cluster primary: the workers' shared one). */
   address(): AddressInfo | string | null {
-    return this.#primary?.address ?? this.#servers[0]?.address() ?? null;
+    return this.#primary?.address ?? this.#listeners.address();
   }
 
   /** Open connections in this process. */
@@ -261,17 +244,9 @@ export class SMTPServer {
   }
 
   async #close(): Promise<void> {
-    const stopped = Promise.all(this.#servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    const stopped = this.#listeners.close();
     const primary = this.#primary?.stop();
-    if (this.#connections.size > 0) {
-      const drained = new Promise<void>((resolve) => (this.#closed = resolve));
-      for (const connection of this.#connections) connection.shutdown();
-      const timer = setTimeout(() => {
-        for (const connection of this.#connections) connection.destroy();
-      }, this.#settings.closeTimeout);
-      await drained;
-      clearTimeout(timer);
-    }
+    await this.#connections.drain(this.#settings.closeTimeout);
     await stopped;
     await primary;
     await this.#service?.close();
@@ -285,7 +260,6 @@ export class SMTPServer {
     const connection = new Connection(socket, this.#context, (c) => {
       metrics?.disconnected();
       this.#connections.delete(c);
-      if (this.#connections.size === 0) this.#closed?.();
     });
     this.#connections.add(connection);
     if (this.#closing !== undefined) {
@@ -297,11 +271,5 @@ export class SMTPServer {
     } else {
       connection.start();
     }
-  }
-}
-
-function checkPort(port: unknown): void {
-  if (typeof port === 'string' ? port === '' : !(Number.isInteger(port) && (port as number) >= 0 && (port as number) <= 65535)) {
-    throw new RangeError(`port must be a whole number from 0 to 65535 or a Unix socket path, got ${String(port)}`);
   }
 }

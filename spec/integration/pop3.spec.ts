@@ -4,7 +4,6 @@
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +22,7 @@ import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { runPython } from '../helpers/python.js';
 import { startTsx, stopAll } from '../helpers/processes.js';
 import { closeServers, freePort, silent, startServer, until } from '../helpers/server.js';
+import { Pop3Client } from '../helpers/pop3-client.js';
 
 let certs: TestCertificates;
 const servers: Pop3Server[] = [];
@@ -46,65 +46,6 @@ async function pop3(options: Partial<Pop3ServerOptions> & Pick<Pop3ServerOptions
   await server.listen(0, '127.0.0.1');
   servers.push(server);
   return server.address()?.port ?? 0;
-}
-
-/** A raw POP3 client: send a line, read a line or a multi-line answer, exactly. */
-class Pop3Client {
-  #buffer = '';
-  #closed = false;
-  readonly #socket: Socket;
-  private constructor(socket: Socket) {
-    this.#socket = socket;
-    socket.setEncoding('latin1');
-    socket.on('data', (t: string) => (this.#buffer += t));
-    socket.on('close', () => (this.#closed = true));
-  }
-  static async connect(port: number): Promise<Pop3Client> {
-    const socket = connect(port, '127.0.0.1');
-    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    return new Pop3Client(socket);
-  }
-  async #until(done: () => number): Promise<string> {
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      const end = done();
-      if (end !== -1) {
-        const text = this.#buffer.slice(0, end);
-        this.#buffer = this.#buffer.slice(end);
-        return text;
-      }
-      if (this.#closed || Date.now() > deadline) throw new Error(`no answer; unread: ${JSON.stringify(this.#buffer)}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-  /** Everything up to and with `end`. */
-  until(end: string): Promise<string> {
-    return this.#until(() => {
-      const i = this.#buffer.indexOf(end);
-      return i === -1 ? -1 : i + end.length;
-    });
-  }
-  line(): Promise<string> {
-    return this.#until(() => {
-      const i = this.#buffer.indexOf('\r\n');
-      return i === -1 ? -1 : i + 2;
-    });
-  }
-  send(text: string): void {
-    this.#socket.write(`${text}\r\n`);
-  }
-  async command(text: string): Promise<string> {
-    this.send(text);
-    return this.line();
-  }
-  async closedByServer(): Promise<string> {
-    const deadline = Date.now() + 5000;
-    while (!this.#closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    return this.#buffer;
-  }
-  close(): void {
-    this.#socket.destroy();
-  }
 }
 
 /** A Maildir with one folder per recipient, served by SMTP and by POP3. */

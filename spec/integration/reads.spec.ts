@@ -1,5 +1,5 @@
 /**
- * How connections read their sockets (lib/server/reader.ts): the direct path into a shared read
+ * How connections read their sockets (lib/net/reader.ts): the direct path into a shared read
  * buffer, and the stream path it falls back to. Both must hand over exactly the bytes sent, in
  * Buffers nobody overwrites, with pause/resume and end of stream working; a whole SMTP session
  * must behave the same on either.
@@ -7,7 +7,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Application, RequestHandler, SMTPServer } from '../../lib/index.js';
-import { giveBack, isReadBuffer, readChunks, readsDirectly, stopReading } from '../../lib/server/reader.js';
+import { giveBack, isReadBuffer, readChunks, readsDirectly, stopReading } from '../../lib/net/reader.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, recordingHandler, silent, startServer, until, type Received } from '../helpers/server.js';

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { IdleTimer } from '../../lib/server/idle-timer.js';
+import { IdleTimer } from '../../lib/net/idle-timer.js';
 
 describe('IdleTimer', () => {
   beforeEach(() => {

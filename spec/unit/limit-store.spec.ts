@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryLimitStore } from '../../lib/app/limit-store.js';
-import { network } from '../../lib/server/client-limits.js';
+import { network } from '../../lib/net/client-limits.js';
 
 describe('MemoryLimitStore', () => {
   it('counts open connections and events in a sliding window', () => {

@@ -1,9 +1,12 @@
 /**
- * The input pump: bytes from the socket into the line splitter, then one unit of input at a time
- * (a command line, or the message data) through the connection, strictly in order. It runs
- * synchronously while hooks return at once; a hook's promise stops it until the promise settles,
- * and meanwhile new bytes wait in the splitter (reading pauses past `maxBufferedBytes`, so a
- * client pipelining without end cannot grow memory).
+ * The input pump, shared by every protocol of the connection kit: bytes from the socket into the
+ * line splitter, then one unit of input at a time (a command line, or the message data) through
+ * the connection, strictly in order. It runs synchronously while hooks return at once; a hook's
+ * promise stops it until the promise settles, and meanwhile new bytes wait in the splitter
+ * (reading pauses past `maxBufferedBytes`, so a client pipelining without end cannot grow
+ * memory). Replies are flushed once `OUTPUT_HIGH_WATER` of them is queued, and no unit runs
+ * while the client has not read what was written: a client that sends without reading holds at
+ * most one batch of replies and one read of input here, whatever it sends.
  */
 import type { Socket } from 'node:net';
 import type { Maybe } from '../app/maybe.js';
@@ -14,6 +17,9 @@ import { giveBack, isReadBuffer } from './reader.js';
 /** A unit's outcome: done now (`undefined`), a hook running (its promise), or no complete unit. */
 export type StepResult = Promise<void> | undefined | typeof DRY;
 export const DRY = Symbol('dry');
+
+/** Queued reply text past which replies are written before the next unit runs. */
+export const OUTPUT_HIGH_WATER = 16 * 1024;
 
 /** A unit's outcome as a hook's: `DRY` (nothing more to run now) counts as done. */
 export function asPending(result: StepResult): Promise<void> | undefined {
@@ -36,6 +42,8 @@ export interface PumpDriver {
   failed(err: unknown): void;
   /** The input ran dry or a hook started to wait: send what is due. */
   flush(): void;
+  /** How much reply text is queued and not yet written. */
+  queued(): number;
 }
 
 export class InputPump implements ReadBufferRecycler {
@@ -102,11 +110,14 @@ export class InputPump implements ReadBufferRecycler {
 
   /** Runs units until the input runs dry (`DRY`) or a hook is still running (its promise). */
   #units(): Promise<void> | typeof DRY {
-    while (this.#driver.running()) {
-      const pending = this.#driver.step();
+    const driver = this.#driver;
+    // A client that does not read its replies is not read either: what it sent waits (see drained()).
+    while (driver.running() && !driver.waitingForDrain()) {
+      const pending = driver.step();
       if (pending === DRY) break;
       if (pending !== undefined) return pending;
-      this.#driver.afterStep();
+      driver.afterStep();
+      if (driver.queued() >= OUTPUT_HIGH_WATER) driver.flush();
     }
     return DRY;
   }
@@ -149,6 +160,12 @@ export class InputPump implements ReadBufferRecycler {
   /** A lending reader is done with every part of `backing`: the socket reads into it again, unless input waiting here is in it. */
   recycle(backing: ArrayBufferLike): void {
     if (!this.#lines.holds(backing)) giveBack(this.#driver.socket(), backing);
+  }
+
+  /** The client read what was written: the units that waited for it run, then reading goes on. */
+  drained(): void {
+    if (this.#busy) this.resume();
+    else this.run();
   }
 
   /** Reads again unless the connection waits for something else. */
