@@ -8,6 +8,7 @@
  * read are ALPN, AUTHORITY, UNIQUE_ID, SSL with its sub-fields, and AWS's VPC endpoint (0xEA,
  * kept raw); others are skipped. A header over {@link MAX_PROXY_HEADER} bytes is an error.
  */
+import { isIPv4, isIPv6 } from './address.js';
 
 /** The longest header taken (version 2 allows 65,551 bytes; nothing real comes near 4 KiB). */
 export const MAX_PROXY_HEADER = 4096;
@@ -105,7 +106,6 @@ export function parseProxyHeader(bytes: Buffer): ProxyParse {
   return { error: 'not a PROXY protocol header' };
 }
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const PORT = /^(0|[1-9]\d{0,4})$/;
 
 function parseV1(bytes: Buffer): ProxyParse {
@@ -119,7 +119,7 @@ function parseV1(bytes: Buffer): ProxyParse {
   }
   if (words.length !== 6 || (words[1] !== 'TCP4' && words[1] !== 'TCP6')) return { error: 'malformed PROXY v1 header' };
   const [, family, src, dst, srcPort, dstPort] = words as [string, string, string, string, string, string];
-  const valid = (a: string): boolean => (family === 'TCP4' ? IPV4.test(a) : isIPv6(a));
+  const valid = (a: string): boolean => (family === 'TCP4' ? isIPv4(a) : isIPv6(a));
   if (!valid(src) || !valid(dst) || !PORT.test(srcPort) || !PORT.test(dstPort) || Number(srcPort) > 65535 || Number(dstPort) > 65535) {
     return { error: 'malformed PROXY v1 header' };
   }
@@ -135,21 +135,16 @@ function parseV1(bytes: Buffer): ProxyParse {
   };
 }
 
-function isIPv6(text: string): boolean {
-  if (!/^[0-9a-fA-F:.]{2,45}$/.test(text)) return false;
-  try {
-    return new URL(`http://[${text}]/`).hostname.length > 2;
-  } catch {
-    return false;
-  }
-}
-
 function parseV2(bytes: Buffer): ProxyParse {
   const verCmd = bytes[12] ?? 0;
   if (verCmd >> 4 !== 2) return { error: 'PROXY v2 header with an unknown version' };
   const command = verCmd & 0x0f;
   if (command > 1) return { error: 'PROXY v2 header with an unknown command' };
   const family = bytes[13] ?? 0;
+  // The specification defines families 0-3 and transports 0-2; anything else "must be rejected
+  // as invalid by receivers". A mail server takes stream connections only.
+  if (family >> 4 > 3) return { error: 'PROXY v2 header with an undefined address family' };
+  if ((family & 0x0f) > 1) return { error: 'PROXY v2 header with a transport other than a stream' };
   const length = bytes.readUInt16BE(14);
   if (16 + length > MAX_PROXY_HEADER) return { error: `PROXY v2 header longer than ${MAX_PROXY_HEADER} bytes` };
   if (bytes.length < 16 + length) return MORE;

@@ -2,6 +2,11 @@
  * The PROXY protocol preamble of a connection from a trusted load balancer: the header is read
  * whole before the banner, within `proxyTimeout` and {@link MAX_PROXY_HEADER} bytes. What comes
  * after it in the same read is the client's, and goes on to the session.
+ *
+ * A header that names no client address (v1 `UNKNOWN`, v2 `LOCAL`, `AF_UNSPEC` or `AF_UNIX`)
+ * leaves the client unknown (`remoteAddress` `''`), never the proxy: the proxy's own address is
+ * trusted and exempt, and what the proxy forwards is not (a v2 `LOCAL` health check gets a
+ * session as an unknown client, which is all a check needs).
  */
 import type { Peer } from '../protocol/session-info.js';
 import { parseProxyHeader, type ProxyHeader } from '../protocol/proxy-header.js';
@@ -36,8 +41,8 @@ export class ProxyPreamble {
     const { source, destination } = header;
     return {
       id: own.id,
-      remoteAddress: source?.address ?? own.remoteAddress,
-      remotePort: source?.port ?? own.remotePort,
+      remoteAddress: source?.address ?? '',
+      remotePort: source?.port ?? 0,
       localAddress: destination?.address ?? own.localAddress,
       localPort: destination?.port ?? own.localPort,
       proxy: {

@@ -57,14 +57,14 @@ describe('PROXY protocol from a trusted proxy', () => {
     expect(await malformed.closedByServer()).toBe('');
   });
 
-  it('gives a v2 LOCAL header (a health check) a normal session on the proxy’s own address', async () => {
+  it('gives a v2 LOCAL header (a health check) a session as an unknown client, not as the proxy', async () => {
     const connects: SessionInfo[] = [];
     const { port } = await startServer(RequestHandler, { proxyFrom: ['127.0.0.1'], onConnect: (s) => void connects.push(s) });
     const client = await RawClient.connect(port);
     client.write(Buffer.from('0d0a0d0a000d0a515549540a20000000', 'hex'));
     expect(await client.reply()).toBe('220 mx.test ESMTP Sirocco\r\n');
     expect(await client.command('QUIT')).toBe('221 2.0.0 Bye\r\n');
-    expect(connects[0]).toMatchObject({ remoteAddress: '127.0.0.1', proxy: { version: 2, command: 'LOCAL' } });
+    expect(connects[0]).toMatchObject({ remoteAddress: '', proxy: { version: 2, command: 'LOCAL', proxyAddress: '127.0.0.1' } });
   });
 
   it('serves a peer outside proxyFrom directly, and closes it if it sends a PROXY header', async () => {
@@ -176,7 +176,10 @@ describe.skipIf(haproxyMissing !== undefined)('behind a real HAProxy', () => {
     // HAProxy's health check: a LOCAL header, a 220, QUIT.
     await until(() => connects.some((s) => s.proxy?.command === 'LOCAL') || haproxy?.exitCode !== null, 10_000);
     expect(haproxy.exitCode, output).toBeNull();
-    expect(connects.find((s) => s.proxy?.command === 'LOCAL')).toMatchObject({ remoteAddress: '127.0.0.1', proxy: { version: 2 } });
+    expect(connects.find((s) => s.proxy?.command === 'LOCAL')).toMatchObject({
+      remoteAddress: '',
+      proxy: { version: 2, proxyAddress: '127.0.0.1' },
+    });
 
     for (const [frontend, version, from] of [
       [v1Port, 1, '127.0.0.2'],

@@ -54,12 +54,14 @@ describe('PROXY protocol v1', () => {
     }
   });
 
-  it('takes TCP6 and UNKNOWN (the connection’s own addresses stand)', () => {
+  it('takes TCP6 and UNKNOWN (the client is then unknown, never the proxy)', () => {
     expect(parseProxyHeader(Buffer.from('PROXY TCP6 2001:db8::7 2001:db8::1 4000 25\r\n'))).toMatchObject({
       header: { source: { address: '2001:db8::7', port: 4000 } },
       length: 44,
     });
-    expect(feed([Buffer.from('PROXY UNKNOWN whatever\r\n')])).toMatchObject({ peer: { remoteAddress: '10.0.0.9', proxy: { version: 1 } } });
+    expect(feed([Buffer.from('PROXY UNKNOWN whatever\r\n')])).toMatchObject({
+      peer: { remoteAddress: '', remotePort: 0, proxy: { version: 1, proxyAddress: '10.0.0.9' } },
+    });
   });
 
   it.each([
@@ -119,14 +121,16 @@ describe('PROXY protocol v2', () => {
     });
   });
 
-  it('writes IPv6 addresses in their short form, and keeps the own addresses for LOCAL', () => {
+  it('writes IPv6 addresses in their short form; LOCAL leaves the client unknown', () => {
     const addresses = Buffer.alloc(36);
     Buffer.from('20010db8000000000000000000000007', 'hex').copy(addresses, 0);
     Buffer.from('20010db8000000000000000000000001', 'hex').copy(addresses, 16);
     addresses.writeUInt16BE(4000, 32);
     addresses.writeUInt16BE(25, 34);
     expect(parseProxyHeader(v2(1, 0x21, addresses))).toMatchObject({ header: { source: { address: '2001:db8::7', port: 4000 } } });
-    expect(feed([v2(0, 0x00, Buffer.alloc(0))])).toMatchObject({ peer: { remoteAddress: '10.0.0.9', proxy: { command: 'LOCAL' } } });
+    expect(feed([v2(0, 0x00, Buffer.alloc(0))])).toMatchObject({
+      peer: { remoteAddress: '', proxy: { command: 'LOCAL', proxyAddress: '10.0.0.9' } },
+    });
   });
 
   it.each<[string, Buffer, string]>([
