@@ -7,6 +7,16 @@ import type { BodyBudget } from '../app/body-budget.js';
 import type { MessageStream } from '../app/message-stream.js';
 import type { BodySink } from '../protocol/data-decoder.js';
 
+/**
+ * A held part smaller than this is copied into a run of its own memory instead of kept as a
+ * Buffer of its own: a Buffer costs a few hundred bytes whatever its length, so a body sent as a
+ * million one-byte BDAT chunks would cost 250 times what the budget counts.
+ */
+const SMALL_PART = 8 * 1024;
+/** The first run small parts are gathered in; each next one twice as large, up to the last. */
+const FIRST_RUN = 4 * 1024;
+const LAST_RUN = 64 * 1024;
+
 export class MessageBody implements BodySink {
   readonly stream: MessageStream | null;
   readonly #budget: BodyBudget;
@@ -19,6 +29,10 @@ export class MessageBody implements BodySink {
   #size = 0;
   #overBudget = false;
   #backedUp = false;
+  /** Where small parts are gathered: the run, where its not yet held part starts, and how much is used. */
+  #run: Buffer | null = null;
+  #runStart = 0;
+  #runUsed = 0;
 
   constructor(stream: MessageStream | null, budget: BodyBudget) {
     this.stream = stream;
@@ -43,6 +57,12 @@ export class MessageBody implements BodySink {
       return;
     }
     if (this.#overBudget) return;
+    // The first part is kept as it came: a small message in one read is handed over without a copy.
+    if (part.length < SMALL_PART && (this.#parts.length > 0 || this.#run !== null)) {
+      this.#gather(part);
+      return;
+    }
+    this.#closeRun();
     // A part is a view of a read buffer, which it keeps alive whole: that is what is counted. A
     // view of Node's small-buffer pool counts its own bytes (the pool is shared); a view that
     // would keep alive more than twice its size is copied out, so a small body read through a
@@ -70,6 +90,34 @@ export class MessageBody implements BodySink {
     this.#bodyBytes += part.length;
   }
 
+  /** Copies a small part into the current run, starting a new one (counted whole) when it is full. */
+  #gather(part: Buffer): void {
+    let run = this.#run;
+    if (run === null || run.length - this.#runUsed < part.length) {
+      this.#closeRun();
+      const size = Math.min(LAST_RUN, Math.max(FIRST_RUN, run === null ? 0 : run.length * 2));
+      if (!this.#budget.take(size)) {
+        this.#overBudget = true;
+        this.release();
+        return;
+      }
+      this.#held += size;
+      run = this.#run = Buffer.allocUnsafeSlow(size);
+      this.#runStart = this.#runUsed = 0;
+    }
+    part.copy(run, this.#runUsed);
+    this.#runUsed += part.length;
+    this.#bodyBytes += part.length;
+  }
+
+  /** Holds what was gathered in the run so far as one part, so the parts stay in order. */
+  #closeRun(): void {
+    const run = this.#run;
+    if (run === null || this.#runUsed === this.#runStart) return;
+    this.#parts.push(run.subarray(this.#runStart, this.#runUsed));
+    this.#runStart = this.#runUsed;
+  }
+
   /** Whether the stream's reader fell behind since the last call: wait for its demand before reading more. */
   takeBackedUp(): boolean {
     const backedUp = this.#backedUp;
@@ -84,6 +132,8 @@ export class MessageBody implements BodySink {
    * counted before it is made, and the parts' count is let go once it is.
    */
   body(): Buffer | null {
+    this.#closeRun();
+    this.#run = null;
     const parts = this.#parts;
     const only = parts.length === 1 ? parts[0] : undefined;
     if (only !== undefined && only.byteLength * 2 >= only.buffer.byteLength) return only;
@@ -101,6 +151,7 @@ export class MessageBody implements BodySink {
 
   /** The body is no longer held by the server: its bytes leave the budget. */
   release(): void {
+    this.#run = null;
     if (this.#held === 0) return;
     this.#parts = [];
     this.#budget.release(this.#held);

@@ -140,6 +140,18 @@ export class RawClient {
     }
   }
 
+  /** Takes everything unread once `done(text)` holds of it, within `ms` (for replies by the thousand). */
+  async readUntil(done: (text: string) => boolean, ms = WAIT_MS): Promise<string> {
+    const deadline = Date.now() + ms;
+    while (!done(this.#buffer)) {
+      if (this.#closed) throw new Error(`connection closed; unread: ${JSON.stringify(this.#buffer.slice(-500))}`);
+      await this.#wait(deadline);
+    }
+    const text = this.#buffer;
+    this.#buffer = '';
+    return text;
+  }
+
   /** Resolves once the server closed the connection; returns what was unread. */
   async closedByServer(): Promise<string> {
     const deadline = Date.now() + WAIT_MS;

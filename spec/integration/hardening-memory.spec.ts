@@ -1,0 +1,60 @@
+/**
+ * Memory per byte the limits allow: a body sent in the smallest pieces costs what its bytes cost,
+ * not a Buffer per piece. The figures of floods from one client for every surface are in the
+ * bench (`npm run bench`, the floods table); these tests hold the bound where a test can.
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RequestHandler } from '../../lib/index.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { closeServers, startServer } from '../helpers/server.js';
+
+afterEach(closeServers);
+
+const MiB = 1024 * 1024;
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+/** Memory that is alive: garbage is collected first. */
+const inUse = (): number => {
+  gc();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+};
+
+describe('a buffered handler', () => {
+  it('holds a body of 300,000 one-byte BDAT chunks in about its size, not a Buffer per chunk', async () => {
+    let atData = 0;
+    let body: Buffer = Buffer.alloc(0);
+    const before = inUse();
+    const { port } = await startServer(
+      class extends RequestHandler {
+        override data(): void {
+          // The body's parts are all alive here: what the server holds for it.
+          atData = inUse();
+          body = this.request.body;
+        }
+      },
+      { bodyMemoryBudget: 64 * MiB, maxMessageSize: 10 * MiB },
+    );
+    const client = await RawClient.ehlo(port);
+    await client.command('MAIL FROM:<a@b.test>');
+    await client.command('RCPT TO:<c@d.test>');
+    const chunks = 300_000;
+    const piece = Buffer.from('BDAT 1\r\nX'.repeat(10_000));
+    for (let i = 0; i < chunks / 10_000; i++) client.write(piece);
+    client.write('BDAT 0 LAST\r\n');
+    let lines = 0;
+    let seen = 0;
+    const text = await client.readUntil((t) => {
+      for (let i = t.indexOf('\r\n', seen); i !== -1; i = t.indexOf('\r\n', i + 2)) lines++;
+      seen = t.lastIndexOf('\r\n') + 2;
+      return lines >= chunks + 1;
+    }, 60_000);
+    expect(text.slice(text.lastIndexOf('\r\n', text.length - 3) + 2)).toMatch(/^250 /);
+    expect(body.length).toBe(chunks);
+    // The client's own buffer of 300,000 replies is most of this: the body's share is spec/unit/message-body.spec.ts.
+    expect(atData - before).toBeLessThan(24 * MiB);
+    client.close();
+  });
+});
