@@ -216,8 +216,8 @@ export class ApplicationSettings {
   greetTeaser: boolean = false;
 
   /**
-   * Where to serve Prometheus metrics (`GET /metrics`): `port`, `host:port` or `[v6]:port`; a
-   * bare port listens on 127.0.0.1. Under `start(n)` the primary serves the sum of every worker.
+   * Where to serve Prometheus metrics (`GET /metrics`): `port` listens on 127.0.0.1 only,
+   * `:port` on every interface, `host:port` or `[v6]:port` where it says. Under `start(n)` the primary serves the sum of every worker.
    * Off by default (prom-client is then not even loaded).
    */
   @IsOptional()

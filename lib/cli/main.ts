@@ -20,6 +20,8 @@ import { Deliver } from '../handlers/deliver.js';
 import { queueCommand } from './queue-command.js';
 import { pop3Option, startPop3 } from './pop3-option.js';
 import { parseListen, UsageError, type ListenTarget } from './usage.js';
+import type { UnixSocketOptions } from '../net/listeners.js';
+import { writableFolder } from '../storage/durable.js';
 
 export { parseListen, UsageError, type ListenTarget } from './usage.js';
 import type { Pop3Server } from '../pop3/server.js';
@@ -55,7 +57,11 @@ Options:
                             --listen on a Unix socket path
   --proxy-from CIDR         a load balancer whose connections start with a PROXY
                             header (v1 or v2); repeat for several
-  --metrics-listen ADDRESS  serve Prometheus metrics on /metrics (PORT or HOST:PORT)
+  --metrics-listen ADDRESS  serve Prometheus metrics on /metrics: PORT listens on
+                            127.0.0.1 only, :PORT on every interface, HOST:PORT
+                            or [IPv6]:PORT where it says
+  --socket-mode MODE        a Unix socket --listen's file mode (octal, e.g. 660)
+  --socket-group GROUP      a Unix socket --listen's group (name or number)
   --pop3-listen ADDRESS     also serve POP3 (HOST:PORT) over the Maildir of
                             --handler maildir:DIR (one folder per user with
                             --set maildirPerRecipient=true); STLS with --tls-key
@@ -105,6 +111,17 @@ function positiveInteger(name: string, text: string | undefined): number | undef
   return Number(text);
 }
 
+/** A folder the handler writes: made if missing and writable, or the usage error that says why not. */
+function checkedFolder(option: string, dir: string): string {
+  const path = resolve(dir);
+  try {
+    writableFolder(path);
+  } catch (err) {
+    throw new UsageError(`${option}: ${path} cannot be made or written: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return path;
+}
+
 /** Resolves `--handler` to a class and the settings it needs. */
 export async function loadHandler(spec: string): Promise<{ handler: AnyHandlerClass; settings: SettingsInput }> {
   if (spec === 'sink') return { handler: Sink, settings: {} };
@@ -112,12 +129,12 @@ export async function loadHandler(spec: string): Promise<{ handler: AnyHandlerCl
   if (spec.startsWith('maildir:')) {
     const dir = spec.slice('maildir:'.length);
     if (dir === '') throw new UsageError('--handler maildir:DIR needs a directory');
-    return { handler: Maildir, settings: { maildir: resolve(dir) } };
+    return { handler: Maildir, settings: { maildir: checkedFolder('--handler maildir:DIR', dir) } };
   }
   if (spec.startsWith('deliver:')) {
     const dir = spec.slice('deliver:'.length);
     if (dir === '') throw new UsageError('--handler deliver:QUEUE_DIR needs a directory');
-    return { handler: Deliver, settings: { queueDir: resolve(dir) } };
+    return { handler: Deliver, settings: { queueDir: checkedFolder('--handler deliver:QUEUE_DIR', dir) } };
   }
   if (spec.startsWith('relay:')) {
     const match = /^relay:([^:]+)(?::(\d{1,5}))?$/.exec(spec);
@@ -155,7 +172,9 @@ export interface Plan {
   /** `--workers`: serve from this many processes (0: one per CPU); `undefined`: one process. */
   readonly workers: number | undefined;
   /** `--pop3-listen` and `--pop3-users`. */
-  readonly pop3: { readonly port: number; readonly host: string; readonly usersFile: string } | undefined;
+  readonly pop3: { readonly port: number; readonly host: string; readonly users: ReadonlyMap<string, string> } | undefined;
+  /** `--socket-mode` and `--socket-group`, for a Unix socket `--listen`. */
+  readonly socket: UnixSocketOptions;
   /** `--tls-key` and `--tls-cert`, read again on SIGHUP by a single process. */
   readonly tlsFiles: { readonly key: string; readonly cert: string } | undefined;
 }
@@ -183,6 +202,8 @@ export function parseCommandLine(args: readonly string[]): Plan {
         'metrics-listen': { type: 'string' },
         'pop3-listen': { type: 'string' },
         'pop3-users': { type: 'string' },
+        'socket-mode': { type: 'string' },
+        'socket-group': { type: 'string' },
         workers: { type: 'string' },
         'drain-timeout': { type: 'string' },
         'log-level': { type: 'string' },
@@ -239,7 +260,11 @@ export function parseCommandLine(args: readonly string[]): Plan {
     process.stdout.isTTY ? prettyStream({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname' }) : undefined,
   );
   const workers = wholeNumber('--workers', values.workers);
+  const mode = values['socket-mode'];
+  if (mode !== undefined && !/^0?[0-7]{3}$/.test(mode))
+    throw new UsageError(`--socket-mode: expected an octal mode such as 660, got ${JSON.stringify(mode)}`);
   return {
+    socket: { mode: mode === undefined ? undefined : parseInt(mode, 8), group: values['socket-group'] },
     pop3: pop3Option(values['pop3-listen'], values['pop3-users'], values.handler, workers),
     workers,
     tlsFiles: key === undefined || cert === undefined ? undefined : { key, cert },
@@ -259,7 +284,7 @@ export async function main(args: readonly string[], out = process.stdout, err = 
       (t) => err.write(t),
     );
   }
-  let server: SMTPServer;
+  let server: SMTPServer | undefined;
   let app: AnyApplication;
   let pop3: Pop3Server | undefined;
   try {
@@ -278,7 +303,7 @@ export async function main(args: readonly string[], out = process.stdout, err = 
       await server.start(plan.workers);
       if (cluster.isWorker) return await new Promise<number>(() => undefined);
     } else if ('path' in plan.listen) {
-      await server.listen(plan.listen.path);
+      await server.listen(plan.listen.path, undefined, plan.socket);
     } else {
       await server.listen(plan.listen.port, plan.listen.host);
     }
@@ -308,10 +333,10 @@ export async function main(args: readonly string[], out = process.stdout, err = 
     const files = plan.tlsFiles;
     if (files !== undefined && plan.workers === undefined) {
       // SIGHUP to a single process: the renewed key and certificate, read again (a cluster restarts its workers instead).
-      const running = server;
+      const serving = server;
       process.on('SIGHUP', () => {
         try {
-          running.reloadTLS({ key: readFileSync(files.key), cert: readFileSync(files.cert) });
+          serving.reloadTLS({ key: readFileSync(files.key), cert: readFileSync(files.cert) });
           out.write('sirocco: TLS key and certificate reloaded\n');
         } catch (e) {
           err.write(`sirocco: TLS reload failed, the old key and certificate stay: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -319,6 +344,8 @@ export async function main(args: readonly string[], out = process.stdout, err = 
       });
     }
   } catch (e) {
+    // Nothing stays listening after a failed start: a supervisor sees the exit, not half a server.
+    await Promise.allSettled([server?.close(), pop3?.close()]);
     if (e instanceof UsageError || e instanceof SettingsError) {
       err.write(`sirocco: ${e.message} (see --help)\n`);
       return 2;
@@ -326,12 +353,13 @@ export async function main(args: readonly string[], out = process.stdout, err = 
     err.write(`sirocco: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   }
+  const running = server;
   await new Promise<void>((done) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       out.write('sirocco: closing\n');
-      void Promise.all([server.close(), pop3?.close()]).then(() => {
+      void Promise.all([running.close(), pop3?.close()]).then(() => {
         closeRelay(app.settings as object);
         done();
       });

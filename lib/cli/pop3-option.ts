@@ -34,7 +34,7 @@ export function pop3Option(
   users: string | undefined,
   handler: string | undefined,
   workers: number | undefined,
-): { readonly port: number; readonly host: string; readonly usersFile: string } | undefined {
+): { readonly port: number; readonly host: string; readonly users: ReadonlyMap<string, string> } | undefined {
   if (listen === undefined) {
     if (users !== undefined) throw new UsageError('--pop3-users goes with --pop3-listen');
     return undefined;
@@ -44,14 +44,15 @@ export function pop3Option(
   if (workers !== undefined) throw new UsageError('--pop3-listen is served by one process: leave out --workers');
   const target = parseListen(listen, '--pop3-listen');
   if ('path' in target) throw new UsageError('--pop3-listen: expected HOST:PORT, [IPv6]:PORT or :PORT');
-  return { ...target, usersFile: users };
+  // Read now: a missing or malformed file stops the command before anything listens.
+  return { ...target, users: readUsers(users) };
 }
 
 /** What the POP3 server beside the SMTP one needs. */
 export interface Pop3Plan {
   readonly port: number;
   readonly host: string;
-  readonly usersFile: string;
+  readonly users: ReadonlyMap<string, string>;
   readonly maildir: string;
   readonly perUser: boolean;
   readonly tls: { key: Buffer; cert: Buffer } | undefined;
@@ -62,7 +63,7 @@ export interface Pop3Plan {
 
 /** Starts the POP3 server; resolves with it and the address it listens on. */
 export async function startPop3(plan: Pop3Plan): Promise<{ server: Pop3Server; where: string }> {
-  const users = readUsers(plan.usersFile);
+  const users = plan.users;
   const server = new Pop3Server({
     store: new MaildirStore(plan.maildir, { perUser: plan.perUser }),
     authenticate: (c: AuthCredentials) => c.mechanism === 'PLAIN' && users.get(c.username) === c.password,

@@ -12,11 +12,10 @@
  * restart that reuses the pid) is put back by {@link Spool.recover}.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import { open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RcptDsn } from '../protocol/dsn.js';
-import { syncDirectory } from '../storage/durable.js';
+import { makeFolder, syncDirectory } from '../storage/durable.js';
 
 /**
  * One recipient of a queued message and how it stands.
@@ -143,7 +142,7 @@ export class Spool {
 
   constructor(dir: string) {
     this.dir = dir;
-    for (const sub of ['tmp', 'data', 'queue', 'active']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+    for (const sub of ['tmp', 'data', 'queue', 'active']) makeFolder(join(dir, sub));
   }
 
   /**

@@ -223,7 +223,10 @@ export async function loadProm(): Promise<PromClient> {
 export function metricsAddress(listen: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen) ?? /^()()(\d{1,5})$/.exec(listen);
   if (match === null) throw new Error(`metricsListen must be port, host:port or [v6]:port, got ${listen}`);
-  return { host: match[1] ?? (match[2] === '' ? '127.0.0.1' : (match[2] ?? '127.0.0.1')), port: Number(match[3]) };
+  // A bare port is this machine only; `:PORT` is every interface, as for `--listen`.
+  const bare = !listen.includes(':');
+  const host = match[1] || match[2] || (bare ? '127.0.0.1' : '');
+  return { host, port: Number(match[3]) };
 }
 
 /** Serves `GET /metrics` from what `read` returns; anything else is 404. */
@@ -248,10 +251,12 @@ export async function serveMetrics(
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    const done = (): void => {
       server.off('error', reject);
       resolve();
-    });
+    };
+    if (host === '') server.listen(port, done);
+    else server.listen(port, host, done);
   });
   log.info({ address: server.address() as AddressInfo }, 'metrics on /metrics');
   return server;

@@ -2,9 +2,10 @@
  * The files of a Maildir (the layout of the Maildir specification, as the `Maildir` handler
  * writes it and the POP3 store reads it): unique names, and the `tmp/`, `new/` and `cur/` folders.
  */
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
+import { makeFolder } from './durable.js';
 
 let delivered = 0;
 // The Maildir spec asks for a host name without "/" or ":" in unique names.
@@ -22,7 +23,7 @@ const prepared = new Set<string>();
 /** Makes `tmp/`, `new/` and `cur/` under `path` (mode 0700), once per path; throws when it cannot, or cannot write there. */
 export function prepareMaildir(path: string): void {
   if (prepared.has(path)) return;
-  for (const sub of ['tmp', 'new', 'cur']) mkdirSync(join(path, sub), { recursive: true, mode: 0o700 });
+  for (const sub of ['tmp', 'new', 'cur']) makeFolder(join(path, sub));
   accessSync(join(path, 'tmp'), constants.W_OK);
   prepared.add(path);
 }
