@@ -21,6 +21,8 @@ Commands:
   delete QUEUE_DIR ID...    drop these messages without delivering or bouncing them
 
 A message being delivered at that moment is not retried or deleted: try again after.
+A state file that cannot be read is named by list (exit status 1); the server moves
+it to QUEUE_DIR/quarantine/ when it comes due, where it stays for the operator.
 `;
 
 type Write = (text: string) => void;
@@ -51,7 +53,13 @@ async function show(spool: Spool, id: string, out: Write): Promise<boolean> {
       r.reply === undefined ? 'not tried yet' : `${r.exchanger === undefined ? '' : `${r.exchanger}: `}${r.reply.replace(/\r?\n/g, ' ')}`;
     out(`to:        <${r.address}> ${r.state}: ${last}\n`);
   }
-  const content = readFileSync(spool.dataPath(entry.id));
+  let content: Buffer;
+  try {
+    content = readFileSync(spool.dataPath(entry.id));
+  } catch (err) {
+    out(`\n(the content cannot be read: ${err instanceof Error ? err.message : String(err)})\n`);
+    return true;
+  }
   const blank = content.indexOf('\r\n\r\n');
   out(`\n${content.subarray(0, blank === -1 ? Math.min(content.length, 4096) : blank).toString('utf8')}\n`);
   return true;
@@ -82,7 +90,10 @@ export async function queueCommand(args: readonly string[], out: Write, err: Wri
     const listed = await spool.list();
     for (const { entry, active } of listed) out(`${listLine(entry, active)}\n`);
     out(`${listed.length} message${listed.length === 1 ? '' : 's'} in the queue\n`);
-    return 0;
+    // Unreadable state files are named, and make the status 1, so a check notices them.
+    const bad = await spool.unreadable();
+    for (const { file, reason } of bad) err(`${file}: cannot be read: ${reason}\n`);
+    return bad.length === 0 ? 0 : 1;
   }
   if ((command === 'show' || command === 'delete') && ids.length === 0) {
     err(`sirocco queue ${command}: give the id of a message (sirocco queue list shows them)\n`);

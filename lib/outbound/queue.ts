@@ -114,6 +114,7 @@ export class OutboundQueue {
   constructor(options: QueueOptions) {
     this.#options = options;
     this.spool = new Spool(options.dir);
+    this.spool.onQuarantine = (file, reason) => this.#log.error({ file, reason }, 'a queue state file cannot be read; moved to quarantine');
     this.#lanes = new Lanes<Job>({
       resolver: new MxResolver(options.resolver),
       connect: { ...options.connect, heloName: options.hostname, logger: options.logger },

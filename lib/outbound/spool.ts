@@ -10,6 +10,10 @@
  * `start(n)`, or two servers sharing the folder) never deliver one message at the same time. A
  * claim whose process is gone (or is this process from an earlier life, as after a container
  * restart that reuses the pid) is put back by {@link Spool.recover}.
+ *
+ * A state file that cannot be read as a queue entry (broken or empty JSON, recipients that are
+ * not a list …) is moved to `quarantine/` when claimed, with a reason the operator sees; it is
+ * never delivered, never left claimed, and never stops the listing of the others.
  */
 import { randomBytes } from 'node:crypto';
 import { open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
@@ -92,6 +96,40 @@ export interface ListedMessage {
   readonly active: boolean;
 }
 
+/** A state file that could not be read as a queue entry, and why. */
+export interface UnreadableEntry {
+  /** Where it is, relative to the queue folder (`queue/…`, `active/…` or `quarantine/…`). */
+  readonly file: string;
+  readonly reason: string;
+}
+
+const STATES = new Set(['pending', 'sent', 'failed']);
+
+/** The queue entry in a state file's text, or why it is not one. */
+export function parseEntry(text: string): QueueEntry | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return text.trim() === '' ? 'the file is empty' : `not JSON: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
+  const e = value as Record<string, unknown>;
+  if (typeof e.id !== 'string' || !ID.test(e.id)) return 'id is missing or not a queue id';
+  if (typeof e.from !== 'string') return 'from is not a string';
+  if (!Array.isArray(e.recipients)) return 'recipients is not a list';
+  for (const r of e.recipients as unknown[]) {
+    const rec = r as Record<string, unknown> | null;
+    if (typeof rec !== 'object' || rec === null || typeof rec.address !== 'string' || !STATES.has(rec.state as string)) {
+      return 'a recipient is not an address with a state';
+    }
+  }
+  for (const field of ['queuedAt', 'attempts', 'nextAttemptAt', 'size'] as const) {
+    if (typeof e[field] !== 'number' || !Number.isFinite(e[field])) return `${field} is not a number`;
+  }
+  return value as QueueEntry;
+}
+
 /** A message this process claimed: deliver it, then {@link Spool.release} or {@link Spool.complete} it. */
 export interface Claim {
   /** The message's queue id. */
@@ -142,8 +180,11 @@ export class Spool {
 
   constructor(dir: string) {
     this.dir = dir;
-    for (const sub of ['tmp', 'data', 'queue', 'active']) makeFolder(join(dir, sub));
+    for (const sub of ['tmp', 'data', 'queue', 'active', 'quarantine']) makeFolder(join(dir, sub));
   }
+
+  /** Told of each state file moved to `quarantine/` (the queue logs it). */
+  onQuarantine: (file: string, reason: string) => void = () => undefined;
 
   /**
    * Queues a message: its content (read from `content` until it ends) and its state with the
@@ -223,7 +264,14 @@ export class Spool {
       if (isMissing(err)) return undefined;
       throw err;
     }
-    return { id: parsed.id, path, entry: JSON.parse(await readFile(path, 'utf8')) as QueueEntry };
+    const entry = parseEntry(await readFile(path, 'utf8'));
+    if (typeof entry === 'string') {
+      await rename(path, join(this.dir, 'quarantine', name));
+      await syncDirectory(join(this.dir, 'quarantine'));
+      this.onQuarantine(`quarantine/${name}`, entry);
+      return undefined;
+    }
+    return { id: parsed.id, path, entry };
   }
 
   /** Stores a claimed message's state as it stands (after some recipients were served). */
@@ -287,22 +335,39 @@ export class Spool {
     return recovered;
   }
 
-  /** Every queued message, waiting or being delivered, for an operator. */
+  /** Every queued message, waiting or being delivered, for an operator; state files that cannot be read are left out (see {@link unreadable}). */
   async list(): Promise<ListedMessage[]> {
-    const found: ListedMessage[] = [];
+    return (await this.#scan()).messages;
+  }
+
+  /** The state files that cannot be read as queue entries: waiting, claimed, or already quarantined. */
+  async unreadable(): Promise<UnreadableEntry[]> {
+    return (await this.#scan()).unreadable;
+  }
+
+  async #scan(): Promise<{ messages: ListedMessage[]; unreadable: UnreadableEntry[] }> {
+    const messages: ListedMessage[] = [];
+    const unreadable: UnreadableEntry[] = [];
     for (const [sub, active] of [
       ['queue', false],
       ['active', true],
+      ['quarantine', false],
     ] as const) {
-      for (const name of await readdir(join(this.dir, sub))) {
+      for (const name of await readdir(join(this.dir, sub)).catch(() => [] as string[])) {
+        let text: string;
         try {
-          found.push({ entry: JSON.parse(await readFile(join(this.dir, sub, name), 'utf8')) as QueueEntry, active });
+          text = await readFile(join(this.dir, sub, name), 'utf8');
         } catch (err) {
-          if (!isMissing(err)) throw err;
+          if (isMissing(err)) continue;
+          throw err;
         }
+        const entry = sub === 'quarantine' ? 'quarantined' : parseEntry(text);
+        if (typeof entry === 'string') unreadable.push({ file: `${sub}/${name}`, reason: sub === 'quarantine' ? reasonOf(text) : entry });
+        else messages.push({ entry, active });
       }
     }
-    return found.sort((a, b) => a.entry.queuedAt - b.entry.queuedAt);
+    messages.sort((a, b) => a.entry.queuedAt - b.entry.queuedAt);
+    return { messages, unreadable };
   }
 
   /** Where a waiting message's state is, by id; `active` when a process is delivering it now. */
@@ -338,4 +403,10 @@ export class Spool {
     await this.complete(claim);
     return true;
   }
+}
+
+/** Why a quarantined file was set apart. */
+function reasonOf(text: string): string {
+  const why = parseEntry(text);
+  return typeof why === 'string' ? why : 'quarantined';
 }

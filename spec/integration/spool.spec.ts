@@ -1,6 +1,6 @@
 /** The queue's files: claims are taken once, a dead process's claims come back, failed writes leave nothing. */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { newSpoolId, Spool, type QueueEntry } from '../../lib/outbound/spool.js';
@@ -97,5 +97,80 @@ describe('Spool', () => {
     writeFileSync(fresh, 'x');
     await spool.recover();
     expect(readdirSync(join(dir, 'data'))).toEqual([fresh.split('/').pop()]);
+  });
+});
+
+describe('Spool with state files that cannot be read', () => {
+  const BAD: readonly [string, string, string][] = [
+    ['broken JSON', '{"id": ', 'not JSON'],
+    ['an empty file', '', 'the file is empty'],
+    ['recipients that are not a list', 'RECIPIENTS', 'recipients is not a list'],
+  ];
+
+  it('moves each to quarantine/ when it comes due, instead of leaving it claimed for ever', async () => {
+    const dir = folder();
+    const spool = new Spool(dir);
+    const told: string[] = [];
+    spool.onQuarantine = (file, reason) => told.push(`${file}: ${reason}`);
+    const good = entry();
+    await spool.add(good, Buffer.from('x'));
+    for (const [, text] of BAD) {
+      const id = newSpoolId();
+      const body = text === 'RECIPIENTS' ? JSON.stringify({ ...entry(), id, recipients: 'c@d.test' }) : text;
+      writeFileSync(join(dir, 'queue', `000000000.${id}`), body);
+    }
+    const claimed = [];
+    for (const name of await spool.due(Date.now(), 10)) claimed.push(await spool.claim(name));
+    expect(claimed.filter((c) => c !== undefined).map((c) => c?.id)).toEqual([good.id]);
+    expect(readdirSync(join(dir, 'active'))).toHaveLength(1);
+    expect(readdirSync(join(dir, 'quarantine'))).toHaveLength(3);
+    const said = told.map((t) => t.replace(/: not JSON: .*/, ': not JSON'));
+    expect(said).toHaveLength(3);
+    for (const [, , reason] of BAD)
+      expect(said.some((t) => new RegExp(`^quarantine/000000000\\.[a-z0-9]+: ${reason}$`).test(t))).toBe(true);
+  });
+
+  it('lists every readable message, and names the others, with sirocco queue list exiting 1', async () => {
+    const dir = folder();
+    const spool = new Spool(dir);
+    const good = entry();
+    await spool.add(good, Buffer.from('x'));
+    for (const [, text] of BAD) {
+      const id = newSpoolId();
+      const body = text === 'RECIPIENTS' ? JSON.stringify({ ...entry(), id, recipients: 'c@d.test' }) : text;
+      writeFileSync(join(dir, 'queue', `000000000.${id}`), body);
+    }
+    const { queueCommand } = await import('../../lib/cli/queue-command.js');
+    let out = '';
+    let err = '';
+    const status = await queueCommand(
+      ['list', dir],
+      (t) => (out += t),
+      (t) => (err += t),
+    );
+    expect(status).toBe(1);
+    expect(out).toContain(`${good.id}  due now  attempts 0`);
+    expect(out).toContain('1 message in the queue\n');
+    const lines = err.trimEnd().split('\n');
+    expect(lines).toHaveLength(3);
+    for (const [, , reason] of BAD)
+      expect(lines.some((l) => new RegExp(`^queue/000000000\\.[a-z0-9]+: cannot be read: ${reason}`).test(l))).toBe(true);
+  });
+
+  it('sirocco queue show says the content is missing instead of crashing', async () => {
+    const dir = folder();
+    const spool = new Spool(dir);
+    const good = entry();
+    await spool.add(good, Buffer.from('x'));
+    rmSync(join(dir, 'data', good.id));
+    const { queueCommand } = await import('../../lib/cli/queue-command.js');
+    let out = '';
+    const status = await queueCommand(
+      ['show', dir, good.id],
+      (t) => (out += t),
+      () => undefined,
+    );
+    expect(status).toBe(0);
+    expect(out).toMatch(/\(the content cannot be read: ENOENT/);
   });
 });
