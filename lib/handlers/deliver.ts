@@ -212,7 +212,11 @@ export class Deliver extends RequestHandler<DeliverSettings> {
         },
         withPrefix(
           trace,
-          checkedHops(passableOverData(this.request.stream, envelope.bodyType === 'BINARYMIME'), this.settings.maxHops ?? 50),
+          checkedHops(
+            passableOverData(this.request.stream, envelope.bodyType === 'BINARYMIME'),
+            this.settings.maxHops ?? 50,
+            this.settings.hostname,
+          ),
         ),
       );
     } catch (err) {

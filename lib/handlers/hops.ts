@@ -1,7 +1,11 @@
 /**
  * Loop detection (RFC 5321 §6.3): a message that already carries more `Received` fields than a
  * route of this length could have is going round in circles (an MX pointing back, two relays
- * forwarding to each other) and is refused instead of being sent on again.
+ * forwarding to each other) and is refused instead of being sent on again. A message that already
+ * passed through this server twice (two `Received` fields `by <hostname> (Sirocco)`) is refused
+ * at once: a relay streams each message on while it arrives, so a loop between relays holds a
+ * connection per hop, and waiting for 50 hops would hold 50 (or wait for ever on a pool's limit).
+ * Once is allowed: a content filter that gives the message back is not a loop.
  */
 import { SMTPError } from '../protocol/reply.js';
 
@@ -15,6 +19,18 @@ export function tooManyHops(count: number, max: number): SMTPError {
   });
 }
 
+/** How many `Received` fields this server (named `hostname`) wrote into a header section. */
+export function countOwn(head: string, hostname: string): number {
+  const mark = `\tby ${hostname.toLowerCase()} (sirocco) `;
+  let n = 0;
+  const lower = head.toLowerCase();
+  for (let at = lower.indexOf(mark); at !== -1; at = lower.indexOf(mark, at + mark.length)) n++;
+  return n;
+}
+
+/** Passages through this server a message may already show: the next one is a loop. */
+const MAX_OWN = 1;
+
 /** How many `Received` fields a header section (or its first part) has. */
 export function countReceived(head: string): number {
   return head.match(/(?:^|\n)received[ \t]*:/gi)?.length ?? 0;
@@ -24,7 +40,17 @@ export function countReceived(head: string): number {
  * Passes `source` on unchanged, after checking its header section (at most the first 64 KiB):
  * more than `max` `Received` fields fail it with {@link tooManyHops}.
  */
-export async function* checkedHops(source: AsyncIterable<Uint8Array>, max: number): AsyncIterable<Uint8Array> {
+export async function* checkedHops(source: AsyncIterable<Uint8Array>, max: number, hostname?: string): AsyncIterable<Uint8Array> {
+  const check = (head: string): void => {
+    const count = countReceived(head);
+    if (count > max) throw tooManyHops(count, max);
+    const own = hostname === undefined ? 0 : countOwn(head, hostname);
+    if (own > MAX_OWN) {
+      throw new SMTPError(554, [5, 4, 6], 'Too many hops: routing loop detected', {
+        logMessage: `message refused: it passed through ${hostname ?? ''} ${own} times already (a mail loop)`,
+      });
+    }
+  };
   const held: Uint8Array[] = [];
   let head = '';
   let checked = false;
@@ -37,15 +63,13 @@ export async function* checkedHops(source: AsyncIterable<Uint8Array>, max: numbe
     head += Buffer.from(part.buffer, part.byteOffset, part.byteLength).toString('latin1');
     const end = head.search(/\r?\n\r?\n/);
     if (end === -1 && head.length < HEAD_LIMIT) continue;
-    const count = countReceived(end === -1 ? head : head.slice(0, end));
-    if (count > max) throw tooManyHops(count, max);
+    check(end === -1 ? head : head.slice(0, end));
     checked = true;
     yield* held;
     held.length = 0;
   }
   if (!checked) {
-    const count = countReceived(head);
-    if (count > max) throw tooManyHops(count, max);
+    check(head);
     yield* held;
   }
 }

@@ -10,6 +10,7 @@ import { bounceMessage, type Refusal } from '../outbound/bounce.js';
 import { dsnGroups, dsnOptions } from '../outbound/client.js';
 import { passableOverData } from './eight-bit.js';
 import { checkedHops } from './hops.js';
+import { receivedHeader } from './trace.js';
 import { mayRelay, relayDenied, RelayAccessSettings } from './relay-access.js';
 
 /**
@@ -73,6 +74,11 @@ export class RelaySettings extends RelayAccessSettings {
   @IsInt()
   @Min(1)
   maxHops?: number;
+
+  /** Whether to add a `Received` field (RFC 5321 §4.4 says a relay must). Default true. */
+  @IsOptional()
+  @IsBoolean()
+  relayTraceHeaders?: boolean;
 }
 
 const transports = new WeakMap<object, Transporter<SMTPTransport.SentMessageInfo>>();
@@ -81,7 +87,7 @@ const transports = new WeakMap<object, Transporter<SMTPTransport.SentMessageInfo
  * The application's pooled transport. nodemailer is loaded with the first message relayed, so a
  * server that never relays does not carry it (about 12 MiB).
  */
-async function transportFor(settings: RelaySettings): Promise<Transporter<SMTPTransport.SentMessageInfo>> {
+async function transportFor(settings: RelaySettings & { readonly hostname: string }): Promise<Transporter<SMTPTransport.SentMessageInfo>> {
   let transport = transports.get(settings);
   if (transport === undefined) {
     const { default: nodemailer } = await import('nodemailer');
@@ -97,6 +103,8 @@ async function transportFor(settings: RelaySettings): Promise<Transporter<SMTPTr
       ...(auth === undefined ? {} : { auth }),
       ...(settings.relayTLS === undefined ? {} : { tls: settings.relayTLS }),
       pool: true,
+      // EHLO with this server's own name (nodemailer would say [127.0.0.1] or the OS host name).
+      name: settings.hostname,
     });
     transports.set(settings, transport);
   }
@@ -231,9 +239,13 @@ export class Relay extends RequestHandler<RelaySettings> {
     const { mailFrom, envelope } = this.request;
     const max = this.settings.maxHops ?? 50;
     const binary = envelope.bodyType === 'BINARYMIME';
+    const hostname = this.settings.hostname;
+    // RFC 5321 §4.4: a relay adds its Received field; it is what lets the next hop see a loop.
+    const trace = this.settings.relayTraceHeaders === false ? undefined : Buffer.from(receivedHeader(this.request, hostname));
     const checked = async function* (stream: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
       try {
-        yield* checkedHops(passableOverData(stream, binary), max);
+        if (trace !== undefined) yield trace;
+        yield* checkedHops(passableOverData(stream, binary), max, hostname);
       } catch (err) {
         if (!(err instanceof SMTPError)) throw err;
         // nodemailer rewrites the error it is given (its code becomes ESTREAM): it gets a copy.

@@ -17,10 +17,11 @@ export async function startServer<S extends object = Record<string, unknown>>(
   handler: HandlerClass<S> = RequestHandler,
   settings: SettingsInput & Partial<S> = {},
   host = '127.0.0.1',
+  port = 0,
 ): Promise<Running<S>> {
   const app = new Application<S>(handler, { hostname: 'mx.test', logger: silent, closeTimeout: 1000, ...settings });
   const server = new SMTPServer(app);
-  await server.listen(0, host);
+  await server.listen(port, host);
   open.add(server);
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no port');
