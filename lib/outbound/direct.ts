@@ -76,7 +76,7 @@ export interface DirectReport {
 export async function sendDirect(options: DirectMessage): Promise<DirectReport> {
   const recipients = typeof options.to === 'string' ? [options.to] : [...options.to];
   const content = typeof options.message === 'string' ? Buffer.from(options.message) : options.message;
-  const resolver = new MxResolver({ servers: options.dnsServers, cacheMs: 0 });
+  const resolver = new MxResolver({ servers: options.dnsServers, cacheMs: 0, self: options.hostname ?? osHostname() });
   const log: string[] = [];
   const byDomain = new Map<string, string[]>();
   for (const r of recipients) {

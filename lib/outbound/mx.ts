@@ -52,10 +52,23 @@ export function normaliseHost(name: string): string {
  * The route for a domain from its MX lookup: the exchangers, a permanent failure for a null MX,
  * or (no MX record) the domain itself as its implicit exchanger.
  */
-export function routeFromMx(domain: string, records: readonly MxRecord[] | 'none'): Route {
-  if (records === 'none' || records.length === 0) return { kind: 'hosts', hosts: [normaliseHost(domain)], implicit: true };
+export function routeFromMx(domain: string, records: readonly MxRecord[] | 'none', self?: string): Route {
+  const me = self === undefined ? undefined : normaliseHost(self);
+  const loops: NoRoute = { kind: 'fail', permanent: true, status: '5.4.6', text: `mail for ${domain} loops back to myself` };
+  if (records === 'none' || records.length === 0) {
+    const host = normaliseHost(domain);
+    return host === me ? loops : { kind: 'hosts', hosts: [host], implicit: true };
+  }
   if (isNullMx(records))
     return { kind: 'fail', permanent: true, status: '5.1.10', text: `${domain} does not accept mail (null MX, RFC 7505)` };
+  // RFC 5321 §5.1: a client that finds itself among the exchangers drops itself and every
+  // exchanger as preferred or less; none left is a loop (the MX points back here).
+  const mine = records.filter((r) => normaliseHost(r.exchange) === me);
+  if (mine.length > 0) {
+    const best = Math.min(...mine.map((r) => r.priority));
+    records = records.filter((r) => r.priority < best);
+    if (records.length === 0) return loops;
+  }
   const hosts = orderExchanges(records);
   if (hosts.length === 0) return { kind: 'fail', permanent: true, status: '5.1.10', text: `${domain} lists no usable mail exchanger` };
   return { kind: 'hosts', hosts, implicit: false };

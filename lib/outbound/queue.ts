@@ -116,7 +116,7 @@ export class OutboundQueue {
     this.spool = new Spool(options.dir);
     this.spool.onQuarantine = (file, reason) => this.#log.error({ file, reason }, 'a queue state file cannot be read; moved to quarantine');
     this.#lanes = new Lanes<Job>({
-      resolver: new MxResolver(options.resolver),
+      resolver: new MxResolver({ ...options.resolver, self: options.hostname }),
       connect: { ...options.connect, heloName: options.hostname, logger: options.logger },
       concurrency: options.concurrency ?? 20,
       perDestination: options.perDestination ?? 4,

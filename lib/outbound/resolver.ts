@@ -26,6 +26,8 @@ export interface ResolverOptions {
   readonly tries?: number | undefined;
   /** How long a found destination is reused, in ms. Default 60 000; 0 turns the memory off. */
   readonly cacheMs?: number | undefined;
+  /** This host's name: an exchanger by that name is this host (RFC 5321 §5.1), never a route. */
+  readonly self?: string | undefined;
 }
 
 const CACHE_MAX = 10_000;
@@ -33,12 +35,14 @@ const CACHE_MAX = 10_000;
 export class MxResolver {
   readonly #resolver: Resolver;
   readonly #cacheMs: number;
+  readonly #self: string | undefined;
   readonly #cache = new Map<string, { destination: Destination; until: number }>();
 
   constructor(options: ResolverOptions = {}) {
     this.#resolver = new Resolver({ timeout: options.timeout ?? 5000, tries: options.tries ?? 2 });
     if (options.servers !== undefined && options.servers.length > 0) this.#resolver.setServers([...options.servers]);
     this.#cacheMs = options.cacheMs ?? 60_000;
+    this.#self = options.self;
   }
 
   /** Where mail for `domain` (Unicode or A-label) goes. */
@@ -64,7 +68,7 @@ export class MxResolver {
       if (failure !== 'nodata') return failure;
       records = 'none';
     }
-    const route = routeFromMx(domain, records);
+    const route = routeFromMx(domain, records, this.#self);
     if (route.kind === 'fail') return route;
     let temporary: string | undefined;
     const exchangers: Exchanger[] = [];

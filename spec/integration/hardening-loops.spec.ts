@@ -3,7 +3,8 @@
  * pointed at each other end in 554 5.4.6 within seconds instead of holding connections open.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Relay } from '../../lib/index.js';
+import { Relay, sendDirect } from '../../lib/index.js';
+import { startDns } from '../helpers/dns.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, freePort, recordingHandler, startServer, type Received } from '../helpers/server.js';
 
@@ -35,5 +36,26 @@ describe('Relay', () => {
     const a = await startServer(Relay, { hostname: 'a.test', relayHost: '127.0.0.1', relayPort: portB }, '127.0.0.1', portA);
     await startServer(Relay, { hostname: 'b.test', relayHost: '127.0.0.1', relayPort: portA }, '127.0.0.1', portB);
     expect(await sendThrough(a.port)).toMatch(/^554 5\.4\.6 /);
+  });
+});
+
+describe('an MX that points back to this host', () => {
+  it('fails at once with 5.4.6 "loops back to myself", without a delivery attempt', async () => {
+    const dns = await startDns({ 'loop.test': { mx: [[10, 'mx.me.test']] }, 'mx.me.test': { a: ['127.0.0.1'] } });
+    try {
+      const report = await sendDirect({
+        from: 'a@sender.test',
+        to: ['x@loop.test'],
+        message: 'Subject: loop\r\n\r\nhello\r\n',
+        hostname: 'mx.me.test',
+        port: await freePort(),
+        dnsServers: [dns.server],
+      });
+      expect(report.recipients.map((r) => [r.recipient, r.code, r.status])).toEqual([['x@loop.test', 550, '5.4.6']]);
+      expect(report.recipients[0]?.reply).toMatch(/mail for loop\.test loops back to myself/);
+      expect(dns.queries.filter((q) => q.startsWith('A '))).toEqual([]);
+    } finally {
+      await dns.close();
+    }
   });
 });

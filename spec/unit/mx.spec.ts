@@ -120,3 +120,35 @@ describe('retry schedule (RFC 5321 §4.5.4.1)', () => {
     expect(delayNoticeDue(policy, t0, t0 + 10 ** 9)).toBe(false);
   });
 });
+
+describe('an MX that points back here (RFC 5321 §5.1)', () => {
+  it('is a loop when this host is the best exchanger, or the implicit one', () => {
+    const loops = { kind: 'fail', permanent: true, status: '5.4.6', text: 'mail for d.test loops back to myself' };
+    expect(routeFromMx('d.test', [{ exchange: 'MX.Me.test.', priority: 10 }], 'mx.me.test')).toEqual(loops);
+    expect(
+      routeFromMx(
+        'd.test',
+        [
+          { exchange: 'other.test', priority: 10 },
+          { exchange: 'mx.me.test', priority: 10 },
+        ],
+        'mx.me.test',
+      ),
+    ).toEqual(loops);
+    expect(routeFromMx('mx.me.test', 'none', 'mx.me.test')).toEqual({ ...loops, text: 'mail for mx.me.test loops back to myself' });
+  });
+
+  it('keeps only the exchangers preferred to this host when it is a backup MX', () => {
+    expect(
+      routeFromMx(
+        'd.test',
+        [
+          { exchange: 'primary.test', priority: 10 },
+          { exchange: 'mx.me.test', priority: 20 },
+          { exchange: 'tertiary.test', priority: 30 },
+        ],
+        'mx.me.test',
+      ),
+    ).toEqual({ kind: 'hosts', hosts: ['primary.test'], implicit: false });
+  });
+});
