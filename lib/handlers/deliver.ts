@@ -5,7 +5,7 @@ import { REPLIES } from '../protocol/replies.js';
 import { SMTPError } from '../protocol/reply.js';
 import { OutboundQueue } from '../outbound/queue.js';
 import { DEFAULT_LIFETIME, DEFAULT_RETRY_SCHEDULE } from '../outbound/schedule.js';
-import { mayRelay, relayDenied, RelayAccessSettings } from './relay-access.js';
+import { isOutside, listedRecipient, mayRelay, relayDenied, unknownRecipient, RelayAccessSettings } from './relay-access.js';
 import { passableOverData } from './eight-bit.js';
 import { checkedHops } from './hops.js';
 import { receivedHeader } from './trace.js';
@@ -192,6 +192,22 @@ export class Deliver extends RequestHandler<DeliverSettings> {
   override async rcpt(address: string): Promise<void> {
     if (/@\[.*\]$/.test(address)) throw SMTPError.from(REPLIES.addressLiteralRefused());
     if (!(await this.mayRelay(address))) throw relayDenied(address, this.request.session.remoteAddress);
+    if (this.#outside() && !(await this.verifyRecipient(address))) throw unknownRecipient(address);
+  }
+
+  /**
+   * Whether an outside client's recipient exists, checked at RCPT: by default, whether
+   * `relayRecipients` lists it (every recipient when it is not set). Override it to ask your
+   * user store, or the next hop.
+   */
+  verifyRecipient(address: string): boolean | Promise<boolean> {
+    return listedRecipient(this.settings, address);
+  }
+
+  /** Whether the client is an outside one, whose sender nobody verified: it is never sent a notice. */
+  #outside(): boolean {
+    const { user, remoteAddress } = this.request.session;
+    return isOutside({ settings: this.settings, user, remoteAddress });
   }
 
   override async data(): Promise<void> {
@@ -209,6 +225,7 @@ export class Deliver extends RequestHandler<DeliverSettings> {
           envid: envelope.dsn?.envid,
           requireTls: envelope.requireTls,
           eightBit: envelope.bodyType !== '7BIT',
+          unverifiedSender: this.#outside(),
         },
         withPrefix(
           trace,

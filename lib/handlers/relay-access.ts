@@ -35,6 +35,16 @@ export class RelayAccessSettings {
   @IsArray()
   @IsString({ each: true })
   trustedNetworks?: string[];
+
+  /**
+   * The recipients of `relayDomains` that exist (addresses, or `@domain` for every address of a
+   * domain): an outside client's recipient not listed is refused `550 5.1.1` at RCPT, so the
+   * next hop's refusal never has to come back to a sender nobody verified. Default: not checked.
+   */
+  @IsOptional()
+  @IsArray()
+  @IsString({ each: true })
+  relayRecipients?: string[];
 }
 
 const LOOPBACK = ['127.0.0.0/8', '::1/128'];
@@ -75,6 +85,34 @@ export interface RelayFacts {
 }
 
 /** The default decision: authenticated, trusted network, or a handled domain. */
+/**
+ * Whether a client is an outside one: neither authenticated nor in `trustedNetworks`. Its
+ * sender was never verified, so no notice (bounce, delay, relayed) ever goes to it: a forged
+ * sender would get them (backscatter).
+ */
+export function isOutside(facts: RelayFacts): boolean {
+  return facts.user === undefined && !trustedOf(facts.settings).has(facts.remoteAddress);
+}
+
+/** Whether an outside client's recipient is one `relayRecipients` lists (every one when it is not set). */
+export function listedRecipient(settings: RelayAccessSettings, address: string): boolean {
+  const list = settings.relayRecipients;
+  if (list === undefined) return true;
+  const lower = address.toLowerCase();
+  const domain = lower.slice(lower.lastIndexOf('@'));
+  return list.some((entry) => {
+    const e = entry.toLowerCase();
+    return e === lower || e === domain;
+  });
+}
+
+/** The refusal of a recipient `relayRecipients` does not list. */
+export function unknownRecipient(address: string): SMTPError {
+  return new SMTPError(550, [5, 1, 1], 'Recipient address rejected: unknown user', {
+    logMessage: `recipient ${address} is not in relayRecipients`,
+  });
+}
+
 export function mayRelay(facts: RelayFacts, address: string): boolean {
   return facts.user !== undefined || trustedOf(facts.settings).has(facts.remoteAddress) || inDomains(address, facts.settings.relayDomains);
 }

@@ -11,7 +11,7 @@ import { dsnGroups, dsnOptions } from '../outbound/client.js';
 import { passableOverData } from './eight-bit.js';
 import { checkedHops } from './hops.js';
 import { receivedHeader } from './trace.js';
-import { mayRelay, relayDenied, RelayAccessSettings } from './relay-access.js';
+import { isOutside, listedRecipient, mayRelay, relayDenied, unknownRecipient, RelayAccessSettings } from './relay-access.js';
 
 /**
  * Settings of {@link Relay}.
@@ -182,6 +182,22 @@ export class Relay extends RequestHandler<RelaySettings> {
 
   override async rcpt(address: string): Promise<void> {
     if (!(await this.mayRelay(address))) throw relayDenied(address, this.request.session.remoteAddress);
+    if (this.#outside() && !(await this.verifyRecipient(address))) throw unknownRecipient(address);
+  }
+
+  /**
+   * Whether an outside client's recipient exists, checked at RCPT: by default, whether
+   * `relayRecipients` lists it (every recipient when it is not set). Override it to ask your
+   * user store, or the next hop.
+   */
+  verifyRecipient(address: string): boolean | Promise<boolean> {
+    return listedRecipient(this.settings, address);
+  }
+
+  /** Whether the client is an outside one, whose sender nobody verified: it is never sent a notice. */
+  #outside(): boolean {
+    const { user, remoteAddress } = this.request.session;
+    return isOutside({ settings: this.settings, user, remoteAddress });
   }
 
   override async data(): Promise<void> {
@@ -305,6 +321,10 @@ export class Relay extends RequestHandler<RelaySettings> {
       return;
     }
     if (this.settings.relayBounces === false) return;
+    if (this.#outside()) {
+      this.log.warn({ to: mailFrom }, 'no bounce: the sender of an outside client was never verified');
+      return;
+    }
     const refusals = refused.filter((r) => {
       const notify = envelope.rcptDsn[envelope.rcptTos.indexOf(r.recipient)]?.notify;
       return notify === undefined || (notify !== 'NEVER' && notify.includes('FAILURE'));

@@ -57,6 +57,11 @@ export interface NewMessage {
   readonly requireTls?: boolean | undefined;
   /** Whether the content has 8-bit bytes. */
   readonly eightBit?: boolean | undefined;
+  /**
+   * The sender was never verified (an outside client's mail): no notice (bounce, delay,
+   * relayed) is ever sent to it, as a forged sender would get it (backscatter).
+   */
+  readonly unverifiedSender?: boolean | undefined;
 }
 
 /** A claimed message while its domains are served. */
@@ -161,6 +166,7 @@ export class OutboundQueue {
       ...(message.ret === undefined ? {} : { ret: message.ret }),
       ...(message.envid === undefined ? {} : { envid: message.envid }),
       requireTls: message.requireTls === true,
+      ...(message.unverifiedSender === true ? { unverifiedSender: true } : {}),
       eightBit: message.eightBit === true,
       queuedAt: now,
       attempts: 0,
@@ -323,6 +329,13 @@ export class OutboundQueue {
     if (told.length === 0) return;
     if (entry.from === '') {
       this.#log.warn({ queueId: entry.id }, `no ${kind} notice for a message from the null sender`);
+      return;
+    }
+    if (entry.unverifiedSender === true) {
+      this.#log.warn(
+        { queueId: entry.id, recipients: told.map((r) => r.address) },
+        `no ${kind} notice: the sender of an outside client was never verified`,
+      );
       return;
     }
     const notice = noticeMessage(entry, told, kind, await this.#original(entry), this.#options.hostname, this.#options.policy.lifetime);

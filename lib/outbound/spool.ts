@@ -79,6 +79,8 @@ export interface QueueEntry {
   nextAttemptAt: number;
   /** Whether the sender was told it is delayed. */
   delayNoticeSent?: boolean;
+  /** The sender was never verified (an outside client's mail): it is sent no notice. */
+  readonly unverifiedSender?: boolean;
 }
 
 /**
