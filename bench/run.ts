@@ -9,7 +9,9 @@
  *
  * Row (h) compares Sirocco's outbound queue with Postfix instead (bench/deliver.ts).
  *
- * Usage: npm run bench [-- --rounds N] [-- --only a,am,b,c,cl,cb,d,e,f,fl,g,s,h]
+ * Usage: npm run bench [-- --rounds N] [-- --only a,am,b,c,cl,cb,d,e,f,fl,g,s,h,floods]
+ *
+ * The floods table (bench/floods.ts) runs once, after the rounds: one 200 MB flood per surface.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -18,6 +20,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { makeCertificates, type TestCertificates } from '../spec/helpers/certs.js';
 import { deliverRow } from './deliver.js';
+import { floodsTable } from './floods.js';
 import { PERSISTENT_1KIB, requireTools, sendConcurrently, smtpSource } from './load.js';
 
 type Kind = 'sirocco' | 'smtp-server';
@@ -470,6 +473,7 @@ async function main(): Promise<void> {
     }
   }
   if (ONLY === undefined || ONLY.includes('h')) lines.push(...(await deliverRow(ROUNDS)));
+  if (ONLY === undefined || ONLY.includes('floods')) lines.push(...(await floodsTable()));
   console.log(lines.join('\n'));
   certificates?.cleanup();
 }

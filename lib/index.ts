@@ -66,6 +66,7 @@ export { Maildir, MaildirSettings, recipientFolder } from './handlers/maildir.js
 export { Deliver, DeliverSettings, deliveryQueue } from './handlers/deliver.js';
 export { OutboundQueue, type NewMessage } from './outbound/queue.js';
 export type { ListedMessage, QueueEntry, QueuedRecipient } from './outbound/spool.js';
+export type { UnreadableEntry } from './outbound/queue-entry.js';
 export { sendDirect, type DirectMessage, type DirectReport } from './outbound/direct.js';
 export type { RecipientResult } from './outbound/client.js';
 export { Relay, RelaySettings, closeRelay } from './handlers/relay.js';
@@ -83,7 +84,9 @@ export type { CaughtMessage, CaughtAttachment } from './testing/caught.js';
 export type { InboxQuery, Matcher } from './testing/inbox-query.js';
 export { Faults, type Fault, type FaultStep, type RandomFaults } from './testing/faults.js';
 export { Pop3Server } from './pop3/server.js';
-export type { Pop3ServerOptions } from './pop3/options.js';
+export type { Pop3Authenticator, Pop3Client, Pop3ServerOptions } from './pop3/options.js';
+export type { UnixSocketOptions } from './net/listeners.js';
+export { canonicalAddress, mailboxFolder } from './storage/folder-names.js';
 export { MaildirStore, type MaildirStoreOptions, type Pop3Store, type Pop3Maildrop } from './pop3/mailbox.js';
 export type { Pop3Message } from './pop3/session.js';
 export { InboxStore } from './testing/inbox-store.js';

@@ -9,7 +9,14 @@ import { chmod, chown, lstat, readFile, unlink } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 
-/** How a Unix socket file is made available to other users. */
+/**
+ * How a Unix socket file is made available to other users.
+ *
+ * @example
+ * ```ts
+ * await server.listen('/run/sirocco/lmtp.sock', undefined, { mode: 0o660, group: 'mail' } satisfies UnixSocketOptions);
+ * ```
+ */
 export interface UnixSocketOptions {
   /** The file's mode, such as `0o660`. Default: what the process's umask gives. */
   readonly mode?: number | undefined;

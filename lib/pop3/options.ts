@@ -18,11 +18,15 @@ import type { Pop3Store } from './mailbox.js';
 export interface Pop3Client {
   /** The connection's id in the logs. */
   readonly id: string;
+  /** Which protocol asks: always `'pop3'` here. */
   readonly protocol: 'pop3';
   /** The client's address; `''` when it is not known. */
   readonly remoteAddress: string;
+  /** The client's port. */
   readonly remotePort: number;
+  /** The address the client connected to. */
   readonly localAddress: string;
+  /** The port the client connected to. */
   readonly localPort: number;
   /** Whether the connection is under TLS. */
   readonly secure: boolean;

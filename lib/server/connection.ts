@@ -6,16 +6,15 @@
  * to the room that carries it out, the connection hooks, timeouts and graceful shutdown.
  */
 import type { Socket } from 'node:net';
+import type { ConnectionContext } from './connection-context.js';
+
+export type { ConnectionContext } from './connection-context.js';
 import type { Logger } from 'pino';
 import { hookVerdict } from '../app/errors.js';
-import type { AnyServedApplication } from '../app/request-handler.js';
 import type { ApplicationSettings } from '../app/settings.js';
 import { LineSplitter } from '../protocol/line-splitter.js';
-import type { ServerMetrics } from './metrics.js';
-import type { ClientLimits } from '../net/client-limits.js';
 import { Opening } from './opening.js';
 import { looksLikeProxyHeader } from '../protocol/proxy-header.js';
-import type { TrustedPeers } from '../app/trusted-peers.js';
 import type { Reply } from '../protocol/reply.js';
 import { REPLIES } from '../protocol/replies.js';
 import { inTransaction } from '../protocol/command-order.js';
@@ -26,7 +25,6 @@ import { Intake } from './intake.js';
 import { asPending, DRY, InputPump, type StepResult } from '../net/input-pump.js';
 import { readChunks } from '../net/reader.js';
 import { ReplyWriter } from './reply-writer.js';
-import type { TLSConfig } from '../net/tls.js';
 import { upgradeSocket } from '../net/tls-upgrade.js';
 import { ProxyPreamble } from './proxy-preamble.js';
 
@@ -34,21 +32,6 @@ import { ProxyPreamble } from './proxy-preamble.js';
 const AUTH_LINE_LIMIT = 12288 + 2;
 /** The first byte of a TLS handshake record: a TLS client on a plaintext port. */
 const TLS_HANDSHAKE = 0x16;
-
-/** What every connection of a server shares. */
-export interface ConnectionContext {
-  readonly app: AnyServedApplication;
-  readonly settings: ApplicationSettings;
-  readonly tls: TLSConfig | undefined;
-  /** The load balancers whose connections start with a PROXY header (`proxyFrom`). */
-  readonly proxies: TrustedPeers;
-  /** The peers offered XCLIENT and XFORWARD (`xclientFrom`). */
-  readonly xclient: TrustedPeers;
-  /** The Prometheus counters, when `metricsListen` is set. */
-  readonly metrics: ServerMetrics | null;
-  /** The per-client limits (connections, rate, AUTH failures). */
-  readonly limits: ClientLimits;
-}
 
 let sequence = 0;
 
@@ -77,7 +60,7 @@ export class Connection {
   #preambleTimer: NodeJS.Timeout | undefined;
   /** Everything before the banner: the per-client limits, the early-talker wait, `onConnect`. */
   readonly #opening: Opening;
-  /** Who the per-client limits count: the session's client, or `null` for a local Unix socket client. */
+  /** Who the per-client limits count: the session's client, or `null` for a local Unix socket client (not counted). */
   readonly #limitsClient: () => string | null;
 
   constructor(socket: Socket, context: ConnectionContext, onClosed: (connection: Connection) => void) {
@@ -87,9 +70,7 @@ export class Connection {
     const settings = (this.#settings = context.settings);
     this.#onClosed = onClosed;
     this.#log = context.app.logger.child({ conn: this.id });
-    // A Unix socket client is local: the per-client limits leave it alone (an unknown TCP client is counted).
-    const limitsClient = socket.remoteAddress === undefined ? (): null => null : (): string => this.#session.peer.remoteAddress;
-    this.#limitsClient = limitsClient;
+    const limitsClient = (this.#limitsClient = socket.remoteAddress === undefined ? () => null : () => this.#session.peer.remoteAddress);
     const limit = settings.authenticate === undefined ? settings.maxLineLength : Math.max(settings.maxLineLength, AUTH_LINE_LIMIT);
     this.#lines = new LineSplitter(limit, settings.strictSyntax);
     this.#session = new Session(
@@ -204,6 +185,11 @@ export class Connection {
     if (this.#ended) return;
     this.#context.metrics?.refused('proxy');
     this.#log.info({ reason: why, peer: this.#socket.remoteAddress }, 'PROXY header refused; closing');
+    this.#drop();
+  }
+
+  /** Ends the connection at once, without a word. */
+  #drop(): void {
     this.#ended = true;
     this.#session.end();
     this.#socket.destroy();
@@ -250,9 +236,7 @@ export class Connection {
       }
       if (chunk[0] === TLS_HANDSHAKE && !this.#session.secure) {
         this.#log.info('TLS handshake on a plaintext port; closing');
-        this.#ended = true;
-        this.#session.end();
-        this.#socket.destroy();
+        this.#drop();
         return;
       }
     }
@@ -381,11 +365,8 @@ export class Connection {
     if (this.#ended) return;
     this.#ended = true;
     this.#session.end();
-    if (this.#upgrading) {
-      this.#socket.destroy();
-      return;
-    }
-    this.#writer.end(...last);
+    if (this.#upgrading) this.#socket.destroy();
+    else this.#writer.end(...last);
   }
 
   #onSocketClose(): void {

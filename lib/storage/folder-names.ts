@@ -40,8 +40,7 @@ export function canonicalAddress(address: string): string {
 }
 
 /**
- * The folder of an address's mailbox, or `undefined` when its name would pass
- * {@link MAX_FOLDER_BYTES}.
+ * The folder of an address's mailbox, or `undefined` when its name would pass 255 bytes.
  *
  * @example
  * ```ts

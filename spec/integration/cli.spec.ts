@@ -143,7 +143,10 @@ describe('sirocco handlers', () => {
     const c = await send(r.port);
     expect(c.last).toMatch(/^250 2\.0\.0 Ok: relayed as /);
     c.close();
-    expect(received[0]?.body.toString()).toBe('Subject: t\r\n\r\nhello\r\n');
+    // The relay's own trace field first (RFC 5321 §4.4), then the message as sent.
+    expect(received[0]?.body.toString()).toMatch(
+      /^Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n[^]*\r\nSubject: t\r\n\r\nhello\r\n$/,
+    );
   });
 
   it("FILE:CLASS runs the user's own handler with --set settings", async () => {

@@ -1,0 +1,133 @@
+/**
+ * A queued message's state as the spool stores it (one JSON file per message), and the check that
+ * a state file read back is one: a file that is not is quarantined, never delivered.
+ */
+import type { RcptDsn } from '../protocol/dsn.js';
+
+/** A queue id: time-ordered, safe in a file name. */
+export const ID = /^[a-z0-9]{8,40}$/;
+
+/**
+ * One recipient of a queued message and how it stands.
+ *
+ * @example
+ * ```ts
+ * const waiting = entry.recipients.filter((r: QueuedRecipient) => r.state === 'pending').map((r) => `${r.address}: ${r.reply ?? 'not tried'}`);
+ * ```
+ */
+export interface QueuedRecipient {
+  /** The address as the client gave it at RCPT. */
+  readonly address: string;
+  /** Its DSN parameters (NOTIFY, ORCPT; RFC 3461), when it had them. */
+  readonly dsn?: RcptDsn | undefined;
+  /** `pending`: still to deliver; `sent`: an exchanger took it; `failed`: given up (bounced). */
+  state: 'pending' | 'sent' | 'failed';
+  /** The last reply's code. */
+  code?: number;
+  /** The last reply's enhanced status code (RFC 3463). */
+  status?: string;
+  /** The last reply, or what happened instead ("connection refused"). */
+  reply?: string;
+  /** The exchanger that gave the last reply. */
+  exchanger?: string;
+}
+
+/**
+ * The state of one queued message, as stored.
+ *
+ * @example
+ * ```ts
+ * const late = (await deliveryQueue(app).list()).filter(({ entry }: { entry: QueueEntry }) => entry.attempts > 3);
+ * ```
+ */
+export interface QueueEntry {
+  /** The queue id, as in the 250 reply and the log. */
+  readonly id: string;
+  /** The envelope sender; `''` for a bounce (which itself never bounces). */
+  readonly from: string;
+  /** Every recipient, each with how it stands. */
+  readonly recipients: QueuedRecipient[];
+  /** RET (RFC 3461): what a bounce returns. */
+  readonly ret?: 'FULL' | 'HDRS' | undefined;
+  /** ENVID (RFC 3461): the sender's id, named in notifications. */
+  readonly envid?: string | undefined;
+  /** REQUIRETLS (RFC 8689). */
+  readonly requireTls: boolean;
+  /** Whether the content has 8-bit bytes. */
+  readonly eightBit: boolean;
+  /** Size of the content in bytes. */
+  readonly size: number;
+  /** When it was queued, ms since the epoch. */
+  readonly queuedAt: number;
+  /** Attempts made so far. */
+  attempts: number;
+  /** When it is tried next, ms since the epoch. */
+  nextAttemptAt: number;
+  /** Whether the sender was told it is delayed. */
+  delayNoticeSent?: boolean;
+  /** The sender was never verified (an outside client's mail): it is sent no notice. */
+  readonly unverifiedSender?: boolean;
+}
+
+/**
+ * A queued message as an operator sees it.
+ *
+ * @example
+ * ```ts
+ * const sending = (await deliveryQueue(app).list()).filter((m: ListedMessage) => m.active).length;
+ * ```
+ */
+export interface ListedMessage {
+  /** Its state. */
+  readonly entry: QueueEntry;
+  /** Whether a process is delivering it now. */
+  readonly active: boolean;
+}
+
+/**
+ * A state file that could not be read as a queue entry, and why.
+ *
+ * @example
+ * ```ts
+ * for (const bad of await new Spool(dir).unreadable()) console.error(`${bad.file}: ${bad.reason}`);
+ * ```
+ */
+export interface UnreadableEntry {
+  /** Where it is, relative to the queue folder (`queue/…`, `active/…` or `quarantine/…`). */
+  readonly file: string;
+  /** Why it cannot be read (`not JSON: …`, `the file is empty`, `recipients is not a list` …). */
+  readonly reason: string;
+}
+
+const STATES = new Set(['pending', 'sent', 'failed']);
+
+/** The queue entry in a state file's text, or why it is not one. */
+export function parseEntry(text: string): QueueEntry | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return text.trim() === '' ? 'the file is empty' : `not JSON: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
+  const e = value as Record<string, unknown>;
+  if (typeof e.id !== 'string' || !ID.test(e.id)) return 'id is missing or not a queue id';
+  if (typeof e.from !== 'string') return 'from is not a string';
+  if (!Array.isArray(e.recipients)) return 'recipients is not a list';
+  for (const r of e.recipients as unknown[]) {
+    const rec = r as Record<string, unknown> | null;
+    if (typeof rec !== 'object' || rec === null || typeof rec.address !== 'string' || !STATES.has(rec.state as string)) {
+      return 'a recipient is not an address with a state';
+    }
+  }
+  for (const field of ['queuedAt', 'attempts', 'nextAttemptAt', 'size'] as const) {
+    if (typeof e[field] !== 'number' || !Number.isFinite(e[field])) return `${field} is not a number`;
+  }
+  return value as QueueEntry;
+}
+
+/** Why a quarantined file was set apart. */
+export function reasonOf(text: string): string {
+  const why = parseEntry(text);
+  return typeof why === 'string' ? why : 'quarantined';
+}
