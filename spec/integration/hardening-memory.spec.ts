@@ -6,6 +6,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
+import { connect } from 'node:net';
 import { RequestHandler } from '../../lib/index.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, startServer } from '../helpers/server.js';
@@ -57,4 +58,43 @@ describe('a buffered handler', () => {
     expect(atData - before).toBeLessThan(24 * MiB);
     client.close();
   });
+});
+
+describe('short connections', () => {
+  /** One whole session: EHLO, one message, QUIT, each command sent once the last reply came. */
+  function oneMessage(port: number): Promise<void> {
+    const script = [
+      'EHLO c.test\r\n',
+      'MAIL FROM:<a@b.test>\r\n',
+      'RCPT TO:<c@d.test>\r\n',
+      'DATA\r\n',
+      'Subject: x\r\n\r\nhi\r\n.\r\n',
+      'QUIT\r\n',
+    ];
+    return new Promise((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      let text = '';
+      let step = 0;
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => {
+        text += d;
+        for (let end = text.search(/^\d{3} .*\r\n/m); end !== -1; end = text.search(/^\d{3} .*\r\n/m)) {
+          text = text.slice(text.indexOf('\r\n', end) + 2);
+          if (step < script.length) socket.write(script[step++] ?? '');
+        }
+      });
+      socket.on('close', () => resolve());
+      socket.on('error', () => resolve());
+    });
+  }
+
+  it('leave nothing alive once closed: 4,000 one-message connections cost no heap after a collection', async () => {
+    const { port } = await startServer(RequestHandler);
+    await Promise.all(Array.from({ length: 20 }, () => oneMessage(port)));
+    const before = inUse();
+    for (let i = 0; i < 4000; i += 20) await Promise.all(Array.from({ length: 20 }, () => oneMessage(port)));
+    await new Promise((r) => setTimeout(r, 100));
+    // Before, each closed connection stayed alive for 5 s on its linger timer: about 7 KB each.
+    expect(inUse() - before).toBeLessThan(8 * MiB);
+  }, 60_000);
 });
