@@ -5,7 +5,7 @@ import { REPLIES } from '../protocol/replies.js';
 import { SMTPError } from '../protocol/reply.js';
 import { OutboundQueue } from '../outbound/queue.js';
 import { DEFAULT_LIFETIME, DEFAULT_RETRY_SCHEDULE } from '../outbound/schedule.js';
-import { isOutside, listedRecipient, mayRelay, relayDenied, unknownRecipient, RelayAccessSettings } from './relay-access.js';
+import { checkRelayRecipient, listedRecipient, mayRelay, outsideClient, RelayAccessSettings } from './relay-access.js';
 import { passableOverData } from './eight-bit.js';
 import { checkedHops } from './hops.js';
 import { receivedHeader } from './trace.js';
@@ -191,8 +191,7 @@ export class Deliver extends RequestHandler<DeliverSettings> {
 
   override async rcpt(address: string): Promise<void> {
     if (/@\[.*\]$/.test(address)) throw SMTPError.from(REPLIES.addressLiteralRefused());
-    if (!(await this.mayRelay(address))) throw relayDenied(address, this.request.session.remoteAddress);
-    if (this.#outside() && !(await this.verifyRecipient(address))) throw unknownRecipient(address);
+    await checkRelayRecipient(this, address);
   }
 
   /**
@@ -202,12 +201,6 @@ export class Deliver extends RequestHandler<DeliverSettings> {
    */
   verifyRecipient(address: string): boolean | Promise<boolean> {
     return listedRecipient(this.settings, address);
-  }
-
-  /** Whether the client is an outside one, whose sender nobody verified: it is never sent a notice. */
-  #outside(): boolean {
-    const { user, remoteAddress } = this.request.session;
-    return isOutside({ settings: this.settings, user, remoteAddress });
   }
 
   override async data(): Promise<void> {
@@ -225,7 +218,7 @@ export class Deliver extends RequestHandler<DeliverSettings> {
           envid: envelope.dsn?.envid,
           requireTls: envelope.requireTls,
           eightBit: envelope.bodyType !== '7BIT',
-          unverifiedSender: this.#outside(),
+          unverifiedSender: outsideClient(this),
         },
         withPrefix(
           trace,

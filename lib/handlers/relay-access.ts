@@ -94,6 +94,26 @@ export function isOutside(facts: RelayFacts): boolean {
   return facts.user === undefined && !trustedOf(facts.settings).has(facts.remoteAddress);
 }
 
+/** What Relay and Deliver offer for their RCPT check: the two overridable decisions, and the session. */
+export interface RelayGate {
+  readonly settings: RelayAccessSettings;
+  readonly request: { readonly session: { readonly user: string | undefined; readonly remoteAddress: string } };
+  mayRelay(address: string): boolean | Promise<boolean>;
+  verifyRecipient(address: string): boolean | Promise<boolean>;
+}
+
+/** Whether a handler's client is an outside one (see {@link isOutside}). */
+export function outsideClient(gate: Pick<RelayGate, 'settings' | 'request'>): boolean {
+  const { user, remoteAddress } = gate.request.session;
+  return isOutside({ settings: gate.settings, user, remoteAddress });
+}
+
+/** The RCPT check of Relay and Deliver: `554 5.7.1` where relaying is not allowed, `550 5.1.1` for an outside client's unknown recipient. */
+export async function checkRelayRecipient(gate: RelayGate, address: string): Promise<void> {
+  if (!(await gate.mayRelay(address))) throw relayDenied(address, gate.request.session.remoteAddress);
+  if (outsideClient(gate) && !(await gate.verifyRecipient(address))) throw unknownRecipient(address);
+}
+
 /** Whether an outside client's recipient is one `relayRecipients` lists (every one when it is not set). */
 export function listedRecipient(settings: RelayAccessSettings, address: string): boolean {
   const list = settings.relayRecipients;

@@ -11,7 +11,7 @@ import { dsnGroups, dsnOptions } from '../outbound/client.js';
 import { passableOverData } from './eight-bit.js';
 import { checkedHops } from './hops.js';
 import { receivedHeader } from './trace.js';
-import { isOutside, listedRecipient, mayRelay, relayDenied, unknownRecipient, RelayAccessSettings } from './relay-access.js';
+import { checkRelayRecipient, listedRecipient, mayRelay, outsideClient, RelayAccessSettings } from './relay-access.js';
 
 /**
  * Settings of {@link Relay}.
@@ -181,8 +181,7 @@ export class Relay extends RequestHandler<RelaySettings> {
   }
 
   override async rcpt(address: string): Promise<void> {
-    if (!(await this.mayRelay(address))) throw relayDenied(address, this.request.session.remoteAddress);
-    if (this.#outside() && !(await this.verifyRecipient(address))) throw unknownRecipient(address);
+    await checkRelayRecipient(this, address);
   }
 
   /**
@@ -192,12 +191,6 @@ export class Relay extends RequestHandler<RelaySettings> {
    */
   verifyRecipient(address: string): boolean | Promise<boolean> {
     return listedRecipient(this.settings, address);
-  }
-
-  /** Whether the client is an outside one, whose sender nobody verified: it is never sent a notice. */
-  #outside(): boolean {
-    const { user, remoteAddress } = this.request.session;
-    return isOutside({ settings: this.settings, user, remoteAddress });
   }
 
   override async data(): Promise<void> {
@@ -321,7 +314,7 @@ export class Relay extends RequestHandler<RelaySettings> {
       return;
     }
     if (this.settings.relayBounces === false) return;
-    if (this.#outside()) {
+    if (outsideClient(this)) {
       this.log.warn({ to: mailFrom }, 'no bounce: the sender of an outside client was never verified');
       return;
     }

@@ -107,11 +107,9 @@ describe('Spool with state files that cannot be read', () => {
     ['recipients that are not a list', 'RECIPIENTS', 'recipients is not a list'],
   ];
 
-  it('moves each to quarantine/ when it comes due, instead of leaving it claimed for ever', async () => {
-    const dir = folder();
+  /** A queue with one good message and one waiting state file of each bad kind. */
+  async function queueWithBadFiles(dir: string): Promise<{ spool: Spool; good: QueueEntry }> {
     const spool = new Spool(dir);
-    const told: string[] = [];
-    spool.onQuarantine = (file, reason) => told.push(`${file}: ${reason}`);
     const good = entry();
     await spool.add(good, Buffer.from('x'));
     for (const [, text] of BAD) {
@@ -119,6 +117,14 @@ describe('Spool with state files that cannot be read', () => {
       const body = text === 'RECIPIENTS' ? JSON.stringify({ ...entry(), id, recipients: 'c@d.test' }) : text;
       writeFileSync(join(dir, 'queue', `000000000.${id}`), body);
     }
+    return { spool, good };
+  }
+
+  it('moves each to quarantine/ when it comes due, instead of leaving it claimed for ever', async () => {
+    const dir = folder();
+    const { spool, good } = await queueWithBadFiles(dir);
+    const told: string[] = [];
+    spool.onQuarantine = (file, reason) => told.push(`${file}: ${reason}`);
     const claimed = [];
     for (const name of await spool.due(Date.now(), 10)) claimed.push(await spool.claim(name));
     expect(claimed.filter((c) => c !== undefined).map((c) => c?.id)).toEqual([good.id]);
@@ -132,14 +138,7 @@ describe('Spool with state files that cannot be read', () => {
 
   it('lists every readable message, and names the others, with sirocco queue list exiting 1', async () => {
     const dir = folder();
-    const spool = new Spool(dir);
-    const good = entry();
-    await spool.add(good, Buffer.from('x'));
-    for (const [, text] of BAD) {
-      const id = newSpoolId();
-      const body = text === 'RECIPIENTS' ? JSON.stringify({ ...entry(), id, recipients: 'c@d.test' }) : text;
-      writeFileSync(join(dir, 'queue', `000000000.${id}`), body);
-    }
+    const { good } = await queueWithBadFiles(dir);
     const { queueCommand } = await import('../../lib/cli/queue-command.js');
     let out = '';
     let err = '';
