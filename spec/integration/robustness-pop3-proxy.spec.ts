@@ -3,13 +3,12 @@
  * sequences and bytes, cut into random chunks, against live servers; memory stays bounded.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MaildirStore, Pop3Server, RequestHandler, type AuthCredentials } from '../../lib/index.js';
-import { cutAt } from '../helpers/splits.js';
+import { exchange } from '../helpers/fuzz.js';
 import { closeServers, silent, startServer } from '../helpers/server.js';
 
 let popPort = 0;
@@ -38,34 +37,6 @@ afterAll(async () => {
   await closeServers();
   rmSync(root, { recursive: true, force: true });
 });
-
-/** Sends `input` cut at `cuts`, then `probe`; resolves to what came back and whether the server closed. */
-async function exchange(
-  port: number,
-  input: Buffer,
-  cuts: number[],
-  probe: string,
-  answered: (text: string) => boolean,
-): Promise<{ text: string; closed: boolean }> {
-  const socket = connect(port, '127.0.0.1');
-  let text = '';
-  let closed = false;
-  socket.setEncoding('latin1');
-  socket.on('data', (d: string) => (text += d));
-  socket.on('error', () => undefined);
-  socket.on('close', () => (closed = true));
-  await new Promise<void>((r) => socket.once('connect', () => r()));
-  for (const part of cutAt(input, cuts)) {
-    if (closed) break;
-    socket.write(part);
-    await new Promise((r) => setImmediate(r));
-  }
-  if (!closed) socket.write(probe);
-  const deadline = Date.now() + 5000;
-  while (!closed && !answered(text) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  socket.destroy();
-  return { text, closed };
-}
 
 const popPiece = fc.oneof(
   fc.constantFrom(

@@ -2,12 +2,11 @@
  * No input crashes the server or leaves a connection hanging: random streams of commands, bytes
  * and line ends, cut into random chunks, against a live server.
  */
-import { connect } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestHandler, SMTPError } from '../../lib/index.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { cutAt } from '../helpers/splits.js';
+import { exchange } from '../helpers/fuzz.js';
 import { closeServers, startServer } from '../helpers/server.js';
 
 let port = 0;
@@ -60,29 +59,11 @@ const piece = fc.oneof(
   fc.integer({ min: 1, max: 1500 }).map((n) => 'x'.repeat(n)),
 );
 
-/** Sends `input` cut at `cuts`, then a probe; resolves to what the server sent back. */
-async function exchange(input: string, cuts: number[]): Promise<{ text: string; closed: boolean }> {
-  const socket = connect(port, '127.0.0.1');
-  let text = '';
-  let closed = false;
-  socket.setEncoding('latin1');
-  socket.on('data', (d: string) => (text += d));
-  socket.on('error', () => undefined);
-  socket.on('close', () => (closed = true));
-  await new Promise<void>((r) => socket.once('connect', () => r()));
-  for (const piece of cutAt(Buffer.from(input, 'latin1'), cuts)) {
-    if (closed) break;
-    socket.write(piece);
-    await new Promise((r) => setImmediate(r));
-  }
-  // Leave DATA if the input left us in it, then ask something with a unique answer.
-  if (!closed) socket.write('\r\n.\r\nRSET\r\nVRFY probe\r\n');
-  const deadline = Date.now() + 5000;
-  while (!closed && !text.includes('252 2.5.0 Cannot VRFY user') && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  socket.destroy();
-  return { text, closed };
+/** Sends `input` cut at `cuts`, then leaves DATA if the input left us in it and asks something with a unique answer. */
+function probe(input: string, cuts: number[]): Promise<{ text: string; closed: boolean }> {
+  return exchange(port, Buffer.from(input, 'latin1'), cuts, '\r\n.\r\nRSET\r\nVRFY probe\r\n', (t) =>
+    t.includes('252 2.5.0 Cannot VRFY user'),
+  );
 }
 
 describe('robustness', () => {
@@ -90,7 +71,7 @@ describe('robustness', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(piece, { maxLength: 25 }), fc.array(fc.nat(), { maxLength: 6 }), async (pieces, cuts) => {
         const input = pieces.join('');
-        const { text, closed } = await exchange(input, cuts);
+        const { text, closed } = await probe(input, cuts);
         const lines = text.split('\r\n').slice(0, -1);
         expect(lines[0]).toMatch(/^220 /);
         // A first byte of 0x16 is a TLS handshake on the plaintext port: closed without a word.
