@@ -5,7 +5,7 @@
  *   SMARTHOST=smtp.example.com SMARTHOST_PORT=587 RELAY_DOMAINS=example.com,example.org \
  *     SMARTHOST_USER=me SMARTHOST_PASSWORD=… npx tsx examples/relay-server.ts
  */
-import { Application, closeRelay, inDomains, Relay, type RelaySettings } from '../lib/index.js';
+import { Application, inDomains, Relay, type RelaySettings } from '../lib/index.js';
 import { isMain, requireEnv, serve } from './serve.js';
 
 /**
@@ -38,5 +38,5 @@ if (isMain(import.meta.url)) {
   const { SMARTHOST_PORT, SMARTHOST_USER, SMARTHOST_PASSWORD } = process.env;
   const auth = SMARTHOST_USER === undefined ? undefined : { user: SMARTHOST_USER, password: SMARTHOST_PASSWORD ?? '' };
   const app = createRelayServer(SMARTHOST, Number(SMARTHOST_PORT ?? 25), RELAY_DOMAINS, auth);
-  await serve(app, `relaying to ${SMARTHOST}; listening`, 2525, () => closeRelay(app.settings));
+  await serve(app, `relaying to ${SMARTHOST}; listening`, 2525);
 }

@@ -13,15 +13,12 @@ export function isMain(url: string): boolean {
 }
 
 /** Serves `app` on 127.0.0.1 (port from `PORT`, else `defaultPort`) until SIGINT or SIGTERM. */
-export async function serve(app: AnyApplication, what: string, defaultPort: number, onClosed: () => void = () => undefined): Promise<void> {
+export async function serve(app: AnyApplication, what: string, defaultPort: number): Promise<void> {
   const server = await app.listen(Number(process.env.PORT ?? defaultPort), '127.0.0.1');
   const address = server.address();
   console.log(`${what} on 127.0.0.1:${typeof address === 'object' && address !== null ? address.port : '?'} (Ctrl-C to stop)`);
   const stop = (): void => {
-    void server.close().then(() => {
-      onClosed();
-      process.exit(0);
-    });
+    void server.close().then(() => process.exit(0));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

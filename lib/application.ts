@@ -8,6 +8,7 @@ import { pino, type Logger } from 'pino';
 import type { HandlerClass, ServedApplication } from './app/request-handler.js';
 import { buildSettings } from './app/settings-schema.js';
 import type { ApplicationSettings, SettingsInput } from './app/settings.js';
+import { Services } from './app/services.js';
 import { SMTPServer } from './server/smtp-server.js';
 
 /**
@@ -46,6 +47,11 @@ export class Application<S extends object = Record<string, unknown>> implements 
   readonly logger: Logger;
   /** The memory budget for bodies held whole (`bodyMemoryBudget`): what is held now, and how often it said no. */
   readonly bodyBudget: BodyBudget;
+  /**
+   * What the application keeps for its handlers: Relay's smarthost pool, Deliver's queue. Held
+   * by every server that serves the application; closed when the last one closes.
+   */
+  readonly services = new Services();
 
   constructor(handlerClass: HandlerClass<S>, settings: SettingsInput & Partial<S> = {}) {
     if (typeof handlerClass !== 'function') {

@@ -22,7 +22,9 @@ export {
   type AnyServedApplication,
   type ServedApplication,
   type HandlerTransaction,
+  type HandlerStatics,
 } from './app/request-handler.js';
+export { Services, serviceKey, type ServiceKey } from './app/services.js';
 export { SMTPRequest, MessageHeaders, type Envelope } from './app/request.js';
 export { MessageStream, MessageTooBigError, MessageAbortedError } from './app/message-stream.js';
 export { BodyBudget } from './app/body-budget.js';
@@ -69,7 +71,7 @@ export type { ListedMessage, QueueEntry, QueuedRecipient } from './outbound/spoo
 export type { UnreadableEntry } from './outbound/queue-entry.js';
 export { sendDirect, type DirectMessage, type DirectReport } from './outbound/direct.js';
 export type { RecipientResult } from './outbound/client.js';
-export { Relay, RelaySettings, closeRelay } from './handlers/relay.js';
+export { Relay, RelaySettings } from './handlers/relay.js';
 export { RelayAccessSettings, inDomains } from './handlers/relay-access.js';
 export { traceHeaders } from './handlers/trace.js';
 export {

@@ -4,6 +4,7 @@ import { SMTPError, type Reply } from '../protocol/reply.js';
 import type { BodyBudget } from './body-budget.js';
 import type { SMTPRequest } from './request.js';
 import type { ApplicationSettings } from './settings.js';
+import type { Services } from './services.js';
 
 /**
  * What handlers and the server need of an application: its handler class, its validated settings
@@ -23,6 +24,8 @@ export interface ServedApplication<S extends object = Record<string, unknown>> {
   readonly logger: Logger;
   /** The memory budget every buffered body of the application counts against. */
   readonly bodyBudget: BodyBudget;
+  /** What the application keeps for its handlers (a transport, a queue), closed with its last server. */
+  readonly services: Services;
 }
 
 /**
@@ -84,11 +87,27 @@ export interface HandlerService {
  * new Application(Handler, { domain: 'example.com' });
  * ```
  */
-export type HandlerClass<S extends object = Record<string, unknown>> = new (
+export type HandlerClass<S extends object = Record<string, unknown>> = (new (
   application: ServedApplication<S>,
   request: SMTPRequest,
   transaction: HandlerTransaction,
-) => RequestHandler<S>;
+) => RequestHandler<S>) &
+  HandlerStatics;
+
+/**
+ * What a handler class says of itself, as statics every {@link RequestHandler} subclass inherits.
+ *
+ * @example
+ * ```ts
+ * const streams = (Handler: HandlerClass) => Handler.streaming;
+ * ```
+ */
+export interface HandlerStatics {
+  /** Whether `data()` reads the message as a stream (see {@link RequestHandler.streaming}). */
+  readonly streaming: boolean;
+  /** Work beside the server (see {@link RequestHandler.startService}). */
+  startService(application: AnyServedApplication): HandlerService | undefined;
+}
 
 /**
  * Any handler class, whatever its settings type: what code that only runs handlers takes.

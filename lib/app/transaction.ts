@@ -125,7 +125,7 @@ export class Transaction implements HandlerTransaction {
 
   /** Whether the handler reads the message as a stream (`static streaming = true`). */
   get streaming(): boolean {
-    return (this.#app.handlerClass as { streaming?: unknown }).streaming === true;
+    return this.#app.handlerClass.streaming;
   }
 
   /**

@@ -26,7 +26,7 @@ import { writableFolder } from '../storage/durable.js';
 export { parseListen, UsageError, type ListenTarget } from './usage.js';
 import type { Pop3Server } from '../pop3/server.js';
 import { Maildir } from '../handlers/maildir.js';
-import { closeRelay, Relay, type RelaySettings } from '../handlers/relay.js';
+import { Relay, type RelaySettings } from '../handlers/relay.js';
 import { Sink } from '../handlers/sink.js';
 import { SMTPServer } from '../server/smtp-server.js';
 
@@ -359,10 +359,7 @@ export async function main(args: readonly string[], out = process.stdout, err = 
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       out.write('sirocco: closing\n');
-      void Promise.all([running.close(), pop3?.close()]).then(() => {
-        closeRelay(app.settings as object);
-        done();
-      });
+      void Promise.all([running.close(), pop3?.close()]).then(() => done());
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

@@ -1,5 +1,6 @@
 import { IsArray, IsBoolean, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Max, Min } from '../app/validators.js';
-import { RequestHandler, type AnyServedApplication, type HandlerService } from '../app/request-handler.js';
+import { RequestHandler, type AnyServedApplication } from '../app/request-handler.js';
+import { serviceKey } from '../app/services.js';
 import { settingsSchema } from '../app/settings-schema.js';
 import { REPLIES } from '../protocol/replies.js';
 import { SMTPError } from '../protocol/reply.js';
@@ -109,8 +110,7 @@ export class DeliverSettings extends RelayAccessSettings {
   deliverTraceHeaders?: boolean;
 }
 
-/** One queue per application settings, shared by the servers of one process. */
-const queues = new WeakMap<object, { queue: OutboundQueue; users: number }>();
+const QUEUE = serviceKey<OutboundQueue>('outbound queue');
 
 /**
  * The outbound queue of an application whose handler is {@link Deliver} (or a subclass): to queue
@@ -123,28 +123,26 @@ const queues = new WeakMap<object, { queue: OutboundQueue; users: number }>();
  */
 export function deliveryQueue(application: AnyServedApplication): OutboundQueue {
   const settings = application.settings as DeliverSettings & { hostname: string };
-  let held = queues.get(settings);
-  if (held === undefined) {
-    const queue = new OutboundQueue({
-      dir: settings.queueDir,
-      hostname: settings.hostname,
-      policy: {
-        schedule: settings.retrySchedule ?? DEFAULT_RETRY_SCHEDULE,
-        lifetime: settings.queueLifetime ?? DEFAULT_LIFETIME,
-        delayNoticeAfter: settings.delayNoticeAfter,
-      },
-      resolver: { servers: settings.dnsServers },
-      connect: { port: settings.deliveryPort, tls: settings.deliveryTLS, connectTimeout: settings.deliveryConnectTimeout },
-      requireTlsDomains: settings.requireTlsDomains,
-      concurrency: settings.deliveryConcurrency,
-      perDestination: settings.deliveryConcurrencyPerDomain,
-      scanInterval: settings.queueScanInterval,
-      logger: application.logger.child({ component: 'outbound' }),
-    });
-    held = { queue, users: 0 };
-    queues.set(settings, held);
-  }
-  return held.queue;
+  return application.services.get(
+    QUEUE,
+    () =>
+      new OutboundQueue({
+        dir: settings.queueDir,
+        hostname: settings.hostname,
+        policy: {
+          schedule: settings.retrySchedule ?? DEFAULT_RETRY_SCHEDULE,
+          lifetime: settings.queueLifetime ?? DEFAULT_LIFETIME,
+          delayNoticeAfter: settings.delayNoticeAfter,
+        },
+        resolver: { servers: settings.dnsServers },
+        connect: { port: settings.deliveryPort, tls: settings.deliveryTLS, connectTimeout: settings.deliveryConnectTimeout },
+        requireTlsDomains: settings.requireTlsDomains,
+        concurrency: settings.deliveryConcurrency,
+        perDestination: settings.deliveryConcurrencyPerDomain,
+        scanInterval: settings.queueScanInterval,
+        logger: application.logger.child({ component: 'outbound' }),
+      }),
+  );
 }
 
 /**
@@ -168,16 +166,13 @@ export function deliveryQueue(application: AnyServedApplication): OutboundQueue 
 export class Deliver extends RequestHandler<DeliverSettings> {
   static override streaming = true;
 
-  /** Starts the queue's delivery beside the server (in each worker under `start(n)`). */
-  static override startService(application: AnyServedApplication): HandlerService {
-    const queue = deliveryQueue(application);
-    const held = queues.get(application.settings as object);
-    if (held !== undefined && held.users++ === 0) queue.start();
-    return {
-      close: async () => {
-        if (held !== undefined && --held.users === 0) await queue.close();
-      },
-    };
+  /**
+   * Starts the queue's delivery beside the server (in each worker under `start(n)`); the
+   * application's services close it with its last server.
+   */
+  static override startService(application: AnyServedApplication): undefined {
+    deliveryQueue(application).start();
+    return undefined;
   }
 
   /**
@@ -186,7 +181,7 @@ export class Deliver extends RequestHandler<DeliverSettings> {
    */
   mayRelay(address: string): boolean | Promise<boolean> {
     const { user, remoteAddress } = this.request.session;
-    return mayRelay({ settings: this.settings, user, remoteAddress }, address);
+    return mayRelay({ application: this.application, user, remoteAddress }, address);
   }
 
   override async rcpt(address: string): Promise<void> {

@@ -6,6 +6,8 @@
  */
 import { IsArray, IsOptional, IsString } from '../app/validators.js';
 import { TrustedPeers } from '../app/trusted-peers.js';
+import type { AnyServedApplication } from '../app/request-handler.js';
+import { serviceKey } from '../app/services.js';
 import { REPLIES } from '../protocol/replies.js';
 import { SMTPError } from '../protocol/reply.js';
 
@@ -48,16 +50,14 @@ export class RelayAccessSettings {
 }
 
 const LOOPBACK = ['127.0.0.0/8', '::1/128'];
-const trusted = new WeakMap<object, TrustedPeers>();
+const TRUSTED = serviceKey<TrustedPeers>('trusted networks');
 
 /** The application's trusted networks, parsed once. */
-function trustedOf(settings: RelayAccessSettings): TrustedPeers {
-  let peers = trusted.get(settings);
-  if (peers === undefined) {
-    peers = new TrustedPeers(settings.trustedNetworks ?? LOOPBACK);
-    trusted.set(settings, peers);
-  }
-  return peers;
+function trustedOf(application: AnyServedApplication): TrustedPeers {
+  return application.services.get(
+    TRUSTED,
+    () => new TrustedPeers((application.settings as RelayAccessSettings).trustedNetworks ?? LOOPBACK),
+  );
 }
 
 /**
@@ -79,7 +79,7 @@ export function inDomains(address: string, domains: readonly string[] | undefine
 
 /** What the default relay decision looks at. */
 export interface RelayFacts {
-  readonly settings: RelayAccessSettings;
+  readonly application: AnyServedApplication;
   readonly user: string | undefined;
   readonly remoteAddress: string;
 }
@@ -91,21 +91,21 @@ export interface RelayFacts {
  * sender would get them (backscatter).
  */
 export function isOutside(facts: RelayFacts): boolean {
-  return facts.user === undefined && !trustedOf(facts.settings).has(facts.remoteAddress);
+  return facts.user === undefined && !trustedOf(facts.application).has(facts.remoteAddress);
 }
 
 /** What Relay and Deliver offer for their RCPT check: the two overridable decisions, and the session. */
 export interface RelayGate {
-  readonly settings: RelayAccessSettings;
+  readonly application: AnyServedApplication;
   readonly request: { readonly session: { readonly user: string | undefined; readonly remoteAddress: string } };
   mayRelay(address: string): boolean | Promise<boolean>;
   verifyRecipient(address: string): boolean | Promise<boolean>;
 }
 
 /** Whether a handler's client is an outside one (see {@link isOutside}). */
-export function outsideClient(gate: Pick<RelayGate, 'settings' | 'request'>): boolean {
+export function outsideClient(gate: Pick<RelayGate, 'application' | 'request'>): boolean {
   const { user, remoteAddress } = gate.request.session;
-  return isOutside({ settings: gate.settings, user, remoteAddress });
+  return isOutside({ application: gate.application, user, remoteAddress });
 }
 
 /** The RCPT check of Relay and Deliver: `554 5.7.1` where relaying is not allowed, `550 5.1.1` for an outside client's unknown recipient. */
@@ -134,7 +134,8 @@ export function unknownRecipient(address: string): SMTPError {
 }
 
 export function mayRelay(facts: RelayFacts, address: string): boolean {
-  return facts.user !== undefined || trustedOf(facts.settings).has(facts.remoteAddress) || inDomains(address, facts.settings.relayDomains);
+  const settings = facts.application.settings as RelayAccessSettings;
+  return facts.user !== undefined || trustedOf(facts.application).has(facts.remoteAddress) || inDomains(address, settings.relayDomains);
 }
 
 /** The RCPT refusal for a client that may not relay to `address`. */

@@ -1,7 +1,8 @@
 import { IsBoolean, IsInt, IsNotEmpty, IsOptional, IsString, Max, Min } from '../app/validators.js';
 import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
-import { RequestHandler } from '../app/request-handler.js';
+import { RequestHandler, type ServedApplication } from '../app/request-handler.js';
+import { serviceKey } from '../app/services.js';
 import { settingsSchema } from '../app/settings-schema.js';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { REPLIES } from '../protocol/replies.js';
@@ -81,21 +82,32 @@ export class RelaySettings extends RelayAccessSettings {
   relayTraceHeaders?: boolean;
 }
 
-const transports = new WeakMap<object, Transporter<SMTPTransport.SentMessageInfo>>();
-
 /**
- * The application's pooled transport. nodemailer is loaded with the first message relayed, so a
- * server that never relays does not carry it (about 12 MiB).
+ * The application's pooled connections to the smarthost. nodemailer is loaded with the first
+ * message relayed, so a server that never relays does not carry it (about 12 MiB); the pool
+ * closes with the application's last server.
  */
-async function transportFor(settings: RelaySettings & { readonly hostname: string }): Promise<Transporter<SMTPTransport.SentMessageInfo>> {
-  let transport = transports.get(settings);
-  if (transport === undefined) {
+class SmarthostPool {
+  readonly #settings: RelaySettings & { readonly hostname: string };
+  #transport: Promise<Transporter<SMTPTransport.SentMessageInfo>> | undefined;
+  #closed = false;
+
+  constructor(settings: RelaySettings & { readonly hostname: string }) {
+    this.#settings = settings;
+  }
+
+  /** The transport, made on first use (one per application, however many messages ask at once). */
+  transport(): Promise<Transporter<SMTPTransport.SentMessageInfo>> {
+    if (this.#closed) return Promise.reject(new Error('Relay: the application stopped serving; its smarthost pool is closed'));
+    this.#transport ??= this.#make();
+    return this.#transport;
+  }
+
+  async #make(): Promise<Transporter<SMTPTransport.SentMessageInfo>> {
     const { default: nodemailer } = await import('nodemailer');
-    // Another message may have made it while nodemailer loaded: one pool per application.
-    const made = transports.get(settings);
-    if (made !== undefined) return made;
+    const settings = this.#settings;
     const auth = settings.relayUser === undefined ? undefined : { user: settings.relayUser, pass: settings.relayPassword ?? '' };
-    transport = nodemailer.createTransport({
+    return nodemailer.createTransport({
       host: settings.relayHost,
       port: settings.relayPort ?? 25,
       secure: settings.relaySecure ?? false,
@@ -106,9 +118,21 @@ async function transportFor(settings: RelaySettings & { readonly hostname: strin
       // EHLO with this server's own name (nodemailer would say [127.0.0.1] or the OS host name).
       name: settings.hostname,
     });
-    transports.set(settings, transport);
   }
-  return transport;
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const made = this.#transport;
+    this.#transport = undefined;
+    if (made !== undefined) (await made.catch(() => undefined))?.close();
+  }
+}
+
+const SMARTHOST = serviceKey<SmarthostPool>('smarthost pool');
+
+/** The application's smarthost transport. */
+function transportFor(application: ServedApplication<RelaySettings>): Promise<Transporter<SMTPTransport.SentMessageInfo>> {
+  return application.services.get(SMARTHOST, () => new SmarthostPool(application.settings)).transport();
 }
 
 /** RFC 8689 §5: a REQUIRETLS message that cannot go on over verified TLS. */
@@ -177,7 +201,7 @@ export class Relay extends RequestHandler<RelaySettings> {
    */
   mayRelay(address: string): boolean | Promise<boolean> {
     const { user, remoteAddress } = this.request.session;
-    return mayRelay({ settings: this.settings, user, remoteAddress }, address);
+    return mayRelay({ application: this.application, user, remoteAddress }, address);
   }
 
   override async rcpt(address: string): Promise<void> {
@@ -270,7 +294,7 @@ export class Relay extends RequestHandler<RelaySettings> {
       let info: SMTPTransport.SentMessageInfo;
       try {
         info = await (
-          await transportFor(this.settings)
+          await transportFor(this.application)
         ).sendMail({
           // BODY=8BITMIME as it came in (and for a BINARYMIME message found to be 8-bit text).
           envelope: { from: mailFrom, to: group.addresses, ...(envelope.bodyType === '7BIT' ? {} : { use8BitMime: true }) },
@@ -340,24 +364,10 @@ export class Relay extends RequestHandler<RelaySettings> {
         envid: envelope.dsn?.envid,
         id,
       });
-      await (await transportFor(this.settings)).sendMail({ envelope: { from: '', to: [mailFrom] }, raw: message });
+      await (await transportFor(this.application)).sendMail({ envelope: { from: '', to: [mailFrom] }, raw: message });
       this.log.info({ to: mailFrom, recipients: refusals.length }, 'bounce sent');
     } catch (err) {
       this.log.error({ err, to: mailFrom }, 'bounce could not be sent');
     }
   }
-}
-
-/**
- * Closes the smarthost connections Relay handlers of an application opened (call on shutdown).
- *
- * @example
- * ```ts
- * await server.close();
- * closeRelay(app.settings);
- * ```
- */
-export function closeRelay(settings: object): void {
-  transports.get(settings)?.close();
-  transports.delete(settings);
 }

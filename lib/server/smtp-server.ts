@@ -156,8 +156,8 @@ export class SMTPServer {
   #startService(): void {
     if (this.#serviceStarted) return;
     this.#serviceStarted = true;
-    const handlerClass = this.application.handlerClass as { startService?: (app: AnyServedApplication) => HandlerService | undefined };
-    this.#service = handlerClass.startService?.(this.application);
+    this.application.services.hold();
+    this.#service = this.application.handlerClass.startService(this.application);
   }
 
   /** Serves connections from servers you created and made listen yourself. */
@@ -249,7 +249,13 @@ export class SMTPServer {
     await this.#connections.drain(this.#settings.closeTimeout);
     await stopped;
     await primary;
-    await this.#service?.close();
+    if (this.#serviceStarted) {
+      try {
+        await this.#service?.close();
+      } finally {
+        await this.application.services.release();
+      }
+    }
     const metricsServer = this.#metricsServer;
     if (metricsServer !== undefined) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
   }

@@ -19,7 +19,7 @@ function after<T>(faults: Faults, step: FaultStep, next: () => T | Promise<T>, r
 
 /** The handler class with the faults and the inbox around each of its hooks. */
 export function catchingHandler(Base: AnyHandlerClass, faults: Faults, inbox: Inbox | undefined): AnyHandlerClass {
-  if (inbox !== undefined && (Base as { streaming?: unknown }).streaming === true) {
+  if (inbox !== undefined && Base.streaming) {
     throw new TypeError('Controller: the inbox keeps whole messages; give it a handler class without static streaming');
   }
   const Handler = Base as unknown as typeof RequestHandler;

@@ -5,18 +5,18 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  closeRelay,
   Debugging,
   Maildir,
   Relay,
   RequestHandler,
   Sink,
   SMTPError,
+  SMTPServer,
   type HandlerClass,
   type SettingsInput,
 } from '../../lib/index.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { closeServers, recordingHandler, startServer, type Received } from '../helpers/server.js';
+import { closeServers, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -162,7 +162,6 @@ describe('Relay', () => {
     expect(received[0]?.body.toString()).toMatch(
       /^Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.test \(Sirocco\) with ESMTP id /,
     );
-    closeRelay(relay.app.settings);
   });
 
   it('keeps a permanent refusal 5xx and a temporary one 4xx', async () => {
@@ -209,7 +208,6 @@ describe('Relay', () => {
       'Final-Recipient: rfc822; no@d.test\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; 127.0.0.1\r\nDiagnostic-Code: smtp; 550 5.1.1 no such user here\r\n',
     );
     expect(bounce).toMatch(/Content-Type: text\/rfc822-headers\r\n\r\nReceived: [^]*?\r\nSubject: half\r\n/);
-    closeRelay(relay.app.settings);
   });
 
   /** Sends through a relay to a picky smarthost; the reply, and the envelopes the smarthost took. */
@@ -218,7 +216,6 @@ describe('Relay', () => {
     const smarthost = await startServer(picky(received));
     const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: smarthost.port, ...settings });
     const reply = await send(relay.port, from, ['c@d.test', 'no@d.test'], 'x');
-    closeRelay(relay.app.settings);
     return [reply, received.map((r) => [r.mailFrom, r.rcptTos])];
   }
 
@@ -246,5 +243,36 @@ describe('Relay', () => {
     const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: smarthost.port });
     expect(await send(relay.port, '', ['c@d.test'], 'bounce')).toMatch(/^250 /);
     expect(received[0]?.mailFrom).toBe('');
+  });
+});
+
+describe('services owned by the application', () => {
+  it("closes Relay's smarthost connections when the relaying server closes, with no call of the user's", async () => {
+    const received: Received[] = [];
+    const smarthost = await startServer(recordingHandler(received));
+    const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: smarthost.port });
+    expect(await send(relay.port, 'a@b.test', ['c@d.test'], 'Subject: pooled\r\n\r\nx')).toMatch(/^250 /);
+    // The pool keeps its connection to the smarthost open between messages...
+    expect(smarthost.server.connections).toBe(1);
+    await relay.server.close();
+    // ...until the application's last server closes.
+    await until(() => smarthost.server.connections === 0, 3000);
+    expect(relay.app.services.holders).toBe(0);
+  });
+
+  it('keeps the services while a second server of the same application still serves', async () => {
+    const received: Received[] = [];
+    const smarthost = await startServer(recordingHandler(received));
+    const relay = await startServer(Relay, { relayHost: '127.0.0.1', relayPort: smarthost.port });
+    const second = new SMTPServer(relay.app);
+    await second.listen(0, '127.0.0.1');
+    const address = second.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    await relay.server.close();
+    expect(await send(port, 'a@b.test', ['c@d.test'], 'Subject: second\r\n\r\nx')).toMatch(/^250 /);
+    expect(smarthost.server.connections).toBe(1);
+    await second.close();
+    await until(() => smarthost.server.connections === 0, 3000);
+    expect(received.map((r) => r.rcptTos)).toEqual([['c@d.test']]);
   });
 });

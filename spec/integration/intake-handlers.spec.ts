@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeRelay, Maildir, Relay, RequestHandler, SMTPError, type Envelope, type HandlerClass } from '../../lib/index.js';
+import { Maildir, Relay, RequestHandler, SMTPError, type Envelope, type HandlerClass } from '../../lib/index.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, startServer, until } from '../helpers/server.js';
 
@@ -108,7 +108,6 @@ describe('Relay, streaming', () => {
     expect(await big.reply()).toBe('552 5.3.4 Message size exceeds fixed maximum message size\r\n');
     await new Promise((r) => setTimeout(r, 200));
     expect(seen).toHaveLength(1);
-    closeRelay(relay.app.settings);
   });
 
   it('refuses a message in a mail loop (more Received fields than maxHops) before it reaches the smarthost', async () => {
@@ -122,7 +121,6 @@ describe('Relay, streaming', () => {
     fine.write('Received: from a by b\r\nSubject: fine\r\n\r\nx\r\n.\r\n');
     expect(await fine.reply()).toMatch(/^250 2\.0\.0 Ok: relayed as /);
     expect(seen.map((m) => m.body.toString())).toEqual(['Received: from a by b\r\nSubject: fine\r\n\r\nx\r\n']);
-    closeRelay(relay.app.settings);
   });
 
   it('passes a BINARYMIME message on unchanged when it is 8-bit text, and refuses one DATA would change, 554 5.6.3', async () => {
@@ -141,7 +139,6 @@ describe('Relay, streaming', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(seen.map((m) => m.body.equals(text))).toEqual([true]);
     expect(seen[0]?.envelope.bodyType).toBe('8BITMIME');
-    closeRelay(relay.app.settings);
   });
 
   it('passes DSN parameters on, and bounces honour NOTIFY and RET', async () => {
@@ -170,7 +167,6 @@ describe('Relay, streaming', () => {
     expect(bounce).toContain('Final-Recipient: rfc822; no@d.test\r\n');
     expect(bounce).not.toContain('no@e.test');
     expect(bounce).toContain('Content-Type: message/rfc822\r\n\r\nSubject: dsn\r\n\r\nthe body\r\n');
-    closeRelay(relay.app.settings);
   });
 
   it('counts a message it keeps whole against bodyMemoryBudget: 452 4.3.1 for a second transaction past it, headers back for RET=FULL', async () => {
@@ -218,7 +214,6 @@ describe('Relay, streaming', () => {
       ['e@d.test'],
     ]);
     await until(() => relay.app.bodyBudget.held === 0);
-    closeRelay(relay.app.settings);
   });
 
   it('refuses a REQUIRETLS message with 5.7.30 when the smarthost offers no TLS', async () => {
@@ -242,7 +237,6 @@ describe('Relay, streaming', () => {
       await client.command('DATA');
       expect(await client.command('x\r\n.')).toBe('550 5.7.30 REQUIRETLS support required\r\n');
       expect(seen).toHaveLength(0);
-      closeRelay(relay.app.settings);
     } finally {
       certs.cleanup();
     }

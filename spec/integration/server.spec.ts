@@ -160,7 +160,7 @@ describe('Application settings', () => {
           requireTLS: true,
           implicitTLS: true,
           requireAuth: true,
-          tls: { key: 'k' } as never,
+          tls: { key: 'k' },
         }),
     ).toThrow(
       'Invalid settings: tls: tls needs key and cert (or pfx); requireTLS: requireTLS is implied by implicitTLS; set one of them; requireAuth: requireAuth needs the authenticate setting',
