@@ -1,6 +1,7 @@
 // The house rules for imports in lib/, checked by `npm run deps` (part of `npm test`).
 // Floors, lowest first: protocol and storage; app and outbound; net (the connection kit); server (SMTP) and pop3;
-// handlers (on app, outbound and storage); application.ts (app joined to server); testing and cli; index.ts, the public face.
+// handlers (on app, outbound and storage); application.ts (app joined to server); testing and cli; index.ts (the core) and
+// entry/ (sirocco/outbound, /testing, /pop3), the public faces.
 // Type-only imports count too.
 const layer = (name) => `^lib/${name}/`;
 
@@ -70,6 +71,20 @@ module.exports = {
       comment: 'lib/index.ts is the public face; nothing inside lib/ imports it.',
       from: { path: '^lib/' },
       to: { path: '^lib/index\\.ts$' },
+    },
+    {
+      name: 'entries-are-the-top',
+      severity: 'error',
+      comment: 'lib/entry/ holds the subpath entry points (sirocco/outbound, /testing, /pop3); nothing inside lib/ imports them.',
+      from: { path: '^lib/' },
+      to: { path: '^lib/entry/' },
+    },
+    {
+      name: 'the-core-loads-no-extras',
+      severity: 'error',
+      comment: 'Importing sirocco (lib/index.ts) loads the server core only: sending, testing and POP3 are their own entry points.',
+      from: { path: '^lib/index\\.ts$' },
+      to: { path: ['^lib/(outbound|testing|pop3|cli|entry)/', '^lib/handlers/(deliver|relay|relay-access)\\.ts$'], reachable: true },
     },
   ],
   options: {

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { SMTPServer as ReferenceServer } from 'smtp-server';
-import { Application, MaildirStore, Pop3Server, RequestHandler, SMTPServer, type AuthCredentials } from '../lib/index.js';
+import { Application, RequestHandler, SMTPServer, type AuthCredentials } from '../lib/index.js';
+import { MaildirStore, Pop3Server } from '../lib/entry/pop3.js';
 
 const kind = process.argv[2];
 const silent = pino({ level: 'silent' });

@@ -11,7 +11,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { SMTPServer as ReferenceServer } from 'smtp-server';
-import { Application, Deliver, RequestHandler, SMTPServer } from '../lib/index.js';
+import { Application, RequestHandler, SMTPServer } from '../lib/index.js';
+import { Deliver } from '../lib/entry/outbound.js';
 import { readChunks } from '../lib/net/reader.js';
 
 const kind = process.argv[2];

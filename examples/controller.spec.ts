@@ -8,7 +8,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import nodemailer from 'nodemailer';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Controller, RequestHandler } from '../lib/index.js';
+import { RequestHandler } from '../lib/index.js';
+import { Controller } from '../lib/entry/testing.js';
 
 /** The handler under test: here it accepts everything; yours may refuse, store, forward. */
 class Inbound extends RequestHandler {}

@@ -10,7 +10,8 @@
  * shows what waits.
  */
 import { readFileSync } from 'node:fs';
-import { Application, Deliver, SMTPError, type DeliverSettings } from '../lib/index.js';
+import { Application, SMTPError } from '../lib/index.js';
+import { Deliver, type DeliverSettings } from '../lib/entry/outbound.js';
 import { isMain, requireEnv, serve } from './serve.js';
 import { submissionSettings } from './submission.js';
 

@@ -5,7 +5,8 @@
  *   SMARTHOST=smtp.example.com SMARTHOST_PORT=587 RELAY_DOMAINS=example.com,example.org \
  *     SMARTHOST_USER=me SMARTHOST_PASSWORD=… npx tsx examples/relay-server.ts
  */
-import { Application, inDomains, Relay, type RelaySettings } from '../lib/index.js';
+import { Application } from '../lib/index.js';
+import { inDomains, Relay, type RelaySettings } from '../lib/entry/outbound.js';
 import { isMain, requireEnv, serve } from './serve.js';
 
 /**

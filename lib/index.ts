@@ -65,30 +65,6 @@ export type { Authenticator } from './app/settings.js';
 export { Sink } from './handlers/sink.js';
 export { Debugging, DebuggingSettings } from './handlers/debugging.js';
 export { Maildir, MaildirSettings, recipientFolder } from './handlers/maildir.js';
-export { Deliver, DeliverSettings, deliveryQueue } from './handlers/deliver.js';
-export { OutboundQueue, type NewMessage } from './outbound/queue.js';
-export type { ListedMessage, QueueEntry, QueuedRecipient } from './outbound/spool.js';
-export type { UnreadableEntry } from './outbound/queue-entry.js';
-export { sendDirect, type DirectMessage, type DirectReport } from './outbound/direct.js';
-export type { RecipientResult } from './outbound/client.js';
-export { Relay, RelaySettings } from './handlers/relay.js';
-export { RelayAccessSettings, inDomains } from './handlers/relay-access.js';
 export { traceHeaders } from './handlers/trace.js';
-export {
-  Controller,
-  UnixSocketController,
-  ControllerTimeoutError,
-  type ControllerOptions,
-  type UnixSocketControllerOptions,
-} from './testing/controller.js';
-export { Inbox, InboxView, InboxTimeoutError, type InboxOptions } from './testing/inbox.js';
-export type { CaughtMessage, CaughtAttachment } from './testing/caught.js';
-export type { InboxQuery, Matcher } from './testing/inbox-query.js';
-export { Faults, type Fault, type FaultStep, type RandomFaults } from './testing/faults.js';
-export { Pop3Server } from './pop3/server.js';
-export type { Pop3Authenticator, Pop3Client, Pop3ServerOptions } from './pop3/options.js';
 export type { UnixSocketOptions } from './net/listeners.js';
 export { canonicalAddress, mailboxFolder } from './storage/folder-names.js';
-export { MaildirStore, type MaildirStoreOptions, type Pop3Store, type Pop3Maildrop } from './pop3/mailbox.js';
-export type { Pop3Message } from './pop3/session.js';
-export { InboxStore } from './testing/inbox-store.js';

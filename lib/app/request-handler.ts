@@ -66,7 +66,7 @@ export interface HandlerTransaction {
 
 /**
  * Work a handler class runs beside the server while it listens (the outbound queue of
- * {@link Deliver}): started by {@link RequestHandler.startService}, closed with the server.
+ * `Deliver` of `sirocco/outbound`): started by {@link RequestHandler.startService}, closed with the server.
  *
  * @example
  * ```ts

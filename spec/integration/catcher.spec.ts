@@ -1,7 +1,8 @@
 /** The Controller as a test suite's mail catcher: its inbox, waitFor, views, caps and injected faults. */
 import nodemailer from 'nodemailer';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Controller, Inbox, InboxTimeoutError, RequestHandler, SMTPError, type CaughtMessage } from '../../lib/index.js';
+import { RequestHandler, SMTPError } from '../../lib/index.js';
+import { Controller, Inbox, InboxTimeoutError, type CaughtMessage } from '../../lib/entry/testing.js';
 import { plainTransport } from '../helpers/mailer.js';
 import { RawClient } from '../helpers/raw-client.js';
 

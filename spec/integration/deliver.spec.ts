@@ -4,7 +4,8 @@
  * sender's own exchanger.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Deliver, deliveryQueue, SMTPError, type DeliverSettings, type SettingsInput } from '../../lib/index.js';
+import { SMTPError, type SettingsInput } from '../../lib/index.js';
+import { Deliver, deliveryQueue, type DeliverSettings } from '../../lib/entry/outbound.js';
 import { startDns, type TestDns } from '../helpers/dns.js';
 import { plainTransport } from '../helpers/mailer.js';
 import { startFleet, tempQueue, type Fleet } from '../helpers/outbound.js';

@@ -4,17 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  Debugging,
-  Maildir,
-  Relay,
-  RequestHandler,
-  Sink,
-  SMTPError,
-  SMTPServer,
-  type HandlerClass,
-  type SettingsInput,
-} from '../../lib/index.js';
+import { Debugging, Maildir, RequestHandler, Sink, SMTPError, SMTPServer, type HandlerClass, type SettingsInput } from '../../lib/index.js';
+import { Relay } from '../../lib/entry/outbound.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
 

@@ -3,7 +3,7 @@
  * pointed at each other end in 554 5.4.6 within seconds instead of holding connections open.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Relay, sendDirect } from '../../lib/index.js';
+import { Relay, sendDirect } from '../../lib/entry/outbound.js';
 import { startDns } from '../helpers/dns.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, freePort, recordingHandler, startServer, type Received } from '../helpers/server.js';

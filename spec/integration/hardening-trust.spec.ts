@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Deliver, RequestHandler, type SessionInfo } from '../../lib/index.js';
+import { RequestHandler, type SessionInfo } from '../../lib/index.js';
+import { Deliver } from '../../lib/entry/outbound.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, startServer } from '../helpers/server.js';
 

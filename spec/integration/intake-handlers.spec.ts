@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Maildir, Relay, RequestHandler, SMTPError, type Envelope, type HandlerClass } from '../../lib/index.js';
+import { Maildir, RequestHandler, SMTPError, type Envelope, type HandlerClass } from '../../lib/index.js';
+import { Relay } from '../../lib/entry/outbound.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, startServer, until } from '../helpers/server.js';
 

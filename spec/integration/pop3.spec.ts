@@ -7,17 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  Controller,
-  InboxStore,
-  Maildir,
-  MaildirStore,
-  Pop3Server,
-  RequestHandler,
-  SettingsError,
-  type AuthCredentials,
-  type Pop3ServerOptions,
-} from '../../lib/index.js';
+import { Maildir, RequestHandler, SettingsError, type AuthCredentials } from '../../lib/index.js';
+import { MaildirStore, Pop3Server, type Pop3ServerOptions } from '../../lib/entry/pop3.js';
+import { Controller, InboxStore } from '../../lib/entry/testing.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { runPython } from '../helpers/python.js';
 import { startTsx, stopAll } from '../helpers/processes.js';

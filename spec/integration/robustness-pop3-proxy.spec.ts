@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MaildirStore, Pop3Server, RequestHandler, type AuthCredentials } from '../../lib/index.js';
+import { RequestHandler, type AuthCredentials } from '../../lib/index.js';
+import { MaildirStore, Pop3Server } from '../../lib/entry/pop3.js';
 import { exchange } from '../helpers/fuzz.js';
 import { closeServers, silent, startServer } from '../helpers/server.js';
 
