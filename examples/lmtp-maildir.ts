@@ -9,14 +9,23 @@
  */
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Application, Maildir, SMTPError, type MaildirSettings } from '../lib/index.js';
+import { IsString } from 'class-validator';
+import { Application, Maildir, MaildirSettings, settingsSchema, SMTPError } from '../lib/index.js';
 import { isMain } from './serve.js';
 
+/** Maildir's settings, and the users who have a mailbox. */
+export class MailboxesSettings extends MaildirSettings {
+  /** The addresses that have a mailbox, comma-separated. */
+  @IsString()
+  users!: string;
+}
+
 /** Delivers to the Maildirs of known users only: anyone else is refused at RCPT. */
+@settingsSchema(MailboxesSettings)
 export class Mailboxes extends Maildir {
   override rcpt(address: string): void {
-    const users = String((this.settings as { users?: string }).users ?? '').split(',');
-    if (!users.includes(address.toLowerCase())) throw new SMTPError(550, [5, 1, 1], `No mailbox here for ${address}`);
+    const { users = '' } = this.settings as MaildirSettings & Partial<MailboxesSettings>;
+    if (!users.split(',').includes(address.toLowerCase())) throw new SMTPError(550, [5, 1, 1], `No mailbox here for ${address}`);
   }
 }
 

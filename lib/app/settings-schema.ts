@@ -6,6 +6,7 @@
 import 'reflect-metadata';
 import type { ValidationError } from 'class-validator';
 import { ApplicationSettings, type TLSSettings } from './settings.js';
+import { nearestName, settingNames } from './setting-names.js';
 import { peerListProblems } from './trusted-peers.js';
 import { validateSync } from './validators.js';
 
@@ -74,6 +75,34 @@ function problemsOf(errors: ValidationError[], prefix = ''): SettingsProblem[] {
   });
 }
 
+let siroccoNames: string[] | undefined;
+
+/**
+ * Keys that name no setting. One within two edits of a known name (`hostnam`) is a typo and is
+ * refused with the name it was meant to be, whatever the handler. When the handler declares its
+ * settings (`@settingsSchema`, as every ready handler does), every other unknown key is refused
+ * too; a handler without a schema keeps them (`this.settings.domain`).
+ */
+function unknownKeyProblems(input: object, schema: (new () => object) | undefined): SettingsProblem[] {
+  siroccoNames ??= settingNames(ApplicationSettings);
+  const known = new Set(schema === undefined ? siroccoNames : [...siroccoNames, ...settingNames(schema)]);
+  const problems: SettingsProblem[] = [];
+  for (const key of Object.keys(input)) {
+    if (known.has(key)) continue;
+    const meant = nearestName(key, known);
+    if (meant !== undefined) problems.push({ field: key, reasons: [`unknown setting, did you mean ${meant}?`] });
+    else if (schema !== undefined) {
+      problems.push({
+        field: key,
+        reasons: [
+          `unknown setting (neither Sirocco's nor ${schema.name}'s; a subclass with settings of its own declares them with @settingsSchema)`,
+        ],
+      });
+    }
+  }
+  return problems;
+}
+
 /** Builds and validates the settings object; throws {@link SettingsError} naming every bad field. */
 export function buildSettings<S extends object>(handlerClass: object, input: object): ApplicationSettings & S {
   if (typeof input !== 'object' || input === null) {
@@ -111,11 +140,13 @@ export function buildSettings<S extends object>(handlerClass: object, input: obj
   if (settings.requireAuth && settings.authenticate === undefined) {
     problems.push({ field: 'requireAuth', reasons: ['requireAuth needs the authenticate setting'] });
   }
-  const schema: unknown = Reflect.getMetadata(SCHEMA_KEY, handlerClass);
-  if (typeof schema === 'function') {
-    const own = Object.assign(new (schema as new () => object)(), input);
+  const declared: unknown = Reflect.getMetadata(SCHEMA_KEY, handlerClass);
+  const schema = typeof declared === 'function' ? (declared as new () => object) : undefined;
+  if (schema !== undefined) {
+    const own = Object.assign(new schema(), input);
     problems.push(...problemsOf(validateSync(own, { forbidUnknownValues: false })));
   }
+  problems.push(...unknownKeyProblems(input, schema));
   if (problems.length > 0) throw new SettingsError(problems);
   return settings as ApplicationSettings & S;
 }

@@ -37,3 +37,14 @@ const { getFromContainer } = require('class-validator/cjs/container.js') as { ge
 export function validateSync(object: object, options?: ClassValidator.ValidatorOptions): ClassValidator.ValidationError[] {
   return getFromContainer(Validator).validateSync(object, options);
 }
+
+const { getMetadataStorage } = require('class-validator/cjs/metadata/MetadataStorage.js') as {
+  getMetadataStorage: Api['getMetadataStorage'];
+};
+
+/** The properties of `schema` (and the classes it extends) that carry a class-validator decorator. */
+export function declaredProperties(schema: new () => object): string[] {
+  return getMetadataStorage()
+    .getTargetValidationMetadatas(schema, '', true, false)
+    .map((m) => m.propertyName);
+}

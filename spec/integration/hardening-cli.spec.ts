@@ -71,6 +71,18 @@ describe('a bad start stops before listening: one line, exit 2', () => {
   });
 });
 
+describe('--set with a mistyped setting name', () => {
+  it('names the setting it was meant to be, exits 2 and listens nowhere', async () => {
+    const port = await freePort();
+    const r = startTsx([CLI, '--listen', `127.0.0.1:${port}`, '--set', 'hostnam="mx.test"', '--set', 'maxRecipient=5']);
+    expect(await r.exited).toBe(2);
+    expect(r.stderr()).toBe(
+      'sirocco: Invalid settings: hostnam: unknown setting, did you mean hostname?; maxRecipient: unknown setting, did you mean maxRecipients? (see --help)\n',
+    );
+    expect(await listening(port)).toBe(false);
+  });
+});
+
 describe('Unix sockets', () => {
   it('a socket file left by a killed process is removed at start; a live one is not; the mode is set', async () => {
     const dir = tempDir();

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IsString } from 'class-validator';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Application, RequestHandler, SettingsError, SMTPServer, settingsSchema } from '../../lib/index.js';
+import { Application, Maildir, RequestHandler, SettingsError, SMTPServer, settingsSchema } from '../../lib/index.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, silent, startServer, until } from '../helpers/server.js';
 
@@ -206,6 +206,34 @@ describe('Application settings', () => {
     class Inbound extends RequestHandler<InboundSettings> {}
     expect(() => new Application(Inbound, { logger: silent })).toThrow('Invalid settings: domain: domain must be a string');
     expect(new Application(Inbound, { domain: 'example.com', logger: silent }).settings.domain).toBe('example.com');
+  });
+
+  it('refuses a setting name with a typo, naming the setting it was meant to be', () => {
+    expect(() => new Application(RequestHandler, { logger: silent, hostnam: 'mx.test' })).toThrow(
+      'Invalid settings: hostnam: unknown setting, did you mean hostname?',
+    );
+    expect(() => new Application(RequestHandler, { logger: silent, MaxMessageSize: 5, idleTimout: 5 })).toThrow(
+      'Invalid settings: MaxMessageSize: unknown setting, did you mean maxMessageSize?; idleTimout: unknown setting, did you mean idleTimeout?',
+    );
+    // A handler without a schema keeps its own keys.
+    expect(new Application<{ domain: string }>(RequestHandler, { logger: silent, domain: 'example.com' }).settings.domain).toBe(
+      'example.com',
+    );
+  });
+
+  it('refuses any unknown key for a handler that declares its settings, and names the schema', () => {
+    class InboundSettings {
+      @IsString()
+      domain!: string;
+    }
+    @settingsSchema(InboundSettings)
+    class Inbound extends RequestHandler<InboundSettings> {}
+    expect(() => new Application(Inbound, { logger: silent, domain: 'example.com', colour: 'blue' })).toThrow(
+      "Invalid settings: colour: unknown setting (neither Sirocco's nor InboundSettings's; a subclass with settings of its own declares them with @settingsSchema)",
+    );
+    expect(() => new Application(Maildir, { logger: silent, maildri: '/tmp/x' })).toThrow(
+      'Invalid settings: maildir: maildir should not be empty, maildir must be a string; maildri: unknown setting, did you mean maildir?',
+    );
   });
 
   it('refuses a handler class that is not a class', () => {
