@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'docs/api/', 'node_modules/', 'eslint.config.js', 'vitest.config.ts', 'scripts/', '.dependency-cruiser.cjs', 'bench/*.mjs'] },
+  { ignores: ['dist/', 'docs/api/', 'node_modules/', 'eslint.config.js', 'vitest.config.ts', 'scripts/', '.dependency-cruiser.cjs', 'bench/*.mjs', 'spec/fixtures/installed/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

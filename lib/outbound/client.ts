@@ -278,11 +278,23 @@ export function dsnGroups(recipients: OutgoingMessage['recipients']): DsnGroup[]
   return [...groups.values()];
 }
 
+/**
+ * The DSN parameters of one transaction in the shape nodemailer takes them. Declared here rather
+ * than taken from nodemailer's types, so that the declarations Sirocco ships name no package
+ * that is only a development dependency.
+ */
+export interface DsnParameters {
+  ret?: 'FULL' | 'HDRS';
+  envid?: string;
+  notify?: string[];
+  orcpt?: string;
+}
+
 /** The DSN parameters of one transaction, as nodemailer takes them (sent when the server offers DSN). */
 export function dsnOptions(
   message: { readonly ret?: 'FULL' | 'HDRS' | undefined; readonly envid?: string | undefined } | undefined,
   rcpt: RcptDsn | undefined,
-): { dsn?: SMTPConnection.DSNOptions } {
+): { dsn?: DsnParameters } {
   if (message?.ret === undefined && message?.envid === undefined && rcpt === undefined) return {};
   const notify = rcpt?.notify;
   return {
