@@ -11,6 +11,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { readFileSync, realpathSync } from 'node:fs';
+import type { Writable } from 'node:stream';
 import { Application, type AnyApplication } from '../application.js';
 import { RequestHandler, type AnyHandlerClass } from '../app/request-handler.js';
 import { SettingsError } from '../app/settings-schema.js';
@@ -179,6 +180,31 @@ export interface Plan {
   readonly tlsFiles: { readonly key: string; readonly cert: string } | undefined;
 }
 
+/** The command's options, for node:util's parseArgs. */
+const OPTIONS = {
+  listen: { type: 'string' },
+  handler: { type: 'string' },
+  hostname: { type: 'string' },
+  'max-message-size': { type: 'string' },
+  'max-recipients': { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'implicit-tls': { type: 'boolean' },
+  lmtp: { type: 'boolean' },
+  'proxy-from': { type: 'string', multiple: true },
+  'metrics-listen': { type: 'string' },
+  'pop3-listen': { type: 'string' },
+  'pop3-users': { type: 'string' },
+  'socket-mode': { type: 'string' },
+  'socket-group': { type: 'string' },
+  workers: { type: 'string' },
+  'drain-timeout': { type: 'string' },
+  'log-level': { type: 'string' },
+  set: { type: 'string', multiple: true },
+  help: { type: 'boolean' },
+} as const;
+
 /** Parses the arguments; throws {@link UsageError} for anything wrong. */
 export function parseCommandLine(args: readonly string[]): Plan {
   let values;
@@ -187,46 +213,12 @@ export function parseCommandLine(args: readonly string[]): Plan {
       args: [...args],
       strict: true,
       allowPositionals: false,
-      options: {
-        listen: { type: 'string' },
-        handler: { type: 'string' },
-        hostname: { type: 'string' },
-        'max-message-size': { type: 'string' },
-        'max-recipients': { type: 'string' },
-        'idle-timeout': { type: 'string' },
-        'tls-key': { type: 'string' },
-        'tls-cert': { type: 'string' },
-        'implicit-tls': { type: 'boolean' },
-        lmtp: { type: 'boolean' },
-        'proxy-from': { type: 'string', multiple: true },
-        'metrics-listen': { type: 'string' },
-        'pop3-listen': { type: 'string' },
-        'pop3-users': { type: 'string' },
-        'socket-mode': { type: 'string' },
-        'socket-group': { type: 'string' },
-        workers: { type: 'string' },
-        'drain-timeout': { type: 'string' },
-        'log-level': { type: 'string' },
-        set: { type: 'string', multiple: true },
-        help: { type: 'boolean' },
-      },
+      options: OPTIONS,
     }));
   } catch (err) {
     throw new UsageError(err instanceof Error ? (err.message.split('\n')[0] ?? err.message) : String(err));
   }
-  const settings: Record<string, unknown> = {};
-  for (const pair of values.set ?? []) {
-    const eq = pair.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--set: expected KEY=VALUE, got ${JSON.stringify(pair)}`);
-    const raw = pair.slice(eq + 1);
-    let value: unknown = raw;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      // Not JSON: the plain string.
-    }
-    settings[pair.slice(0, eq)] = value;
-  }
+  const settings = setOptions(values.set ?? []);
   if (values.hostname !== undefined) settings.hostname = values.hostname;
   const size = positiveInteger('--max-message-size', values['max-message-size']);
   if (size !== undefined) settings.maxMessageSize = size;
@@ -275,6 +267,73 @@ export function parseCommandLine(args: readonly string[]): Plan {
   };
 }
 
+/**
+ * Listens where the plan says: alone, or as Tornado's bind + start. Resolves false in a cluster
+ * worker, which this script runs again and which serves from then on.
+ */
+async function serve(server: SMTPServer, plan: Plan): Promise<boolean> {
+  if (plan.workers !== undefined) {
+    if ('path' in plan.listen) server.bind(plan.listen.path);
+    else server.bind(plan.listen.port, plan.listen.host);
+    await server.start(plan.workers);
+    return !cluster.isWorker;
+  }
+  if ('path' in plan.listen) await server.listen(plan.listen.path, undefined, plan.socket);
+  else await server.listen(plan.listen.port, plan.listen.host);
+  return true;
+}
+
+/** A listening address as the command prints it. */
+function whereOf(address: ReturnType<SMTPServer['address']>): string {
+  if (typeof address === 'string') return address;
+  if (address === null) return '?';
+  return `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+}
+
+/** The POP3 server's options: the plan's, and the Maildir, TLS and name of the SMTP application. */
+function pop3Options(plan: NonNullable<Plan['pop3']>, app: AnyApplication): Parameters<typeof startPop3>[0] {
+  const settings = app.settings as ApplicationSettings & { maildir?: string; maildirPerRecipient?: boolean };
+  return {
+    ...plan,
+    maildir: settings.maildir ?? '',
+    perUser: settings.maildirPerRecipient === true,
+    tls: settings.tls as { key: Buffer; cert: Buffer } | undefined,
+    allowInsecureAuth: settings.allowInsecureAuth,
+    hostname: settings.hostname,
+    logger: app.logger,
+  };
+}
+
+/** SIGHUP to a single process: the renewed key and certificate, read again (a cluster restarts its workers instead). */
+function reloadTlsOnHangup(server: SMTPServer, files: { key: string; cert: string }, out: Writable, err: Writable): void {
+  process.on('SIGHUP', () => {
+    try {
+      server.reloadTLS({ key: readFileSync(files.key), cert: readFileSync(files.cert) });
+      out.write('sirocco: TLS key and certificate reloaded\n');
+    } catch (e) {
+      err.write(`sirocco: TLS reload failed, the old key and certificate stay: ${e instanceof Error ? e.message : String(e)}\n`);
+    }
+  });
+}
+
+/** The settings of `--set KEY=VALUE` options: VALUE as JSON, or else as the plain string. */
+function setOptions(pairs: readonly string[]): Record<string, unknown> {
+  const settings: Record<string, unknown> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set: expected KEY=VALUE, got ${JSON.stringify(pair)}`);
+    const raw = pair.slice(eq + 1);
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // Not JSON: the plain string.
+    }
+    settings[pair.slice(0, eq)] = value;
+  }
+  return settings;
+}
+
 /** Runs the command; resolves to the exit status once the server has closed (or at once on error). */
 export async function main(args: readonly string[], out = process.stdout, err = process.stderr): Promise<number> {
   if (args[0] === 'queue') {
@@ -296,53 +355,15 @@ export async function main(args: readonly string[], out = process.stdout, err = 
     const loaded = await loadHandler(plan.handler);
     app = new Application(loaded.handler, { ...loaded.settings, ...plan.settings });
     server = new SMTPServer(app);
-    if (plan.workers !== undefined) {
-      // Tornado's bind + start: this script runs again in each worker, which serves and is done here.
-      if ('path' in plan.listen) server.bind(plan.listen.path);
-      else server.bind(plan.listen.port, plan.listen.host);
-      await server.start(plan.workers);
-      if (cluster.isWorker) return await new Promise<number>(() => undefined);
-    } else if ('path' in plan.listen) {
-      await server.listen(plan.listen.path, undefined, plan.socket);
-    } else {
-      await server.listen(plan.listen.port, plan.listen.host);
-    }
-    const address = server.address();
-    const where =
-      typeof address === 'string'
-        ? address
-        : address === null
-          ? '?'
-          : `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-    out.write(`sirocco: serving ${plan.handler} on ${where}\n`);
+    if (!(await serve(server, plan))) return await new Promise<number>(() => undefined);
+    out.write(`sirocco: serving ${plan.handler} on ${whereOf(server.address())}\n`);
     if (plan.pop3 !== undefined) {
-      const settings = app.settings as ApplicationSettings & { maildir?: string; maildirPerRecipient?: boolean };
-      const tls = settings.tls as { key: Buffer; cert: Buffer } | undefined;
-      const started = await startPop3({
-        ...plan.pop3,
-        maildir: settings.maildir ?? '',
-        perUser: settings.maildirPerRecipient === true,
-        tls,
-        allowInsecureAuth: settings.allowInsecureAuth,
-        hostname: settings.hostname,
-        logger: app.logger,
-      });
+      const started = await startPop3(pop3Options(plan.pop3, app));
       pop3 = started.server;
       out.write(`sirocco: serving POP3 on ${started.where}\n`);
     }
     const files = plan.tlsFiles;
-    if (files !== undefined && plan.workers === undefined) {
-      // SIGHUP to a single process: the renewed key and certificate, read again (a cluster restarts its workers instead).
-      const serving = server;
-      process.on('SIGHUP', () => {
-        try {
-          serving.reloadTLS({ key: readFileSync(files.key), cert: readFileSync(files.cert) });
-          out.write('sirocco: TLS key and certificate reloaded\n');
-        } catch (e) {
-          err.write(`sirocco: TLS reload failed, the old key and certificate stay: ${e instanceof Error ? e.message : String(e)}\n`);
-        }
-      });
-    }
+    if (files !== undefined && plan.workers === undefined) reloadTlsOnHangup(server, files, out, err);
   } catch (e) {
     // Nothing stays listening after a failed start: a supervisor sees the exit, not half a server.
     await Promise.allSettled([server?.close(), pop3?.close()]);

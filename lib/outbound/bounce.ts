@@ -57,44 +57,24 @@ const SUBJECTS = {
 /** The header section returned is cut at this many bytes. */
 const MAX_RETURNED_HEADERS = 32 * 1024;
 
-/**
- * The notification as a message ready for the wire (CRLF line ends), to be sent from the null
- * reverse-path `<>` to {@link BounceFacts.sender}.
- */
-export function bounceMessage(facts: BounceFacts): Buffer {
-  const boundary = `=_sirocco_${randomBytes(12).toString('hex')}`;
-  const utf8 = [facts.sender, ...facts.refusals.map((r) => r.recipient)].some((a) => /[^\x20-\x7e]/.test(a));
-  const addressType = utf8 ? 'utf-8' : 'rfc822';
-  const now = rfc5322Date(new Date());
-  const action = facts.action ?? 'failed';
-  const delayed = action === 'delayed';
-  const relayed = action === 'relayed';
+/** The part a person reads: what happened, and each recipient's last answer. */
+function humanText(facts: BounceFacts, action: NonNullable<BounceFacts['action']>): string[] {
   const many = facts.refusals.length !== 1;
-  const head = [
-    `From: Mail Delivery System <MAILER-DAEMON@${facts.reportingMta}>`,
-    `To: <${facts.sender}>`,
-    `Subject: ${SUBJECTS[action]}`,
-    `Date: ${now}`,
-    `Message-ID: <${facts.id}.bounce@${facts.reportingMta}>`,
-    // RFC 3834 §5: automatic responses say so, and nobody answers them.
-    'Auto-Submitted: auto-replied',
-    'MIME-Version: 1.0',
-    `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
-  ];
   const recipients = many ? 'some of its recipients' : 'one of its recipients';
-  const explanation = relayed
-    ? [
-        `Your message was passed on to the mail server of ${many ? 'these recipients' : 'this recipient'}, which does not report`,
-        'deliveries: there will be no further notice of it. Its answer was:',
-      ]
-    : delayed
+  const explanation =
+    action === 'relayed'
       ? [
-          `Your message could not be delivered yet to ${recipients}. It is still being tried` +
-            (facts.willRetryUntil === undefined ? '.' : ` until ${rfc5322Date(facts.willRetryUntil)}.`),
-          'No action is needed on your part. The last answer for each was:',
+          `Your message was passed on to the mail server of ${many ? 'these recipients' : 'this recipient'}, which does not report`,
+          'deliveries: there will be no further notice of it. Its answer was:',
         ]
-      : [`Your message could not be delivered to ${recipients}.`, `${many ? 'They were' : 'It was'} refused:`];
-  const human = [
+      : action === 'delayed'
+        ? [
+            `Your message could not be delivered yet to ${recipients}. It is still being tried` +
+              (facts.willRetryUntil === undefined ? '.' : ` until ${rfc5322Date(facts.willRetryUntil)}.`),
+            'No action is needed on your part. The last answer for each was:',
+          ]
+        : [`Your message could not be delivered to ${recipients}.`, `${many ? 'They were' : 'It was'} refused:`];
+  return [
     `This is the mail system at ${facts.reportingMta}.`,
     '',
     ...explanation,
@@ -104,6 +84,15 @@ export function bounceMessage(facts: BounceFacts): Buffer {
       return `<${r.recipient}>: ${host === undefined ? '' : `${host} said: `}${oneLine(r.reply)}`;
     }),
   ];
+}
+
+/** The machine-readable part (RFC 3464): the per-message fields and one group per recipient. */
+function statusFields(
+  facts: BounceFacts,
+  action: NonNullable<BounceFacts['action']>,
+  addressType: string,
+): { perMessage: string[]; perRecipient: string[] } {
+  const delayed = action === 'delayed';
   const perMessage = [
     ...(facts.envid === undefined ? [] : [`Original-Envelope-Id: ${oneLine(facts.envid)}`]),
     `Reporting-MTA: dns; ${facts.reportingMta}`,
@@ -122,6 +111,32 @@ export function bounceMessage(facts: BounceFacts): Buffer {
       `Diagnostic-Code: smtp; ${oneLine(r.reply)}`,
     ].join('\r\n'),
   );
+  return { perMessage, perRecipient };
+}
+
+/**
+ * The notification as a message ready for the wire (CRLF line ends), to be sent from the null
+ * reverse-path `<>` to {@link BounceFacts.sender}.
+ */
+export function bounceMessage(facts: BounceFacts): Buffer {
+  const boundary = `=_sirocco_${randomBytes(12).toString('hex')}`;
+  const utf8 = [facts.sender, ...facts.refusals.map((r) => r.recipient)].some((a) => /[^\x20-\x7e]/.test(a));
+  const addressType = utf8 ? 'utf-8' : 'rfc822';
+  const now = rfc5322Date(new Date());
+  const action = facts.action ?? 'failed';
+  const head = [
+    `From: Mail Delivery System <MAILER-DAEMON@${facts.reportingMta}>`,
+    `To: <${facts.sender}>`,
+    `Subject: ${SUBJECTS[action]}`,
+    `Date: ${now}`,
+    `Message-ID: <${facts.id}.bounce@${facts.reportingMta}>`,
+    // RFC 3834 §5: automatic responses say so, and nobody answers them.
+    'Auto-Submitted: auto-replied',
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
+  ];
+  const human = humanText(facts, action);
+  const { perMessage, perRecipient } = statusFields(facts, action, addressType);
   const parts = [
     ...head,
     '',
