@@ -2,6 +2,7 @@
  * A server a user's own test suite starts and stops around its tests, like aiosmtpd's Controller.
  */
 import { connect, type Socket } from 'node:net';
+import { pino } from 'pino';
 import { Application, type AnyApplication } from '../application.js';
 import type { AnyHandlerClass } from '../app/request-handler.js';
 import type { SettingsInput } from '../app/settings.js';
@@ -36,6 +37,11 @@ export interface ControllerOptions {
    * your own. Needs a handler class (not an Application) that does not stream.
    */
   readonly inbox?: boolean | InboxOptions | Inbox;
+  /**
+   * The server's log level, when `settings` gives no logger. Default `silent` (a test run stays
+   * readable), or the environment variable `SIROCCO_LOG_LEVEL` when set.
+   */
+  readonly logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 }
 
 /**
@@ -170,7 +176,7 @@ export class Controller {
   async start(): Promise<void> {
     if (this.#server !== undefined) throw new Error('Controller.start(): already started');
     this.#server = await this.#kit.starting(() =>
-      startAndGreet(this.#kit.application(this.#source, this.#options.settings), this.#options, async (server) => {
+      startAndGreet(this.#kit.application(this.#source, this.#options.settings, this.#options.logLevel), this.#options, async (server) => {
         await server.listen(this.#options.port ?? 0, this.hostname);
         const address = server.address();
         this.#port = typeof address === 'object' && address !== null ? address.port : 0;
@@ -230,7 +236,7 @@ export class UnixSocketController {
   async start(): Promise<void> {
     if (this.#server !== undefined) throw new Error('UnixSocketController.start(): already started');
     this.#server = await this.#kit.starting(() =>
-      startAndGreet(this.#kit.application(this.#source, this.#options.settings), this.#options, async (server) => {
+      startAndGreet(this.#kit.application(this.#source, this.#options.settings, this.#options.logLevel), this.#options, async (server) => {
         await server.listen(this.#options.unixSocket);
         return { path: this.#options.unixSocket };
       }),
@@ -305,7 +311,7 @@ class TestKit {
   }
 
   /** The application served: the user's, or one built around the handler class with the faults and the inbox. */
-  application(source: AnyApplication | AnyHandlerClass, settings: SettingsInput | undefined): AnyApplication {
+  application(source: AnyApplication | AnyHandlerClass, settings: SettingsInput | undefined, logLevel?: string): AnyApplication {
     if (source instanceof Application) {
       if (settings !== undefined) throw new TypeError('Controller: settings go to the Application you passed, not to the Controller');
       return source;
@@ -315,6 +321,7 @@ class TestKit {
     return new Application(catchingHandler(source, faults, this.#inbox), {
       smtputf8: true,
       closeTimeout: 1000,
+      logger: pino({ level: logLevel ?? process.env.SIROCCO_LOG_LEVEL ?? 'silent' }),
       ...catchingSettings(settings, faults),
     });
   }

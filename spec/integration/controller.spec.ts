@@ -31,6 +31,26 @@ describe('Controller', () => {
     await expect(RawClient.connect(controller.port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 
+  it('is quiet by default in a test run; logLevel or SIROCCO_LOG_LEVEL turn its log on', async () => {
+    const saved = process.env.SIROCCO_LOG_LEVEL;
+    delete process.env.SIROCCO_LOG_LEVEL;
+    try {
+      const quiet = new Controller(RequestHandler);
+      const chatty = new Controller(RequestHandler, { logLevel: 'debug' });
+      started.push(quiet, chatty);
+      await Promise.all([quiet.start(), chatty.start()]);
+      expect([quiet.server?.application.logger.level, chatty.server?.application.logger.level]).toEqual(['silent', 'debug']);
+      process.env.SIROCCO_LOG_LEVEL = 'warn';
+      const fromEnv = new Controller(RequestHandler);
+      started.push(fromEnv);
+      await fromEnv.start();
+      expect(fromEnv.server?.application.logger.level).toBe('warn');
+    } finally {
+      if (saved === undefined) delete process.env.SIROCCO_LOG_LEVEL;
+      else process.env.SIROCCO_LOG_LEVEL = saved;
+    }
+  });
+
   it('serves an Application as it is', async () => {
     const app = new Application(RequestHandler, { hostname: 'given.test', logger: silent });
     const controller = new Controller(app);
