@@ -22,10 +22,10 @@ import { queueCommand } from './queue-command.js';
 import { pop3Option, startPop3 } from './pop3-option.js';
 import { parseListen, UsageError, type ListenTarget } from './usage.js';
 import type { UnixSocketOptions } from '../net/listeners.js';
-import { writableFolder } from '../storage/durable.js';
+import { writableFolder } from '../storage/folders.js';
 
 export { parseListen, UsageError, type ListenTarget } from './usage.js';
-import type { Pop3Server } from '../pop3/server.js';
+import type { Pop3Server } from '../pop3/pop3-server.js';
 import { Maildir } from '../handlers/maildir.js';
 import { Relay, type RelaySettings } from '../handlers/relay.js';
 import { Sink } from '../handlers/sink.js';

@@ -4,9 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { AuthCredentials } from '../protocol/sasl-types.js';
-import { MaildirStore } from '../pop3/mailbox.js';
-import { Pop3Server } from '../pop3/server.js';
+import type { AuthCredentials } from '../protocol/sasl-base.js';
+import { MaildirStore } from '../pop3/maildir-store.js';
+import { Pop3Server } from '../pop3/pop3-server.js';
 import { parseListen, UsageError } from './usage.js';
 
 /** Reads `NAME:PASSWORD` lines (blank lines and `#` comments skipped). */

@@ -15,7 +15,7 @@
  * ```
  * @module sirocco/pop3
  */
-export { Pop3Server } from '../pop3/server.js';
+export { Pop3Server } from '../pop3/pop3-server.js';
 export type { Pop3Authenticator, Pop3Client, Pop3ServerOptions } from '../pop3/options.js';
-export { MaildirStore, type MaildirStoreOptions, type Pop3Store, type Pop3Maildrop } from '../pop3/mailbox.js';
+export { MaildirStore, type MaildirStoreOptions, type Pop3Store, type Pop3Maildrop } from '../pop3/maildir-store.js';
 export type { Pop3Message } from '../pop3/session.js';

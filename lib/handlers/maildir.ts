@@ -6,7 +6,7 @@ import { settingsSchema } from '../app/settings-schema.js';
 import { REPLIES } from '../protocol/replies.js';
 import { SMTPError } from '../protocol/reply.js';
 import { traceHeaders } from './trace.js';
-import { syncDirectory } from '../storage/durable.js';
+import { syncDirectory } from '../storage/folders.js';
 import { MAX_FOLDER_BYTES, mailboxFolder } from '../storage/folder-names.js';
 import { maildirName, prepareMaildir } from '../storage/maildir-files.js';
 

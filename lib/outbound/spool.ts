@@ -22,7 +22,7 @@ import { ID, parseEntry, reasonOf, type ListedMessage, type QueueEntry, type Unr
 
 export type { ListedMessage, QueuedRecipient, QueueEntry, UnreadableEntry } from './queue-entry.js';
 export { parseEntry } from './queue-entry.js';
-import { makeFolder, syncDirectory } from '../storage/durable.js';
+import { makeFolder, syncDirectory } from '../storage/folders.js';
 
 /** A message this process claimed: deliver it, then {@link Spool.release} or {@link Spool.complete} it. */
 export interface Claim {

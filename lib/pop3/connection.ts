@@ -15,8 +15,8 @@ import { readChunks } from '../net/reader.js';
 import type { TLSConfig } from '../net/tls.js';
 import { upgradeSocket } from '../net/tls-upgrade.js';
 import { LineSplitter } from '../protocol/line-splitter.js';
-import { Pop3Encoder } from './dot-stuffing.js';
-import type { Pop3Maildrop, Pop3Store } from './mailbox.js';
+import { Pop3Encoder } from './encoder.js';
+import type { Pop3Maildrop, Pop3Store } from './maildir-store.js';
 import type { Pop3Authenticator, Pop3Client } from './options.js';
 import { Pop3Session, type Pop3Action } from './session.js';
 

@@ -5,7 +5,7 @@ import type { LimitStore } from '../app/limit-store.js';
 import type { SettingsProblem } from '../app/settings-schema.js';
 import { peerListProblems } from '../app/trusted-peers.js';
 import type { AuthCredentials, AuthDecision } from '../protocol/sasl.js';
-import type { Pop3Store } from './mailbox.js';
+import type { Pop3Store } from './maildir-store.js';
 
 /**
  * What a POP3 password check knows of the client.

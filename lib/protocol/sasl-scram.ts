@@ -3,7 +3,7 @@
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { REPLIES } from './replies.js';
-import { challenge, fail, utf8, type AuthDecision, type SaslExchange, type SaslStep, type ScramSecret } from './sasl-types.js';
+import { challenge, fail, utf8, type AuthDecision, type SaslExchange, type SaslStep, type ScramSecret } from './sasl-base.js';
 
 /**
  * Derives the SCRAM-SHA-256 secret to store for a password (RFC 5802 §3).

@@ -19,7 +19,7 @@ import {
   type SaslMechanism,
   type SaslOptions,
   type SaslStep,
-} from './sasl-types.js';
+} from './sasl-base.js';
 
 export { scramSecret } from './sasl-scram.js';
 export {
@@ -35,7 +35,7 @@ export {
   type ScramCredentials,
   type ScramSecret,
   type TokenCredentials,
-} from './sasl-types.js';
+} from './sasl-base.js';
 
 /** A new exchange for `mechanism`: the connection feeds it the client's lines and the application's verdict. */
 export function createExchange(mechanism: SaslMechanism, options: SaslOptions): SaslExchange {

@@ -5,7 +5,7 @@
 import { accessSync, constants } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import { makeFolder } from './durable.js';
+import { makeFolder } from './folders.js';
 
 let delivered = 0;
 // The Maildir spec asks for a host name without "/" or ":" in unique names.

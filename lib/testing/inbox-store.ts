@@ -3,7 +3,7 @@
  * can send with smtplib and read back with poplib, as a course on Python's mail modules does.
  */
 import { Readable } from 'node:stream';
-import type { Pop3Maildrop, Pop3Store } from '../pop3/mailbox.js';
+import type { Pop3Maildrop, Pop3Store } from '../pop3/maildir-store.js';
 import type { Inbox } from './inbox.js';
 
 /**

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { pop3Content, Pop3Encoder } from '../../lib/pop3/dot-stuffing.js';
+import { pop3Content, Pop3Encoder } from '../../lib/pop3/encoder.js';
 import { Pop3Session, type Pop3Action } from '../../lib/pop3/session.js';
 import { everySplit } from '../helpers/splits.js';
 
