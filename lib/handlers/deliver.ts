@@ -231,7 +231,7 @@ export class Deliver extends RequestHandler<DeliverSettings> {
         cause: err,
       });
     }
-    this.log.info({ queueId: id, recipients: envelope.rcptTos.length }, 'queued for delivery');
+    this.log.info({ outboundId: id, recipients: envelope.rcptTos.length }, 'queued for delivery');
     this.finish(`Ok: queued as ${id}`);
   }
 }

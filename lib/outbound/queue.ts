@@ -264,7 +264,7 @@ export class OutboundQueue {
         message.failed.push(recipient);
       }
       this.#log.info(
-        { queueId: message.claim.id, to: result.recipient, exchanger: result.exchanger, code: result.code, status: result.status },
+        { outboundId: message.claim.id, to: result.recipient, exchanger: result.exchanger, code: result.code, status: result.status },
         result.code < 400 ? 'delivered' : result.code < 500 ? 'deferred' : 'refused',
       );
     }
@@ -275,7 +275,7 @@ export class OutboundQueue {
   /** Runs a message's writes one after the other. */
   #settle(message: InFlight, step: () => Promise<void>): void {
     message.chain = message.chain.then(step).catch((err: unknown) => {
-      this.#log.error({ err, queueId: message.claim.id }, 'outbound queue could not write a message back; it will be retried');
+      this.#log.error({ err, outboundId: message.claim.id }, 'outbound queue could not write a message back; it will be retried');
     });
   }
 
@@ -309,7 +309,7 @@ export class OutboundQueue {
       else await this.spool.complete(message.claim);
       this.#log.info(
         {
-          queueId: entry.id,
+          outboundId: entry.id,
           attempts: entry.attempts,
           pending: retry ? pending.length : 0,
           next: retry ? new Date(entry.nextAttemptAt) : undefined,
@@ -328,19 +328,19 @@ export class OutboundQueue {
     const told = recipientsToTell(recipients, kind);
     if (told.length === 0) return;
     if (entry.from === '') {
-      this.#log.warn({ queueId: entry.id }, `no ${kind} notice for a message from the null sender`);
+      this.#log.warn({ outboundId: entry.id }, `no ${kind} notice for a message from the null sender`);
       return;
     }
     if (entry.unverifiedSender === true) {
       this.#log.warn(
-        { queueId: entry.id, recipients: told.map((r) => r.address) },
+        { outboundId: entry.id, recipients: told.map((r) => r.address) },
         `no ${kind} notice: the sender of an outside client was never verified`,
       );
       return;
     }
     const notice = noticeMessage(entry, told, kind, await this.#original(entry), this.#options.hostname, this.#options.policy.lifetime);
     const id = await this.enqueue({ from: '', recipients: [{ address: entry.from }] }, notice);
-    this.#log.info({ queueId: entry.id, notice: id, to: entry.from, recipients: told.length }, `${kind} notice queued`);
+    this.#log.info({ outboundId: entry.id, notice: id, to: entry.from, recipients: told.length }, `${kind} notice queued`);
   }
 
   /** The original message as a bounce returns it: whole for RET=FULL, else enough for its header section. */

@@ -3,6 +3,8 @@
  * the test runs, and delivers to Sirocco exchangers on 127.0.0.x; bounces come back to the
  * sender's own exchanger.
  */
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SMTPError, type SettingsInput } from '../../lib/index.js';
 import { Deliver, deliveryQueue, type DeliverSettings } from '../../lib/entry/outbound.js';
@@ -92,6 +94,18 @@ async function eventually(predicate: () => Promise<boolean>, ms = 5000): Promise
 const bouncesIn = (fleet: Fleet) => fleet.arrivals.filter((a) => a.mailFrom === '');
 
 describe('Deliver: MX order and fallback', () => {
+  it("logs the queue's own id under its own key: one queueId per line, the outbound id as outboundId", async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }));
+    const { port } = await setup([], { logger });
+    expect(await submit(port, 'a@sender.test', ['x@b.test'])).toMatch(/^250 /);
+    await until(() => lines.some((l) => l.includes('"queued for delivery"')));
+    const queued = lines.find((l) => l.includes('"queued for delivery"')) ?? '';
+    expect(queued.match(/"queueId"/g)).toHaveLength(1);
+    expect(queued).toMatch(/"outboundId":"[0-9a-z]+"/);
+    expect(lines.every((l) => (l.match(/"queueId"/g) ?? []).length <= 1)).toBe(true);
+  });
+
   it('tries exchangers by preference and moves on from one that refuses to greet', async () => {
     const { fleet, port } = await setup([{ refuseGreeting: new SMTPError(421, [4, 3, 2], 'busy') }]);
     expect(await submit(port, 'alice@sender.test', ['bob@pref.test'])).toMatch(/^250 2\.0\.0 Ok: queued as [a-z0-9]+$/);
