@@ -20,6 +20,11 @@ export interface Pop3Message {
   readonly size: number;
 }
 
+/** `1 message`, `2 messages`. */
+function countOf(count: number): string {
+  return `${count} message${count === 1 ? '' : 's'}`;
+}
+
 /** What the server does next. Reply lines come without CRLF; a multi-line reply ends with `.`. */
 export type Pop3Action =
   | { readonly kind: 'reply'; readonly lines: readonly string[] }
@@ -151,7 +156,7 @@ export class Pop3Session {
     this.#messages = messages;
     this.#deleted = messages.map(() => false);
     const { count, octets } = this.#totals();
-    return reply(`+OK ${this.#user ?? ''} has ${count} message${count === 1 ? '' : 's'} (${octets} octets)`);
+    return reply(`+OK ${this.#user ?? ''} has ${countOf(count)} (${octets} octets)`);
   }
 
   /** The password was refused, the maildrop is in use, or the check failed for now. */
@@ -185,7 +190,7 @@ export class Pop3Session {
         if (args.length === 0) {
           const { count, octets } = this.#totals();
           const lines = this.#messages.flatMap((_, i) => (this.#deleted[i] === true ? [] : [`${i + 1} ${field(i)}`]));
-          return reply(keyword === 'LIST' ? `+OK ${count} messages (${octets} octets)` : '+OK Unique ids follow', ...lines, '.');
+          return reply(keyword === 'LIST' ? `+OK ${countOf(count)} (${octets} octets)` : '+OK Unique ids follow', ...lines, '.');
         }
         const found = this.#message(keyword, args, 1);
         return typeof found === 'number' ? reply(`+OK ${found + 1} ${field(found)}`) : found;
@@ -217,7 +222,7 @@ export class Pop3Session {
         if (bad !== undefined) return bad;
         this.#deleted = this.#messages.map(() => false);
         const { count, octets } = this.#totals();
-        return reply(`+OK ${count} messages (${octets} octets)`);
+        return reply(`+OK ${countOf(count)} (${octets} octets)`);
       }
       case 'USER':
       case 'PASS':

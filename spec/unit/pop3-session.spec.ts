@@ -98,7 +98,7 @@ describe('POP3 session: TRANSACTION and UPDATE', () => {
     expect(s.line('TOP 2 0')).toEqual({ kind: 'retrieve', uid: 'u2', size: 200, bodyLines: 0 });
     expect(lines(s.line('DELE 1'))).toEqual(['+OK Message 1 deleted']);
     expect(lines(s.line('STAT'))).toEqual(['+OK 1 200']);
-    expect(lines(s.line('LIST'))).toEqual(['+OK 1 messages (200 octets)', '2 200', '.']);
+    expect(lines(s.line('LIST'))).toEqual(['+OK 1 message (200 octets)', '2 200', '.']);
     expect(lines(s.line('NOOP'))).toEqual(['+OK']);
     expect(lines(s.line('RSET'))).toEqual(['+OK 2 messages (320 octets)']);
     s.line('DELE 2');
