@@ -230,14 +230,37 @@ export function metricsAddress(listen: string): { host: string; port: number } {
 }
 
 /** Serves `GET /metrics` from what `read` returns; anything else is 404. */
+/** Whether a server takes new connections now; when not, why (`draining`, `not listening`). */
+export type Readiness = () => string | undefined;
+
+/**
+ * The metrics listener: `/metrics` (Prometheus text), `/healthz` (200 while the process answers)
+ * and `/readyz` (200 while the server takes connections; 503 with the reason while it does not,
+ * as when it drains on close), for load balancers and orchestrators.
+ */
 export async function serveMetrics(
   listen: string,
   read: () => Promise<{ text: string; contentType: string }>,
   log: Logger,
+  notReady: Readiness = () => undefined,
 ): Promise<Server> {
   const { host, port } = metricsAddress(listen);
   const server = createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end('method not allowed\n');
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    if (path === '/readyz') {
+      const why = notReady();
+      res.writeHead(why === undefined ? 200 : 503, { 'content-type': 'text/plain' }).end(why === undefined ? 'ready\n' : `not ready: ${why}\n`);
+      return;
+    }
+    if (path !== '/metrics') {
       res.writeHead(404).end('not found\n');
       return;
     }
@@ -258,6 +281,6 @@ export async function serveMetrics(
     if (host === '') server.listen(port, done);
     else server.listen(port, host, done);
   });
-  log.info({ address: server.address() as AddressInfo }, 'metrics on /metrics');
+  log.info({ address: server.address() as AddressInfo }, 'metrics on /metrics, health on /healthz and /readyz');
   return server;
 }

@@ -106,6 +106,7 @@ export class SMTPServer {
       listen,
       async () => ({ text: await registry.metrics(), contentType: registry.contentType }),
       this.application.logger,
+      () => this.#notReady(),
     );
   }
 
@@ -160,6 +161,13 @@ export class SMTPServer {
     this.#service = this.application.handlerClass.startService(this.application);
   }
 
+  /** Why `/readyz` says no: closing, or not (yet) listening; `undefined` when ready. */
+  #notReady(): string | undefined {
+    if (this.#closing !== undefined) return 'draining';
+    if (this.address() === null) return 'not listening';
+    return undefined;
+  }
+
   /** Serves connections from servers you created and made listen yourself. */
   addSockets(servers: readonly Server[]): void {
     this.#listeners.add(servers);
@@ -211,6 +219,7 @@ export class SMTPServer {
         listen,
         async () => ({ text: await aggregator.clusterMetrics(), contentType: aggregator.contentType }),
         this.application.logger,
+        () => this.#notReady(),
       );
     }
     this.#primary = new ClusterPrimary(this.application.logger, options.maxRestarts ?? 100, this.#settings.ticketKeyRotation);

@@ -115,6 +115,8 @@ describe('bind() + start(n)', () => {
     expect(text).toContain('sirocco_smtpd_messages_total 10\n');
     expect(text).toMatch(/sirocco_smtpd_transactions_total\{outcome="completed"\} 10\n/);
     expect(text).toMatch(/sirocco_handler_duration_seconds_count\{hook="data"\} 10\n/);
+    const readyz = await fetch(`http://127.0.0.1:${ready.metricsPort ?? 0}/readyz`);
+    expect([readyz.status, await readyz.text()]).toEqual([200, 'ready\n']);
   });
 
   it('counts the per-client limits across the workers, through the primary', async () => {

@@ -50,6 +50,27 @@ describe('metrics', () => {
     expect((await fetch(`http://127.0.0.1:${server.metricsAddress()?.port ?? 0}/other`)).status).toBe(404);
   });
 
+  it('answer /healthz, and /readyz until the server drains on close (503 "not ready: draining")', async () => {
+    const { server, port } = await startServer(RequestHandler, { metricsListen: '127.0.0.1:0', closeTimeout: 5000 });
+    const base = `http://127.0.0.1:${server.metricsAddress()?.port ?? 0}`;
+    const get = async (path: string, method = 'GET'): Promise<[number, string]> => {
+      const response = await fetch(`${base}${path}`, { method });
+      return [response.status, await response.text()];
+    };
+    expect(await get('/healthz')).toEqual([200, 'ok\n']);
+    expect(await get('/readyz')).toEqual([200, 'ready\n']);
+    expect(await get('/readyz', 'POST')).toEqual([405, 'method not allowed\n']);
+    // A transaction left open keeps the server draining for closeTimeout.
+    const client = await RawClient.greeted(port);
+    await client.command('EHLO client.test');
+    await client.command('MAIL FROM:<a@b.test>');
+    const closing = server.close();
+    expect(await get('/readyz')).toEqual([503, 'not ready: draining\n']);
+    expect(await get('/healthz')).toEqual([200, 'ok\n']);
+    client.close();
+    await closing;
+  });
+
   it('are off unless asked for, and metricsListen is checked', async () => {
     const { server } = await startServer();
     expect(server.metricsAddress()).toBeNull();
