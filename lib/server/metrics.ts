@@ -257,7 +257,9 @@ export async function serveMetrics(
     }
     if (path === '/readyz') {
       const why = notReady();
-      res.writeHead(why === undefined ? 200 : 503, { 'content-type': 'text/plain' }).end(why === undefined ? 'ready\n' : `not ready: ${why}\n`);
+      res
+        .writeHead(why === undefined ? 200 : 503, { 'content-type': 'text/plain' })
+        .end(why === undefined ? 'ready\n' : `not ready: ${why}\n`);
       return;
     }
     if (path !== '/metrics') {
