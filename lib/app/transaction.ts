@@ -10,7 +10,7 @@ import type { EsmtpParams } from '../protocol/command.js';
 import type { RcptDsn } from '../protocol/dsn.js';
 import { REPLIES } from '../protocol/replies.js';
 import type { Reply } from '../protocol/reply.js';
-import type { SessionInfo } from '../protocol/session-info.js';
+import { clientLabel, type SessionInfo } from '../protocol/session-info.js';
 import { replyForError } from './errors.js';
 import { andThen, type Maybe } from './maybe.js';
 import type { ReadBufferRecycler } from './lent-chunks.js';
@@ -165,7 +165,7 @@ export class Transaction implements HandlerTransaction {
         // The level is the connection logger's: no per-message child logger just to ask.
         if (this.#connectionLog.isLevelEnabled('info')) {
           const failed = this.#failures === null ? undefined : [...this.#failures.keys()].map((i) => this.envelope.rcptTos[i]);
-          const client = this.request.session.remoteAddress || 'unknown';
+          const client = clientLabel(this.request.session);
           this.log.info({ client, from: this.envelope.mailFrom, to: this.envelope.rcptTos, size, failed }, 'message accepted');
         }
         return this.#replies(REPLIES.queued(this.request.id, this.#finishText));

@@ -140,5 +140,7 @@ export function mayRelay(facts: RelayFacts, address: string): boolean {
 
 /** The RCPT refusal for a client that may not relay to `address`. */
 export function relayDenied(address: string, remoteAddress: string): SMTPError {
-  return SMTPError.from(REPLIES.relayDenied(), { logMessage: `relay to ${address} refused for unauthenticated ${remoteAddress}` });
+  return SMTPError.from(REPLIES.relayDenied(), {
+    logMessage: `relay to ${address} refused for unauthenticated ${remoteAddress || 'local or unknown client'}`,
+  });
 }

@@ -3,6 +3,7 @@
  * RFC 3848 and RFC 6531 (ESMTPSA, UTF8SMTPS …).
  */
 import type { SMTPRequest } from '../app/request.js';
+import { onUnixSocket } from '../protocol/session-info.js';
 
 /** The `with` keyword for the session: SMTP, ESMTP, ESMTPA, ESMTPS, ESMTPSA, or their UTF8 forms. */
 export function protocolKeyword(request: SMTPRequest): string {
@@ -50,7 +51,12 @@ export function receivedHeader(request: SMTPRequest, hostname: string, now = new
   const helo = f?.helo ?? session.heloName;
   const address = f?.addr ?? session.remoteAddress;
   const name = f?.name ?? session.clientName;
-  const where = address === '' ? 'unix socket' : `${name === undefined ? '' : `${name} `}[${address}]`;
+  const where =
+    address === ''
+      ? f === undefined && onUnixSocket(session)
+        ? 'unix socket'
+        : 'unknown'
+      : `${name === undefined ? '' : `${name} `}[${address}]`;
   const from = `from ${helo || 'unknown'} (${where})`;
   const forClause = envelope.rcptTos.length === 1 ? `\r\n\tfor <${envelope.rcptTos[0] ?? ''}>` : '';
   const tls = session.tls === undefined ? '' : `\r\n\t(using ${session.tls.protocol} with cipher ${session.tls.cipher})`;

@@ -35,9 +35,10 @@ export interface ServedConnection {
 export class Listeners {
   readonly #servers: Server[] = [];
   readonly #log: Logger;
-  readonly #accept: (socket: Socket) => void;
+  readonly #accept: (socket: Socket, unixPath: string | undefined) => void;
 
-  constructor(log: Logger, accept: (socket: Socket) => void) {
+  /** `accept` gets each connection, and for a Unix socket the path the client connected to. */
+  constructor(log: Logger, accept: (socket: Socket, unixPath: string | undefined) => void) {
     this.#log = log;
     this.#accept = accept;
   }
@@ -52,7 +53,8 @@ export class Listeners {
     const server = createServer();
     // Connections are taken from the first moment: in a cluster worker the primary may hand over
     // connections it queued as soon as this worker listens, in the same turn of the event loop.
-    server.on('connection', (socket: Socket) => this.#accept(socket));
+    const unixPath = typeof port === 'string' ? port : undefined;
+    server.on('connection', (socket: Socket) => this.#accept(socket, unixPath));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       const done = (): void => {
@@ -71,7 +73,7 @@ export class Listeners {
   /** Serves connections from servers the program created and made listen itself. */
   add(servers: readonly Server[]): void {
     for (const server of servers) {
-      server.on('connection', (socket: Socket) => this.#accept(socket));
+      server.on('connection', (socket: Socket) => this.#accept(socket, socket.remoteAddress === undefined ? pathOf(server) : undefined));
       server.on('error', (err) => this.#log.error({ err }, 'server error'));
       this.#servers.push(server);
     }
@@ -86,6 +88,12 @@ export class Listeners {
   close(): Promise<void> {
     return Promise.all(this.#servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))).then(() => undefined);
   }
+}
+
+/** The path of a server listening on a Unix socket. */
+function pathOf(server: Server): string | undefined {
+  const address = server.address();
+  return typeof address === 'string' ? address : undefined;
 }
 
 /** The open connections of a server, and their graceful close. */

@@ -64,9 +64,12 @@ export class Pop3Connection {
   #maildrop: Pop3Maildrop | undefined;
   /** What a RETR in progress reads, closed whenever the connection ends. */
   #source: Readable | undefined;
+  /** The socket file a local client connected to, or `undefined` on TCP. */
+  readonly #unixPath: string | undefined;
 
-  constructor(socket: Socket, context: Pop3Context, onClosed: (connection: Pop3Connection) => void) {
+  constructor(socket: Socket, context: Pop3Context, unixPath: string | undefined, onClosed: (connection: Pop3Connection) => void) {
     this.#socket = socket;
+    this.#unixPath = unixPath;
     this.#limitsClient = socket.remoteAddress ?? null;
     this.#c = context;
     this.#onClosed = onClosed;
@@ -97,6 +100,11 @@ export class Pop3Connection {
   /** The client's address, `''` when unknown. */
   get remoteAddress(): string {
     return this.#socket.remoteAddress ?? '';
+  }
+
+  /** The client as the logs name it: its address, or `unix:` and the socket's path. */
+  get #clientLabel(): string {
+    return this.#socket.remoteAddress ?? `unix:${this.#unixPath ?? ''}`;
   }
 
   /** Admits the client under the per-client limits, then greets it (after the handshake, for implicit TLS). */
@@ -152,7 +160,7 @@ export class Pop3Connection {
     const address = this.#limitsClient;
     return this.#pump.wait(this.#c.limits.admit(address), (admission) => {
       if ('refusal' in admission) {
-        this.#log.info({ client: address, limit: admission.why }, 'pop3 client over a limit; closing');
+        this.#log.info({ client: this.#clientLabel, limit: admission.why }, 'pop3 client over a limit; closing');
         this.#close(['-ERR [SYS/TEMP] Too many connections from your address, try again later']);
         return undefined;
       }
@@ -218,17 +226,16 @@ export class Pop3Connection {
       protocol: 'pop3',
       remoteAddress: this.remoteAddress,
       remotePort: socket.remotePort ?? 0,
-      localAddress: socket.localAddress ?? '',
+      localAddress: socket.localAddress ?? this.#unixPath ?? '',
       localPort: socket.localPort ?? 0,
       secure: this.#session.secure,
     };
   }
 
   async #authenticate(user: string, password: string): Promise<Pop3Action> {
-    const address = this.remoteAddress;
     const slot: AuthSlot | null = await this.#c.limits.authSlot(this.#limitsClient);
     if (slot === null) {
-      this.#log.warn({ remote: address }, 'pop3 login refused: too many failures from this address');
+      this.#log.warn({ client: this.#clientLabel }, 'pop3 login refused: too many failures from this address');
       return { kind: 'close', lines: ['-ERR [AUTH] Too many authentication failures from your address, try again later'] };
     }
     let decision: unknown;
@@ -242,7 +249,7 @@ export class Pop3Connection {
     const name = decision === true ? user : typeof decision === 'string' && decision !== '' ? decision : undefined;
     if (name === undefined) {
       slot.failed();
-      this.#log.info({ user, remote: address }, 'pop3 login refused');
+      this.#log.info({ user, client: this.#clientLabel }, 'pop3 login refused');
       return this.#session.authFailed('invalid');
     }
     slot.done();
@@ -262,7 +269,7 @@ export class Pop3Connection {
       return { kind: 'close', lines: [] };
     }
     const count = this.#maildrop.messages.length;
-    this.#log.info({ user: name, messages: count }, 'pop3 login');
+    this.#log.info({ user: name, client: this.#clientLabel, messages: count }, 'pop3 login');
     return this.#session.authenticated(this.#maildrop.messages);
   }
 

@@ -68,7 +68,7 @@ export class Pop3Server {
       log,
       locks: new Set(),
     };
-    this.#listeners = new Listeners(log, (socket) => this.#accept(socket));
+    this.#listeners = new Listeners(log, (socket, unixPath) => this.#accept(socket, unixPath));
   }
 
   /** Listens on `port` (0 picks one) and `address`, or on a Unix socket path; resolves once listening. */
@@ -95,8 +95,8 @@ export class Pop3Server {
     await stopped;
   }
 
-  #accept(socket: Socket): void {
-    const connection = new Pop3Connection(socket, this.#context, (c) => this.#connections.delete(c));
+  #accept(socket: Socket, unixPath: string | undefined): void {
+    const connection = new Pop3Connection(socket, this.#context, unixPath, (c) => this.#connections.delete(c));
     this.#connections.add(connection);
     if (this.#closing) connection.turnAway('-ERR [SYS/TEMP] Server shutting down');
     else if (this.#connections.size > this.#maxConnections) connection.turnAway('-ERR [SYS/TEMP] Too many connections, try again later');

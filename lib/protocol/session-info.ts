@@ -1,4 +1,5 @@
 /** The facts of a session as handlers and hooks see them. Types only. */
+import { isIpAddress } from './address.js';
 import type { ProxyInfo } from './proxy-header.js';
 
 /**
@@ -39,7 +40,7 @@ export interface Peer {
   readonly remoteAddress: string;
   /** The client's port. */
   readonly remotePort: number;
-  /** The server address the client connected to. */
+  /** The server address the client connected to (on a Unix socket: its path, with `remoteAddress` `''`). */
   readonly localAddress: string;
   /** The server port the client connected to. */
   readonly localPort: number;
@@ -50,6 +51,33 @@ export interface Peer {
   readonly proxy?: ProxyInfo | undefined;
   /** The client's host name, when a trusted peer gave it with XCLIENT NAME. */
   readonly clientName?: string | undefined;
+}
+
+/**
+ * The client as the logs name it: its address; `unix:` and the socket's path for a local client
+ * on a Unix socket; `unknown` when a trusted proxy did not say (PROXY UNKNOWN, LOCAL).
+ *
+ * @example
+ * ```ts
+ * log.info({ client: clientLabel(session) }, 'refused');
+ * ```
+ */
+export function clientLabel(peer: Peer): string {
+  if (peer.remoteAddress !== '') return peer.remoteAddress;
+  return onUnixSocket(peer) ? `unix:${peer.localAddress}` : 'unknown';
+}
+
+/**
+ * Whether the client is a local process on a Unix socket (and not a client a proxy or an
+ * XCLIENT peer left unknown).
+ *
+ * @example
+ * ```ts
+ * const where = onUnixSocket(session) ? 'local' : session.remoteAddress;
+ * ```
+ */
+export function onUnixSocket(peer: Peer): boolean {
+  return peer.remoteAddress === '' && peer.proxy === undefined && peer.localAddress !== '' && !isIpAddress(peer.localAddress);
 }
 
 /**

@@ -23,6 +23,7 @@ import {
   type SaslStep,
 } from '../protocol/sasl.js';
 import type { Decision, Session } from '../protocol/session.js';
+import { clientLabel } from '../protocol/session-info.js';
 
 type Verdict = { readonly decision: AuthDecision } | { readonly refusal: Reply };
 
@@ -133,7 +134,7 @@ export class AuthExchange {
 
   #overLimit(): Decision {
     this.#open = false;
-    this.#log.info({ client: this.#session.peer.remoteAddress || 'unknown' }, 'AUTH refused: too many failures from this client');
+    this.#log.info({ client: clientLabel(this.#session.peer) }, 'AUTH refused: too many failures from this client');
     return { kind: 'reply', reply: REPLIES.authLimit() };
   }
 

@@ -19,6 +19,7 @@ import type { Reply } from '../protocol/reply.js';
 import { REPLIES } from '../protocol/replies.js';
 import { inTransaction } from '../protocol/command-order.js';
 import { Session, type Decision } from '../protocol/session.js';
+import { clientLabel } from '../protocol/session-info.js';
 import { AuthExchange } from './auth-exchange.js';
 import { IdleTimer } from '../net/idle-timer.js';
 import { Intake } from './intake.js';
@@ -63,7 +64,8 @@ export class Connection {
   /** Who the per-client limits count: the session's client, or `null` for a local Unix socket client (not counted). */
   readonly #limitsClient: () => string | null;
 
-  constructor(socket: Socket, context: ConnectionContext, onClosed: (connection: Connection) => void) {
+  /** `unixPath`: the socket file a local client connected to, which names it in logs and `localAddress`. */
+  constructor(socket: Socket, context: ConnectionContext, unixPath: string | undefined, onClosed: (connection: Connection) => void) {
     this.id = `${process.pid.toString(36)}.${(++sequence).toString(36)}`;
     this.#socket = socket;
     this.#context = context;
@@ -80,7 +82,7 @@ export class Connection {
         id: this.id,
         remoteAddress: socket.remoteAddress ?? '',
         remotePort: socket.remotePort ?? 0,
-        localAddress: socket.localAddress ?? '',
+        localAddress: socket.localAddress ?? unixPath ?? '',
         localPort: socket.localPort ?? 0,
       },
     );
@@ -131,7 +133,8 @@ export class Connection {
   /** Greets the client (after the handshake, for implicit TLS) and starts reading. */
   start(): void {
     const socket = this.#socket;
-    this.#log.debug({ remote: socket.remoteAddress, port: socket.remotePort }, 'connected');
+    if (this.#log.isLevelEnabled('debug'))
+      this.#log.debug({ client: clientLabel(this.#session.peer), port: socket.remotePort }, 'connected');
     socket.on('error', (err) => this.#log.debug({ err }, 'socket error'));
     socket.on('close', () => this.#onSocketClose());
     this.#idleTimer = new IdleTimer(
@@ -165,10 +168,7 @@ export class Connection {
     clearTimeout(this.#preambleTimer);
     this.#preamble = null;
     this.#session.proxied(step.peer);
-    this.#log.debug(
-      { client: step.peer.remoteAddress || 'unknown', port: step.peer.remotePort, proxy: step.peer.proxy?.command },
-      'PROXY header',
-    );
+    this.#log.debug({ client: clientLabel(step.peer), port: step.peer.remotePort, proxy: step.peer.proxy?.command }, 'PROXY header');
     if (this.#settings.implicitTLS) {
       // The header came in plaintext; TLS starts right after it, with what followed it in the read.
       this.#secure(true, step.rest);

@@ -11,6 +11,7 @@ import type { LineSplitter } from '../protocol/line-splitter.js';
 import { REPLIES } from '../protocol/replies.js';
 import type { Reply } from '../protocol/reply.js';
 import type { Session } from '../protocol/session.js';
+import { clientLabel } from '../protocol/session-info.js';
 import type { Admission, ClientLimits } from '../net/client-limits.js';
 import { asPending, type InputPump, type StepResult } from '../net/input-pump.js';
 import type { ServerMetrics } from './metrics.js';
@@ -52,7 +53,7 @@ export class Opening {
     const address = this.#d.client();
     return this.#d.pump.wait(this.#d.limits.admit(address), (admission) => {
       if ('refusal' in admission) {
-        this.#d.log.info({ client: address || 'unknown', limit: admission.why }, 'client over a limit; closing');
+        this.#d.log.info({ client: clientLabel(this.#d.session.peer), limit: admission.why }, 'client over a limit; closing');
         this.#d.metrics?.refused('limit');
         this.#d.close(admission.refusal);
         return undefined;

@@ -67,7 +67,7 @@ export class SMTPServer {
 
   constructor(application: AnyServedApplication) {
     this.application = application;
-    this.#listeners = new Listeners(application.logger, (socket) => this.#accept(socket));
+    this.#listeners = new Listeners(application.logger, (socket, unixPath) => this.#accept(socket, unixPath));
     this.#settings = application.settings as ApplicationSettings;
     const tls = this.#settings.tls;
     this.#context = {
@@ -269,10 +269,10 @@ export class SMTPServer {
     if (metricsServer !== undefined) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
   }
 
-  #accept(socket: Socket): void {
+  #accept(socket: Socket, unixPath: string | undefined): void {
     const metrics = this.#context.metrics;
     metrics?.connected();
-    const connection = new Connection(socket, this.#context, (c) => {
+    const connection = new Connection(socket, this.#context, unixPath, (c) => {
       metrics?.disconnected();
       this.#connections.delete(c);
     });

@@ -12,8 +12,9 @@ export class Pop3Client {
     socket.on('data', (t: string) => (this.#buffer += t));
     socket.on('close', () => (this.#closed = true));
   }
-  static async connect(port: number): Promise<Pop3Client> {
-    const socket = connect(port, '127.0.0.1');
+  /** Connects to a port on 127.0.0.1, or to a Unix socket path. */
+  static async connect(port: number | string): Promise<Pop3Client> {
+    const socket = typeof port === 'string' ? connect(port) : connect(port, '127.0.0.1');
     await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     return new Pop3Client(socket);
   }

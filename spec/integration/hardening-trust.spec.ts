@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RequestHandler, type SessionInfo } from '../../lib/index.js';
+import { RequestHandler, traceHeaders, type SessionInfo } from '../../lib/index.js';
 import { Deliver } from '../../lib/entry/outbound.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, startServer } from '../helpers/server.js';
@@ -54,6 +54,31 @@ describe('a client whose address is not known', () => {
     expect(await client.command('RCPT TO:<x@elsewhere.test>')).toBe('554 5.7.1 Relay access denied\r\n');
     expect(connects[0]).toMatchObject({ remoteAddress: '' });
     client.close();
+  });
+
+  it('is written as unknown in Received, not as a Unix socket client', async () => {
+    const fields: string[] = [];
+    class Tracing extends RequestHandler {
+      override data(): void {
+        fields.push(traceHeaders(this.request, 'mx.test', new Date(0)).split('\r\n')[1] ?? '');
+      }
+    }
+    const behindProxy = await startServer(Tracing, { proxyFrom: ['127.0.0.1'] });
+    const behindFilter = await startServer(Tracing, { xclientFrom: ['127.0.0.1'] });
+    const proxied = await RawClient.connect(behindProxy.port);
+    proxied.write('PROXY UNKNOWN\r\n');
+    await proxied.reply();
+    const named = await RawClient.ehlo(behindFilter.port);
+    await named.command('XCLIENT ADDR=[UNAVAILABLE]');
+    for (const client of [proxied, named]) {
+      await client.command('EHLO c.test');
+      await client.command('MAIL FROM:<a@b.test>');
+      await client.command('RCPT TO:<x@here.test>');
+      await client.command('DATA');
+      expect(await client.command('x\r\n.')).toMatch(/^250 /);
+      client.close();
+    }
+    expect(fields).toEqual(['Received: from c.test (unknown)', 'Received: from c.test (unknown)']);
   });
 
   it('is counted by the per-client limits, not exempt as loopback', async () => {

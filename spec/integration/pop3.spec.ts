@@ -6,9 +6,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Maildir, RequestHandler, SettingsError, type AuthCredentials } from '../../lib/index.js';
-import { MaildirStore, Pop3Server, type Pop3ServerOptions } from '../../lib/entry/pop3.js';
+import { MaildirStore, Pop3Server, type Pop3Client as Pop3ClientFacts, type Pop3ServerOptions } from '../../lib/entry/pop3.js';
 import { Controller, InboxStore } from '../../lib/entry/testing.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { runPython } from '../helpers/python.js';
@@ -139,6 +140,34 @@ describe('POP3 sessions', () => {
     await second.command('USER alice@example.com');
     expect(await second.command('PASS wonderland')).toBe('+OK alice@example.com has 0 messages (0 octets)\r\n');
     second.close();
+  });
+
+  it('names a Unix socket client by its socket, to the password check and in the logs', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'sirocco-pop3-'));
+    cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+    const path = join(root, 'pop3.sock');
+    const lines: string[] = [];
+    const seen: string[] = [];
+    const server = new Pop3Server({
+      store: new MaildirStore(root, { perUser: true }),
+      hostname: 'pop.test',
+      allowInsecureAuth: true,
+      logger: pino({ level: 'info' }, { write: (line: string) => lines.push(line) }),
+      authenticate: (c: AuthCredentials, client: Pop3ClientFacts) => (
+        seen.push(`${client.remoteAddress}|${client.localAddress}`),
+        authenticate(c)
+      ),
+    });
+    await server.listen(path);
+    servers.push(server);
+    const c = await Pop3Client.connect(path);
+    await c.line();
+    await c.command('USER alice@example.com');
+    expect(await c.command('PASS wonderland')).toBe('+OK alice@example.com has 0 messages (0 octets)\r\n');
+    c.close();
+    expect(seen).toEqual([`|${path}`]);
+    const login = lines.map((l) => JSON.parse(l) as { msg: string; client?: string }).find((l) => l.msg === 'pop3 login');
+    expect(login?.client).toBe(`unix:${path}`);
   });
 
   it('answers bad input with -ERR and its reason, exactly, and never hangs', async () => {

@@ -4,8 +4,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IsString } from 'class-validator';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Application, Maildir, RequestHandler, SettingsError, SMTPServer, settingsSchema } from '../../lib/index.js';
+import { Application, Maildir, RequestHandler, SettingsError, SMTPServer, settingsSchema, traceHeaders } from '../../lib/index.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, silent, startServer, until } from '../helpers/server.js';
 
@@ -42,6 +43,37 @@ describe('SMTPServer', () => {
     expect(await c.command('QUIT')).toBe('221 2.0.0 Bye\r\n');
     await server.close();
     rmSync(dir, { recursive: true });
+  });
+
+  it('names a Unix socket client by its socket, in the logs, the session and Received', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sirocco-'));
+    const path = join(dir, 'smtp.sock');
+    const lines: string[] = [];
+    const seen: { local: string; received: string }[] = [];
+    class Tracing extends RequestHandler {
+      override data(): void {
+        seen.push({
+          local: this.request.session.localAddress,
+          received: traceHeaders(this.request, 'mx.test', new Date(0)).split('\r\n')[1] ?? '',
+        });
+      }
+    }
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(line) });
+    const server = await new Application(Tracing, { hostname: 'mx.test', logger }).listen(path);
+    const c = await RawClient.connect(path);
+    await c.reply();
+    await c.command('HELO client.test');
+    await c.command('MAIL FROM:<a@b.test>');
+    await c.command('RCPT TO:<c@d.test>');
+    await c.command('DATA');
+    expect(await c.command('x\r\n.')).toMatch(/^250 /);
+    await c.command('QUIT');
+    await server.close();
+    rmSync(dir, { recursive: true });
+    expect(seen).toEqual([{ local: path, received: 'Received: from client.test (unix socket)' }]);
+    const logged = lines.map((l) => JSON.parse(l) as { msg: string; client?: string });
+    expect(logged.find((l) => l.msg === 'connected')?.client).toBe(`unix:${path}`);
+    expect(logged.find((l) => l.msg === 'message accepted')?.client).toBe(`unix:${path}`);
   });
 
   it('serves sockets made elsewhere (addSockets)', async () => {
