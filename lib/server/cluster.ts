@@ -171,7 +171,7 @@ export class ClusterPrimary {
       worker.once('listening', (address: AddressInfo | string) => {
         listening = true;
         this.address ??= address;
-        this.#log.info({ taskId: id, pid: worker.process.pid }, 'worker listening');
+        this.#log.info({ taskId: id, workerPid: worker.process.pid }, 'worker listening');
         resolve();
       });
       worker.once('exit', (code, signal) => {
@@ -184,7 +184,7 @@ export class ClusterPrimary {
           reject(new Error(`worker ${id} exited (${signal ?? code}) before listening`));
           return;
         }
-        this.#log.warn({ taskId: id, code, signal }, 'worker died');
+        this.#log.warn({ taskId: id, workerPid: worker.process.pid, code, signal }, 'worker died');
         if (this.#restarts >= this.#maxRestarts) {
           this.#log.error({ restarts: this.#restarts }, 'too many worker restarts; not replacing');
           return;

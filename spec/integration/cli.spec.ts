@@ -186,7 +186,7 @@ describe('sirocco handlers', () => {
   });
 
   it('--workers 2 serves from two processes, and SIGTERM closes them all', async () => {
-    const r = await serve(['--workers', '2', '--handler', `${FIXTURE}:SaysItsPid`, '--log-level', 'warn']);
+    const r = await serve(['--workers', '2', '--handler', `${FIXTURE}:SaysItsPid`, '--log-level', 'info']);
     const pids = new Set<string>();
     for (let i = 0; i < 12 && pids.size < 2; i++) {
       const c = await send(r.port);
@@ -196,6 +196,14 @@ describe('sirocco handlers', () => {
     expect(pids.size).toBe(2);
     expect(pids.has(String(r.child.pid))).toBe(false);
     expect(r.stdout().match(/sirocco: serving/g)).toHaveLength(1);
+    // One key per field: the primary's own pid once, the worker's under its own name.
+    const logged = r.stdout().split('\n').filter((line) => line.startsWith('{'));
+    expect(logged.filter((line) => line.split('"pid":').length > 2)).toEqual([]);
+    const listening = logged.map((line) => JSON.parse(line) as { msg: string; pid: number; workerPid?: number }).filter((l) => l.msg === 'worker listening');
+    expect(listening.map((l) => [l.pid, pids.has(String(l.workerPid))])).toEqual([
+      [r.child.pid, true],
+      [r.child.pid, true],
+    ]);
     process.kill(r.child.pid ?? 0, 'SIGTERM');
     expect(await r.exited).toBe(0);
   });
