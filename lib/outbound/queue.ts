@@ -263,10 +263,16 @@ export class OutboundQueue {
         recipient.state = 'failed';
         message.failed.push(recipient);
       }
-      this.#log.info(
-        { outboundId: message.claim.id, to: result.recipient, exchanger: result.exchanger, code: result.code, status: result.status },
-        result.code < 400 ? 'delivered' : result.code < 500 ? 'deferred' : 'refused',
-      );
+      // A refusal is for the operator to see; a delivery or a deferral is the queue at work.
+      const fields = {
+        outboundId: message.claim.id,
+        to: result.recipient,
+        exchanger: result.exchanger,
+        code: result.code,
+        status: result.status,
+      };
+      if (result.code >= 500) this.#log.warn(fields, 'refused');
+      else this.#log.info(fields, result.code < 400 ? 'delivered' : 'deferred');
     }
     message.outstanding--;
     this.#settle(message, () => (message.outstanding > 0 ? this.spool.update(message.claim) : this.#finalize(message)));
@@ -300,6 +306,7 @@ export class OutboundQueue {
             r.status = '4.4.7';
             r.reply = `message expired after ${entry.attempts} attempts; last reply: ${r.reply ?? 'none'}`;
             message.failed.push(r);
+            this.#log.warn({ outboundId: entry.id, to: r.address, attempts: entry.attempts, reply: r.reply }, 'expired');
           }
         }
       }

@@ -162,7 +162,9 @@ describe('Deliver: retries and bounces', () => {
   });
 
   it('bounces the one refused recipient of two to the sender, and delivers the other', async () => {
-    const { fleet, port } = await setup([{}, { refuseRcpt: { 'no@b.test': new SMTPError(550, [5, 1, 1], 'no such user') } }]);
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }));
+    const { fleet, port } = await setup([{}, { refuseRcpt: { 'no@b.test': new SMTPError(550, [5, 1, 1], 'no such user') } }], { logger });
     await submit(port, 'alice@sender.test', ['yes@b.test', 'no@b.test'], 'two of them');
     await until(() => bouncesIn(fleet).length === 1, 10_000);
     const delivered = fleet.arrivals.filter((a) => a.mailFrom !== '');
@@ -175,6 +177,14 @@ describe('Deliver: retries and bounces', () => {
     expect(bounce?.body).toContain('Diagnostic-Code: smtp; 550 5.1.1 no such user');
     expect(bounce?.body).toContain('Subject: two of them');
     expect(bounce?.body).not.toContain('yes@b.test>:');
+    // A refusal is a warning in the logs; a delivery is information.
+    const levels = lines
+      .map((l) => JSON.parse(l) as { level: number; msg: string; to?: string })
+      .filter((l) => (l.msg === 'refused' || l.msg === 'delivered') && l.to !== 'alice@sender.test');
+    expect(levels.map((l) => [l.msg, l.to, l.level]).sort()).toEqual([
+      ['delivered', 'yes@b.test', 30],
+      ['refused', 'no@b.test', 40],
+    ]);
   });
 
   it('bounces a null-MX domain at once with 5.1.10, without retrying', async () => {
@@ -203,9 +213,13 @@ describe('Deliver: retries and bounces', () => {
 
   it('bounces a message that outlives the queue lifetime, with the last reply', async () => {
     const always = new SMTPError(451, [4, 2, 1], 'mailbox busy');
-    const { fleet, port } = await setup([{}, { failData: { error: always, times: 1000 } }], { queueLifetime: 2 });
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }));
+    const { fleet, port } = await setup([{}, { failData: { error: always, times: 1000 } }], { queueLifetime: 2, logger });
     await submit(port, 'alice@sender.test', ['bob@b.test']);
     await until(() => bouncesIn(fleet).length === 1, 15_000);
+    const expired = lines.map((l) => JSON.parse(l) as { level: number; msg: string; to?: string }).filter((l) => l.msg === 'expired');
+    expect(expired.map((l) => [l.to, l.level])).toEqual([['bob@b.test', 40]]);
     const body = bouncesIn(fleet)[0]?.body ?? '';
     expect(body).toContain('Action: failed\r\nStatus: 4.4.7\r\n');
     expect(body).toMatch(/Diagnostic-Code: smtp; 451 4\.4\.7 message expired after \d+ attempts; last reply: 451 4\.2\.1 mailbox busy/);
