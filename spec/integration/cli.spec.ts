@@ -197,9 +197,14 @@ describe('sirocco handlers', () => {
     expect(pids.has(String(r.child.pid))).toBe(false);
     expect(r.stdout().match(/sirocco: serving/g)).toHaveLength(1);
     // One key per field: the primary's own pid once, the worker's under its own name.
-    const logged = r.stdout().split('\n').filter((line) => line.startsWith('{'));
+    const logged = r
+      .stdout()
+      .split('\n')
+      .filter((line) => line.startsWith('{'));
     expect(logged.filter((line) => line.split('"pid":').length > 2)).toEqual([]);
-    const listening = logged.map((line) => JSON.parse(line) as { msg: string; pid: number; workerPid?: number }).filter((l) => l.msg === 'worker listening');
+    const listening = logged
+      .map((line) => JSON.parse(line) as { msg: string; pid: number; workerPid?: number })
+      .filter((l) => l.msg === 'worker listening');
     expect(listening.map((l) => [l.pid, pids.has(String(l.workerPid))])).toEqual([
       [r.child.pid, true],
       [r.child.pid, true],
