@@ -46,6 +46,11 @@ export class Output {
     return this.#out.length;
   }
 
+  /** The text queued and not yet written. */
+  get pending(): string {
+    return this.#out;
+  }
+
   /** Queues text; it goes out with the next {@link flush}. */
   queue(text: string): void {
     this.#out += text;

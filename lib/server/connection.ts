@@ -20,6 +20,7 @@ import { REPLIES } from '../protocol/replies.js';
 import { inTransaction } from '../protocol/command-order.js';
 import { Session, type Decision } from '../protocol/session.js';
 import { clientLabel } from '../protocol/session-info.js';
+import { transcriptCommand } from '../protocol/transcript.js';
 import { AuthExchange } from './auth-exchange.js';
 import { IdleTimer } from '../net/idle-timer.js';
 import { Intake } from './intake.js';
@@ -63,6 +64,8 @@ export class Connection {
   readonly #opening: Opening;
   /** Who the per-client limits count: the session's client, or `null` for a local Unix socket client (not counted). */
   readonly #limitsClient: () => string | null;
+  /** The session's transcript in the log: commands at `debug`, with the sizes of reads at `trace`. */
+  readonly #transcript: 'debug' | 'trace' | null;
 
   /** `unixPath`: the socket file a local client connected to, which names it in logs and `localAddress`. */
   constructor(socket: Socket, context: ConnectionContext, unixPath: string | undefined, onClosed: (connection: Connection) => void) {
@@ -72,6 +75,7 @@ export class Connection {
     const settings = (this.#settings = context.settings);
     this.#onClosed = onClosed;
     this.#log = context.app.logger.child({ conn: this.id });
+    this.#transcript = this.#log.isLevelEnabled('trace') ? 'trace' : this.#log.isLevelEnabled('debug') ? 'debug' : null;
     const limitsClient = (this.#limitsClient = socket.remoteAddress === undefined ? () => null : () => this.#session.peer.remoteAddress);
     const limit = settings.authenticate === undefined ? settings.maxLineLength : Math.max(settings.maxLineLength, AUTH_LINE_LIMIT);
     this.#lines = new LineSplitter(limit, settings.strictSyntax);
@@ -222,6 +226,7 @@ export class Connection {
 
   #onData(chunk: Buffer): void {
     if (this.#ended || this.#upgrading) return;
+    if (this.#transcript === 'trace') this.#log.trace({ bytes: chunk.length }, 'read');
     this.#idleTimer?.touch();
     const preamble = this.#preamble;
     if (preamble !== null) {
@@ -249,6 +254,8 @@ export class Connection {
     const event = this.#lines.next();
     if (event === undefined) return DRY;
     const auth = this.#auth;
+    if (this.#transcript !== null)
+      this.#log.debug({ line: event.kind === 'line' ? transcriptCommand(event.line, auth !== null) : '(too long)' }, 'C:');
     if (auth === null) {
       const decision = this.#session.line(event);
       if (this.#context.metrics !== null) this.#context.metrics.commandDecided(decision, event);

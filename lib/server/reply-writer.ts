@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Output } from '../net/output.js';
 import { formatReply, type Reply } from '../protocol/reply.js';
+import { transcriptReply } from '../protocol/transcript.js';
 import type { ServerMetrics } from './metrics.js';
 import { REPLIES } from '../protocol/replies.js';
 
@@ -17,7 +18,9 @@ const DROPPED = REPLIES.dropped();
 export class ReplyWriter {
   readonly #output: Output;
   readonly #log: Logger;
+  /** At `debug`, every reply goes into the session's transcript; at `trace`, every write's size too. */
   readonly #debug: boolean;
+  readonly #trace: boolean;
   readonly #metrics: ServerMetrics | null;
   #ending = false;
   /** Called when a hook's reply is a 421: the connection closes after it (RFC 5321 §3.8). */
@@ -36,6 +39,7 @@ export class ReplyWriter {
     this.#onClosing = onClosing;
     this.#log = log;
     this.#debug = log.isLevelEnabled('debug');
+    this.#trace = log.isLevelEnabled('trace');
   }
 
   /** Whether the client has not read what was written: reading waits until it has. */
@@ -62,10 +66,10 @@ export class ReplyWriter {
       return;
     }
     this.#metrics?.reply(reply);
-    if (reply.name !== undefined && (reply.code >= 400 || this.#debug)) {
-      this.#log[reply.code >= 400 ? 'info' : 'debug']({ reply: reply.name, code: reply.code }, 'reply');
-    }
-    this.#output.queue(formatReply(reply));
+    const text = formatReply(reply);
+    if (this.#debug) this.#log.debug({ reply: reply.name, code: reply.code, line: transcriptReply(text) }, 'S:');
+    else if (reply.name !== undefined && reply.code >= 400) this.#log.info({ reply: reply.name, code: reply.code }, 'reply');
+    this.#output.queue(text);
     if (reply.code === 421 && !this.#ending) this.#onClosing();
   }
 
@@ -79,6 +83,7 @@ export class ReplyWriter {
 
   /** Writes what is queued, unless a TLS handshake holds the output. */
   flush(): void {
+    if (this.#trace && this.#output.queued > 0) this.#log.trace({ bytes: Buffer.byteLength(this.#output.pending) }, 'written');
     this.#output.flush();
   }
 

@@ -238,9 +238,53 @@ describe('failures', () => {
     await c.command(b64('secret-password-2'));
     c.close();
     expect(logged).toContain('authentication failed');
+    // At trace, the sizes of what was read and written, never the bytes.
+    expect(logged).toMatch(/"bytes":\d+,"msg":"read"/);
+    expect(logged).toMatch(/"bytes":\d+,"msg":"written"/);
     for (const secret of ['secret-password-1', 'secret-password-2', b64('\0alice\0secret-password-1'), b64('secret-password-2')]) {
       expect(logged).not.toContain(secret);
     }
+  });
+});
+
+describe('the transcript at debug level', () => {
+  it("logs each command and reply of smtplib's session, with AUTH redacted and no message content", async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(line) });
+    const port = await plainServer({ logger, authMechanisms: ['LOGIN'] });
+    const script = `
+import smtplib
+s = smtplib.SMTP('127.0.0.1', ${port}, local_hostname='client.test')
+s.login('alice', 'wonderland')
+s.sendmail('a@b.test', ['c@d.test'], 'Subject: private\\r\\n\\r\\nthe-body-text\\r\\n')
+s.quit()
+`;
+    await runPython(script);
+    const said = lines.map((l) => JSON.parse(l) as { msg: string; line?: string }).filter((l) => l.msg === 'C:' || l.msg === 'S:');
+    const transcript = said.map((l) => `${l.msg} ${l.line ?? ''}`);
+    expect(transcript.filter((l) => l.startsWith('C:'))).toEqual([
+      'C: ehlo client.test',
+      'C: AUTH LOGIN [redacted]',
+      'C: [redacted]',
+      'C: mail FROM:<a@b.test> size=35',
+      'C: rcpt TO:<c@d.test>',
+      'C: data',
+      'C: quit',
+    ]);
+    expect(transcript.filter((l) => l.startsWith('S:')).map((l) => l.slice(0, 7))).toEqual([
+      'S: 220 ',
+      'S: 250-',
+      'S: 334 ',
+      'S: 235 ',
+      'S: 250 ',
+      'S: 250 ',
+      'S: 354 ',
+      'S: 250 ',
+      'S: 221 ',
+    ]);
+    expect(transcript).toContain('S: 334 [redacted]');
+    const all = lines.join('');
+    for (const secret of ['wonderland', b64('wonderland'), 'the-body-text', 'private']) expect(all).not.toContain(secret);
   });
 });
 
