@@ -147,6 +147,10 @@ export class ServerMetrics {
       this.#deferrals,
     ];
     for (const family of [...families, this.#handler]) this.registry.registerMetric(family as unknown as Prom.Metric);
+    // The process and Node metrics every Node exporter has (CPU, memory, heap, event-loop lag,
+    // GC), under their usual names; a cluster primary sums its workers' as prom-client decides
+    // for each (sums, or the first worker's for versions and start times).
+    prom.collectDefaultMetrics({ register: this.registry });
     const none = (): Record<string, string> => ({});
     this.#open = this.#connections.sample('', none);
     this.#connected = this.#connects.sample('', none);

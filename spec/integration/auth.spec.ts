@@ -259,7 +259,7 @@ s.login('alice', 'wonderland')
 s.sendmail('a@b.test', ['c@d.test'], 'Subject: private\\r\\n\\r\\nthe-body-text\\r\\n')
 s.quit()
 `;
-    await runPython(script);
+    await runPython(script, port);
     const said = lines.map((l) => JSON.parse(l) as { msg: string; line?: string }).filter((l) => l.msg === 'C:' || l.msg === 'S:');
     const transcript = said.map((l) => `${l.msg} ${l.line ?? ''}`);
     expect(transcript.filter((l) => l.startsWith('C:'))).toEqual([

@@ -115,6 +115,9 @@ describe('bind() + start(n)', () => {
     expect(text).toContain('sirocco_smtpd_messages_total 10\n');
     expect(text).toMatch(/sirocco_smtpd_transactions_total\{outcome="completed"\} 10\n/);
     expect(text).toMatch(/sirocco_handler_duration_seconds_count\{hook="data"\} 10\n/);
+    // The workers' process metrics, summed: two workers' memory is more than one's.
+    expect(Number(/^process_resident_memory_bytes (\d+)/m.exec(text)?.[1])).toBeGreaterThan(20 * 1024 * 1024);
+    expect(text).toMatch(/^nodejs_heap_size_used_bytes \d+/m);
     const readyz = await fetch(`http://127.0.0.1:${ready.metricsPort ?? 0}/readyz`);
     expect([readyz.status, await readyz.text()]).toEqual([200, 'ready\n']);
   });

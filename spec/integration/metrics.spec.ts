@@ -47,6 +47,11 @@ describe('metrics', () => {
     ]) {
       expect(text).toContain(`${line}\n`);
     }
+    // prom-client's default process and Node metrics, under their usual names.
+    expect(text).toMatch(/^process_cpu_user_seconds_total \d/m);
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(text).toMatch(/^nodejs_heap_size_used_bytes \d+/m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
     expect((await fetch(`http://127.0.0.1:${server.metricsAddress()?.port ?? 0}/other`)).status).toBe(404);
   });
 
