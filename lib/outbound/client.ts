@@ -189,7 +189,7 @@ export class OutboundConnection {
     const outcome = await new Promise<{ err?: SMTPConnection.SMTPError; info?: SMTPConnection.SentMessageInfo }>((resolve) =>
       this.#connection.send(envelope, message.content(), (err, info) => resolve(err ? { err: err } : { info })),
     );
-    if (outcome.info !== undefined) return this.#fromInfo(group.addresses, outcome.info, !this.#offersDsn());
+    if (outcome.info !== undefined) return this.#fromInfo(group.addresses, outcome.info, !this.#offersDsn(outcome.info));
     const err = outcome.err as SMTPConnection.SMTPError & { rejectedErrors?: (SMTPConnection.SMTPError & { recipient?: string })[] };
     if (err.code !== undefined && CONNECTION_GONE.has(err.code)) {
       this.#alive = false;
@@ -212,13 +212,15 @@ export class OutboundConnection {
   }
 
   /**
-   * Whether the exchanger's EHLO offered DSN. nodemailer keeps the keywords in a field of its own
-   * and passes DSN parameters on only when it is there; when that field cannot be read, DSN
-   * counts as offered, so no notice goes out that another host might send too.
+   * Whether the exchanger's EHLO offered DSN, from the keywords nodemailer reports with each sent
+   * message (`info.ehlo`, the EHLO reply's lines after the first). nodemailer passes DSN
+   * parameters on only when DSN was offered; without that list, DSN counts as offered, so no
+   * notice goes out that another host might send too.
    */
-  #offersDsn(): boolean {
-    const keywords = (this.#connection as unknown as { _supportedExtensions?: unknown })._supportedExtensions;
-    return !Array.isArray(keywords) || keywords.includes('DSN');
+  #offersDsn(info: SMTPConnection.SentMessageInfo): boolean {
+    const lines = (info as { ehlo?: unknown }).ehlo;
+    if (!Array.isArray(lines)) return true;
+    return lines.some((line) => typeof line === 'string' && /^DSN(?:\s|$)/i.test(line));
   }
 
   #fromInfo(addresses: readonly string[], info: SMTPConnection.SentMessageInfo, relayed = false): RecipientResult[] {
