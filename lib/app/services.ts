@@ -92,6 +92,20 @@ export class Services {
   }
 
   /** Closes every service now and forgets them, whoever holds them. */
+  /**
+   * For a readiness check: the first reason a service gives for not being ready (a service says
+   * so with a `notReady()` method), or `undefined` when all are.
+   */
+  async notReady(): Promise<string | undefined> {
+    for (const service of this.#made.values()) {
+      const check = (service as { notReady?: unknown }).notReady;
+      if (typeof check !== 'function') continue;
+      const why: unknown = await (check as () => unknown).call(service);
+      if (typeof why === 'string') return why;
+    }
+    return undefined;
+  }
+
   async close(): Promise<void> {
     const made = [...this.#made.values()];
     this.#made.clear();

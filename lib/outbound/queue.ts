@@ -182,6 +182,11 @@ export class OutboundQueue {
     return this.spool.list();
   }
 
+  /** For a readiness check: why the queue cannot take a message now, or `undefined` when it can. */
+  notReady(): Promise<string | undefined> {
+    return this.#closed ? Promise.resolve('outbound queue closed') : this.spool.notWritable();
+  }
+
   /** Stops claiming; resolves once the messages being delivered are written back (at most `waitMs`). */
   async close(waitMs = 30_000): Promise<void> {
     this.#closed = true;

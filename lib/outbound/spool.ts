@@ -16,7 +16,7 @@
  * never delivered, never left claimed, and never stops the listing of the others.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ID, parseEntry, reasonOf, type ListedMessage, type QueueEntry, type UnreadableEntry } from './queue-entry.js';
 
@@ -73,6 +73,21 @@ export class Spool {
   constructor(dir: string) {
     this.dir = dir;
     for (const sub of ['tmp', 'data', 'queue', 'active', 'quarantine']) makeFolder(join(dir, sub));
+  }
+
+  /**
+   * Whether a message could be queued now: a probe file is written to `tmp/` and removed (a
+   * permission check would say yes to root on a read-only or removed folder). The reason when not.
+   */
+  async notWritable(): Promise<string | undefined> {
+    const probe = join(this.dir, 'tmp', `.ready.${process.pid}`);
+    try {
+      await writeFile(probe, '');
+      await unlink(probe);
+      return undefined;
+    } catch (err) {
+      return `queue folder not writable: ${this.dir} (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+    }
   }
 
   /** Told of each state file moved to `quarantine/` (the queue logs it). */

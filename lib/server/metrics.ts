@@ -235,7 +235,7 @@ export function metricsAddress(listen: string): { host: string; port: number } {
 
 /** Serves `GET /metrics` from what `read` returns; anything else is 404. */
 /** Whether a server takes new connections now; when not, why (`draining`, `not listening`). */
-export type Readiness = () => string | undefined;
+export type Readiness = () => string | undefined | Promise<string | undefined>;
 
 /**
  * The metrics listener: `/metrics` (Prometheus text), `/healthz` (200 while the process answers)
@@ -260,10 +260,14 @@ export async function serveMetrics(
       return;
     }
     if (path === '/readyz') {
-      const why = notReady();
-      res
-        .writeHead(why === undefined ? 200 : 503, { 'content-type': 'text/plain' })
-        .end(why === undefined ? 'ready\n' : `not ready: ${why}\n`);
+      const answer = (why: string | undefined): void => {
+        res
+          .writeHead(why === undefined ? 200 : 503, { 'content-type': 'text/plain' })
+          .end(why === undefined ? 'ready\n' : `not ready: ${why}\n`);
+      };
+      Promise.resolve()
+        .then(notReady)
+        .then(answer, (err: unknown) => answer(`check failed: ${String(err)}`));
       return;
     }
     if (path !== '/metrics') {

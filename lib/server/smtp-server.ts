@@ -162,10 +162,11 @@ export class SMTPServer {
   }
 
   /** Why `/readyz` says no: closing, or not (yet) listening; `undefined` when ready. */
-  #notReady(): string | undefined {
+  #notReady(): string | undefined | Promise<string | undefined> {
     if (this.#closing !== undefined) return 'draining';
     if (this.address() === null) return 'not listening';
-    return undefined;
+    // The handlers' services (Deliver's queue folder …) say whether they could take a message.
+    return this.application.services.notReady();
   }
 
   /** Serves connections from servers you created and made listen yourself. */

@@ -1,6 +1,10 @@
 /** Prometheus metrics over real sockets: what a scrape of /metrics shows after real traffic. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RequestHandler, SMTPError } from '../../lib/index.js';
+import { Deliver } from '../../lib/entry/outbound.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, startServer } from '../helpers/server.js';
 
@@ -74,6 +78,18 @@ describe('metrics', () => {
     expect(await get('/healthz')).toEqual([200, 'ok\n']);
     client.close();
     await closing;
+  });
+
+  it("say not ready while the outbound queue's folder cannot be written", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sirocco-ready-'));
+    const { server } = await startServer(Deliver, { metricsListen: '127.0.0.1:0', queueDir: dir, dnsServers: ['127.0.0.1:9'] });
+    const readyz = async (): Promise<[number, string]> => {
+      const response = await fetch(`http://127.0.0.1:${server.metricsAddress()?.port ?? 0}/readyz`);
+      return [response.status, await response.text()];
+    };
+    expect(await readyz()).toEqual([200, 'ready\n']);
+    rmSync(dir, { recursive: true, force: true });
+    expect(await readyz()).toEqual([503, `not ready: queue folder not writable: ${dir} (ENOENT)\n`]);
   });
 
   it('are off unless asked for, and metricsListen is checked', async () => {
