@@ -19,8 +19,9 @@ import type { ApplicationSettings, SettingsInput } from '../app/settings.js';
 import { Debugging } from '../handlers/debugging.js';
 import { Deliver } from '../handlers/deliver.js';
 import { queueCommand } from './queue-command.js';
+import { describeConfiguration, locate, settingLine, withConfigFile, type Arguments } from './config-file.js';
 import { pop3Option, startPop3 } from './pop3-option.js';
-import { parseListen, UsageError, type ListenTarget } from './usage.js';
+import { parseListen, USAGE, UsageError, type ListenTarget } from './usage.js';
 import type { UnixSocketOptions } from '../net/listeners.js';
 import { writableFolder } from '../storage/folders.js';
 
@@ -30,71 +31,6 @@ import { Maildir } from '../handlers/maildir.js';
 import { Relay, type RelaySettings } from '../handlers/relay.js';
 import { Sink } from '../handlers/sink.js';
 import { SMTPServer } from '../server/smtp-server.js';
-
-export const USAGE = `Usage: sirocco [options]
-
-Runs an SMTP server with a ready handler or your own RequestHandler.
-
-Options:
-  --listen ADDRESS          HOST:PORT, [IPv6]:PORT, :PORT (every interface) or a Unix
-                            socket path (default 127.0.0.1:2525)
-  --handler HANDLER         what to do with each message (default debugging):
-                              sink                accept and discard
-                              debugging           print envelope and body to stdout
-                              maildir:DIR         store in the Maildir DIR (durable)
-                              relay:HOST[:PORT]   forward to a smarthost (port 25)
-                              deliver:QUEUE_DIR   queue durably in QUEUE_DIR and deliver
-                                                  to each recipient domain's MX
-                              FILE:CLASS          your RequestHandler subclass CLASS,
-                                                  exported by the module FILE
-  --hostname NAME           name in the greeting and EHLO reply
-  --max-message-size BYTES  largest message accepted (default 26214400)
-  --max-recipients N        recipients per message (default 100)
-  --idle-timeout SECONDS    idle time before 421 (default 300)
-  --tls-key FILE            PEM key: offer STARTTLS (with --tls-cert)
-  --tls-cert FILE           PEM certificate (both read again on SIGHUP)
-  --implicit-tls            TLS from the first byte (SMTPS) instead of STARTTLS
-  --lmtp                    speak LMTP (LHLO, one reply per recipient); often with
-                            --listen on a Unix socket path
-  --proxy-from CIDR         a load balancer whose connections start with a PROXY
-                            header (v1 or v2); repeat for several
-  --metrics-listen ADDRESS  serve Prometheus metrics on /metrics: PORT listens on
-                            127.0.0.1 only, :PORT on every interface, HOST:PORT
-                            or [IPv6]:PORT where it says
-  --socket-mode MODE        a Unix socket --listen's file mode (octal, e.g. 660)
-  --socket-group GROUP      a Unix socket --listen's group (name or number)
-  --pop3-listen ADDRESS     also serve POP3 (HOST:PORT) over the Maildir of
-                            --handler maildir:DIR (one folder per user with
-                            --set maildirPerRecipient=true); STLS with --tls-key
-  --pop3-users FILE         the POP3 users, one NAME:PASSWORD per line
-  --workers N               serve from N worker processes sharing the port (0: one
-                            per CPU); SIGHUP then restarts them one at a time
-  --drain-timeout SECONDS   how long closing waits for open transactions (default 30)
-  --log-level LEVEL         fatal, error, warn, info (default), debug, trace or
-                            silent; logs are readable lines on a terminal, JSON
-                            otherwise
-  --set KEY=VALUE           any other application setting, for your handler;
-                            VALUE is parsed as JSON when it can be (repeatable)
-  --help                    show this and exit
-
-Relaying: relay and deliver send on only for clients that authenticated or
-connect from trustedNetworks (loopback by default), and take mail from anyone
-only for relayDomains (none by default); other recipients get 554 5.7.1. Open
-it up with, for example:
-  --set 'trustedNetworks=["127.0.0.0/8","::1","10.0.0.0/8"]'
-  --set 'relayDomains=["example.com",".example.org"]'
-
-The queue of deliver: sirocco queue list|show|retry|delete QUEUE_DIR (see
-sirocco queue --help).
-
-Examples:
-  sirocco --listen 127.0.0.1:2525 --handler maildir:./mail
-  sirocco --handler relay:smtp.example.com:587
-  sirocco --listen :25 --hostname mx.example.com --handler deliver:/var/spool/sirocco
-  sirocco --handler ./inbound.js:Inbound --set domain=example.com
-
-SIGINT and SIGTERM close the server cleanly: open transactions finish first.
-`;
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -203,7 +139,7 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   set: { type: 'string', multiple: true },
   help: { type: 'boolean' },
-} as const;
+} as const satisfies Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
 
 /** Parses the arguments; throws {@link UsageError} for anything wrong. */
 export function parseCommandLine(args: readonly string[]): Plan {
@@ -346,14 +282,20 @@ export async function main(args: readonly string[], out = process.stdout, err = 
   let server: SMTPServer | undefined;
   let app: AnyApplication;
   let pop3: Pop3Server | undefined;
+  let given: Arguments | undefined;
   try {
-    const plan = parseCommandLine(args);
+    given = withConfigFile(args, OPTIONS);
+    const plan = parseCommandLine(given.args);
     if (plan.help) {
       out.write(USAGE);
       return 0;
     }
     const loaded = await loadHandler(plan.handler);
     app = new Application(loaded.handler, { ...loaded.settings, ...plan.settings });
+    if (given.check) {
+      out.write(describeConfiguration(plan, app.settings as object));
+      return 0;
+    }
     server = new SMTPServer(app);
     if (!(await serve(server, plan))) return await new Promise<number>(() => undefined);
     out.write(`sirocco: serving ${plan.handler} on ${whereOf(server.address())}\n`);
@@ -367,8 +309,15 @@ export async function main(args: readonly string[], out = process.stdout, err = 
   } catch (e) {
     // Nothing stays listening after a failed start: a supervisor sees the exit, not half a server.
     await Promise.allSettled([server?.close(), pop3?.close()]);
-    if (e instanceof UsageError || e instanceof SettingsError) {
-      err.write(`sirocco: ${e.message} (see --help)\n`);
+    if (e instanceof UsageError) {
+      err.write(`sirocco: ${locate(e.message, given?.file, given?.given ?? (() => true))} (see --help)\n`);
+      return 2;
+    }
+    if (e instanceof SettingsError) {
+      const file = given?.file;
+      const lines =
+        file === undefined ? [e.message] : e.problems.map((p) => `${settingLine(p.field, file)}${p.field}: ${p.reasons.join(', ')}`);
+      err.write(`${lines.map((line) => `sirocco: ${line}`).join('\n')} (see --help)\n`);
       return 2;
     }
     err.write(`sirocco: ${e instanceof Error ? e.message : String(e)}\n`);

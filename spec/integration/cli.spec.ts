@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startTsx, stopAll, type Started } from '../helpers/processes.js';
+import { ROOT, startTsx, stopAll, type Started } from '../helpers/processes.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, freePort, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
 
@@ -48,12 +48,76 @@ async function send(port: number | string, to = 'c@example.com', body = 'Subject
   return Object.assign(c, { last: await c.command(`${body}\r\n.`) });
 }
 
+describe('sirocco --config FILE', () => {
+  const write = (text: string): string => {
+    const file = join(tempDir(), 'sirocco.yaml');
+    writeFileSync(file, text);
+    return file;
+  };
+
+  it('serves what the file says, with flags winning over it, and the settings checked by the same schema', async () => {
+    const file = write('handler: sink\nhostname: from-file.test\nmax-recipients: 1\nsettings:\n  maxLineLength: 2000\n');
+    const r = await serve(['--config', file, '--hostname', 'from-flag.test']);
+    const c = await RawClient.greeted(r.port);
+    expect(await c.command('EHLO x.test')).toMatch(/^250-from-flag\.test greets x\.test\r\n/);
+    await c.command('MAIL FROM:<a@b.test>');
+    await c.command('RCPT TO:<c@d.test>');
+    expect(await c.command('RCPT TO:<e@d.test>')).toBe('452 4.5.3 Too many recipients\r\n');
+    c.close();
+  });
+
+  it('--check-config prints the effective configuration, secrets masked, and exits 0 without listening', async () => {
+    const file = write('listen: 127.0.0.1:2599\nhandler: sink\nworkers: 2\nsettings:\n  maxRecipients: 7\n  smarthostPassword: hunter2\n');
+    const r = run(['--config', file, '--check-config']);
+    expect(await r.exited).toBe(0);
+    const out = r.stdout();
+    expect(out.startsWith('listen:\n  host: 127.0.0.1\n  port: 2599\nhandler: sink\nworkers: 2\nsettings:\n')).toBe(true);
+    expect(out).toContain('\n  maxRecipients: 7\n');
+    expect(out).toContain('\n  smarthostPassword: "********"\n');
+    expect(out).not.toContain('hunter2');
+  });
+
+  it.each([
+    ['listen: 127.0.0.1:0\nlisen: x\n', 'FILE:2: unknown option lisen, did you mean listen? (see --help)'],
+    ['handler: sink\nworkers: many\n', 'FILE:2: --workers: expected a whole number, got "many" (see --help)'],
+    ['handler: sink\nlmtp: yes please\n', 'FILE:2: lmtp: expected true or false (see --help)'],
+    ['handler: sink\nsettings:\n  maxRecipients: 0\n', 'FILE:3: maxRecipients: maxRecipients must not be less than 1 (see --help)'],
+    ['handler: sink\nsettings:\n  hostnam: x\n', 'FILE:3: hostnam: unknown setting, did you mean hostname? (see --help)'],
+    ['- just\n- a list\n', 'FILE:1: expected a mapping of option names to values (see --help)'],
+  ])('%j: one line naming the file and line, exit 2', async (text, message) => {
+    const file = write(text);
+    const r = run(['--config', file, '--check-config']);
+    expect(await r.exited).toBe(2);
+    expect(r.stderr()).toBe(`sirocco: ${message.replace('FILE', file)}\n`);
+  });
+
+  it('names the line of a YAML syntax error, and a file that cannot be read', async () => {
+    const bad = run(['--config', write('handler: sink\nlisten: [a\n'), '--check-config']);
+    expect(await bad.exited).toBe(2);
+    expect(bad.stderr()).toMatch(/^sirocco: \S+sirocco\.yaml:\d+: .+ \(see --help\)\n$/);
+    const missing = run(['--config', '/nonexistent/sirocco.yaml']);
+    expect(await missing.exited).toBe(2);
+    expect(missing.stderr()).toMatch(
+      /^sirocco: --config: ENOENT: no such file or directory, open '\/nonexistent\/sirocco\.yaml' \(see --help\)\n$/,
+    );
+  });
+
+  it('reads the example configuration that ships with the package', async () => {
+    const r = run(['--config', join(ROOT, 'sirocco.example.yaml'), '--handler', 'sink', '--check-config']);
+    expect(await r.exited).toBe(0);
+    expect(r.stdout()).toContain('handler: sink\n');
+    expect(r.stdout()).toContain('  maildirPerRecipient: true\n');
+  });
+});
+
 describe('sirocco --help and bad options', () => {
   it('documents everything in --help and exits 0', async () => {
     const r = run(['--help']);
     expect(await r.exited).toBe(0);
     for (const option of [
       '--listen',
+      '--config',
+      '--check-config',
       '--handler',
       '--hostname',
       '--max-message-size',

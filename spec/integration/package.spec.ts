@@ -82,7 +82,13 @@ describe('the packed tarball, installed with production dependencies', () => {
     expect(Object.keys(listed.dependencies)).toEqual(['sirocco']);
     const shipped = readdirSync(join(project, 'node_modules/sirocco/dist/lib/entry')).sort();
     expect(shipped).toEqual(['outbound.d.ts', 'outbound.js', 'pop3.d.ts', 'pop3.js', 'testing.d.ts', 'testing.js']);
-    expect(readdirSync(join(project, 'node_modules/sirocco')).sort()).toEqual(['LICENSE', 'README.md', 'dist', 'package.json']);
+    expect(readdirSync(join(project, 'node_modules/sirocco')).sort()).toEqual([
+      'LICENSE',
+      'README.md',
+      'dist',
+      'package.json',
+      'sirocco.example.yaml',
+    ]);
   });
 
   it('compiles a handler strictly with skipLibCheck false, and the parsed message is typed', () => {
