@@ -102,6 +102,28 @@ describe('sirocco --config FILE', () => {
     );
   });
 
+  it('with workers, SIGHUP restarts them and each new one reads the file again', async () => {
+    const file = write('handler: sink\nhostname: one.test\nworkers: 1\n');
+    const r = await serve(['--config', file]);
+    const greeting = async (): Promise<string> => {
+      const c = await RawClient.connect(r.port);
+      const line = await c.reply();
+      c.close();
+      return line;
+    };
+    expect(await greeting()).toBe('220 one.test ESMTP Sirocco\r\n');
+    writeFileSync(file, 'handler: sink\nhostname: two.test\nworkers: 1\n');
+    process.kill(r.child.pid ?? 0, 'SIGHUP');
+    let last = '';
+    for (let i = 0; i < 50 && last !== '220 two.test ESMTP Sirocco\r\n'; i++) {
+      last = await greeting();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(last).toBe('220 two.test ESMTP Sirocco\r\n');
+    process.kill(r.child.pid ?? 0, 'SIGTERM');
+    expect(await r.exited).toBe(0);
+  });
+
   it('reads the example configuration that ships with the package', async () => {
     const r = run(['--config', join(ROOT, 'sirocco.example.yaml'), '--handler', 'sink', '--check-config']);
     expect(await r.exited).toBe(0);
