@@ -3,6 +3,7 @@ import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { LimitStore } from '../app/limit-store.js';
 import type { SettingsProblem } from '../app/settings-schema.js';
+import { nearestName } from '../app/setting-names.js';
 import { peerListProblems } from '../app/trusted-peers.js';
 import type { AuthCredentials, AuthDecision } from '../protocol/sasl.js';
 import type { Pop3Store } from './maildir-store.js';
@@ -113,9 +114,39 @@ export const POP3_NUMBERS = {
   ipv6PrefixLength: [32, 64],
 } as const;
 
+/** Every option a POP3 server takes: the compiler keeps this list and the interface the same. */
+const POP3_OPTION_NAMES = Object.keys({
+  store: true,
+  authenticate: true,
+  hostname: true,
+  tls: true,
+  implicitTLS: true,
+  allowInsecureAuth: true,
+  idleTimeout: true,
+  handshakeTimeout: true,
+  maxLineLength: true,
+  maxBufferedBytes: true,
+  maxConnections: true,
+  maxConnectionsPerIp: true,
+  maxConnectionsPerNet: true,
+  connectionRatePerIp: true,
+  authFailuresPerIp: true,
+  limitWindow: true,
+  ipv6PrefixLength: true,
+  limitExempt: true,
+  limitStore: true,
+  logger: true,
+} satisfies Record<keyof Pop3ServerOptions, true>);
+
 /** What is wrong with `options`, field by field. */
 export function problemsOf(options: Pop3ServerOptions): SettingsProblem[] {
   const problems: SettingsProblem[] = [];
+  // A misspelt option would otherwise be its default, silently (as the SMTP settings refuse them).
+  for (const name of Object.keys(options)) {
+    if (POP3_OPTION_NAMES.includes(name)) continue;
+    const near = nearestName(name, POP3_OPTION_NAMES);
+    problems.push({ field: name, reasons: [`unknown option${near === undefined ? '' : `, did you mean ${near}?`}`] });
+  }
   const store = options.store as Partial<Pop3Store> | undefined;
   if (typeof store?.open !== 'function')
     problems.push({ field: 'store', reasons: ['store must be a Pop3Store (MaildirStore, or an inbox)'] });

@@ -233,6 +233,15 @@ describe('POP3 sessions', () => {
       'Invalid settings: store: store must be a Pop3Store (MaildirStore, or an inbox); authenticate: authenticate must be a function; implicitTLS: implicitTLS needs the tls setting; idleTimeout: idleTimeout must be a whole number of at least 1000',
     );
   });
+
+  it('refuses an option it does not know, with the nearest name', () => {
+    const store = new MaildirStore(tmpdir());
+    expect(
+      () => new Pop3Server({ store, authenticate, hostnam: 'pop.test', idleTimeOut: 5000, colour: 'blue' } as unknown as Pop3ServerOptions),
+    ).toThrow(
+      'Invalid settings: hostnam: unknown option, did you mean hostname?; idleTimeOut: unknown option, did you mean idleTimeout?; colour: unknown option',
+    );
+  });
 });
 
 describe('sirocco --pop3-listen', () => {
