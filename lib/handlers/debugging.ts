@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream';
 import { IsOptional } from '../app/validators.js';
 import { RequestHandler } from '../app/request-handler.js';
 import { settingsSchema } from '../app/settings-schema.js';
+import { clientLabel } from '../protocol/session-info.js';
 
 /**
  * Settings of {@link Debugging}.
@@ -32,7 +33,7 @@ export class Debugging extends RequestHandler<DebuggingSettings> {
     const { session, envelope, body, id } = this.request;
     const lines = [
       `---------- MESSAGE ${id} FOLLOWS ----------`,
-      `Peer: ${session.remoteAddress === '' ? 'unix socket' : `${session.remoteAddress}:${session.remotePort}`}`,
+      `Peer: ${session.remoteAddress === '' ? clientLabel(session) : `${session.remoteAddress}:${session.remotePort}`}`,
       `HELO: ${session.heloName}${session.esmtp ? ' (ESMTP)' : ''}${session.secure ? ` ${session.tls?.protocol ?? 'TLS'}` : ''}${session.user === undefined ? '' : ` user=${session.user}`}`,
       `MAIL FROM: <${envelope.mailFrom}>${formatParams(envelope.mailParams)}`,
       ...envelope.rcptTos.map((to, i) => `RCPT TO: <${to}>${formatParams(envelope.rcptParams[i] ?? {})}`),

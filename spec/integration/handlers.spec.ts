@@ -4,10 +4,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Debugging, Maildir, RequestHandler, Sink, SMTPError, SMTPServer, type HandlerClass, type SettingsInput } from '../../lib/index.js';
+import {
+  Application,
+  Debugging,
+  Maildir,
+  RequestHandler,
+  Sink,
+  SMTPError,
+  SMTPServer,
+  type HandlerClass,
+  type SettingsInput,
+} from '../../lib/index.js';
 import { Relay } from '../../lib/entry/outbound.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { closeServers, recordingHandler, startServer, until, type Received } from '../helpers/server.js';
+import { closeServers, recordingHandler, silent, startServer, until, type Received } from '../helpers/server.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -20,7 +30,7 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function send(port: number, from: string, to: string[], body: string, ehlo = 'EHLO client.test'): Promise<string> {
+async function send(port: number | string, from: string, to: string[], body: string, ehlo = 'EHLO client.test'): Promise<string> {
   const c = await RawClient.greeted(port);
   await c.command(ehlo);
   await c.command(`MAIL FROM:<${from}>`);
@@ -62,6 +72,19 @@ describe('Debugging', () => {
         '',
       ].join('\n'),
     );
+  });
+
+  it('names a client on a Unix socket by the socket', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sirocco-debugging-'));
+    dirs.push(dir);
+    const path = join(dir, 'smtp.sock');
+    const stream = new PassThrough();
+    let printed = '';
+    stream.on('data', (d: Buffer) => (printed += d.toString()));
+    const server = await new Application(Debugging, { hostname: 'mx.test', logger: silent, debugStream: stream }).listen(path);
+    expect(await send(path, 'a@b.test', ['c@d.test'], 'x')).toMatch(/^250 /);
+    await server.close();
+    expect(printed.split('\n')[1]).toBe(`Peer: unix:${path}`);
   });
 });
 
