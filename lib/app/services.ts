@@ -91,7 +91,6 @@ export class Services {
     await this.close();
   }
 
-  /** Closes every service now and forgets them, whoever holds them. */
   /**
    * For a readiness check: the first reason a service gives for not being ready (a service says
    * so with a `notReady()` method), or `undefined` when all are.
@@ -106,6 +105,7 @@ export class Services {
     return undefined;
   }
 
+  /** Closes every service now and forgets them, whoever holds them. */
   async close(): Promise<void> {
     const made = [...this.#made.values()];
     this.#made.clear();
