@@ -57,8 +57,7 @@ export function readConfigFile(path: string, options: ReturnType<typeof fileOpti
     const option = options.get(name);
     if (option === undefined) {
       const near = nearestName(name, [...options.keys(), 'settings']);
-      fail(key, `unknown option ${name}${near === undefined ? '' : `, did you mean ${near}?`}`);
-      continue;
+      return fail(key, `unknown option ${name}${near === undefined ? '' : `, did you mean ${near}?`}`);
     }
     const values = isSeq(value) && option.multiple === true ? value.items : [value];
     for (const item of values as (Node | null)[]) {
@@ -146,15 +145,11 @@ export function withConfigFile(args: readonly string[], options: Parameters<type
   // A list option given on the command line replaces the file's list rather than adding to it.
   const fromFile: string[] = [];
   for (let i = 0; i < file.args.length; i += 1) {
-    const arg = file.args[i] ?? '';
-    const takesValue = options[arg.slice(2)]?.type === 'string';
-    const name = arg.slice(2);
+    const name = (file.args[i] ?? '').slice(2);
+    const width = options[name]?.type === 'string' ? 2 : 1;
     const replaced = options[name]?.multiple === true && name !== 'set' && given(name);
-    if (!replaced) fromFile.push(arg);
-    if (takesValue) {
-      if (!replaced) fromFile.push(file.args[i + 1] ?? '');
-      i += 1;
-    }
+    if (!replaced) fromFile.push(...file.args.slice(i, i + width));
+    i += width - 1;
   }
   return { args: [...fromFile, ...own], file, check, given };
 }

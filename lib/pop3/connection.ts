@@ -15,6 +15,7 @@ import { readChunks } from '../net/reader.js';
 import type { TLSConfig } from '../net/tls.js';
 import { upgradeSocket } from '../net/tls-upgrade.js';
 import { LineSplitter } from '../protocol/line-splitter.js';
+import { clientLabel } from '../protocol/session-info.js';
 import { Pop3Encoder } from './encoder.js';
 import type { Pop3Maildrop, Pop3Store } from './maildir-store.js';
 import type { Pop3Authenticator, Pop3Client } from './options.js';
@@ -102,11 +103,6 @@ export class Pop3Connection {
     return this.#socket.remoteAddress ?? '';
   }
 
-  /** The client as the logs name it: its address, or `unix:` and the socket's path. */
-  get #clientLabel(): string {
-    return this.#socket.remoteAddress ?? `unix:${this.#unixPath ?? ''}`;
-  }
-
   /** Admits the client under the per-client limits, then greets it (after the handshake, for implicit TLS). */
   start(): void {
     const socket = this.#socket;
@@ -160,7 +156,7 @@ export class Pop3Connection {
     const address = this.#limitsClient;
     return this.#pump.wait(this.#c.limits.admit(address), (admission) => {
       if ('refusal' in admission) {
-        this.#log.info({ client: this.#clientLabel, limit: admission.why }, 'pop3 client over a limit; closing');
+        this.#log.info({ client: clientLabel(this.#client()), limit: admission.why }, 'pop3 client over a limit; closing');
         this.#close(['-ERR [SYS/TEMP] Too many connections from your address, try again later']);
         return undefined;
       }
@@ -235,7 +231,7 @@ export class Pop3Connection {
   async #authenticate(user: string, password: string): Promise<Pop3Action> {
     const slot: AuthSlot | null = await this.#c.limits.authSlot(this.#limitsClient);
     if (slot === null) {
-      this.#log.warn({ client: this.#clientLabel }, 'pop3 login refused: too many failures from this address');
+      this.#log.warn({ client: clientLabel(this.#client()) }, 'pop3 login refused: too many failures from this address');
       return { kind: 'close', lines: ['-ERR [AUTH] Too many authentication failures from your address, try again later'] };
     }
     let decision: unknown;
@@ -249,7 +245,7 @@ export class Pop3Connection {
     const name = decision === true ? user : typeof decision === 'string' && decision !== '' ? decision : undefined;
     if (name === undefined) {
       slot.failed();
-      this.#log.info({ user, client: this.#clientLabel }, 'pop3 login refused');
+      this.#log.info({ user, client: clientLabel(this.#client()) }, 'pop3 login refused');
       return this.#session.authFailed('invalid');
     }
     slot.done();
@@ -269,7 +265,7 @@ export class Pop3Connection {
       return { kind: 'close', lines: [] };
     }
     const count = this.#maildrop.messages.length;
-    this.#log.info({ user: name, client: this.#clientLabel, messages: count }, 'pop3 login');
+    this.#log.info({ user: name, client: clientLabel(this.#client()), messages: count }, 'pop3 login');
     return this.#session.authenticated(this.#maildrop.messages);
   }
 

@@ -137,8 +137,7 @@ export class Connection {
   /** Greets the client (after the handshake, for implicit TLS) and starts reading. */
   start(): void {
     const socket = this.#socket;
-    if (this.#log.isLevelEnabled('debug'))
-      this.#log.debug({ client: clientLabel(this.#session.peer), port: socket.remotePort }, 'connected');
+    if (this.#transcript !== null) this.#log.debug({ client: clientLabel(this.#session.peer), port: socket.remotePort }, 'connected');
     socket.on('error', (err) => this.#log.debug({ err }, 'socket error'));
     socket.on('close', () => this.#onSocketClose());
     this.#idleTimer = new IdleTimer(

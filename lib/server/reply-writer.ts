@@ -67,8 +67,8 @@ export class ReplyWriter {
     }
     this.#metrics?.reply(reply);
     const text = formatReply(reply);
+    if (reply.name !== undefined && reply.code >= 400) this.#log.info({ reply: reply.name, code: reply.code }, 'reply');
     if (this.#debug) this.#log.debug({ reply: reply.name, code: reply.code, line: transcriptReply(text) }, 'S:');
-    else if (reply.name !== undefined && reply.code >= 400) this.#log.info({ reply: reply.name, code: reply.code }, 'reply');
     this.#output.queue(text);
     if (reply.code === 421 && !this.#ending) this.#onClosing();
   }
