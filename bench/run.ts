@@ -9,7 +9,7 @@
  *
  * Row (h) compares Sirocco's outbound queue with Postfix instead (bench/deliver.ts).
  *
- * Usage: npm run bench [-- --rounds N] [-- --only a,am,b,c,cl,cb,d,e,f,fl,g,s,h,floods]
+ * Usage: npm run bench [-- --rounds N] [-- --only a,am,at,b,c,cl,cb,d,e,f,fl,g,s,h,floods]
  *
  * The floods table (bench/floods.ts) runs once, after the rounds: one 200 MB flood per surface.
  */
@@ -377,6 +377,7 @@ const CERTS = (): TestCertificates => (certificates ??= makeCertificates());
 const SCENARIOS: Scenario[] = [
   loadScenario('a', '(a) 20 persistent sessions, 1 KiB messages', 20_000, 2_000, PERSISTENT_1KIB),
   loadScenario('am', '(a) with metrics on (Sirocco counts; smtp-server as in (a))', 20_000, 2_000, PERSISTENT_1KIB, ['metrics']),
+  loadScenario('at', '(a) with traces on (Sirocco records every span; smtp-server as in (a))', 20_000, 2_000, PERSISTENT_1KIB, ['traces']),
   loadScenario('b', '(b) one message per connection, 20 in parallel, 1 KiB', 4_000, 400, ['-s', '20', '-l', '1024']),
   loadScenario(
     'c',

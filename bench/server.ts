@@ -9,6 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { trace } from '@opentelemetry/api';
+import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { pino } from 'pino';
 import { SMTPServer as ReferenceServer } from 'smtp-server';
 import { Application, RequestHandler, SMTPServer } from '../lib/index.js';
@@ -25,6 +27,11 @@ const streaming = options.includes('stream');
 const lent = options.includes('lent');
 // `metrics`: Sirocco counts Prometheus metrics (metricsListen on a free loopback port).
 const withMetrics = options.includes('metrics');
+// `traces`: an OpenTelemetry SDK is registered, sampling every span, exporting in batches to nowhere.
+if (options.includes('traces')) {
+  const nowhere: SpanExporter = { export: (_spans, done) => done({ code: 0 }), shutdown: () => Promise.resolve() };
+  trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(nowhere)] }));
+}
 // `budget=BYTES`: Sirocco's bodyMemoryBudget.
 const budget = Number(options.find((o) => o.startsWith('budget='))?.slice('budget='.length) ?? 0) || undefined;
 const tls =

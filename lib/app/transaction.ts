@@ -9,9 +9,10 @@ import type { Logger } from 'pino';
 import type { EsmtpParams } from '../protocol/command.js';
 import type { RcptDsn } from '../protocol/dsn.js';
 import { REPLIES } from '../protocol/replies.js';
-import type { Reply } from '../protocol/reply.js';
+import { SMTPError, type Reply } from '../protocol/reply.js';
 import { clientLabel, type SessionInfo } from '../protocol/session-info.js';
-import { replyForError } from './errors.js';
+import { DropConnection, replyForError } from './errors.js';
+import { SpanKind, Traced } from './tracing.js';
 import { andThen, type Maybe } from './maybe.js';
 import type { ReadBufferRecycler } from './lent-chunks.js';
 import { MessageAbortedError, MessageStream } from './message-stream.js';
@@ -57,12 +58,19 @@ export class Transaction implements HandlerTransaction {
   #streamOutcome: Maybe<Reply | undefined> = undefined;
   /** LMTP: the recipients `data()` refused, by index. */
   #failures: Map<number, Reply> | null = null;
+  /** The transaction's span (`smtp.transaction`), from MAIL to the final reply; the hooks run inside it. */
+  readonly #trace: Traced;
+  /** The reply that ended the transaction (`undefined`: reset, or the client left). */
+  #reply: Reply | undefined;
+  #size: number | undefined;
 
-  constructor(app: AnyServedApplication, session: SessionInfo, envelope: MutableEnvelope, log: Logger) {
+  /** `parent`: the session's span, when there is one. */
+  constructor(app: AnyServedApplication, session: SessionInfo, envelope: MutableEnvelope, log: Logger, parent: Traced | null = null) {
     this.#app = app;
     this.envelope = envelope;
     this.request = new SMTPRequest(session, envelope);
     this.#connectionLog = log;
+    this.#trace = new Traced('smtp.transaction', SpanKind.INTERNAL, parent);
   }
 
   /** Whether the transaction is over (`onFinish` ran or is due once a running hook settles). */
@@ -96,6 +104,7 @@ export class Transaction implements HandlerTransaction {
     });
     return andThen(outcome, (error) => {
       if (error === undefined) return REPLIES.senderOk();
+      this.#reply = error;
       this.#close();
       return error;
     });
@@ -147,6 +156,7 @@ export class Transaction implements HandlerTransaction {
 
   /** The whole message arrived: `data()` (or, streaming, its end), then the reply, and the transaction ends. */
   message(body: Buffer, size: number): Maybe<MessageReplies> {
+    this.#size = size;
     let outcome: Maybe<Reply | undefined>;
     const stream = this.#stream;
     if (stream === null) {
@@ -159,7 +169,10 @@ export class Transaction implements HandlerTransaction {
     }
     return andThen(outcome, (error) => {
       try {
-        if (error !== undefined && !this.#finished) return this.#replies(error);
+        if (error !== undefined && !this.#finished) {
+          this.#reply = error;
+          return this.#replies(error);
+        }
         if (error !== undefined) this.log.warn('data() failed after finish(); the 250 stands');
         this.#finished = true;
         // The level is the connection logger's: no per-message child logger just to ask.
@@ -168,7 +181,8 @@ export class Transaction implements HandlerTransaction {
           const client = clientLabel(this.request.session);
           this.log.info({ client, from: this.envelope.mailFrom, to: this.envelope.rcptTos, size, failed }, 'message accepted');
         }
-        return this.#replies(REPLIES.queued(this.request.id, this.#finishText));
+        this.#reply = REPLIES.queued(this.request.id, this.#finishText);
+        return this.#replies(this.#reply);
       } finally {
         this.#close();
       }
@@ -181,6 +195,7 @@ export class Transaction implements HandlerTransaction {
    */
   refuseMessage(reply: Reply, error: Error): MessageReplies {
     this.#stream?.fail(error);
+    this.#reply = reply;
     this.#close();
     return this.#replies(reply);
   }
@@ -252,7 +267,7 @@ export class Transaction implements HandlerTransaction {
     this.#phase = phase;
     let result: unknown;
     try {
-      result = hook();
+      result = this.#trace.run(hook);
     } catch (err) {
       this.#settle(phase);
       return this.#errorReply(err, phase);
@@ -282,6 +297,7 @@ export class Transaction implements HandlerTransaction {
     const timedOut = new Promise<Reply>((resolve) => {
       timer = setTimeout(() => {
         this.log.error({ phase, ms: limit }, 'handler timed out; answered 451');
+        this.#trace.failed(new Error(`${phase}() did not settle within handlerTimeout (${limit} ms)`), 'timeout');
         resolve(REPLIES.localError());
       }, limit);
     });
@@ -295,6 +311,7 @@ export class Transaction implements HandlerTransaction {
   }
 
   #errorReply(err: unknown, phase: HandlerPhase): Reply {
+    if (!(err instanceof SMTPError) && !(err instanceof DropConnection)) this.#trace.failed(err);
     return replyForError(err, REPLIES.localError(), this.log, phase);
   }
 
@@ -302,6 +319,21 @@ export class Transaction implements HandlerTransaction {
     if (this.#ended) return;
     this.#ended = true;
     if (this.#handler !== undefined) this.#safely('onFinish', () => this.#handler?.onFinish());
+    this.#traceEnd();
+  }
+
+  /** The span ends with the transaction: its queue id, recipients, size and final reply. */
+  #traceEnd(): void {
+    const reply = this.#reply;
+    this.#trace.annotate(() => {
+      const attributes: Record<string, string | number> = {
+        'sirocco.queue_id': this.request.id,
+        'sirocco.recipients': this.envelope.rcptTos.length,
+      };
+      if (this.#size !== undefined) attributes['sirocco.message.size'] = this.#size;
+      return attributes;
+    });
+    this.#trace.end(reply, reply === undefined ? 'aborted' : reply.code < 400 ? 'accepted' : 'refused');
   }
 
   #safely(hook: string, fn: () => unknown): void {

@@ -9,6 +9,7 @@ import { REPLIES } from '../protocol/replies.js';
 import { SMTPError, type EnhancedCode } from '../protocol/reply.js';
 import { bounceMessage, type Refusal } from '../outbound/bounce.js';
 import { dsnGroups, dsnOptions } from '../outbound/client.js';
+import { deliveryEnded, deliverySpan, smarthostOutcomes } from '../outbound/tracing.js';
 import { passableOverData } from './eight-bit.js';
 import { checkedHops } from './hops.js';
 import { receivedHeader } from './trace.js';
@@ -292,6 +293,11 @@ export class Relay extends RequestHandler<RelaySettings> {
     for (const [n, group] of groups.entries()) {
       const raw = n === 0 ? source : (whole ??= Buffer.concat(kept));
       let info: SMTPTransport.SentMessageInfo;
+      const span = deliverySpan(
+        { exchanger: this.settings.relayHost, port: this.settings.relayPort ?? 25 },
+        group.addresses.length,
+        this.request.id,
+      );
       try {
         info = await (
           await transportFor(this.application)
@@ -303,13 +309,15 @@ export class Relay extends RequestHandler<RelaySettings> {
           ...dsnOptions(envelope.dsn, group.dsn),
         });
       } catch (err) {
-        if (n === 0) throw state.refusal ?? smarthostError(err);
+        const refusal = (n === 0 ? state.refusal : undefined) ?? smarthostError(err);
+        deliveryEnded(span, smarthostOutcomes(group.addresses, { failed: refusal }));
+        if (n === 0) throw refusal;
         // The first group went: the 250 stands, and these recipients are bounced.
-        const refusal = smarthostError(err);
         for (const recipient of group.addresses)
           rejected.push({ recipient, code: refusal.code, reply: refusal.message, originalRecipient: group.dsn?.orcpt });
         continue;
       }
+      deliveryEnded(span, smarthostOutcomes(group.addresses, info));
       // nodemailer resolves only once the smarthost accepted the message for at least one recipient.
       for (const recipient of info.rejected) {
         const err = info.rejectedErrors?.find((e) => e.recipient === recipient);

@@ -10,6 +10,7 @@ import type SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import type { RcptDsn } from '../protocol/dsn.js';
 import { statusOf } from './bounce.js';
 import type { Exchanger } from './resolver.js';
+import { connectEnded, connectSpan, deliveryEnded, deliverySpan, exchangerSkipped, type Endpoint } from './tracing.js';
 
 /**
  * One recipient's outcome: the reply that decided it.
@@ -49,6 +50,8 @@ export interface OutgoingMessage {
   readonly eightBit?: boolean | undefined;
   readonly size?: number | undefined;
   readonly content: () => Readable | Buffer;
+  /** The queue id, for the delivery attempt's span. */
+  readonly id?: string | undefined;
 }
 
 /** How connections are made. */
@@ -90,12 +93,14 @@ const CONNECTION_GONE = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'ETLS', 
 /** An open session with one exchanger. */
 export class OutboundConnection {
   readonly exchanger: string;
+  readonly #endpoint: Endpoint;
   readonly #connection: SMTPConnection;
   #alive = true;
   #lacksRequireTls = false;
 
-  private constructor(exchanger: string, connection: SMTPConnection) {
-    this.exchanger = exchanger;
+  private constructor(endpoint: Endpoint, connection: SMTPConnection) {
+    this.exchanger = endpoint.exchanger;
+    this.#endpoint = endpoint;
     this.#connection = connection;
     connection.once('end', () => (this.#alive = false));
   }
@@ -126,6 +131,7 @@ export class OutboundConnection {
   static async open(exchangers: readonly Exchanger[], options: ConnectOptions): Promise<OutboundConnection | ConnectFailure> {
     const Connection = await smtpConnection();
     let last: ConnectFailure = { code: 451, status: '4.4.1', reply: 'no exchanger to connect to' };
+    const span = connectSpan();
     for (const exchanger of exchangers) {
       for (const address of exchanger.addresses) {
         const connection = new Connection({
@@ -150,12 +156,18 @@ export class OutboundConnection {
             resolve(e);
           });
         });
-        if (err === undefined) return new OutboundConnection(exchanger.name, connection);
+        const endpoint = { exchanger: exchanger.name, address, port: options.port ?? 25 };
+        if (err === undefined) {
+          connectEnded(span, endpoint, connection.secure);
+          return new OutboundConnection(endpoint, connection);
+        }
         connection.close();
         last = connectFailure(err, exchanger.name, address, options.verifiedTls === true);
+        exchangerSkipped(span, endpoint, last);
         options.logger?.info({ exchanger: exchanger.name, address, reply: last.reply }, 'exchanger not usable, trying the next');
       }
     }
+    connectEnded(span, last);
     return last;
   }
 
@@ -172,7 +184,10 @@ export class OutboundConnection {
         );
         continue;
       }
-      results.push(...(await this.#transaction(message, group)));
+      const span = deliverySpan(this.#endpoint, group.addresses.length, message.id);
+      const sent = await this.#transaction(message, group);
+      deliveryEnded(span, sent);
+      results.push(...sent);
     }
     return results;
   }

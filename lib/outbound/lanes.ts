@@ -193,6 +193,7 @@ export class Lanes<J extends LaneJob> {
           eightBit: entry.eightBit,
           size: entry.size,
           content: () => this.#options.content(job),
+          id: entry.id,
         };
         let results = await connection.send(message);
         if (entry.requireTls && connection.lacksRequireTls) {

@@ -24,6 +24,7 @@ import {
 } from '../protocol/sasl.js';
 import type { Decision, Session } from '../protocol/session.js';
 import { clientLabel } from '../protocol/session-info.js';
+import { SpanKind, Traced } from '../app/tracing.js';
 
 type Verdict = { readonly decision: AuthDecision } | { readonly refusal: Reply };
 
@@ -38,6 +39,8 @@ export interface AuthSetup {
   readonly limits: ClientLimits;
   /** Who the limits count (`null`: a local Unix socket client). */
   client(): string | null;
+  /** The session's span: the exchange's own span (`smtp.auth`) is its child. */
+  readonly trace: Traced;
 }
 
 export class AuthExchange {
@@ -50,6 +53,8 @@ export class AuthExchange {
   #open = true;
   /** The running password check's place in the client's AUTH limit. */
   #slot: AuthSlot | undefined;
+  /** The exchange's span, from the AUTH command to its last reply. */
+  readonly #trace: Traced;
 
   constructor(mechanism: SaslMechanism, setup: AuthSetup) {
     if (setup.authenticate === undefined) throw new Error('AUTH decided without an authenticator');
@@ -59,6 +64,8 @@ export class AuthExchange {
     this.#authenticate = setup.authenticate;
     this.#session = setup.session;
     this.#log = setup.log;
+    this.#trace = new Traced('smtp.auth', SpanKind.INTERNAL, setup.trace);
+    this.#trace.annotate(() => ({ 'sirocco.sasl.mechanism': mechanism }));
   }
 
   /** Whether the exchange goes on: the next line is the client's response. */
@@ -102,8 +109,8 @@ export class AuthExchange {
         this.#open = false;
         this.#log.info({ user: step.user }, 'authenticated');
         this.#setup.metrics?.auth(this.#mechanism, true);
-        this.abandon();
-        return this.#session.authenticated(step.user);
+        this.#release();
+        return this.#ended(this.#session.authenticated(step.user), 'success');
       case 'failure':
         if (!step.countsAsFailure) return this.#refuse(step.reply);
         this.#open = false;
@@ -111,7 +118,7 @@ export class AuthExchange {
         this.#setup.metrics?.auth(this.#mechanism, false);
         this.#slot?.failed();
         this.#slot = undefined;
-        return this.#session.authFailed(step.reply);
+        return this.#ended(this.#session.authFailed(step.reply), 'failure');
     }
   }
 
@@ -119,7 +126,8 @@ export class AuthExchange {
   #verdict(credentials: AuthCredentials): Maybe<Verdict> {
     const refused = (err: unknown): Verdict => ({ refusal: replyForError(err, REPLIES.authTemporary(), this.#log, 'authenticate') });
     try {
-      const result = this.#authenticate(credentials, this.#session.info());
+      const info = this.#session.info();
+      const result = this.#trace.run(() => this.#authenticate(credentials, info));
       return result instanceof Promise ? result.then((decision) => ({ decision }), refused) : { decision: result };
     } catch (err) {
       return refused(err);
@@ -128,19 +136,31 @@ export class AuthExchange {
 
   /** The exchange ended without a verdict, or the client left: the check's slot is given back. */
   abandon(): void {
+    this.#release();
+    this.#trace.end(undefined, 'abandoned');
+  }
+
+  /** The running check's slot is given back. */
+  #release(): void {
     this.#slot?.done();
     this.#slot = undefined;
+  }
+
+  /** The exchange's last decision: the span ends with its reply. */
+  #ended(decision: Decision, outcome: string): Decision {
+    this.#trace.end(decision.kind === 'reply' ? decision.reply : undefined, outcome);
+    return decision;
   }
 
   #overLimit(): Decision {
     this.#open = false;
     this.#log.info({ client: clientLabel(this.#session.peer) }, 'AUTH refused: too many failures from this client');
-    return { kind: 'reply', reply: REPLIES.authLimit() };
+    return this.#ended({ kind: 'reply', reply: REPLIES.authLimit() }, 'limited');
   }
 
   #refuse(reply: Reply): Decision {
-    this.abandon();
+    this.#release();
     this.#open = false;
-    return this.#session.authRefused(reply);
+    return this.#ended(this.#session.authRefused(reply), 'refused');
   }
 }

@@ -29,6 +29,7 @@ import { readChunks } from '../net/reader.js';
 import { ReplyWriter } from './reply-writer.js';
 import { upgradeSocket } from '../net/tls-upgrade.js';
 import { ProxyPreamble } from './proxy-preamble.js';
+import { sessionEnded, sessionSpan, type Traced } from '../app/tracing.js';
 
 /** RFC 4954 §4: a SASL line may be 12288 bytes, more than an ordinary command line. */
 const AUTH_LINE_LIMIT = 12288 + 2;
@@ -66,6 +67,8 @@ export class Connection {
   readonly #limitsClient: () => string | null;
   /** The session's transcript in the log: commands at `debug`, with the sizes of reads at `trace`. */
   readonly #transcript: 'debug' | 'trace' | null;
+  /** The session's span (a no-op until the application registers an OpenTelemetry SDK). */
+  readonly #trace: Traced;
 
   /** `unixPath`: the socket file a local client connected to, which names it in logs and `localAddress`. */
   constructor(socket: Socket, context: ConnectionContext, unixPath: string | undefined, onClosed: (connection: Connection) => void) {
@@ -90,6 +93,7 @@ export class Connection {
         localPort: socket.localPort ?? 0,
       },
     );
+    this.#trace = sessionSpan(this.#session.peer, settings.lmtp);
     this.#writer = new ReplyWriter(
       socket,
       this.#log,
@@ -108,12 +112,13 @@ export class Connection {
       },
       failed: (err) => {
         this.#log.error({ err }, 'connection failed');
+        this.#trace.failed(err, 'connection failed');
         this.#close(REPLIES.localError());
       },
       flush: () => this.#writer.flush(),
       queued: () => this.#writer.queued,
     });
-    this.#intake = new Intake(context.app, this.#session, this.#writer, this.#pump, this.#log, context.metrics);
+    this.#intake = new Intake(context.app, this.#session, this.#writer, this.#pump, this.#log, context.metrics, this.#trace);
     this.#opening = new Opening({
       session: this.#session,
       writer: this.#writer,
@@ -203,7 +208,10 @@ export class Connection {
     this.#ended = true;
     this.#session.end();
     this.#socket.on('error', () => undefined);
-    this.#socket.on('close', () => this.#onClosed(this));
+    this.#socket.on('close', () => {
+      this.#trace.end(reply, 'turned away');
+      this.#onClosed(this);
+    });
     this.#writer.end(reply);
   }
 
@@ -301,6 +309,7 @@ export class Connection {
           metrics: this.#context.metrics,
           limits: this.#context.limits,
           client: this.#limitsClient,
+          trace: this.#trace,
         });
         this.#auth = auth;
         return this.#pump.wait(auth.start(decision.initial), (next) => this.#afterAuth(auth, next));
@@ -386,6 +395,7 @@ export class Connection {
     this.#auth?.abandon();
     this.#auth = null;
     this.#intake.connectionClosed();
+    sessionEnded(this.#trace, this.#session.info());
     this.#log.debug('closed');
     this.#onClosed(this);
   }

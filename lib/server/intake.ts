@@ -27,6 +27,7 @@ import { asPending, DRY, type InputPump, type StepResult } from '../net/input-pu
 import { MessageBody } from './message-body.js';
 import type { ServerMetrics, TimedHook } from './metrics.js';
 import type { ReplyWriter } from './reply-writer.js';
+import type { Traced } from '../app/tracing.js';
 
 /** What is being read now instead of command lines. */
 const enum Reading {
@@ -61,6 +62,8 @@ export class Intake {
   #delivering: Transaction | null = null;
 
   readonly #metrics: ServerMetrics | null;
+  /** The session's span: each transaction's span is its child. */
+  readonly #trace: Traced | null;
 
   constructor(
     app: AnyServedApplication,
@@ -69,8 +72,10 @@ export class Intake {
     pump: InputPump,
     log: Logger,
     metrics: ServerMetrics | null = null,
+    trace: Traced | null = null,
   ) {
     this.#metrics = metrics;
+    this.#trace = trace;
     this.#app = app;
     this.#settings = app.settings as ApplicationSettings;
     this.#budget = app.bodyBudget;
@@ -103,6 +108,7 @@ export class Intake {
         dsn: command.dsn,
       },
       this.#log,
+      this.#trace,
     );
     this.#transaction = transaction;
     const started = this.#metrics === null ? 0 : performance.now();
