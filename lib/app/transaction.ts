@@ -12,7 +12,7 @@ import { REPLIES } from '../protocol/replies.js';
 import { SMTPError, type Reply } from '../protocol/reply.js';
 import { clientLabel, type SessionInfo } from '../protocol/session-info.js';
 import { DropConnection, replyForError } from './errors.js';
-import { SpanKind, Traced } from './tracing.js';
+import { endWith, SpanKinds, Traced } from './tracing.js';
 import { andThen, type Maybe } from './maybe.js';
 import type { ReadBufferRecycler } from './lent-chunks.js';
 import { MessageAbortedError, MessageStream } from './message-stream.js';
@@ -70,7 +70,7 @@ export class Transaction implements HandlerTransaction {
     this.envelope = envelope;
     this.request = new SMTPRequest(session, envelope);
     this.#connectionLog = log;
-    this.#trace = new Traced('smtp.transaction', SpanKind.INTERNAL, parent);
+    this.#trace = Traced.start('smtp.transaction', SpanKinds.INTERNAL, parent);
   }
 
   /** Whether the transaction is over (`onFinish` ran or is due once a running hook settles). */
@@ -333,7 +333,7 @@ export class Transaction implements HandlerTransaction {
       if (this.#size !== undefined) attributes['sirocco.message.size'] = this.#size;
       return attributes;
     });
-    this.#trace.end(reply, reply === undefined ? 'aborted' : reply.code < 400 ? 'accepted' : 'refused');
+    endWith(this.#trace, reply, reply === undefined ? 'aborted' : reply.code < 400 ? 'accepted' : 'refused');
   }
 
   #safely(hook: string, fn: () => unknown): void {

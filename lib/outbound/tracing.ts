@@ -1,24 +1,11 @@
 /**
- * OpenTelemetry spans for sending, through `@opentelemetry/api` alone (no-ops until the
- * application registers an SDK): `smtp.connect` for reaching a destination's exchangers, and
- * `smtp.deliver` for one delivery attempt, a message's transaction with one exchanger. Both are
- * children of whatever span is active when sending starts (a handler's transaction, for
- * `sendDirect` in `data()`), or roots (the queue's tries). No mail address is put on a span.
+ * The spans of sending (see `telemetry/traced.ts`: nothing until an SDK is registered):
+ * `smtp.connect` for reaching a destination's exchangers, and `smtp.deliver` for one delivery
+ * attempt, a message's transaction with one exchanger. Both are children of whatever span is
+ * active when sending starts (a handler's transaction, for `sendDirect` in `data()`), or roots
+ * (the queue's tries). No mail address is put on a span.
  */
-import { context, SpanKind, SpanStatusCode, trace, type Span, type Tracer, type TracerProvider } from '@opentelemetry/api';
-
-let provider: TracerProvider | undefined;
-let tracer: Tracer | undefined;
-
-/** The tracer for sending: the global provider's, asked again only when the provider changes. */
-function currentTracer(): Tracer {
-  const now = trace.getTracerProvider();
-  if (now !== provider || tracer === undefined) {
-    provider = now;
-    tracer = now.getTracer('sirocco');
-  }
-  return tracer;
-}
+import { SpanKinds, Traced } from '../telemetry/traced.js';
 
 /** A reply as sending reports it (a recipient's result, or why no exchanger could be used). */
 interface Outcome {
@@ -35,37 +22,35 @@ export interface Endpoint {
 }
 
 /** The span of connecting to the first usable exchanger of a list. */
-export function connectSpan(): Span {
-  return currentTracer().startSpan('smtp.connect', { kind: SpanKind.CLIENT }, context.active());
+export function connectSpan(): Traced {
+  return Traced.start('smtp.connect', SpanKinds.CLIENT, 'active');
 }
 
 /** An exchanger (one of its addresses) that could not be used: an event on the connect span. */
-export function exchangerSkipped(span: Span, endpoint: Endpoint, failure: Outcome): void {
-  if (!span.isRecording()) return;
-  span.addEvent('exchanger not usable', { ...endpointAttributes(endpoint), 'sirocco.reply': failure.reply });
+export function exchangerSkipped(traced: Traced, endpoint: Endpoint, failure: Outcome): void {
+  traced.event('exchanger not usable', () => ({ ...endpointAttributes(endpoint), 'sirocco.reply': failure.reply }));
 }
 
 /** The connect span's end: the session's endpoint, or the last failure. */
-export function connectEnded(span: Span, outcome: Endpoint | Outcome, secure = false): void {
-  if (span.isRecording()) {
-    if (!('reply' in outcome)) {
-      span.setAttributes({ ...endpointAttributes(outcome), 'sirocco.tls': secure });
-    } else {
-      span.setAttributes({ 'sirocco.reply.code': outcome.code, 'sirocco.reply.status': outcome.status, 'sirocco.reply': outcome.reply });
-      span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.reply });
-    }
+export function connectEnded(traced: Traced, outcome: Endpoint | Outcome, secure = false): void {
+  if (!('reply' in outcome)) {
+    traced.annotate(() => ({ ...endpointAttributes(outcome), 'sirocco.tls': secure }));
+  } else {
+    traced.annotate(() => ({ 'sirocco.reply.code': outcome.code, 'sirocco.reply.status': outcome.status, 'sirocco.reply': outcome.reply }));
+    traced.error(outcome.reply);
   }
-  span.end();
+  traced.end();
 }
 
 /** One delivery attempt: a message's transaction with the exchanger at `endpoint`. */
-export function deliverySpan(endpoint: Endpoint, recipients: number, queueId: string | undefined): Span {
-  const span = currentTracer().startSpan('smtp.deliver', { kind: SpanKind.CLIENT }, context.active());
-  if (span.isRecording()) {
-    span.setAttributes({ ...endpointAttributes(endpoint), 'sirocco.recipients': recipients });
-    if (queueId !== undefined) span.setAttribute('sirocco.queue_id', queueId);
-  }
-  return span;
+export function deliverySpan(endpoint: Endpoint, recipients: number, queueId: string | undefined): Traced {
+  const traced = Traced.start('smtp.deliver', SpanKinds.CLIENT, 'active');
+  traced.annotate(() => ({
+    ...endpointAttributes(endpoint),
+    'sirocco.recipients': recipients,
+    ...(queueId === undefined ? {} : { 'sirocco.queue_id': queueId }),
+  }));
+  return traced;
 }
 
 /**
@@ -73,22 +58,22 @@ export function deliverySpan(endpoint: Endpoint, recipients: number, queueId: st
  * one's), and how many recipients were accepted, deferred and refused. No recipient accepted is
  * an error.
  */
-export function deliveryEnded(span: Span, results: readonly Outcome[]): void {
-  if (span.isRecording()) {
-    const accepted = results.filter((r) => r.code < 400).length;
+export function deliveryEnded(traced: Traced, results: readonly Outcome[]): void {
+  const accepted = results.filter((r) => r.code < 400).length;
+  const decisive = results.find((r) => r.code < 400) ?? results[0];
+  traced.annotate(() => {
     const refused = results.filter((r) => r.code >= 500).length;
-    const decisive = results.find((r) => r.code < 400) ?? results[0];
-    span.setAttributes({
+    return {
       'sirocco.recipients.accepted': accepted,
       'sirocco.recipients.deferred': results.length - accepted - refused,
       'sirocco.recipients.refused': refused,
-    });
-    if (decisive !== undefined) {
-      span.setAttributes({ 'sirocco.reply.code': decisive.code, 'sirocco.reply.status': decisive.status, 'sirocco.reply': decisive.reply });
-    }
-    if (accepted === 0) span.setStatus({ code: SpanStatusCode.ERROR, message: decisive?.reply ?? 'no recipient' });
-  }
-  span.end();
+      ...(decisive === undefined
+        ? {}
+        : { 'sirocco.reply.code': decisive.code, 'sirocco.reply.status': decisive.status, 'sirocco.reply': decisive.reply }),
+    };
+  });
+  if (accepted === 0) traced.error(decisive?.reply ?? 'no recipient');
+  traced.end();
 }
 
 /**

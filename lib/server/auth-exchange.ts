@@ -24,7 +24,7 @@ import {
 } from '../protocol/sasl.js';
 import type { Decision, Session } from '../protocol/session.js';
 import { clientLabel } from '../protocol/session-info.js';
-import { SpanKind, Traced } from '../app/tracing.js';
+import { endWith, SpanKinds, Traced } from '../app/tracing.js';
 
 type Verdict = { readonly decision: AuthDecision } | { readonly refusal: Reply };
 
@@ -64,7 +64,7 @@ export class AuthExchange {
     this.#authenticate = setup.authenticate;
     this.#session = setup.session;
     this.#log = setup.log;
-    this.#trace = new Traced('smtp.auth', SpanKind.INTERNAL, setup.trace);
+    this.#trace = Traced.start('smtp.auth', SpanKinds.INTERNAL, setup.trace);
     this.#trace.annotate(() => ({ 'sirocco.sasl.mechanism': mechanism }));
   }
 
@@ -137,7 +137,7 @@ export class AuthExchange {
   /** The exchange ended without a verdict, or the client left: the check's slot is given back. */
   abandon(): void {
     this.#release();
-    this.#trace.end(undefined, 'abandoned');
+    endWith(this.#trace, undefined, 'abandoned');
   }
 
   /** The running check's slot is given back. */
@@ -148,7 +148,7 @@ export class AuthExchange {
 
   /** The exchange's last decision: the span ends with its reply. */
   #ended(decision: Decision, outcome: string): Decision {
-    this.#trace.end(decision.kind === 'reply' ? decision.reply : undefined, outcome);
+    endWith(this.#trace, decision.kind === 'reply' ? decision.reply : undefined, outcome);
     return decision;
   }
 

@@ -29,7 +29,7 @@ import { readChunks } from '../net/reader.js';
 import { ReplyWriter } from './reply-writer.js';
 import { upgradeSocket } from '../net/tls-upgrade.js';
 import { ProxyPreamble } from './proxy-preamble.js';
-import { sessionEnded, sessionSpan, type Traced } from '../app/tracing.js';
+import { endWith, sessionEnded, sessionSpan, type Traced } from '../app/tracing.js';
 
 /** RFC 4954 §4: a SASL line may be 12288 bytes, more than an ordinary command line. */
 const AUTH_LINE_LIMIT = 12288 + 2;
@@ -209,7 +209,7 @@ export class Connection {
     this.#session.end();
     this.#socket.on('error', () => undefined);
     this.#socket.on('close', () => {
-      this.#trace.end(reply, 'turned away');
+      endWith(this.#trace, reply, 'turned away');
       this.#onClosed(this);
     });
     this.#writer.end(reply);
