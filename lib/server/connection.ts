@@ -100,7 +100,7 @@ export class Connection {
       () => this.#idleTimer?.touch(),
       () => this.#pump.drained(),
       context.metrics,
-      () => this.#close(),
+      () => this.#end([]),
     );
     this.#pump = new InputPump(this.#lines, settings.maxBufferedBytes, {
       socket: () => this.#socket,
@@ -108,12 +108,12 @@ export class Connection {
       waitingForDrain: () => this.#writer.waitingForDrain,
       step: () => this.#step(),
       afterStep: () => {
-        if (this.#shuttingDown && !inTransaction(this.#session.state)) this.#close(REPLIES.shuttingDown());
+        if (this.#shuttingDown && !inTransaction(this.#session.state)) this.#end([REPLIES.shuttingDown()]);
       },
       failed: (err) => {
         this.#log.error({ err }, 'connection failed');
         this.#trace.failed(err, 'connection failed');
-        this.#close(REPLIES.localError());
+        this.#end([REPLIES.localError()]);
       },
       flush: () => this.#writer.flush(),
       queued: () => this.#writer.queued,
@@ -130,7 +130,7 @@ export class Connection {
       metrics: context.metrics,
       log: this.#log,
       ended: () => this.#ended,
-      close: (reply) => this.#close(reply),
+      close: (reply) => this.#end([reply]),
     });
   }
 
@@ -193,36 +193,28 @@ export class Connection {
     if (this.#ended) return;
     this.#context.metrics?.refused('proxy');
     this.#log.info({ reason: why, peer: this.#socket.remoteAddress }, 'PROXY header refused; closing');
-    this.#drop();
-  }
-
-  /** Ends the connection at once, without a word. */
-  #drop(): void {
-    this.#ended = true;
-    this.#session.end();
-    this.#socket.destroy();
+    this.#end('drop');
   }
 
   /** Turns the client away with one reply and closes (the connection limit, a server closing). */
   turnAway(reply: Reply): void {
-    this.#ended = true;
-    this.#session.end();
     this.#socket.on('error', () => undefined);
     this.#socket.on('close', () => {
       endWith(this.#trace, reply, 'turned away');
       this.#onClosed(this);
     });
-    this.#writer.end(reply);
+    this.#end([reply]);
   }
 
   /** Graceful shutdown: closes now if idle, else once the open transaction ends. */
   shutdown(): void {
     this.#shuttingDown = true;
-    if (!this.busy) this.#close(REPLIES.shuttingDown());
+    if (!this.busy) this.#end([REPLIES.shuttingDown()]);
   }
 
   /** Drops the connection at once. */
   destroy(): void {
+    this.#end('drop');
     this.#socket.destroy();
   }
 
@@ -248,7 +240,7 @@ export class Connection {
       }
       if (chunk[0] === TLS_HANDSHAKE && !this.#session.secure) {
         this.#log.info('TLS handshake on a plaintext port; closing');
-        this.#drop();
+        this.#end('drop');
         return;
       }
     }
@@ -277,7 +269,7 @@ export class Connection {
         this.#writer.add(decision.reply);
         return undefined;
       case 'close':
-        this.#close(...decision.replies);
+        this.#end(decision.replies);
         return undefined;
       case 'hello':
         this.#intake.abort();
@@ -363,7 +355,7 @@ export class Connection {
         this.#writer.resume(socket);
         this.#attach(socket);
         if (implicit) this.#pump.run(() => this.#opening.welcome());
-        if (this.#shuttingDown) this.#close(REPLIES.shuttingDown());
+        if (this.#shuttingDown) this.#end([REPLIES.shuttingDown()]);
       },
       close: () => this.#onSocketClose(),
     });
@@ -372,16 +364,21 @@ export class Connection {
   #onTimeout(): void {
     if (this.#ended) return;
     this.#log.info('idle timeout');
-    this.#close(REPLIES.idleTimeout());
+    this.#end([REPLIES.idleTimeout()]);
   }
 
-  /** Sends the last replies and ends the connection; input after them is ignored. */
-  #close(...last: Reply[]): void {
+  /**
+   * The one way a connection ends: with its last replies, then the socket's end (the writer sends
+   * what is queued first), or dropped without a word (`'drop'`: a PROXY header refused, TLS on a
+   * plaintext port, the server's close timeout; also any end during a TLS handshake). Nothing is
+   * read or decided after it; the socket's `close` does the rest (`#onSocketClose`).
+   */
+  #end(how: readonly Reply[] | 'drop'): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#session.end();
-    if (this.#upgrading) this.#socket.destroy();
-    else this.#writer.end(...last);
+    if (how === 'drop' || this.#upgrading) this.#socket.destroy();
+    else this.#writer.end(...how);
   }
 
   #onSocketClose(): void {

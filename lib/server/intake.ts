@@ -1,44 +1,42 @@
 /**
- * Message intake: the open mail transaction of one connection, from MAIL through RCPT to the end
- * of the message. It builds the {@link Transaction} that runs the handler's hooks, reads the
- * message (DATA through the decoder, or BDAT chunks as they are) into one {@link MessageBody},
- * sends each hook's reply through the connection's writer, and tells the session how each hook
- * answered. The connection hands it the decisions `mail`, `rcpt`, `data`, `bdat` and `skip`.
+ * The mail transaction of one connection, from MAIL to the reply after the message: the driver
+ * of the handler's lifecycle. The connection hands it the decisions `mail`, `rcpt`, `data`,
+ * `bdat` and `skip`; the {@link BodyReader} reads the message's bytes and tells it when the
+ * message is whole. Every step, in one place:
  *
- * Memory stays bounded: a streaming handler's reader sets the pace (the pump waits for its
- * demand, and the socket pauses), a buffered handler's body counts against the application's
- * budget, and a body past `maxMessageSize` is read and dropped.
+ * | step | from | the {@link Transaction} runs | reply | the transaction ends |
+ * |---|---|---|---|---|
+ * | `mail` | MAIL | the handler is made, `prepare()` | `250 2.1.0`, or its refusal | when refused |
+ * | `rcpt` | RCPT | `rcpt(address)` | `250 2.1.5`, or its refusal | no |
+ * | `startData` | DATA | `beforeData()`, then the body opens (the budget may say `452 4.3.1`) | `354`, or the refusal | no |
+ * | `startChunk` | the first BDAT | `beforeData()`, the body opens; the chunk is read even when refused | `250 2.0.0` per chunk | when refused |
+ * | `ended` | the final dot, BDAT LAST | `data()` (a streaming handler's has run since the body opened) | `250 2.0.0 queued`, its refusal, or one per recipient (LMTP) | yes |
+ * | `abort` | RSET, HELO/EHLO, STARTTLS, a refused chunk | a streaming handler's stream fails | — | yes |
+ * | `connectionClosed` | the client left | `onConnectionClose()`, the stream fails | — | yes |
+ *
+ * `onFinish()` runs once per transaction, after whichever step ended it (and after a hook still
+ * running settles). Memory stays bounded: a streaming handler's reader sets the pace, a buffered
+ * handler's body counts against the application's budget, and a body past `maxMessageSize` is read
+ * and dropped.
  */
 import type { Logger } from 'pino';
 import type { BodyBudget } from '../app/body-budget.js';
 import type { Maybe } from '../app/maybe.js';
-import { MessageTooBigError } from '../app/message-stream.js';
 import type { AnyServedApplication } from '../app/request-handler.js';
 import type { ApplicationSettings } from '../app/settings.js';
 import { Transaction, type MessageReplies } from '../app/transaction.js';
+import type { Traced } from '../app/tracing.js';
 import type { EsmtpParams } from '../protocol/command.js';
-import { DataDecoder } from '../protocol/data-decoder.js';
 import type { RcptDsn } from '../protocol/dsn.js';
 import type { LineSplitter } from '../protocol/line-splitter.js';
 import { REPLIES } from '../protocol/replies.js';
 import type { Reply } from '../protocol/reply.js';
 import type { MailCommand, Session } from '../protocol/session.js';
-import { asPending, DRY, type InputPump, type StepResult } from '../net/input-pump.js';
+import { asPending, type InputPump, type StepResult } from '../net/input-pump.js';
+import { BodyReader, type DataRefusal } from './body-reader.js';
 import { MessageBody } from './message-body.js';
 import type { ServerMetrics, TimedHook } from './metrics.js';
 import type { ReplyWriter } from './reply-writer.js';
-import type { Traced } from '../app/tracing.js';
-
-/** What is being read now instead of command lines. */
-const enum Reading {
-  Commands,
-  /** DATA, up to the final dot. */
-  Data,
-  /** A BDAT chunk's payload. */
-  Chunk,
-  /** A refused BDAT chunk's payload, dropped. */
-  Skip,
-}
 
 export class Intake {
   readonly #app: AnyServedApplication;
@@ -48,19 +46,12 @@ export class Intake {
   readonly #writer: ReplyWriter;
   readonly #pump: InputPump;
   readonly #log: Logger;
-  #reading = Reading.Commands;
-  #decoder: DataDecoder | null = null;
+  readonly #reader: BodyReader;
+  /** The open message's body, from DATA or the first BDAT chunk to the end of the message. */
   #body: MessageBody | null = null;
-  /** Bytes of the BDAT chunk (or skipped payload) still to read. */
-  #left = 0;
-  #last = false;
-  #chunkSize = 0;
-  /** The reply after a skipped payload. */
-  #skipReply: Reply | null = null;
   #transaction: Transaction | null = null;
   /** The transaction whose data() is running, after the session has left the data state. */
   #delivering: Transaction | null = null;
-
   readonly #metrics: ServerMetrics | null;
   /** The session's span: each transaction's span is its child. */
   readonly #trace: Traced | null;
@@ -83,11 +74,20 @@ export class Intake {
     this.#writer = writer;
     this.#pump = pump;
     this.#log = log;
+    this.#reader = new BodyReader(this.#settings, session, writer, pump, {
+      ended: (body, refusal) => this.#ended(body, refusal),
+      overflow: (error) => this.#transaction?.overflow(error),
+    });
   }
 
   /** Whether message bytes are being read: input goes to {@link takeData}, not the line parser. */
   get readingData(): boolean {
-    return this.#reading !== Reading.Commands;
+    return this.#reader.reading;
+  }
+
+  /** Feeds what the client sent to the message (see {@link BodyReader.take}). */
+  takeData(lines: LineSplitter): StepResult {
+    return this.#reader.take(lines);
   }
 
   /** MAIL: a new transaction, and the handler's `prepare()`. */
@@ -160,18 +160,17 @@ export class Intake {
       this.#writer.add(REPLIES.insufficientStorage());
       return;
     }
-    this.#decoder = new DataDecoder(this.#settings.maxMessageSize, this.#settings.bareLineEndings, body);
-    this.#reading = Reading.Data;
+    this.#reader.data(body);
     this.#writer.add(ready);
   }
 
   /** BDAT: the chunk's payload joins the message (the first chunk opens it). */
   startChunk(size: number, last: boolean): StepResult {
-    if (this.#body !== null) return this.#chunkBody(size, last);
+    if (this.#body !== null) return this.#reader.chunk(this.#body, size, last);
     // The first chunk: the handler's beforeData() may refuse the message; its chunk is still read.
     const verdict = this.#transaction?.beforeData();
     const then = (refusal: Reply | undefined): StepResult => {
-      if (refusal === undefined) return this.#chunkBody(size, last);
+      if (refusal === undefined) return this.#firstChunk(size, last);
       this.abort();
       this.#session.transactionFailed();
       return this.skip(size, refusal);
@@ -180,96 +179,20 @@ export class Intake {
     return this.#pump.wait(verdict, (refusal) => asPending(then(refusal)));
   }
 
-  #chunkBody(size: number, last: boolean): StepResult {
-    if (this.#body === null) {
-      const body = this.#openBody(Math.max(size, this.#transaction?.envelope.declaredSize ?? 0));
-      if (body === null) {
-        // RFC 3030 §2: a failed BDAT fails the transaction; its chunk is still read.
-        this.abort();
-        this.#session.transactionFailed();
-        return this.skip(size, REPLIES.insufficientStorage());
-      }
+  #firstChunk(size: number, last: boolean): StepResult {
+    const body = this.#openBody(Math.max(size, this.#transaction?.envelope.declaredSize ?? 0));
+    if (body === null) {
+      // RFC 3030 §2: a failed BDAT fails the transaction; its chunk is still read.
+      this.abort();
+      this.#session.transactionFailed();
+      return this.skip(size, REPLIES.insufficientStorage());
     }
-    this.#reading = Reading.Chunk;
-    this.#left = size;
-    this.#last = last;
-    this.#chunkSize = size;
-    return size === 0 ? this.#chunkEnd() : undefined;
+    return this.#reader.chunk(body, size, last);
   }
 
   /** A refused BDAT: its payload is read and dropped, then the reply goes out. */
   skip(size: number, reply: Reply): StepResult {
-    this.#reading = Reading.Skip;
-    this.#left = size;
-    this.#skipReply = reply;
-    return size === 0 ? this.#skipEnd() : undefined;
-  }
-
-  /** Feeds what the client sent to the message; at its end, the handler's reply. */
-  takeData(lines: LineSplitter): StepResult {
-    if (this.#reading === Reading.Data) return this.#takeDataLines(lines);
-    const part = lines.take(this.#left);
-    if (part === null) return DRY;
-    this.#left -= part.length;
-    if (this.#reading === Reading.Skip) return this.#left === 0 ? this.#skipEnd() : undefined;
-    const body = this.#body;
-    if (body === null) throw new Error('a BDAT chunk without a message');
-    body.write(part);
-    const next = (): StepResult => (this.#left === 0 ? this.#chunkEnd() : undefined);
-    return body.takeBackedUp() ? this.#afterDemand(body, next) : next();
-  }
-
-  #takeDataLines(lines: LineSplitter): StepResult {
-    const decoder = this.#decoder;
-    const body = this.#body;
-    if (decoder === null || body === null) throw new Error('no data is being read');
-    const chunk = lines.takeNext();
-    if (chunk === null) return DRY;
-    const wasTooBig = decoder.tooBig;
-    const rest = decoder.push(chunk);
-    if (decoder.tooBig && !wasTooBig) this.#transaction?.overflow(new MessageTooBigError(this.#settings.maxMessageSize));
-    if (rest !== undefined) {
-      lines.unshift(rest);
-      return this.#dataEnd(decoder, body);
-    }
-    return body.takeBackedUp() ? this.#afterDemand(body, () => undefined) : undefined;
-  }
-
-  /** Waits until the streaming handler wants more, with the idle clock stopped meanwhile. */
-  #afterDemand(body: MessageBody, then: () => StepResult): Promise<void> | undefined {
-    const stream = body.stream;
-    if (stream === null) return asPending(then());
-    return this.#pump.wait(stream.demand(), () => asPending(then()), false);
-  }
-
-  #dataEnd(decoder: DataDecoder, body: MessageBody): Promise<void> | undefined {
-    this.#reading = Reading.Commands;
-    this.#decoder = null;
-    this.#session.dataEnded();
-    const message = decoder.result();
-    if (message.tooBig) return this.#refuse(REPLIES.messageTooBig(), new MessageTooBigError(this.#settings.maxMessageSize));
-    if (message.bareLineEndings && this.#settings.bareLineEndings === 'reject') {
-      return this.#refuse(REPLIES.bareLineEndingsInBody(), new Error('bare CR or LF in the message'));
-    }
-    return this.#endOfMessage(body);
-  }
-
-  #chunkEnd(): StepResult {
-    this.#reading = Reading.Commands;
-    this.#session.chunkEnded(this.#last);
-    const body = this.#body;
-    if (body === null) throw new Error('a BDAT chunk without a message');
-    if (this.#last) return this.#endOfMessage(body);
-    this.#writer.add(REPLIES.chunkReceived(this.#chunkSize));
-    return undefined;
-  }
-
-  #skipEnd(): undefined {
-    this.#reading = Reading.Commands;
-    const reply = this.#skipReply;
-    this.#skipReply = null;
-    if (reply !== null) this.#writer.add(reply);
-    return undefined;
+    return this.#reader.skip(size, reply);
   }
 
   /** Opens the message body, or `null` (counted and logged) when the memory budget cannot take it. */
@@ -287,8 +210,9 @@ export class Intake {
     return body;
   }
 
-  /** The whole message is in: the handler's verdict, then the reply (one per recipient in LMTP). */
-  #endOfMessage(body: MessageBody): Promise<void> | undefined {
+  /** The whole message is in: the handler's verdict (or the data's own refusal), then the reply. */
+  #ended(body: MessageBody, refusal: DataRefusal | undefined): Promise<void> | undefined {
+    if (refusal !== undefined) return this.#refuse(refusal.reply, refusal.error);
     const transaction = this.#transaction;
     this.#transaction = null;
     this.#body = null;
@@ -366,8 +290,7 @@ export class Intake {
   /** The client went away: the open transaction, and one whose `data()` still runs, hear of it. */
   connectionClosed(): void {
     if (this.#transaction !== null && !this.#transaction.ended) this.#metrics?.transaction('aborted');
-    this.#reading = Reading.Commands;
-    this.#decoder = null;
+    this.#reader.stop();
     this.#body?.release();
     this.#body = null;
     this.#transaction?.abort(true);
