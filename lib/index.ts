@@ -34,6 +34,7 @@ export type { MailDsn, RcptDsn, NotifyCondition, OriginalRecipient } from './pro
 export type { SessionInfo, TLSInfo, Peer, Forwarded } from './protocol/session-info.js';
 export type { ProxyInfo, ProxySsl } from './protocol/proxy-header.js';
 export { SettingsError, settingsSchema, type SettingsProblem } from './app/settings-schema.js';
+export { ConnectionKitSettings } from './app/kit-settings.js';
 export {
   ApplicationSettings,
   type SettingsInput,

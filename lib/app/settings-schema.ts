@@ -5,7 +5,8 @@
  */
 import 'reflect-metadata';
 import type { ValidationError } from 'class-validator';
-import { ApplicationSettings, type TLSSettings } from './settings.js';
+import type { ConnectionKitSettings, TLSSettings } from './kit-settings.js';
+import { ApplicationSettings } from './settings.js';
 import { nearestName, settingNames } from './setting-names.js';
 import { peerListProblems } from './trusted-peers.js';
 import { validateSync } from './validators.js';
@@ -67,6 +68,46 @@ export function settingsSchema(schema: new () => object): ClassDecorator {
   };
 }
 
+/**
+ * What is wrong with a settings object of the connection kit's schema (SMTP's or POP3's): every
+ * field's own checks, then the checks the kit's fields make together. `logger` must be pino's;
+ * `tls` needs a key and a certificate; `implicitTLS` needs `tls`; `limitExempt` lists networks.
+ */
+export function kitProblems(settings: ConnectionKitSettings): SettingsProblem[] {
+  // In the schema's order (the kit's settings first), whatever order the validator found them in.
+  const order = Object.keys(settings);
+  const place = (field: string): number => (order.includes(field) ? order.indexOf(field) : order.length);
+  const problems = problemsOf(validateSync(settings, { forbidUnknownValues: false })).sort((a, b) => place(a.field) - place(b.field));
+  if (settings.logger !== undefined && typeof (settings.logger as { child?: unknown }).child !== 'function') {
+    problems.push({ field: 'logger', reasons: ['logger must be a pino logger'] });
+  }
+  const tls = settings.tls as (TLSSettings & { key?: unknown; cert?: unknown; pfx?: unknown }) | undefined;
+  if (
+    tls !== undefined &&
+    tls !== null &&
+    typeof tls === 'object' &&
+    tls.pfx === undefined &&
+    (tls.key === undefined || tls.cert === undefined)
+  ) {
+    problems.push({ field: 'tls', reasons: ['tls needs key and cert (or pfx)'] });
+  }
+  if (settings.implicitTLS && settings.tls === undefined)
+    problems.push({ field: 'implicitTLS', reasons: ['implicitTLS needs the tls setting'] });
+  problems.push(...peerListProblems('limitExempt', settings.limitExempt));
+  return problems;
+}
+
+/** Each key of `input` that is not in `known`, with the nearest known name when one is near. */
+export function unknownKeys(input: object, known: readonly string[]): SettingsProblem[] {
+  const problems: SettingsProblem[] = [];
+  for (const key of Object.keys(input)) {
+    if (known.includes(key)) continue;
+    const meant = nearestName(key, known);
+    problems.push({ field: key, reasons: [meant === undefined ? 'unknown setting' : `unknown setting, did you mean ${meant}?`] });
+  }
+  return problems;
+}
+
 function problemsOf(errors: ValidationError[], prefix = ''): SettingsProblem[] {
   return errors.flatMap((e) => {
     const field = prefix + e.property;
@@ -109,32 +150,19 @@ export function buildSettings<S extends object>(handlerClass: object, input: obj
     throw new SettingsError([{ field: '(settings)', reasons: ['settings must be an object'] }]);
   }
   const settings = Object.assign(new ApplicationSettings(), input);
-  const problems = problemsOf(validateSync(settings, { forbidUnknownValues: false }));
-  if (settings.logger !== undefined && typeof (settings.logger as { child?: unknown }).child !== 'function') {
-    problems.push({ field: 'logger', reasons: ['logger must be a pino logger'] });
-  }
+  const problems = kitProblems(settings);
   for (const field of ['authenticate', 'onConnect', 'onHelo'] as const) {
     if (settings[field] !== undefined && typeof settings[field] !== 'function') {
       problems.push({ field, reasons: [`${field} must be a function`] });
     }
   }
-  const tls = settings.tls as (TLSSettings & { key?: unknown; cert?: unknown; pfx?: unknown }) | undefined;
-  if (
-    tls !== undefined &&
-    tls !== null &&
-    typeof tls === 'object' &&
-    tls.pfx === undefined &&
-    (tls.key === undefined || tls.cert === undefined)
-  ) {
-    problems.push({ field: 'tls', reasons: ['tls needs key and cert (or pfx)'] });
-  }
-  for (const field of ['implicitTLS', 'requireTLS', 'requestClientCertificate'] as const) {
+  for (const field of ['requireTLS', 'requestClientCertificate'] as const) {
     if (settings[field] === true && settings.tls === undefined) problems.push({ field, reasons: [`${field} needs the tls setting`] });
   }
   if (settings.implicitTLS && settings.requireTLS) {
     problems.push({ field: 'requireTLS', reasons: ['requireTLS is implied by implicitTLS; set one of them'] });
   }
-  for (const field of ['proxyFrom', 'xclientFrom', 'limitExempt'] as const) problems.push(...peerListProblems(field, settings[field]));
+  for (const field of ['proxyFrom', 'xclientFrom'] as const) problems.push(...peerListProblems(field, settings[field]));
   // A ready handler's list of networks allowed to relay (Relay, Deliver) is checked the same way.
   problems.push(...peerListProblems('trustedNetworks', (input as { trustedNetworks?: unknown }).trustedNetworks));
   if (settings.requireAuth && settings.authenticate === undefined) {

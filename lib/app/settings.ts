@@ -1,53 +1,16 @@
+/**
+ * The settings of an SMTP application: the connection kit's (`kit-settings.ts`: who the server
+ * is, TLS, I/O, per-client limits) and SMTP's own, by layer: protocol policy, message intake,
+ * trusted peers, hooks and AUTH.
+ */
 import 'reflect-metadata';
-import { hostname as osHostname } from 'node:os';
-import {
-  ArrayNotEmpty,
-  IsArray,
-  IsBoolean,
-  IsIn,
-  IsInt,
-  IsObject,
-  IsNotEmpty,
-  IsOptional,
-  IsString,
-  Matches,
-  Max,
-  Min,
-} from './validators.js';
-import type { SecureContext, SecureContextOptions } from 'node:tls';
-import type { Logger } from 'pino';
+import { ArrayNotEmpty, IsArray, IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min } from './validators.js';
 import type { BareLineEndingPolicy } from '../protocol/data-decoder.js';
 import { SASL_MECHANISMS, type AuthCredentials, type AuthDecision, type SaslMechanism } from '../protocol/sasl.js';
 import type { SessionInfo } from '../protocol/session-info.js';
-import type { LimitStore } from './limit-store.js';
+import { ConnectionKitSettings } from './kit-settings.js';
 
-/**
- * Picks a context by the server name the client asked for (SNI); `undefined` = the default one.
- *
- * @example
- * ```ts
- * const sni: SNIResolver = async (servername) => (await certificates.lookup(servername)) ?? undefined;
- * new Application(Inbound, { tls: { key, cert, sni } });
- * ```
- */
-export type SNIResolver = (
-  servername: string,
-) => SecureContext | SecureContextOptions | undefined | Promise<SecureContext | SecureContextOptions | undefined>;
-
-/**
- * The `tls` setting: any `tls.SecureContextOptions` (key, cert, ca, ciphers, minVersion …) plus
- * `sni`, a map from server name (`*.example.com` allowed) to options, or a resolver function.
- *
- * @example
- * ```ts
- * const tls: TLSSettings = { key, cert, minVersion: 'TLSv1.2', sni: { 'mx.other.example': { key: otherKey, cert: otherCert } } };
- * new Application(Inbound, { tls });
- * ```
- */
-export interface TLSSettings extends SecureContextOptions {
-  /** Other certificates by server name (`*.example.com` matches one label), or a resolver. */
-  readonly sni?: Readonly<Record<string, SecureContextOptions>> | SNIResolver;
-}
+export type { SNIResolver, TLSSettings } from './kit-settings.js';
 
 /**
  * The `onConnect` setting: decides whether a client may start a session, before the banner. Return
@@ -101,12 +64,8 @@ export type Authenticator = (credentials: AuthCredentials, session: SessionInfo)
  * app.settings.maxRecipients; // 100, the default
  * ```
  */
-export class ApplicationSettings {
-  /** The name the server gives in its greeting and EHLO reply. */
-  @IsString()
-  @IsNotEmpty()
-  @Matches(/^[^\s]+$/, { message: 'hostname must not contain white space' })
-  hostname: string = osHostname() || 'localhost';
+export class ApplicationSettings extends ConnectionKitSettings {
+  // Protocol policy: what the server offers and accepts.
 
   /** The largest message accepted, in bytes (RFC 1870 SIZE). Default 25 MiB. */
   @IsInt()
@@ -124,43 +83,10 @@ export class ApplicationSettings {
   @Max(65536)
   maxLineLength: number = 1024;
 
-  /**
-   * Milliseconds without a byte from the client (counted from the server's last reply, handlers'
-   * time excluded) before `421 4.4.2`; RFC 5321 §4.5.3.2 suggests 5 minutes. The connection closes
-   * at most an eighth of this later.
-   */
-  @IsInt()
-  @Min(1)
-  idleTimeout: number = 5 * 60 * 1000;
-
-  /**
-   * Milliseconds a handler hook (`prepare`, `rcpt`, `data`) may take before the client is answered
-   * `451 4.3.0` and the session goes on; 0 waits for ever. The default, 5 minutes, answers before
-   * a client gives up waiting for the reply to DATA (10 minutes, RFC 5321 §4.5.3.2.6).
-   */
-  @IsInt()
-  @Min(0)
-  handlerTimeout: number = 5 * 60 * 1000;
-
   /** Syntax and sequence errors allowed per connection before `421 4.7.0` and close. */
   @IsInt()
   @Min(1)
   maxBadCommands: number = 20;
-
-  /** Bytes of pipelined input held per connection while a handler runs; past it reading pauses. */
-  @IsInt()
-  @Min(1024)
-  maxBufferedBytes: number = 256 * 1024;
-
-  /**
-   * Bytes of message bodies held whole at once by buffered handlers, across every connection of
-   * the application. A transaction that would pass it is answered `452 4.3.1`, at DATA/BDAT when
-   * it can be known then, else after the data. Streaming handlers hold no body and do not count.
-   * Default 256 MiB.
-   */
-  @IsInt()
-  @Min(1024)
-  bodyMemoryBudget: number = 256 * 1024 * 1024;
 
   /**
    * Speak LMTP (RFC 2033) instead of SMTP: `LHLO` greets (HELO and EHLO are refused), and after
@@ -179,6 +105,64 @@ export class ApplicationSettings {
    */
   @IsBoolean()
   dsn: boolean = false;
+
+  /** Whether SMTPUTF8 (RFC 6531) is offered. */
+  @IsBoolean()
+  smtputf8: boolean = true;
+
+  /** What to do with a bare CR or LF inside a message body; see {@link BareLineEndingPolicy}. */
+  @IsIn(['normalize', 'reject', 'keep'])
+  bareLineEndings: BareLineEndingPolicy = 'normalize';
+
+  /**
+   * RFC 5321's command grammar to the letter: `MAIL FROM: <a@b>` (a space before the path) is
+   * answered 501, and a bare LF never ends a command line (it stays in the line, which is then
+   * refused for its control character). Off by default, as in Postfix and the other servers:
+   * many clients send that space, and refusing it loses their mail for no one's gain.
+   */
+  @IsBoolean()
+  strictSyntax: boolean = false;
+
+  /** Refuse MAIL with `530 5.7.0` until TLS is up. Needs `tls`. */
+  @IsBoolean()
+  requireTLS: boolean = false;
+
+  /** Ask clients for a certificate (not required; see `request.session.tls`). */
+  @IsBoolean()
+  requestClientCertificate: boolean = false;
+
+  // Message intake: handlers, their time and memory, reading.
+
+  /**
+   * Milliseconds a handler hook (`prepare`, `rcpt`, `data`) may take before the client is answered
+   * `451 4.3.0` and the session goes on; 0 waits for ever. The default, 5 minutes, answers before
+   * a client gives up waiting for the reply to DATA (10 minutes, RFC 5321 §4.5.3.2.6).
+   */
+  @IsInt()
+  @Min(0)
+  handlerTimeout: number = 5 * 60 * 1000;
+
+  /**
+   * Bytes of message bodies held whole at once by buffered handlers, across every connection of
+   * the application. A transaction that would pass it is answered `452 4.3.1`, at DATA/BDAT when
+   * it can be known then, else after the data. Streaming handlers hold no body and do not count.
+   * Default 256 MiB.
+   */
+  @IsInt()
+  @Min(1024)
+  bodyMemoryBudget: number = 256 * 1024 * 1024;
+
+  /**
+   * Read plain TCP and Unix sockets directly into one buffer shared by every connection, the way
+   * Node's `onread` socket option does, instead of through Node's readable stream. It saves about
+   * a tenth of the CPU per message for small messages. It relies on two undocumented parts of
+   * Node, checked on every socket (without them the stream is used); turn it off to read every
+   * socket through the stream. TLS sockets are always read through the stream.
+   */
+  @IsBoolean()
+  directReads: boolean = true;
+
+  // Trusted peers: load balancers and proxies that name the client.
 
   /**
    * The load balancers allowed to name the client (addresses or CIDRs, IPv4 and IPv6). A
@@ -202,6 +186,8 @@ export class ApplicationSettings {
   @IsString({ each: true })
   xclientFrom: string[] = [];
 
+  // Before the banner, and hooks.
+
   /**
    * Milliseconds to wait before the banner, catching clients that talk first (spam software
    * often does; RFC 5321 §3.1 has the client wait for the greeting): one that sends anything
@@ -215,97 +201,6 @@ export class ApplicationSettings {
   @IsBoolean()
   greetTeaser: boolean = false;
 
-  /**
-   * Where to serve Prometheus metrics (`GET /metrics`): `port` listens on 127.0.0.1 only,
-   * `:port` on every interface, `host:port` or `[v6]:port` where it says. Under `start(n)` the primary serves the sum of every worker.
-   * Off by default (prom-client is then not even loaded).
-   */
-  @IsOptional()
-  @Matches(/^(?:(?:\[[0-9a-fA-F:.]+\]|[^:\s[\]]*):)?\d{1,5}$/, { message: 'metricsListen must be port, host:port or [v6]:port' })
-  metricsListen?: string | undefined;
-
-  /**
-   * Open connections per client address (0: no limit); past it `421 4.7.0` and close. Counted
-   * across the workers of `start(n)`. Default 20.
-   */
-  @IsInt()
-  @Min(0)
-  maxConnectionsPerIp: number = 20;
-
-  /** Open connections per /24 (IPv4) or /64 (IPv6) network (0: no limit). Default 100. */
-  @IsInt()
-  @Min(0)
-  maxConnectionsPerNet: number = 100;
-
-  /** New connections per client address within `limitWindow` (0: no limit). Default 100. */
-  @IsInt()
-  @Min(0)
-  connectionRatePerIp: number = 100;
-
-  /** Failed AUTH attempts per client address within `limitWindow`; past it AUTH is `454 4.7.0`. Default 10. */
-  @IsInt()
-  @Min(0)
-  authFailuresPerIp: number = 10;
-
-  /** The window of `connectionRatePerIp` and `authFailuresPerIp`, in milliseconds. Default 60 s. */
-  @IsInt()
-  @Min(1)
-  limitWindow: number = 60 * 1000;
-
-  /**
-   * How much of an IPv6 address names one client for the per-client counts: a host usually holds
-   * a whole /64 and can rotate through it. 128 counts each address. Default 64.
-   */
-  @IsInt()
-  @Min(32)
-  @Max(128)
-  ipv6PrefixLength: number = 64;
-
-  /** Clients (addresses or CIDRs) the per-client limits leave alone. Default loopback. */
-  @IsArray()
-  @IsString({ each: true })
-  limitExempt: string[] = ['127.0.0.0/8', '::1'];
-
-  /**
-   * Where the per-client counts live (see `LimitStore`). Default: this process's memory, or under
-   * `start(n)` the primary's, shared by its workers.
-   */
-  @IsOptional()
-  @IsObject()
-  limitStore?: LimitStore | undefined;
-
-  /** Open connections per process; the next one is answered `421 4.7.0` and closed. */
-  @IsInt()
-  @Min(1)
-  maxConnections: number = 10000;
-
-  /**
-   * Read plain TCP and Unix sockets directly into one buffer shared by every connection, the way
-   * Node's `onread` socket option does, instead of through Node's readable stream. It saves about
-   * a tenth of the CPU per message for small messages. It relies on two undocumented parts of
-   * Node, checked on every socket (without them the stream is used); turn it off to read every
-   * socket through the stream. TLS sockets are always read through the stream.
-   */
-  @IsBoolean()
-  directReads: boolean = true;
-
-  /** What to do with a bare CR or LF inside a message body; see {@link BareLineEndingPolicy}. */
-  @IsIn(['normalize', 'reject', 'keep'])
-  bareLineEndings: BareLineEndingPolicy = 'normalize';
-
-  /** Whether SMTPUTF8 (RFC 6531) is offered. */
-  @IsBoolean()
-  smtputf8: boolean = true;
-
-  /**
-   * RFC 5321's command grammar to the letter: `MAIL FROM: <a@b>` (a space before the path) is
-   * answered 501, and a bare LF never ends a command line (it stays in the line, which is then
-   * refused for its control character). Off by default, as in Postfix and the other servers:
-   * many clients send that space, and refusing it loses their mail for no one's gain.
-   */
-  @IsBoolean()
-  strictSyntax: boolean = false;
-
   /** Decides at connect, before the banner, whether a client may go on; see {@link ConnectHook}. */
   @IsOptional()
   onConnect?: ConnectHook | undefined;
@@ -314,47 +209,7 @@ export class ApplicationSettings {
   @IsOptional()
   onHelo?: HeloHook | undefined;
 
-  /** Milliseconds `close()` waits for open transactions before it drops their connections. */
-  @IsInt()
-  @Min(0)
-  closeTimeout: number = 30 * 1000;
-
-  /** The pino logger; a child logger per connection carries its id. Defaults to pino at `info`. */
-  @IsOptional()
-  logger?: Logger | undefined;
-
-  /**
-   * TLS key and certificate (any `tls.SecureContextOptions`, plus `sni`). With it the server offers
-   * STARTTLS (RFC 3207), or speaks TLS from the first byte when `implicitTLS` is on.
-   */
-  @IsOptional()
-  @IsObject()
-  tls?: TLSSettings | undefined;
-
-  /** SMTPS (RFC 8314, port 465): TLS from the first byte instead of STARTTLS. Needs `tls`. */
-  @IsBoolean()
-  implicitTLS: boolean = false;
-
-  /** Refuse MAIL with `530 5.7.0` until TLS is up. Needs `tls`. */
-  @IsBoolean()
-  requireTLS: boolean = false;
-
-  /** Ask clients for a certificate (not required; see `request.session.tls`). */
-  @IsBoolean()
-  requestClientCertificate: boolean = false;
-
-  /**
-   * Under `start(n)`: how often the primary gives every worker new TLS session-ticket keys (the
-   * same for all, so a client resumes its TLS session on any worker). Default 12 hours.
-   */
-  @IsInt()
-  @Min(60 * 1000)
-  ticketKeyRotation: number = 12 * 60 * 60 * 1000;
-
-  /** Milliseconds a TLS handshake may take. */
-  @IsInt()
-  @Min(1)
-  handshakeTimeout: number = 10 * 1000;
+  // AUTH.
 
   /** Checks AUTH credentials; without it AUTH is not offered. */
   @IsOptional()
@@ -366,10 +221,6 @@ export class ApplicationSettings {
   @IsIn(SASL_MECHANISMS, { each: true })
   authMechanisms: SaslMechanism[] = ['PLAIN', 'LOGIN'];
 
-  /** Offer AUTH without TLS. Off: passwords never cross the network in the clear. */
-  @IsBoolean()
-  allowInsecureAuth: boolean = false;
-
   /** Refuse MAIL with `530 5.7.0` until the client has authenticated. Needs `authenticate`. */
   @IsBoolean()
   requireAuth: boolean = false;
@@ -378,6 +229,30 @@ export class ApplicationSettings {
   @IsInt()
   @Min(1)
   maxAuthFailures: number = 3;
+
+  // Operations: metrics, shutdown, the cluster.
+
+  /**
+   * Where to serve Prometheus metrics (`GET /metrics`): `port` listens on 127.0.0.1 only,
+   * `:port` on every interface, `host:port` or `[v6]:port` where it says. Under `start(n)` the primary serves the sum of every worker.
+   * Off by default (prom-client is then not even loaded).
+   */
+  @IsOptional()
+  @Matches(/^(?:(?:\[[0-9a-fA-F:.]+\]|[^:\s[\]]*):)?\d{1,5}$/, { message: 'metricsListen must be port, host:port or [v6]:port' })
+  metricsListen?: string | undefined;
+
+  /** Milliseconds `close()` waits for open transactions before it drops their connections. */
+  @IsInt()
+  @Min(0)
+  closeTimeout: number = 30 * 1000;
+
+  /**
+   * Under `start(n)`: how often the primary gives every worker new TLS session-ticket keys (the
+   * same for all, so a client resumes its TLS session on any worker). Default 12 hours.
+   */
+  @IsInt()
+  @Min(60 * 1000)
+  ticketKeyRotation: number = 12 * 60 * 60 * 1000;
 }
 
 /**

@@ -1,10 +1,12 @@
-/** The settings of a POP3 server, and how they are checked. */
+/** The settings of a POP3 server: the connection kit's schema, with POP3's own defaults and options. */
 import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
+import 'reflect-metadata';
+import { ConnectionKitSettings } from '../app/kit-settings.js';
 import type { LimitStore } from '../app/limit-store.js';
-import type { SettingsProblem } from '../app/settings-schema.js';
-import { nearestName } from '../app/setting-names.js';
-import { peerListProblems } from '../app/trusted-peers.js';
+import { kitProblems, SettingsError, unknownKeys } from '../app/settings-schema.js';
+import { settingNames } from '../app/setting-names.js';
+import { IsInt, Max, Min } from '../app/validators.js';
 import type { AuthCredentials, AuthDecision } from '../protocol/sasl.js';
 import type { Pop3Store } from './maildir-store.js';
 
@@ -99,74 +101,65 @@ export interface Pop3ServerOptions {
   readonly logger?: Logger;
 }
 
-/** The numeric settings: their least value and their default. */
-export const POP3_NUMBERS = {
-  idleTimeout: [1000, 600_000],
-  handshakeTimeout: [100, 10_000],
-  maxLineLength: [64, 512],
-  maxBufferedBytes: [1024, 65_536],
-  maxConnections: [1, 100],
-  maxConnectionsPerIp: [0, 20],
-  maxConnectionsPerNet: [0, 100],
-  connectionRatePerIp: [0, 100],
-  authFailuresPerIp: [0, 10],
-  limitWindow: [1000, 60_000],
-  ipv6PrefixLength: [32, 64],
-} as const;
+/**
+ * The POP3 server's settings: the connection kit's (names, checks and the limits' defaults shared
+ * with SMTP) and POP3's own. What {@link Pop3Server} validates its options into.
+ *
+ * @example
+ * ```ts
+ * const settings = pop3Settings({ store, authenticate, idleTimeout: 600_000 });
+ * settings.maxConnections; // 100, POP3's default
+ * ```
+ */
+export class Pop3Settings extends ConnectionKitSettings {
+  /** Where each user's mail is. */
+  store!: Pop3Store;
 
-/** Every option a POP3 server takes: the compiler keeps this list and the interface the same. */
-const POP3_OPTION_NAMES = Object.keys({
-  store: true,
-  authenticate: true,
-  hostname: true,
-  tls: true,
-  implicitTLS: true,
-  allowInsecureAuth: true,
-  idleTimeout: true,
-  handshakeTimeout: true,
-  maxLineLength: true,
-  maxBufferedBytes: true,
-  maxConnections: true,
-  maxConnectionsPerIp: true,
-  maxConnectionsPerNet: true,
-  connectionRatePerIp: true,
-  authFailuresPerIp: true,
-  limitWindow: true,
-  ipv6PrefixLength: true,
-  limitExempt: true,
-  limitStore: true,
-  logger: true,
-} satisfies Record<keyof Pop3ServerOptions, true>);
+  /** Checks USER and PASS. */
+  authenticate!: Pop3Authenticator;
 
-/** What is wrong with `options`, field by field. */
-export function problemsOf(options: Pop3ServerOptions): SettingsProblem[] {
-  const problems: SettingsProblem[] = [];
-  // A misspelt option would otherwise be its default, silently (as the SMTP settings refuse them).
-  for (const name of Object.keys(options)) {
-    if (POP3_OPTION_NAMES.includes(name)) continue;
-    const near = nearestName(name, POP3_OPTION_NAMES);
-    problems.push({ field: name, reasons: [`unknown option${near === undefined ? '' : `, did you mean ${near}?`}`] });
-  }
+  /** The longest command line, CRLF included (RFC 2449 §4 sets 255 for commands; longer passwords exist). Default 512. */
+  @IsInt()
+  @Min(64)
+  @Max(65536)
+  maxLineLength: number = 512;
+
+  /** Milliseconds without a command before the session is closed. Default 600 000 (RFC 1939 §3: at least 10 minutes). */
+  @Min(1000)
+  override idleTimeout: number = 600_000;
+
+  /** Milliseconds a TLS handshake may take. Default 10 000. */
+  @Min(100)
+  override handshakeTimeout: number = 10_000;
+
+  /** Input held while a command runs before the client stops being read. Default 65 536. */
+  override maxBufferedBytes: number = 65_536;
+
+  /** Sessions at once; past it a client gets `-ERR [SYS/TEMP]` and is closed. Default 100. */
+  override maxConnections: number = 100;
+
+  /** The window of `connectionRatePerIp` and `authFailuresPerIp`, in milliseconds. Default 60 000. */
+  @Min(1000)
+  override limitWindow: number = 60_000;
+}
+
+let names: readonly string[] | undefined;
+
+/**
+ * `options` validated into {@link Pop3Settings} by the same schema as SMTP's settings; throws a
+ * `SettingsError` naming every bad field (and the nearest name for a misspelt one).
+ */
+export function pop3Settings(options: Pop3ServerOptions): Pop3Settings {
+  if (typeof options !== 'object' || options === null)
+    throw new SettingsError([{ field: '(options)', reasons: ['options must be an object'] }]);
+  const settings = Object.assign(new Pop3Settings(), options);
+  const problems = kitProblems(settings);
   const store = options.store as Partial<Pop3Store> | undefined;
   if (typeof store?.open !== 'function')
     problems.push({ field: 'store', reasons: ['store must be a Pop3Store (MaildirStore, or an inbox)'] });
   if (typeof options.authenticate !== 'function') problems.push({ field: 'authenticate', reasons: ['authenticate must be a function'] });
-  if (options.implicitTLS === true && options.tls === undefined)
-    problems.push({ field: 'implicitTLS', reasons: ['implicitTLS needs the tls setting'] });
-  problems.push(...peerListProblems('limitExempt', options.limitExempt));
-  for (const [field, [min]] of Object.entries(POP3_NUMBERS) as [keyof typeof POP3_NUMBERS, readonly [number, number]][]) {
-    const value = options[field];
-    if (value !== undefined && !(Number.isInteger(value) && value >= min && (field !== 'ipv6PrefixLength' || value <= 128))) {
-      problems.push({
-        field,
-        reasons: [`${field} must be a whole number of at least ${min}${field === 'ipv6PrefixLength' ? ' and at most 128' : ''}`],
-      });
-    }
-  }
-  return problems;
-}
-
-/** A numeric setting, or its default. */
-export function pop3Number(options: Pop3ServerOptions, field: keyof typeof POP3_NUMBERS): number {
-  return options[field] ?? POP3_NUMBERS[field][1];
+  names ??= settingNames(Pop3Settings);
+  problems.push(...unknownKeys(options, names));
+  if (problems.length > 0) throw new SettingsError(problems);
+  return settings;
 }

@@ -5,17 +5,15 @@
  * back-pressure, the idle clock, the TLS upgrade); this file only joins them to the store. One
  * session at a time holds a maildrop; deletions happen at QUIT only.
  */
-import { hostname as osHostname } from 'node:os';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { MemoryLimitStore } from '../app/limit-store.js';
-import { SettingsError } from '../app/settings-schema.js';
 import { TrustedPeers } from '../app/trusted-peers.js';
 import { ClientLimits } from '../net/client-limits.js';
 import { Connections, Listeners, type UnixSocketOptions } from '../net/listeners.js';
 import { TLSConfig } from '../net/tls.js';
 import { Pop3Connection, type Pop3Context } from './connection.js';
-import { pop3Number, problemsOf, type Pop3ServerOptions } from './options.js';
+import { pop3Settings, type Pop3ServerOptions } from './options.js';
 
 /**
  * Serves POP3 beside (or without) an SMTP server.
@@ -36,33 +34,24 @@ export class Pop3Server {
   #closing = false;
 
   constructor(options: Pop3ServerOptions) {
-    const problems = problemsOf(options);
-    if (problems.length > 0) throw new SettingsError(problems);
-    const log: Logger = (options.logger ?? pino({ level: process.env.SIROCCO_LOG_LEVEL ?? 'info' })).child({ component: 'pop3' });
-    const n = (field: Parameters<typeof pop3Number>[1]): number => pop3Number(options, field);
-    this.#maxConnections = n('maxConnections');
+    const settings = pop3Settings(options);
+    const log: Logger = (settings.logger ?? pino({ level: process.env.SIROCCO_LOG_LEVEL ?? 'info' })).child({ component: 'pop3' });
+    this.#maxConnections = settings.maxConnections;
     this.#context = {
-      store: options.store,
-      authenticate: (credentials, client) => options.authenticate(credentials, client),
-      hostname: options.hostname ?? osHostname(),
-      tls: options.tls === undefined ? undefined : new TLSConfig(options.tls, false),
-      implicitTLS: options.implicitTLS === true,
-      allowInsecureAuth: options.allowInsecureAuth === true,
-      idleTimeout: n('idleTimeout'),
-      handshakeTimeout: n('handshakeTimeout'),
-      maxLineLength: n('maxLineLength'),
-      maxBufferedBytes: n('maxBufferedBytes'),
+      store: settings.store,
+      authenticate: (credentials, client) => settings.authenticate(credentials, client),
+      hostname: settings.hostname,
+      tls: settings.tls === undefined ? undefined : new TLSConfig(settings.tls, false),
+      implicitTLS: settings.implicitTLS,
+      allowInsecureAuth: settings.allowInsecureAuth,
+      idleTimeout: settings.idleTimeout,
+      handshakeTimeout: settings.handshakeTimeout,
+      maxLineLength: settings.maxLineLength,
+      maxBufferedBytes: settings.maxBufferedBytes,
       limits: new ClientLimits(
-        options.limitStore ?? new MemoryLimitStore(),
-        {
-          maxConnectionsPerIp: n('maxConnectionsPerIp'),
-          maxConnectionsPerNet: n('maxConnectionsPerNet'),
-          connectionRatePerIp: n('connectionRatePerIp'),
-          authFailuresPerIp: n('authFailuresPerIp'),
-          limitWindow: n('limitWindow'),
-          ipv6PrefixLength: n('ipv6PrefixLength'),
-        },
-        new TrustedPeers([...(options.limitExempt ?? ['127.0.0.0/8', '::1'])]),
+        settings.limitStore ?? new MemoryLimitStore(),
+        settings,
+        new TrustedPeers([...settings.limitExempt]),
         'pop3',
       ),
       log,

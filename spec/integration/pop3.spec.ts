@@ -230,7 +230,7 @@ describe('POP3 sessions', () => {
   it('names every bad setting', () => {
     expect(() => new Pop3Server({ implicitTLS: true, idleTimeout: 5 } as unknown as Pop3ServerOptions)).toThrow(SettingsError);
     expect(() => new Pop3Server({ implicitTLS: true, idleTimeout: 5 } as unknown as Pop3ServerOptions)).toThrow(
-      'Invalid settings: store: store must be a Pop3Store (MaildirStore, or an inbox); authenticate: authenticate must be a function; implicitTLS: implicitTLS needs the tls setting; idleTimeout: idleTimeout must be a whole number of at least 1000',
+      'Invalid settings: idleTimeout: idleTimeout must not be less than 1000; implicitTLS: implicitTLS needs the tls setting; store: store must be a Pop3Store (MaildirStore, or an inbox); authenticate: authenticate must be a function',
     );
   });
 
@@ -239,7 +239,7 @@ describe('POP3 sessions', () => {
     expect(
       () => new Pop3Server({ store, authenticate, hostnam: 'pop.test', idleTimeOut: 5000, colour: 'blue' } as unknown as Pop3ServerOptions),
     ).toThrow(
-      'Invalid settings: hostnam: unknown option, did you mean hostname?; idleTimeOut: unknown option, did you mean idleTimeout?; colour: unknown option',
+      'Invalid settings: hostnam: unknown setting, did you mean hostname?; idleTimeOut: unknown setting, did you mean idleTimeout?; colour: unknown setting',
     );
   });
 });

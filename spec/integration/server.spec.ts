@@ -179,8 +179,8 @@ describe('Application settings', () => {
       'maxMessageSize',
     ]);
     expect((error as Error).message).toBe(
-      'Invalid settings: hostname: hostname must not contain white space; maxMessageSize: maxMessageSize must not be less than 1; ' +
-        'idleTimeout: idleTimeout must be an integer number; bareLineEndings: bareLineEndings must be one of the following values: normalize, reject, keep',
+      'Invalid settings: hostname: hostname must not contain white space; idleTimeout: idleTimeout must be an integer number; ' +
+        'maxMessageSize: maxMessageSize must not be less than 1; bareLineEndings: bareLineEndings must be one of the following values: normalize, reject, keep',
     );
   });
 
