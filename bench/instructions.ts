@@ -10,7 +10,10 @@
  * load is not counted; collection is switched on for the measured load only.
  *
  * Needs valgrind (Debian's valgrind package) and smtp-source (bench/setup.sh).
- * Usage: npm run bench:instructions [-- --messages N]
+ * With `--connections`, the load is row (b)'s instead: a new connection for each message (20 at
+ * a time), so the count is per connection: its setup, one message, and its teardown.
+ *
+ * Usage: npm run bench:instructions [-- --messages N] [-- --connections] [-- --only sirocco]
  */
 import { execFile, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +22,9 @@ import { PERSISTENT_1KIB, requireTools, smtpSource } from './load.js';
 const SERVER_SCRIPT = fileURLToPath(new URL('./server.ts', import.meta.url));
 const args = process.argv.slice(2);
 const MESSAGES = Number(args[args.indexOf('--messages') + 1] ?? 3000) || 3000;
+// `--connections`: one message per connection (row (b)'s shape), so the count is per connection.
+const PER_CONNECTION = args.includes('--connections');
+const LOAD = PER_CONNECTION ? ['-s', '20', '-l', '1024'] : PERSISTENT_1KIB;
 // Under valgrind everything runs about fifty times slower, so the JIT needs a longer warm-up.
 const WARMUP = 6000;
 // The warm-up runs in rounds, each a whole smtp-source run whose sessions say EHLO first and QUIT
@@ -63,10 +69,10 @@ async function count(kind: (typeof ALL_KINDS)[number]): Promise<number> {
     });
     const pid = String(child.pid);
     for (let round = 0; round < WARMUP_ROUNDS; round++) {
-      await smtpSource(port, [...PERSISTENT_1KIB, '-m', String(WARMUP / WARMUP_ROUNDS)]);
+      await smtpSource(port, [...LOAD, '-m', String(WARMUP / WARMUP_ROUNDS)]);
     }
     await run('callgrind_control', ['-i', 'on', pid]);
-    await smtpSource(port, [...PERSISTENT_1KIB, '-m', String(MESSAGES)]);
+    await smtpSource(port, [...LOAD, '-m', String(MESSAGES)]);
     await run('callgrind_control', ['-i', 'off', pid]);
   } finally {
     child.kill('SIGTERM');
@@ -94,9 +100,9 @@ async function main(): Promise<void> {
   const k = (n: number): string => `${(n / 1000).toFixed(0)}k`;
   console.log(
     [
-      `Node ${process.version}, ${MESSAGES} messages after a warm-up of ${WARMUP} in ${WARMUP_ROUNDS} runs; user-space instructions per message (callgrind)`,
+      `Node ${process.version}, ${MESSAGES} messages${PER_CONNECTION ? ', one per connection,' : ''} after a warm-up of ${WARMUP} in ${WARMUP_ROUNDS} runs; user-space instructions per ${PER_CONNECTION ? 'connection' : 'message'} (callgrind)`,
       '',
-      '| server | instructions per message | above the floor |',
+      `| server | instructions per ${PER_CONNECTION ? 'connection' : 'message'} | above the floor |`,
       '|---|---|---|',
       `| floor (Node's sockets, fixed replies) | ${k(floor)} | — |`,
       `| Sirocco | ${k(sirocco)} | ${k(sirocco - floor)} |`,

@@ -82,6 +82,20 @@ describe('the packed tarball, installed with production dependencies', () => {
     expect(Object.keys(listed.dependencies)).toEqual(['sirocco']);
     const shipped = readdirSync(join(project, 'node_modules/sirocco/dist/lib/entry')).sort();
     expect(shipped).toEqual(['outbound.d.ts', 'outbound.js', 'pop3.d.ts', 'pop3.js', 'testing.d.ts', 'testing.js']);
+    // The JavaScript is bundled (scripts/bundle.mjs): the entry points and a few shared chunks,
+    // not one module per source file; the declarations stay one per source file.
+    const lib = join(project, 'node_modules/sirocco/dist/lib');
+    const files = readdirSync(lib, { recursive: true }).map(String);
+    const javascript = files.filter((f) => f.endsWith('.js'));
+    expect(javascript.filter((f) => !f.startsWith('chunks/')).sort()).toEqual([
+      'cli/main.js',
+      'entry/outbound.js',
+      'entry/pop3.js',
+      'entry/testing.js',
+      'index.js',
+    ]);
+    expect(javascript.length).toBeLessThanOrEqual(20);
+    expect(files).toContain('server/connection.d.ts');
     expect(readdirSync(join(project, 'node_modules/sirocco')).sort()).toEqual([
       'LICENSE',
       'README.md',
