@@ -9,7 +9,7 @@
  *
  * Row (h) compares Sirocco's outbound queue with Postfix instead (bench/deliver.ts).
  *
- * Usage: npm run bench [-- --rounds N] [-- --only a,am,at,b,c,cl,cb,d,e,f,fl,g,s,h,floods]
+ * Usage: npm run bench [-- --rounds N] [-- --only a,am,at,b,bl,br,c,cl,cb,d,e,f,fl,g,s,h,floods]
  *
  * The floods table (bench/floods.ts) runs once, after the rounds: one 200 MB flood per surface.
  */
@@ -19,6 +19,7 @@ import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { makeCertificates, type TestCertificates } from '../spec/helpers/certs.js';
+import { redisMissing, startRedis, type TestRedis } from '../spec/helpers/redis.js';
 import { deliverRow } from './deliver.js';
 import { floodsTable } from './floods.js';
 import { PERSISTENT_1KIB, requireTools, sendConcurrently, smtpSource } from './load.js';
@@ -380,6 +381,22 @@ const SCENARIOS: Scenario[] = [
   loadScenario('at', '(a) with traces on (Sirocco records every span; smtp-server as in (a))', 20_000, 2_000, PERSISTENT_1KIB, ['traces']),
   loadScenario('b', '(b) one message per connection, 20 in parallel, 1 KiB', 4_000, 400, ['-s', '20', '-l', '1024']),
   loadScenario(
+    'bl',
+    '(b) with the per-client limits counted in memory (smtp-server as in (b))',
+    4_000,
+    400,
+    ['-s', '20', '-l', '1024'],
+    ['limits'],
+  ),
+  loadScenario(
+    'br',
+    '(b) with the per-client limits counted in Redis (smtp-server as in (b))',
+    4_000,
+    400,
+    ['-s', '20', '-l', '1024'],
+    ['redis'],
+  ),
+  loadScenario(
     'c',
     '(c) 5 MiB messages, 4 persistent sessions, streaming handlers',
     80,
@@ -422,6 +439,13 @@ async function onBenchServer(scenario: Scenario, kind: Kind): Promise<Sample> {
 async function main(): Promise<void> {
   await requireTools(['smtp-source'], "run bench/setup.sh (installs Debian's postfix package without configuring a mail system)");
   const chosen = SCENARIOS.filter((s) => ONLY === undefined || ONLY.includes(s.key));
+  // Row (br) keeps the limits in a redis-server of its own on loopback (Debian's package).
+  let redis: TestRedis | undefined;
+  if (chosen.some((s) => s.key === 'br')) {
+    if (redisMissing !== undefined) throw new Error(`row (br): ${redisMissing}`);
+    redis = await startRedis();
+    process.env.BENCH_REDIS_URL = redis.url;
+  }
   const samples = new Map<string, Sample[]>();
   for (let round = 0; round < ROUNDS; round++) {
     for (const scenario of chosen) {
@@ -477,6 +501,7 @@ async function main(): Promise<void> {
   if (ONLY === undefined || ONLY.includes('floods')) lines.push(...(await floodsTable()));
   console.log(lines.join('\n'));
   certificates?.cleanup();
+  await redis?.close();
 }
 
 await main();

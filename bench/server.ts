@@ -13,7 +13,7 @@ import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { pino } from 'pino';
 import { SMTPServer as ReferenceServer } from 'smtp-server';
-import { Application, RequestHandler, SMTPServer } from '../lib/index.js';
+import { Application, RedisLimitStore, RequestHandler, SMTPServer } from '../lib/index.js';
 import { Deliver } from '../lib/entry/outbound.js';
 import { readChunks } from '../lib/net/reader.js';
 
@@ -32,6 +32,11 @@ if (options.includes('traces')) {
   const nowhere: SpanExporter = { export: (_spans, done) => done({ code: 0 }), shutdown: () => Promise.resolve() };
   trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(nowhere)] }));
 }
+// `limits`: the per-client limits count loopback clients too (limitExempt []), high enough to
+// refuse no one; `redis`: and their counts are kept in Redis at $BENCH_REDIS_URL.
+const limits = options.includes('limits') || options.includes('redis');
+const redisUrl = options.includes('redis') ? process.env.BENCH_REDIS_URL : undefined;
+if (options.includes('redis') && redisUrl === undefined) throw new Error('bench/server.ts: redis needs BENCH_REDIS_URL');
 // `budget=BYTES`: Sirocco's bodyMemoryBudget.
 const budget = Number(options.find((o) => o.startsWith('budget='))?.slice('budget='.length) ?? 0) || undefined;
 const tls =
@@ -67,6 +72,8 @@ if (kind === 'sirocco') {
     maxMessageSize: MAX_SIZE,
     maxConnections: 100_000,
     ...(tls === undefined ? {} : { tls }),
+    ...(limits ? { limitExempt: [], maxConnectionsPerIp: 100_000, maxConnectionsPerNet: 100_000, connectionRatePerIp: 1_000_000 } : {}),
+    ...(redisUrl === undefined ? {} : { limitStore: new RedisLimitStore({ url: redisUrl, prefix: `bench${process.pid}:` }) }),
   });
   refusals = () => app.bodyBudget.refusals;
   const server = new SMTPServer(app);

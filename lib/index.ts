@@ -29,6 +29,7 @@ export { SMTPRequest, MessageHeaders, type Envelope } from './app/request.js';
 export { MessageStream, MessageTooBigError, MessageAbortedError } from './app/message-stream.js';
 export { BodyBudget } from './app/body-budget.js';
 export { MemoryLimitStore, type LimitStore } from './app/limit-store.js';
+export { RedisLimitStore, type RedisLimitStoreOptions } from './net/redis-limit-store.js';
 export type { MessageReplies } from './app/transaction.js';
 export type { MailDsn, RcptDsn, NotifyCondition, OriginalRecipient } from './protocol/dsn.js';
 export type { SessionInfo, TLSInfo, Peer, Forwarded } from './protocol/session-info.js';

@@ -29,6 +29,11 @@ export interface LimitStore {
   hit(key: string, windowMs: number): number | Promise<number>;
   /** The count of events for `key` in the last `windowMs`, without adding one. */
   count(key: string, windowMs: number): number | Promise<number>;
+  /**
+   * A shared store: the decisions it could not make in time and left to this process (or
+   * refused), since the start; served as `sirocco_limit_store_fallbacks_total`.
+   */
+  readonly fallbacks?: number;
 }
 
 /**

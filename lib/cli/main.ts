@@ -5,7 +5,7 @@
  *   sirocco --listen 127.0.0.1:2525 --handler maildir:./mail
  */
 import cluster from 'node:cluster';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import prettyStream from 'pino-pretty';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -23,6 +23,7 @@ import { describeConfiguration, locate, settingLine, withConfigFile, type Argume
 import { pop3Option, startPop3 } from './pop3-option.js';
 import { parseListen, USAGE, UsageError, type ListenTarget } from './usage.js';
 import type { UnixSocketOptions } from '../net/listeners.js';
+import { RedisLimitStore } from '../net/redis-limit-store.js';
 import { writableFolder } from '../storage/folders.js';
 
 export { parseListen, UsageError, type ListenTarget } from './usage.js';
@@ -116,6 +117,11 @@ export interface Plan {
   readonly tlsFiles: { readonly key: string; readonly cert: string } | undefined;
 }
 
+/** What the command closes on its way out. */
+interface Closable {
+  close?(): Promise<void>;
+}
+
 /** The command's options, for node:util's parseArgs. */
 const OPTIONS = {
   listen: { type: 'string' },
@@ -130,6 +136,7 @@ const OPTIONS = {
   lmtp: { type: 'boolean' },
   'proxy-from': { type: 'string', multiple: true },
   'metrics-listen': { type: 'string' },
+  'limit-store': { type: 'string' },
   'pop3-listen': { type: 'string' },
   'pop3-users': { type: 'string' },
   'socket-mode': { type: 'string' },
@@ -191,9 +198,19 @@ export function parseCommandLine(args: readonly string[]): Plan {
   const mode = values['socket-mode'];
   if (mode !== undefined && !/^0?[0-7]{3}$/.test(mode))
     throw new UsageError(`--socket-mode: expected an octal mode such as 660, got ${JSON.stringify(mode)}`);
+  const pop3 = pop3Option(values['pop3-listen'], values['pop3-users'], values.handler, workers);
+  // Last: the store connects at once, so nothing after it may refuse the command line.
+  const store = values['limit-store'];
+  if (store !== undefined) {
+    try {
+      settings.limitStore = RedisLimitStore.fromUrl(store, settings.logger as Logger);
+    } catch (err) {
+      throw new UsageError(`--limit-store: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
   return {
     socket: { mode: mode === undefined ? undefined : parseInt(mode, 8), group: values['socket-group'] },
-    pop3: pop3Option(values['pop3-listen'], values['pop3-users'], values.handler, workers),
+    pop3,
     workers,
     tlsFiles: key === undefined || cert === undefined ? undefined : { key, cert },
     help: values.help === true,
@@ -283,17 +300,22 @@ export async function main(args: readonly string[], out = process.stdout, err = 
   let app: AnyApplication;
   let pop3: Pop3Server | undefined;
   let given: Arguments | undefined;
+  /** A shared limit store the command made (`--limit-store`): closed with the server, or at once when it does not start. */
+  let store: Closable | undefined;
   try {
     given = withConfigFile(args, OPTIONS);
     const plan = parseCommandLine(given.args);
+    store = plan.settings.limitStore as Closable | undefined;
     if (plan.help) {
       out.write(USAGE);
+      await store?.close?.();
       return 0;
     }
     const loaded = await loadHandler(plan.handler);
     app = new Application(loaded.handler, { ...loaded.settings, ...plan.settings });
     if (given.check) {
       out.write(describeConfiguration(plan, app.settings as object));
+      await store?.close?.();
       return 0;
     }
     server = new SMTPServer(app);
@@ -308,7 +330,7 @@ export async function main(args: readonly string[], out = process.stdout, err = 
     if (files !== undefined && plan.workers === undefined) reloadTlsOnHangup(server, files, out, err);
   } catch (e) {
     // Nothing stays listening after a failed start: a supervisor sees the exit, not half a server.
-    await Promise.allSettled([server?.close(), pop3?.close()]);
+    await Promise.allSettled([server?.close(), pop3?.close(), store?.close?.()]);
     if (e instanceof UsageError) {
       err.write(`sirocco: ${locate(e.message, given?.file, given?.given ?? (() => true))} (see --help)\n`);
       return 2;
@@ -329,7 +351,9 @@ export async function main(args: readonly string[], out = process.stdout, err = 
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       out.write('sirocco: closing\n');
-      void Promise.all([running.close(), pop3?.close()]).then(() => done());
+      void Promise.all([running.close(), pop3?.close()])
+        .then(() => store?.close?.())
+        .then(() => done());
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

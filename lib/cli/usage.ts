@@ -54,6 +54,9 @@ Options:
   --metrics-listen ADDRESS  serve Prometheus metrics on /metrics: PORT listens on
                             127.0.0.1 only, :PORT on every interface, HOST:PORT
                             or [IPv6]:PORT where it says
+  --limit-store URL         share the per-client limits with other hosts in Redis:
+                            redis://[:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS),
+                            ?prefix=KEYS:&lease=MS&timeout=MS&fail=open|closed
   --socket-mode MODE        a Unix socket --listen's file mode (octal, e.g. 660)
   --socket-group GROUP      a Unix socket --listen's group (name or number)
   --pop3-listen ADDRESS     also serve POP3 (HOST:PORT) over the Maildir of

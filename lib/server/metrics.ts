@@ -16,6 +16,7 @@ import { COMMAND_ORDER } from '../protocol/command-order.js';
 import type { Decision } from '../protocol/decision.js';
 import type { LineEvent } from '../protocol/line-splitter.js';
 import type { Reply } from '../protocol/reply.js';
+import type { LimitStore } from '../app/limit-store.js';
 
 /** The verbs failed commands are counted by; anything else counts as `unknown`. */
 const KNOWN_VERBS = new Set(Object.keys(COMMAND_ORDER));
@@ -158,6 +159,22 @@ export class ServerMetrics {
     this.#acceptedBytes = this.#bytes.sample('', none);
     const outcome = (o: string): Sample => this.#transactions.sample(o, () => ({ outcome: o }));
     this.#outcomes = { started: outcome('started'), completed: outcome('completed'), aborted: outcome('aborted') };
+  }
+
+  /**
+   * `sirocco_limit_store_fallbacks_total`, read from a shared store at each scrape: the
+   * decisions it left to this process (or refused) because Redis did not answer in time.
+   */
+  limitStore(store: LimitStore | undefined): void {
+    if (store?.fallbacks === undefined) return;
+    const name = 'sirocco_limit_store_fallbacks_total';
+    const help = 'Per-client limit decisions the shared store did not make in time (made by this process, or refused when failing closed).';
+    const metric = {
+      name,
+      get: () => Promise.resolve({ name, help, type: 'counter', values: [{ labels: {}, value: store.fallbacks ?? 0 }], aggregator: 'sum' }),
+      reset: () => undefined,
+    };
+    this.registry.registerMetric(metric as unknown as Prom.Metric);
   }
 
   connected(): void {

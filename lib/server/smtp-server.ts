@@ -94,6 +94,7 @@ export class SMTPServer {
     if (listen === undefined || this.#context.metrics !== null) return;
     const prom = await loadProm();
     const metrics = new ServerMetrics(prom);
+    metrics.limitStore(this.#settings.limitStore);
     this.#context = { ...this.#context, metrics };
     if (isClusterWorker()) {
       // An AggregatorRegistry made in a worker answers the primary's requests, with this registry.
