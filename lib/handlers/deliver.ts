@@ -1,6 +1,7 @@
 import { IsArray, IsBoolean, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Max, Min } from '../app/validators.js';
 import { RequestHandler, type AnyServedApplication } from '../app/request-handler.js';
 import { serviceKey } from '../app/services.js';
+import type { LimitStore } from '../app/limit-store.js';
 import { settingsSchema } from '../app/settings-schema.js';
 import { REPLIES } from '../protocol/replies.js';
 import { SMTPError } from '../protocol/reply.js';
@@ -68,6 +69,15 @@ export class DeliverSettings extends RelayAccessSettings {
   @IsInt()
   @Min(1)
   deliveryConcurrencyPerDomain?: number;
+
+  /**
+   * Count `deliveryConcurrencyPerDomain` across every host that shares the application's
+   * `limitStore` (a `RedisLimitStore`), so a fleet opens that many connections to a destination in
+   * all, as one sender would. Without a shared store it counts this process alone. Default false.
+   */
+  @IsOptional()
+  @IsBoolean()
+  deliverySharedConcurrency?: boolean;
 
   /**
    * Domains reached only over TLS with a verified certificate; without it their messages wait
@@ -139,6 +149,7 @@ export function deliveryQueue(application: AnyServedApplication): OutboundQueue 
         requireTlsDomains: settings.requireTlsDomains,
         concurrency: settings.deliveryConcurrency,
         perDestination: settings.deliveryConcurrencyPerDomain,
+        sharedCounts: settings.deliverySharedConcurrency === true ? (settings as { limitStore?: LimitStore }).limitStore : undefined,
         scanInterval: settings.queueScanInterval,
         logger: application.logger.child({ component: 'outbound' }),
       }),

@@ -16,11 +16,26 @@ export interface LaneJob {
   readonly recipients: readonly QueuedRecipient[];
 }
 
+/**
+ * Counts of open connections kept where several hosts see them (the application's `limitStore`,
+ * Redis for a fleet): with it, `perDestination` holds across every host that shares the store.
+ */
+export interface SharedCounts {
+  /** One more connection to `key`: the count across the hosts, this one included. */
+  acquire(key: string): number | Promise<number>;
+  release(key: string): void | Promise<void>;
+}
+
+/** How long a lane waits before it asks again when the fleet already has a destination's connections. */
+const SHARED_RETRY_MS = 1000;
+
 export interface LaneOptions<J extends LaneJob> {
   readonly resolver: MxResolver;
   readonly connect: Omit<ConnectOptions, 'verifiedTls'>;
   readonly concurrency: number;
   readonly perDestination: number;
+  /** Where a destination's connections are counted across hosts; without it, in this process alone. */
+  readonly shared?: SharedCounts | undefined;
   /** The job's message content, read anew for each attempt. */
   content(job: J): Readable;
   /** A job's results, one per recipient. */
@@ -135,7 +150,7 @@ export class Lanes<J extends LaneJob> {
       ) {
         lane.running++;
         this.#connections++;
-        void this.#run(lane).finally(() => {
+        void this.#slotted(lane).finally(() => {
           lane.running--;
           this.#connections--;
           if (lane.running === 0 && lane.jobs.length === 0) this.#lanes.delete(key);
@@ -143,6 +158,24 @@ export class Lanes<J extends LaneJob> {
         });
       }
     }
+  }
+
+  /**
+   * Runs the lane within the fleet's `perDestination` when the counts are shared: a connection
+   * over it is not opened, and the lane asks again a moment later (its jobs wait meanwhile).
+   */
+  async #slotted(lane: Lane<J>): Promise<void> {
+    const shared = this.#options.shared;
+    if (shared === undefined) return this.#run(lane);
+    const slot = `dest:${lane.domain}`;
+    const open = await shared.acquire(slot);
+    try {
+      if (open <= this.#options.perDestination) return await this.#run(lane);
+    } finally {
+      await shared.release(slot);
+    }
+    if (this.#closed) return;
+    await new Promise<void>((resolve) => setTimeout(resolve, SHARED_RETRY_MS).unref());
   }
 
   /** Every job waiting in the lane gets `failure`. */

@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { ConnectOptions, RecipientResult } from './client.js';
-import { Lanes, type LaneJob } from './lanes.js';
+import { Lanes, type LaneJob, type SharedCounts } from './lanes.js';
 import { noticeMessage, recipientsToTell, type NoticeKind } from './notices.js';
 import { MxResolver, type ResolverOptions } from './resolver.js';
 import { afterFailure, delayNoticeDue, type RetryPolicy } from './schedule.js';
@@ -31,6 +31,8 @@ export interface QueueOptions {
   readonly concurrency?: number | undefined;
   /** Connections open at once to one destination. Default 4. */
   readonly perDestination?: number | undefined;
+  /** Counts `perDestination` across the hosts sharing it (a shared `LimitStore`, Redis for a fleet). */
+  readonly sharedCounts?: SharedCounts | undefined;
   /** How often the queue folder is looked at for due messages, ms. Default 5000. */
   readonly scanInterval?: number | undefined;
   readonly logger: Logger;
@@ -125,6 +127,7 @@ export class OutboundQueue {
       connect: { ...options.connect, heloName: options.hostname, logger: options.logger },
       concurrency: options.concurrency ?? 20,
       perDestination: options.perDestination ?? 4,
+      shared: options.sharedCounts,
       content: (job) => createReadStream(this.spool.dataPath(job.message.claim.id)),
       done: (job, results) => this.#done(job, results),
     });

@@ -9,11 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RedisLimitStore, RequestHandler, type AuthCredentials } from '../../lib/index.js';
+import { Application, RedisLimitStore, RequestHandler, type AuthCredentials } from '../../lib/index.js';
+import { Deliver, deliveryQueue } from '../../lib/entry/outbound.js';
+import { startDns } from '../helpers/dns.js';
+import { tempQueue } from '../helpers/outbound.js';
 import { ROOT, startTsx, stopAll } from '../helpers/processes.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { redisMissing, startRedis, type TestRedis } from '../helpers/redis.js';
-import { closeServers, startServer, until } from '../helpers/server.js';
+import { closeServers, silent, startServer, until } from '../helpers/server.js';
 
 if (redisMissing !== undefined) console.log(`Redis limit tests skipped: ${redisMissing}`);
 
@@ -244,5 +247,64 @@ describe.skipIf(redisMissing !== undefined)('shared limits on real servers', () 
     const later = await RawClient.greeted(two.port);
     later.close();
     atTwo.close();
+  });
+});
+
+describe.skipIf(redisMissing !== undefined)('Deliver paced across hosts', () => {
+  /** Two Deliver applications (two hosts) with 3 messages each for one destination; the most connections the exchanger had at once. */
+  async function mostAtOnce(shared: boolean): Promise<number> {
+    let open = 0;
+    let most = 0;
+    let arrived = 0;
+    class Slow extends RequestHandler {
+      override async prepare(): Promise<void> {
+        most = Math.max(most, ++open);
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      override data(): void {
+        arrived++;
+      }
+      override onFinish(): void {
+        open--;
+      }
+    }
+    const exchanger = await startServer(Slow);
+    const dns = await startDns({ 'paced.test': { mx: [[10, 'mx.paced.test']] }, 'mx.paced.test': { a: ['127.0.0.1'] } });
+    const p = prefix();
+    const closers: (() => unknown)[] = [() => dns.close()];
+    try {
+      for (let host = 0; host < 2; host++) {
+        const queue = tempQueue();
+        closers.push(queue.cleanup);
+        const app = new Application(Deliver, {
+          hostname: `mta${host}.test`,
+          queueDir: queue.dir,
+          dnsServers: [dns.server],
+          deliveryPort: exchanger.port,
+          deliveryConcurrencyPerDomain: 1,
+          deliverySharedConcurrency: shared,
+          queueScanInterval: 100,
+          limitStore: store(p),
+          logger: silent,
+        });
+        for (let i = 0; i < 3; i++) {
+          await deliveryQueue(app).enqueue(
+            { from: 'a@sender.test', recipients: [{ address: `r${i}@paced.test` }] },
+            Buffer.from('Subject: x\r\n\r\nx\r\n'),
+          );
+        }
+        const server = await app.listen(0, '127.0.0.1');
+        closers.push(() => server.close());
+      }
+      await until(() => arrived === 6, 20_000);
+      return most;
+    } finally {
+      for (const close of closers.reverse()) await close();
+    }
+  }
+
+  it('deliverySharedConcurrency: the fleet opens deliveryConcurrencyPerDomain connections to a destination in all', async () => {
+    expect(await mostAtOnce(false)).toBe(2);
+    expect(await mostAtOnce(true)).toBe(1);
   });
 });
