@@ -1,7 +1,7 @@
 import { IsArray, IsBoolean, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Max, Min } from '../app/validators.js';
 import { RequestHandler, type AnyServedApplication } from '../app/request-handler.js';
 import { serviceKey } from '../app/services.js';
-import type { LimitStore } from '../app/limit-store.js';
+import { MemoryLimitStore, type LimitStore } from '../app/limit-store.js';
 import { settingsSchema } from '../app/settings-schema.js';
 import { REPLIES } from '../protocol/replies.js';
 import { SMTPError } from '../protocol/reply.js';
@@ -70,14 +70,20 @@ export class DeliverSettings extends RelayAccessSettings {
   @Min(1)
   deliveryConcurrencyPerDomain?: number;
 
+  /** Messages per minute to one destination domain (0: no limit); past it the domain's messages wait. Default 0. */
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  deliveryRatePerDomain?: number;
+
   /**
-   * Count `deliveryConcurrencyPerDomain` across every host that shares the application's
-   * `limitStore` (a `RedisLimitStore`), so a fleet opens that many connections to a destination in
-   * all, as one sender would. Without a shared store it counts this process alone. Default false.
+   * Count `deliveryConcurrencyPerDomain` and `deliveryRatePerDomain` across every host that shares
+   * the application's `limitStore` (a `RedisLimitStore`), so a fleet paces a destination as one
+   * sender would. Without a shared store they count this process alone. Default false.
    */
   @IsOptional()
   @IsBoolean()
-  deliverySharedConcurrency?: boolean;
+  deliverySharedPacing?: boolean;
 
   /**
    * Domains reached only over TLS with a verified certificate; without it their messages wait
@@ -149,11 +155,24 @@ export function deliveryQueue(application: AnyServedApplication): OutboundQueue 
         requireTlsDomains: settings.requireTlsDomains,
         concurrency: settings.deliveryConcurrency,
         perDestination: settings.deliveryConcurrencyPerDomain,
-        sharedCounts: settings.deliverySharedConcurrency === true ? (settings as { limitStore?: LimitStore }).limitStore : undefined,
+        ...pacing(settings),
         scanInterval: settings.queueScanInterval,
         logger: application.logger.child({ component: 'outbound' }),
       }),
   );
+}
+
+/** The queue's pacing options: counted in the shared store when the fleet shares it, else in this process. */
+function pacing(settings: DeliverSettings): {
+  sharedCounts?: LimitStore | undefined;
+  ratePerDestination?: { perMinute: number; counts: LimitStore };
+} {
+  const store = settings.deliverySharedPacing === true ? (settings as { limitStore?: LimitStore }).limitStore : undefined;
+  const perMinute = settings.deliveryRatePerDomain ?? 0;
+  return {
+    sharedCounts: store,
+    ...(perMinute === 0 ? {} : { ratePerDestination: { perMinute, counts: store ?? new MemoryLimitStore() } }),
+  };
 }
 
 /**

@@ -26,6 +26,19 @@ export interface SharedCounts {
   release(key: string): void | Promise<void>;
 }
 
+/** Where messages per destination are counted in a sliding minute: this process's counts, or a fleet's shared ones. */
+export interface RateCounts {
+  /** One more message to `key`: the count in the last `windowMs`, this one included. */
+  hit(key: string, windowMs: number): number | Promise<number>;
+  /** The count in the last `windowMs`. */
+  count(key: string, windowMs: number): number | Promise<number>;
+}
+
+const MINUTE = 60_000;
+
+/** What a job not sent because the queue closed gets: a deferral, so it is tried again at the next start. */
+const CLOSING = { code: 451, status: '4.3.2', reply: '451 4.3.2 not sent: the outbound queue closed' };
+
 /** How long a lane waits before it asks again when the fleet already has a destination's connections. */
 const SHARED_RETRY_MS = 1000;
 
@@ -36,6 +49,8 @@ export interface LaneOptions<J extends LaneJob> {
   readonly perDestination: number;
   /** Where a destination's connections are counted across hosts; without it, in this process alone. */
   readonly shared?: SharedCounts | undefined;
+  /** Messages per minute to one destination, and where they are counted; none: no limit. */
+  readonly rate?: { readonly perMinute: number; readonly counts: RateCounts } | undefined;
   /** The job's message content, read anew for each attempt. */
   content(job: J): Readable;
   /** A job's results, one per recipient. */
@@ -123,6 +138,7 @@ export class Lanes<J extends LaneJob> {
   close(): void {
     this.#closed = true;
     for (const lane of this.#lanes.values()) lane.wake?.();
+    this.#pump();
   }
 
   /** The lane's next job; with a connection open, waits a little for one to come. */
@@ -142,6 +158,11 @@ export class Lanes<J extends LaneJob> {
   }
 
   #pump(): void {
+    if (this.#closed) {
+      // No runner starts once closing: a lane without one hands its jobs back, to be tried again later.
+      for (const lane of this.#lanes.values()) if (lane.running === 0) this.#failAll(lane, () => CLOSING);
+      return;
+    }
     for (const [key, lane] of this.#lanes) {
       while (
         lane.jobs.length > lane.running &&
@@ -178,6 +199,23 @@ export class Lanes<J extends LaneJob> {
     await new Promise<void>((resolve) => setTimeout(resolve, SHARED_RETRY_MS).unref());
   }
 
+  /**
+   * Waits until the destination's rate allows one more message, and counts it; `false` when the
+   * lanes close meanwhile. The count is read before it is added to, so a waiting lane adds
+   * nothing: several hosts reading at once may pass the rate by one message each.
+   */
+  async #paced(lane: Lane<J>): Promise<boolean> {
+    const rate = this.#options.rate;
+    if (rate === undefined || rate.perMinute === 0) return true;
+    const key = `destrate:${lane.domain}`;
+    while ((await rate.counts.count(key, MINUTE)) >= rate.perMinute) {
+      if (this.#closed) return false;
+      await new Promise<void>((resolve) => setTimeout(resolve, Math.min(SHARED_RETRY_MS, MINUTE / rate.perMinute)).unref());
+    }
+    await rate.counts.hit(key, MINUTE);
+    return true;
+  }
+
   /** Every job waiting in the lane gets `failure`. */
   #failAll(lane: Lane<J>, failure: (job: J) => Omit<RecipientResult, 'recipient'>): void {
     for (let job = lane.jobs.shift(); job !== undefined; job = lane.jobs.shift()) {
@@ -205,6 +243,11 @@ export class Lanes<J extends LaneJob> {
     let connection: OutboundConnection | undefined;
     try {
       for (let job = lane.jobs.shift(); job !== undefined; job = await this.#next(lane, connection)) {
+        if (!(await this.#paced(lane))) {
+          lane.jobs.unshift(job);
+          this.#failAll(lane, () => CLOSING);
+          return;
+        }
         if (connection?.alive !== true) {
           connection?.close();
           const opened = await OutboundConnection.open(destination.exchangers, { ...this.#options.connect, verifiedTls: lane.verified });

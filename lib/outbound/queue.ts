@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { ConnectOptions, RecipientResult } from './client.js';
-import { Lanes, type LaneJob, type SharedCounts } from './lanes.js';
+import { Lanes, type LaneJob, type RateCounts, type SharedCounts } from './lanes.js';
 import { noticeMessage, recipientsToTell, type NoticeKind } from './notices.js';
 import { MxResolver, type ResolverOptions } from './resolver.js';
 import { afterFailure, delayNoticeDue, type RetryPolicy } from './schedule.js';
@@ -33,6 +33,8 @@ export interface QueueOptions {
   readonly perDestination?: number | undefined;
   /** Counts `perDestination` across the hosts sharing it (a shared `LimitStore`, Redis for a fleet). */
   readonly sharedCounts?: SharedCounts | undefined;
+  /** Messages per minute to one destination, counted in `counts` (a fleet's shared store, or this process's). */
+  readonly ratePerDestination?: { readonly perMinute: number; readonly counts: RateCounts } | undefined;
   /** How often the queue folder is looked at for due messages, ms. Default 5000. */
   readonly scanInterval?: number | undefined;
   readonly logger: Logger;
@@ -128,6 +130,7 @@ export class OutboundQueue {
       concurrency: options.concurrency ?? 20,
       perDestination: options.perDestination ?? 4,
       shared: options.sharedCounts,
+      rate: options.ratePerDestination,
       content: (job) => createReadStream(this.spool.dataPath(job.message.claim.id)),
       done: (job, results) => this.#done(job, results),
     });

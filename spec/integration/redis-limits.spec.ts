@@ -252,7 +252,7 @@ describe.skipIf(redisMissing !== undefined)('shared limits on real servers', () 
 
 describe.skipIf(redisMissing !== undefined)('Deliver paced across hosts', () => {
   /** Two Deliver applications (two hosts) with 3 messages each for one destination; the most connections the exchanger had at once. */
-  async function mostAtOnce(shared: boolean): Promise<number> {
+  async function mostAtOnce(shared: boolean, ratePerDomain = 0, settle?: number): Promise<{ most: number; arrived: number }> {
     let open = 0;
     let most = 0;
     let arrived = 0;
@@ -282,7 +282,8 @@ describe.skipIf(redisMissing !== undefined)('Deliver paced across hosts', () => 
           dnsServers: [dns.server],
           deliveryPort: exchanger.port,
           deliveryConcurrencyPerDomain: 1,
-          deliverySharedConcurrency: shared,
+          deliverySharedPacing: shared,
+          deliveryRatePerDomain: ratePerDomain,
           queueScanInterval: 100,
           limitStore: store(p),
           logger: silent,
@@ -296,15 +297,21 @@ describe.skipIf(redisMissing !== undefined)('Deliver paced across hosts', () => 
         const server = await app.listen(0, '127.0.0.1');
         closers.push(() => server.close());
       }
-      await until(() => arrived === 6, 20_000);
-      return most;
+      if (settle === undefined) await until(() => arrived === 6, 20_000);
+      else await new Promise((r) => setTimeout(r, settle));
+      return { most, arrived };
     } finally {
       for (const close of closers.reverse()) await close();
     }
   }
 
-  it('deliverySharedConcurrency: the fleet opens deliveryConcurrencyPerDomain connections to a destination in all', async () => {
-    expect(await mostAtOnce(false)).toBe(2);
-    expect(await mostAtOnce(true)).toBe(1);
+  it('deliverySharedPacing: the fleet opens deliveryConcurrencyPerDomain connections to a destination in all', async () => {
+    expect((await mostAtOnce(false)).most).toBe(2);
+    expect((await mostAtOnce(true)).most).toBe(1);
+  });
+
+  it('deliveryRatePerDomain: two messages a minute per destination, per host alone or for the whole fleet', async () => {
+    expect((await mostAtOnce(false, 2, 2500)).arrived).toBe(4);
+    expect((await mostAtOnce(true, 2, 2500)).arrived).toBe(2);
   });
 });
