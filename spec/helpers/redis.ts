@@ -6,6 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './server.js';
@@ -27,33 +28,59 @@ export interface TestRedis {
   close(): Promise<void>;
 }
 
-function answers(port: number): Promise<boolean> {
+/** Whether the server answers PING (a refusal for want of the password counts: it answers). */
+function answers(port: number, tls: boolean): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
+    const socket = tls ? tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false }) : connect(port, '127.0.0.1');
+    socket.once(tls ? 'secureConnect' : 'connect', () => {
       socket.write('PING\r\n');
-      socket.once('data', (d) => {
+      socket.once('data', (d: Buffer) => {
         socket.destroy();
-        resolve(d.toString().startsWith('+PONG'));
+        resolve(/^(\+PONG|-NOAUTH)/.test(d.toString()));
       });
     });
     socket.once('error', () => resolve(false));
   });
 }
 
-export async function startRedis(): Promise<TestRedis> {
+/** TLS only (the certificate files of `makeCertificates`), and a password. */
+export interface RedisOptions {
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
+  readonly password?: string;
+}
+
+export async function startRedis(options: RedisOptions = {}): Promise<TestRedis> {
   if (BINARY === undefined) throw new Error(redisMissing);
   const binary = BINARY;
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'sirocco-redis-'));
   let child: ChildProcess | undefined;
   const start = async (): Promise<void> => {
-    const started = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], {
+    const tls = options.tls;
+    const listen =
+      tls === undefined
+        ? ['--port', String(port)]
+        : [
+            '--port',
+            '0',
+            '--tls-port',
+            String(port),
+            '--tls-cert-file',
+            tls.certFile,
+            '--tls-key-file',
+            tls.keyFile,
+            '--tls-ca-cert-file',
+            tls.caFile,
+            '--tls-auth-clients',
+            'no',
+          ];
+    const auth = options.password === undefined ? [] : ['--requirepass', options.password];
+    const started = spawn(binary, [...listen, ...auth, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], {
       stdio: 'ignore',
     });
     child = started;
     for (let i = 0; i < 100; i++) {
-      if (await answers(port)) return;
+      if (await answers(port, options.tls !== undefined)) return;
       if (started.exitCode !== null) throw new Error(`redis-server exited with ${started.exitCode}`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -70,7 +97,7 @@ export async function startRedis(): Promise<TestRedis> {
   await start();
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${options.tls === undefined ? 'redis' : 'rediss'}://${options.password === undefined ? '' : `:${options.password}@`}127.0.0.1:${port}`,
     stop,
     restart: start,
     close: async () => {

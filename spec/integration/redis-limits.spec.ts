@@ -13,6 +13,7 @@ import { Application, RedisLimitStore, RequestHandler, type AuthCredentials } fr
 import { Deliver, deliveryQueue } from '../../lib/entry/outbound.js';
 import { startDns } from '../helpers/dns.js';
 import { tempQueue } from '../helpers/outbound.js';
+import { makeCertificates } from '../helpers/certs.js';
 import { ROOT, startTsx, stopAll } from '../helpers/processes.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { redisMissing, startRedis, type TestRedis } from '../helpers/redis.js';
@@ -140,6 +141,36 @@ describe.skipIf(redisMissing !== undefined)('RedisLimitStore', () => {
       expect(await survivor.acquire('ip:203.0.113.9')).toBe(2);
     } finally {
       if (child.exitCode === null && child.signalCode === null) process.kill(child.pid ?? 0, 'SIGKILL');
+    }
+  });
+});
+
+describe.skipIf(redisMissing !== undefined)('RedisLimitStore over TLS, with a password', () => {
+  it('counts in a Redis that takes rediss:// and AUTH only; a wrong password is a fallback, not a crash', async () => {
+    const certs = makeCertificates();
+    const secured = await startRedis({
+      tls: { certFile: join(certs.dir, 'server.crt'), keyFile: join(certs.dir, 'server.key'), caFile: certs.caFile },
+      password: 'pass-7',
+    });
+    try {
+      expect(secured.url).toBe(`rediss://:pass-7@127.0.0.1:${secured.port}`);
+      const p = prefix();
+      const a = new RedisLimitStore({ url: secured.url, prefix: p, tls: { ca: certs.ca } });
+      const b = new RedisLimitStore({ url: secured.url, prefix: p, tls: { ca: certs.ca } });
+      const wrong = new RedisLimitStore({
+        url: `rediss://:nope@127.0.0.1:${secured.port}`,
+        prefix: p,
+        tls: { ca: certs.ca },
+        timeoutMs: 300,
+      });
+      stores.push(a, b, wrong);
+      expect(await a.acquire('ip:192.0.2.1')).toBe(1);
+      expect(await b.acquire('ip:192.0.2.1')).toBe(2);
+      expect(await wrong.acquire('ip:192.0.2.1')).toBe(1);
+      expect([a.fallbacks, b.fallbacks, wrong.fallbacks]).toEqual([0, 0, 1]);
+    } finally {
+      await secured.close();
+      certs.cleanup();
     }
   });
 });
