@@ -254,6 +254,16 @@ function pop3Options(plan: NonNullable<Plan['pop3']>, app: AnyApplication): Para
     allowInsecureAuth: settings.allowInsecureAuth,
     hostname: settings.hostname,
     logger: app.logger,
+    limits: {
+      maxConnectionsPerIp: settings.maxConnectionsPerIp,
+      maxConnectionsPerNet: settings.maxConnectionsPerNet,
+      connectionRatePerIp: settings.connectionRatePerIp,
+      authFailuresPerIp: settings.authFailuresPerIp,
+      limitWindow: settings.limitWindow,
+      ipv6PrefixLength: settings.ipv6PrefixLength,
+      limitExempt: settings.limitExempt,
+      limitStore: settings.limitStore,
+    },
   };
 }
 

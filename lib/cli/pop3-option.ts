@@ -4,6 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import type { ConnectionKitSettings } from '../app/kit-settings.js';
+import type { LimitStore } from '../app/limit-store.js';
 import type { AuthCredentials } from '../protocol/sasl-base.js';
 import { MaildirStore } from '../pop3/maildir-store.js';
 import { Pop3Server } from '../pop3/pop3-server.js';
@@ -59,6 +61,24 @@ export interface Pop3Plan {
   readonly allowInsecureAuth: boolean;
   readonly hostname: string;
   readonly logger: Logger;
+  /** The SMTP server's per-client limits and their store: with `--limit-store`, POP3's password failures count across the fleet too. */
+  readonly limits: Pick<
+    ConnectionKitSettings,
+    | 'maxConnectionsPerIp'
+    | 'maxConnectionsPerNet'
+    | 'connectionRatePerIp'
+    | 'authFailuresPerIp'
+    | 'limitWindow'
+    | 'ipv6PrefixLength'
+    | 'limitExempt'
+    | 'limitStore'
+  >;
+}
+
+/** The limits as POP3's options take them (a store only when there is one). */
+function limits(given: Pop3Plan['limits']): Omit<Pop3Plan['limits'], 'limitStore'> & { limitStore?: LimitStore } {
+  const { limitStore, ...rest } = given;
+  return limitStore === undefined ? rest : { ...rest, limitStore };
 }
 
 /** Starts the POP3 server; resolves with it and the address it listens on. */
@@ -71,6 +91,7 @@ export async function startPop3(plan: Pop3Plan): Promise<{ server: Pop3Server; w
     ...(plan.tls === undefined ? {} : { tls: plan.tls }),
     allowInsecureAuth: plan.allowInsecureAuth,
     logger: plan.logger,
+    ...limits(plan.limits),
   });
   await server.listen(plan.port, plan.host);
   const address = server.address();

@@ -15,6 +15,7 @@ import { startDns } from '../helpers/dns.js';
 import { tempQueue } from '../helpers/outbound.js';
 import { makeCertificates } from '../helpers/certs.js';
 import { ROOT, startTsx, stopAll } from '../helpers/processes.js';
+import { Pop3Client } from '../helpers/pop3-client.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { redisMissing, startRedis, type TestRedis } from '../helpers/redis.js';
 import { closeServers, silent, startServer, until } from '../helpers/server.js';
@@ -238,6 +239,53 @@ describe.skipIf(redisMissing !== undefined)('shared limits on real servers', () 
       refused.close();
     } finally {
       await redis.restart();
+    }
+  });
+
+  it('two sirocco processes share the password-failure limit: POP3 guesses on both hosts count together', async () => {
+    const p = prefix();
+    const dir = mkdtempSync(join(tmpdir(), 'sirocco-limits-'));
+    try {
+      writeFileSync(join(dir, 'users'), 'alice:wonderland\n');
+      const serve = async (): Promise<number> => {
+        const r = startTsx([
+          'lib/cli/main.ts',
+          '--listen',
+          '127.0.0.1:0',
+          '--handler',
+          `maildir:${join(dir, 'mail')}`,
+          '--pop3-listen',
+          '127.0.0.1:0',
+          '--pop3-users',
+          join(dir, 'users'),
+          '--limit-store',
+          `${redis.url}?prefix=${p}`,
+          '--set',
+          'authFailuresPerIp=2',
+          '--set',
+          'limitExempt=[]',
+          '--set',
+          'allowInsecureAuth=true',
+        ]);
+        await until(() => /serving POP3 on 127\.0\.0\.1:\d+/.test(r.stdout()) || r.child.exitCode !== null, 15_000);
+        const port = Number(/serving POP3 on 127\.0\.0\.1:(\d+)/.exec(r.stdout())?.[1] ?? 0);
+        if (port === 0) throw new Error(`did not start: ${r.stderr()}`);
+        return port;
+      };
+      const [one, two] = await Promise.all([serve(), serve()]);
+      const guess = async (port: number): Promise<string> => {
+        const c = await Pop3Client.connect(port);
+        await c.until('\r\n');
+        expect(await c.command('USER alice')).toBe('+OK Send the password for alice\r\n');
+        const answer = await c.command('PASS guess');
+        c.socket.destroy();
+        return answer;
+      };
+      expect(await guess(one)).toBe('-ERR [AUTH] Invalid user name or password\r\n');
+      expect(await guess(two)).toBe('-ERR [AUTH] Invalid user name or password\r\n');
+      expect(await guess(one)).toBe('-ERR [AUTH] Too many authentication failures from your address, try again later\r\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
