@@ -59,8 +59,17 @@ export class Session {
 
   /** The session's facts as one frozen value, built anew only after one of them changed. */
   info(): SessionInfo {
+    const peer = this.#peer;
+    // Every field named: one object shape for every session, where a spread of the peer (with or
+    // without `proxy` and `clientName`) took the slow copy.
     this.#info ??= Object.freeze({
-      ...this.#peer,
+      id: peer.id,
+      remoteAddress: peer.remoteAddress,
+      remotePort: peer.remotePort,
+      localAddress: peer.localAddress,
+      localPort: peer.localPort,
+      proxy: peer.proxy,
+      clientName: peer.clientName,
       heloName: this.#heloName,
       esmtp: this.#esmtp,
       secure: this.#tls !== undefined,
