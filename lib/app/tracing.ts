@@ -22,7 +22,7 @@ export function endWith(traced: Traced, reply: Reply | undefined, outcome: strin
 }
 
 /** A reply's code, enhanced status and catalogue name, as span attributes. */
-export function replyAttributes(reply: Reply): Attributes {
+function replyAttributes(reply: Reply): Attributes {
   const attributes: Attributes = { 'sirocco.reply.code': reply.code };
   if (reply.enhanced !== undefined) attributes['sirocco.reply.status'] = reply.enhanced.join('.');
   if (reply.name !== undefined) attributes['sirocco.reply.name'] = reply.name;

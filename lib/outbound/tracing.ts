@@ -6,6 +6,7 @@
  * (the queue's tries). No mail address is put on a span.
  */
 import { SpanKinds, Traced } from '../telemetry/traced.js';
+import { statusOf } from './bounce.js';
 
 /** A reply as sending reports it (a recipient's result, or why no exchanger could be used). */
 interface Outcome {
@@ -92,13 +93,14 @@ export function smarthostOutcomes(
 ): Outcome[] {
   if ('failed' in answer) {
     const { code, enhanced, message } = answer.failed;
-    return recipients.map(() => ({ code, status: enhanced?.join('.') ?? `${Math.floor(code / 100)}.0.0`, reply: message }));
+    return recipients.map(() => ({ code, status: enhanced?.join('.') ?? statusOf(code, message), reply: message }));
   }
   return recipients.map((recipient) => {
     const refused = answer.rejectedErrors?.find((e) => e.recipient === recipient);
-    if (refused === undefined) return { code: 250, status: '2.0.0', reply: answer.response };
+    if (refused === undefined) return { code: 250, status: statusOf(250, answer.response), reply: answer.response };
     const code = refused.responseCode ?? 550;
-    return { code, status: `${Math.floor(code / 100)}.0.0`, reply: refused.response ?? `${code} refused` };
+    const reply = refused.response ?? `${code} refused`;
+    return { code, status: statusOf(code, reply), reply };
   });
 }
 

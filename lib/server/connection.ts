@@ -215,6 +215,7 @@ export class Connection {
   /** Drops the connection at once. */
   destroy(): void {
     this.#end('drop');
+    // Also when the connection had already ended with its last replies and waits for the client.
     this.#socket.destroy();
   }
 
