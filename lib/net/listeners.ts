@@ -35,10 +35,10 @@ export interface ServedConnection {
 export class Listeners {
   readonly #servers: Server[] = [];
   readonly #log: Logger;
-  readonly #accept: (socket: Socket, unixPath: string | undefined) => void;
+  readonly #accept: (socket: Socket, local: LocalEnd | undefined) => void;
 
-  /** `accept` gets each connection, and for a Unix socket the path the client connected to. */
-  constructor(log: Logger, accept: (socket: Socket, unixPath: string | undefined) => void) {
+  /** `accept` gets each connection, and where it connected to when the listener knows (see {@link LocalEnd}). */
+  constructor(log: Logger, accept: (socket: Socket, local: LocalEnd | undefined) => void) {
     this.#log = log;
     this.#accept = accept;
   }
@@ -53,8 +53,8 @@ export class Listeners {
     const server = createServer();
     // Connections are taken from the first moment: in a cluster worker the primary may hand over
     // connections it queued as soon as this worker listens, in the same turn of the event loop.
-    const unixPath = typeof port === 'string' ? port : undefined;
-    server.on('connection', (socket: Socket) => this.#accept(socket, unixPath));
+    let local: LocalEnd | undefined = typeof port === 'string' ? port : undefined;
+    server.on('connection', (socket: Socket) => this.#accept(socket, local));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       const done = (): void => {
@@ -66,6 +66,7 @@ export class Listeners {
       else server.listen(port, address, done);
     });
     server.on('error', (err) => this.#log.error({ err }, 'server error'));
+    local ??= fixedEnd(server);
     this.#servers.push(server);
     if (typeof port === 'string') await shareSocket(port, unix);
   }
@@ -73,7 +74,10 @@ export class Listeners {
   /** Serves connections from servers the program created and made listen itself. */
   add(servers: readonly Server[]): void {
     for (const server of servers) {
-      server.on('connection', (socket: Socket) => this.#accept(socket, socket.remoteAddress === undefined ? pathOf(server) : undefined));
+      const local = fixedEnd(server);
+      server.on('connection', (socket: Socket) =>
+        this.#accept(socket, local ?? (socket.remoteAddress === undefined ? pathOf(server) : undefined)),
+      );
       server.on('error', (err) => this.#log.error({ err }, 'server error'));
       this.#servers.push(server);
     }
@@ -88,6 +92,23 @@ export class Listeners {
   close(): Promise<void> {
     return Promise.all(this.#servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())))).then(() => undefined);
   }
+}
+
+/**
+ * Where a connection arrived, when its listener knows it without asking the kernel: the path of a
+ * Unix socket, or the address and port of a listener bound to one address. Only a listener on
+ * every interface (`0.0.0.0`, `::`) leaves it to each socket's own `getsockname(2)`, a system
+ * call per connection the others save.
+ */
+export type LocalEnd = string | { readonly address: string; readonly port: number };
+
+/** The address every connection to `server` arrives at, or `undefined` when it depends on the connection. */
+function fixedEnd(server: Server): LocalEnd | undefined {
+  const address = server.address();
+  if (address === null) return undefined;
+  if (typeof address === 'string') return address;
+  if (address.address === '0.0.0.0' || address.address === '::') return undefined;
+  return { address: address.address, port: address.port };
 }
 
 /** The path of a server listening on a Unix socket. */

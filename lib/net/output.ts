@@ -121,12 +121,23 @@ export class Output {
    * Sends what is queued, then ends the socket, destroying it if it lingers. The linger timer is
    * cleared once the socket closes: left to run out, it kept every closed connection (its
    * socket, session and buffers) alive for 5 s, 20,000 of them under a load of short connections.
+   *
+   * `closeWhenSent`, for a client that asked to end (QUIT): the socket closes as soon as the last
+   * write and the FIN are handed to the kernel, without waiting for the client's side (no linger
+   * timer). Otherwise the client may still be sending (a pipelined batch refused with 421), and
+   * closing with its bytes unread would reset the connection and could lose our last reply.
    */
-  end(): void {
+  end(closeWhenSent = false): void {
     this.flush();
     const socket = this.#socket;
     socket.end();
     if (socket.destroyed) return;
+    if (closeWhenSent) {
+      // Closed once the last write and the FIN are handed to the kernel, which still delivers them.
+      if (socket.writableFinished) socket.destroy();
+      else socket.once('finish', () => socket.destroy());
+      return;
+    }
     const linger = setTimeout(() => socket.destroy(), LINGER_MS).unref();
     socket.once('close', () => clearTimeout(linger));
   }

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { AuthSlot, ClientLimits, Admission } from '../net/client-limits.js';
 import { IdleTimer } from '../net/idle-timer.js';
 import { DRY, InputPump, type StepResult } from '../net/input-pump.js';
+import type { LocalEnd } from '../net/listeners.js';
 import { Output } from '../net/output.js';
 import { readChunks } from '../net/reader.js';
 import type { TLSConfig } from '../net/tls.js';
@@ -66,11 +67,11 @@ export class Pop3Connection {
   /** What a RETR in progress reads, closed whenever the connection ends. */
   #source: Readable | undefined;
   /** The socket file a local client connected to, or `undefined` on TCP. */
-  readonly #unixPath: string | undefined;
+  readonly #local: LocalEnd | undefined;
 
-  constructor(socket: Socket, context: Pop3Context, unixPath: string | undefined, onClosed: (connection: Pop3Connection) => void) {
+  constructor(socket: Socket, context: Pop3Context, local: LocalEnd | undefined, onClosed: (connection: Pop3Connection) => void) {
     this.#socket = socket;
-    this.#unixPath = unixPath;
+    this.#local = local;
     this.#limitsClient = socket.remoteAddress ?? null;
     this.#c = context;
     this.#onClosed = onClosed;
@@ -222,8 +223,8 @@ export class Pop3Connection {
       protocol: 'pop3',
       remoteAddress: this.remoteAddress,
       remotePort: socket.remotePort ?? 0,
-      localAddress: socket.localAddress ?? this.#unixPath ?? '',
-      localPort: socket.localPort ?? 0,
+      localAddress: typeof this.#local === 'string' ? this.#local : (this.#local?.address ?? socket.localAddress ?? ''),
+      localPort: typeof this.#local === 'object' ? this.#local.port : (socket.localPort ?? 0),
       secure: this.#session.secure,
     };
   }

@@ -10,7 +10,7 @@ import { pino, type Logger } from 'pino';
 import { MemoryLimitStore } from '../app/limit-store.js';
 import { TrustedPeers } from '../app/trusted-peers.js';
 import { ClientLimits } from '../net/client-limits.js';
-import { Connections, Listeners, type UnixSocketOptions } from '../net/listeners.js';
+import { Connections, Listeners, type LocalEnd, type UnixSocketOptions } from '../net/listeners.js';
 import { TLSConfig } from '../net/tls.js';
 import { Pop3Connection, type Pop3Context } from './connection.js';
 import { pop3Settings, type Pop3ServerOptions } from './options.js';
@@ -57,7 +57,7 @@ export class Pop3Server {
       log,
       locks: new Set(),
     };
-    this.#listeners = new Listeners(log, (socket, unixPath) => this.#accept(socket, unixPath));
+    this.#listeners = new Listeners(log, (socket, local) => this.#accept(socket, local));
   }
 
   /** Listens on `port` (0 picks one) and `address`, or on a Unix socket path; resolves once listening. */
@@ -84,8 +84,8 @@ export class Pop3Server {
     await stopped;
   }
 
-  #accept(socket: Socket, unixPath: string | undefined): void {
-    const connection = new Pop3Connection(socket, this.#context, unixPath, (c) => this.#connections.delete(c));
+  #accept(socket: Socket, local: LocalEnd | undefined): void {
+    const connection = new Pop3Connection(socket, this.#context, local, (c) => this.#connections.delete(c));
     this.#connections.add(connection);
     if (this.#closing) connection.turnAway('-ERR [SYS/TEMP] Server shutting down');
     else if (this.#connections.size > this.#maxConnections) connection.turnAway('-ERR [SYS/TEMP] Too many connections, try again later');

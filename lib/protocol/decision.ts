@@ -21,7 +21,12 @@ export type MailCommand = Extract<Command, { verb: 'MAIL' }>;
  */
 export type Decision =
   | { readonly kind: 'reply' | 'data' | 'reset' | 'startTls'; readonly reply: Reply }
-  | { readonly kind: 'close'; readonly replies: readonly Reply[] }
+  | {
+      readonly kind: 'close';
+      readonly replies: readonly Reply[];
+      /** The client asked to end (QUIT): nothing more is owed to it once the replies are sent. */
+      readonly asked?: true;
+    }
   | { readonly kind: 'hello'; readonly esmtp: boolean; readonly domain: string }
   | { readonly kind: 'mail'; readonly command: MailCommand }
   | { readonly kind: 'rcpt'; readonly address: string; readonly params: EsmtpParams; readonly dsn: RcptDsn | undefined }

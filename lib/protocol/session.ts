@@ -20,6 +20,8 @@ import { clientNamed, forwardedWith, parseAttributes, XCLIENT_ATTRIBUTES, XFORWA
 export type { Decision, MailCommand, SessionFeatures, SessionPolicy } from './decision.js';
 
 const AUTH_PREFIX = /^auth /i;
+/** QUIT's answer, the same object every time. */
+const QUIT: Decision = { kind: 'close', replies: [REPLIES.closing()], asked: true };
 
 export class Session {
   readonly #policy: SessionPolicy;
@@ -181,7 +183,8 @@ export class Session {
       case 'AUTH':
         return this.#auth(command.mechanism, command.initialResponse);
       case 'QUIT':
-        return this.#close(REPLIES.closing());
+        this.#state = SessionState.Closed;
+        return QUIT;
       case 'HTTP':
         return this.#close(REPLIES.notSmtp());
       case 'XCLIENT':

@@ -24,7 +24,8 @@ import { transcriptCommand } from '../protocol/transcript.js';
 import { AuthExchange } from './auth-exchange.js';
 import { IdleTimer } from '../net/idle-timer.js';
 import { Intake } from './intake.js';
-import { asPending, DRY, InputPump, type StepResult } from '../net/input-pump.js';
+import { asPending, DRY, InputPump, type PumpDriver, type StepResult } from '../net/input-pump.js';
+import type { LocalEnd } from '../net/listeners.js';
 import { readChunks } from '../net/reader.js';
 import { ReplyWriter } from './reply-writer.js';
 import { upgradeSocket } from '../net/tls-upgrade.js';
@@ -38,7 +39,7 @@ const TLS_HANDSHAKE = 0x16;
 
 let sequence = 0;
 
-export class Connection {
+export class Connection implements PumpDriver {
   readonly id: string;
   readonly #context: ConnectionContext;
   readonly #settings: ApplicationSettings;
@@ -70,8 +71,8 @@ export class Connection {
   /** The session's span (a no-op until the application registers an OpenTelemetry SDK). */
   readonly #trace: Traced;
 
-  /** `unixPath`: the socket file a local client connected to, which names it in logs and `localAddress`. */
-  constructor(socket: Socket, context: ConnectionContext, unixPath: string | undefined, onClosed: (connection: Connection) => void) {
+  /** `local`: where the client connected, when the listener knows (a Unix socket's path names the client in logs and `localAddress`). */
+  constructor(socket: Socket, context: ConnectionContext, local: LocalEnd | undefined, onClosed: (connection: Connection) => void) {
     this.id = `${process.pid.toString(36)}.${(++sequence).toString(36)}`;
     this.#socket = socket;
     this.#context = context;
@@ -89,8 +90,8 @@ export class Connection {
         id: this.id,
         remoteAddress: socket.remoteAddress ?? '',
         remotePort: socket.remotePort ?? 0,
-        localAddress: socket.localAddress ?? unixPath ?? '',
-        localPort: socket.localPort ?? 0,
+        localAddress: typeof local === 'string' ? local : (local?.address ?? socket.localAddress ?? ''),
+        localPort: typeof local === 'object' ? local.port : (socket.localPort ?? 0),
       },
     );
     this.#trace = sessionSpan(this.#session.peer, settings.lmtp);
@@ -102,22 +103,8 @@ export class Connection {
       context.metrics,
       () => this.#end([]),
     );
-    this.#pump = new InputPump(this.#lines, settings.maxBufferedBytes, {
-      socket: () => this.#socket,
-      running: () => !this.#ended && !this.#upgrading,
-      waitingForDrain: () => this.#writer.waitingForDrain,
-      step: () => this.#step(),
-      afterStep: () => {
-        if (this.#shuttingDown && !inTransaction(this.#session.state)) this.#end([REPLIES.shuttingDown()]);
-      },
-      failed: (err) => {
-        this.#log.error({ err }, 'connection failed');
-        this.#trace.failed(err, 'connection failed');
-        this.#end([REPLIES.localError()]);
-      },
-      flush: () => this.#writer.flush(),
-      queued: () => this.#writer.queued,
-    });
+    // The connection drives its pump itself (the methods below): no closures per connection for it.
+    this.#pump = new InputPump(this.#lines, settings.maxBufferedBytes, this);
     this.#intake = new Intake(context.app, this.#session, this.#writer, this.#pump, this.#log, context.metrics, this.#trace);
     this.#opening = new Opening({
       session: this.#session,
@@ -132,6 +119,48 @@ export class Connection {
       ended: () => this.#ended,
       close: (reply) => this.#end([reply]),
     });
+  }
+
+  /** {@link PumpDriver}: the socket read now. */
+  socket(): Socket {
+    return this.#socket;
+  }
+
+  /** {@link PumpDriver}: whether input may be handled. */
+  running(): boolean {
+    return !this.#ended && !this.#upgrading;
+  }
+
+  /** {@link PumpDriver}: whether the client must read its replies first. */
+  waitingForDrain(): boolean {
+    return this.#writer.waitingForDrain;
+  }
+
+  /** {@link PumpDriver}: the next unit of input. */
+  step(): StepResult {
+    return this.#step();
+  }
+
+  /** {@link PumpDriver}: a graceful shutdown waits for the transaction to end. */
+  afterStep(): void {
+    if (this.#shuttingDown && !inTransaction(this.#session.state)) this.#end([REPLIES.shuttingDown()]);
+  }
+
+  /** {@link PumpDriver}: a unit threw. */
+  failed(err: unknown): void {
+    this.#log.error({ err }, 'connection failed');
+    this.#trace.failed(err, 'connection failed');
+    this.#end([REPLIES.localError()]);
+  }
+
+  /** {@link PumpDriver}: send what is due. */
+  flush(): void {
+    this.#writer.flush();
+  }
+
+  /** {@link PumpDriver}: reply text not yet written. */
+  queued(): number {
+    return this.#writer.queued;
   }
 
   /** Whether a transaction is open or a handler is running. */
@@ -270,7 +299,7 @@ export class Connection {
         this.#writer.add(decision.reply);
         return undefined;
       case 'close':
-        this.#end(decision.replies);
+        this.#end(decision.replies, decision.asked === true);
         return undefined;
       case 'hello':
         this.#intake.abort();
@@ -374,12 +403,17 @@ export class Connection {
    * plaintext port, the server's close timeout; also any end during a TLS handshake). Nothing is
    * read or decided after it; the socket's `close` does the rest (`#onSocketClose`).
    */
-  #end(how: readonly Reply[] | 'drop'): void {
+  /**
+   * `asked`: the client asked to end (QUIT) and may send nothing more, so the socket closes once
+   * the replies are written instead of waiting for the client to close first; a client that
+   * closes without reading the 221 then finds nothing open to reset.
+   */
+  #end(how: readonly Reply[] | 'drop', asked = false): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#session.end();
     if (how === 'drop' || this.#upgrading) this.#socket.destroy();
-    else this.#writer.end(...how);
+    else this.#writer.end(how, asked);
   }
 
   #onSocketClose(): void {

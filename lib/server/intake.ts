@@ -46,7 +46,8 @@ export class Intake {
   readonly #writer: ReplyWriter;
   readonly #pump: InputPump;
   readonly #log: Logger;
-  readonly #reader: BodyReader;
+  /** Made at the first message, so a connection that sends none holds no reader. */
+  #reader: BodyReader | null = null;
   /** The open message's body, from DATA or the first BDAT chunk to the end of the message. */
   #body: MessageBody | null = null;
   #transaction: Transaction | null = null;
@@ -74,20 +75,23 @@ export class Intake {
     this.#writer = writer;
     this.#pump = pump;
     this.#log = log;
-    this.#reader = new BodyReader(this.#settings, session, writer, pump, {
+  }
+
+  #bodyReader(): BodyReader {
+    return (this.#reader ??= new BodyReader(this.#settings, this.#session, this.#writer, this.#pump, {
       ended: (body, refusal) => this.#ended(body, refusal),
       overflow: (error) => this.#transaction?.overflow(error),
-    });
+    }));
   }
 
   /** Whether message bytes are being read: input goes to {@link takeData}, not the line parser. */
   get readingData(): boolean {
-    return this.#reader.reading;
+    return this.#reader?.reading ?? false;
   }
 
   /** Feeds what the client sent to the message (see {@link BodyReader.take}). */
   takeData(lines: LineSplitter): StepResult {
-    return this.#reader.take(lines);
+    return this.#bodyReader().take(lines);
   }
 
   /** MAIL: a new transaction, and the handler's `prepare()`. */
@@ -160,13 +164,13 @@ export class Intake {
       this.#writer.add(REPLIES.insufficientStorage());
       return;
     }
-    this.#reader.data(body);
+    this.#bodyReader().data(body);
     this.#writer.add(ready);
   }
 
   /** BDAT: the chunk's payload joins the message (the first chunk opens it). */
   startChunk(size: number, last: boolean): StepResult {
-    if (this.#body !== null) return this.#reader.chunk(this.#body, size, last);
+    if (this.#body !== null) return this.#bodyReader().chunk(this.#body, size, last);
     // The first chunk: the handler's beforeData() may refuse the message; its chunk is still read.
     const verdict = this.#transaction?.beforeData();
     const then = (refusal: Reply | undefined): StepResult => {
@@ -187,12 +191,12 @@ export class Intake {
       this.#session.transactionFailed();
       return this.skip(size, REPLIES.insufficientStorage());
     }
-    return this.#reader.chunk(body, size, last);
+    return this.#bodyReader().chunk(body, size, last);
   }
 
   /** A refused BDAT: its payload is read and dropped, then the reply goes out. */
   skip(size: number, reply: Reply): StepResult {
-    return this.#reader.skip(size, reply);
+    return this.#bodyReader().skip(size, reply);
   }
 
   /** Opens the message body, or `null` (counted and logged) when the memory budget cannot take it. */
@@ -290,7 +294,7 @@ export class Intake {
   /** The client went away: the open transaction, and one whose `data()` still runs, hear of it. */
   connectionClosed(): void {
     if (this.#transaction !== null && !this.#transaction.ended) this.#metrics?.transaction('aborted');
-    this.#reader.stop();
+    this.#reader?.stop();
     this.#body?.release();
     this.#body = null;
     this.#transaction?.abort(true);

@@ -98,9 +98,9 @@ export class ReplyWriter {
   }
 
   /** Sends what is queued and `last`, then ends the socket, destroying it if it lingers. */
-  end(...last: readonly Reply[]): void {
+  end(last: readonly Reply[], closeWhenSent = false): void {
     this.#ending = true;
     for (const reply of last) this.add(reply);
-    this.#output.end();
+    this.#output.end(closeWhenSent);
   }
 }

@@ -2,7 +2,7 @@ import type { TLSSettings } from '../app/settings.js';
 import type { Server as HttpServer } from 'node:http';
 import { loadProm, serveMetrics, ServerMetrics } from './metrics.js';
 import type { AddressInfo, Server, Socket } from 'node:net';
-import { checkPort, Connections, Listeners, type UnixSocketOptions } from '../net/listeners.js';
+import { checkPort, Connections, Listeners, type LocalEnd, type UnixSocketOptions } from '../net/listeners.js';
 import type { AnyServedApplication, HandlerService } from '../app/request-handler.js';
 import type { ApplicationSettings } from '../app/settings.js';
 import { REPLIES } from '../protocol/replies.js';
@@ -67,7 +67,7 @@ export class SMTPServer {
 
   constructor(application: AnyServedApplication) {
     this.application = application;
-    this.#listeners = new Listeners(application.logger, (socket, unixPath) => this.#accept(socket, unixPath));
+    this.#listeners = new Listeners(application.logger, (socket, local) => this.#accept(socket, local));
     this.#settings = application.settings as ApplicationSettings;
     const tls = this.#settings.tls;
     this.#context = {
@@ -271,10 +271,10 @@ export class SMTPServer {
     if (metricsServer !== undefined) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
   }
 
-  #accept(socket: Socket, unixPath: string | undefined): void {
+  #accept(socket: Socket, local: LocalEnd | undefined): void {
     const metrics = this.#context.metrics;
     metrics?.connected();
-    const connection = new Connection(socket, this.#context, unixPath, (c) => {
+    const connection = new Connection(socket, this.#context, local, (c) => {
       metrics?.disconnected();
       this.#connections.delete(c);
     });

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import { RequestHandler } from '../../lib/index.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { closeServers, startServer } from '../helpers/server.js';
+import { closeServers, startServer, until } from '../helpers/server.js';
 
 afterEach(closeServers);
 
@@ -97,4 +97,25 @@ describe('short connections', () => {
     // Before, each closed connection stayed alive for 5 s on its linger timer: about 7 KB each.
     expect(inUse() - before).toBeLessThan(8 * MiB);
   }, 60_000);
+});
+
+describe('a client that sent QUIT', () => {
+  it('is closed once the 221 is written, without the server waiting for its side of the close', async () => {
+    const { server, port } = await startServer(RequestHandler);
+    // allowHalfOpen: the client keeps its side open after the server's FIN, as a slow client does.
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (text += d));
+    let ended = false;
+    socket.on('end', () => (ended = true));
+    await until(() => text.startsWith('220 '));
+    socket.write('QUIT\r\n');
+    await until(() => ended);
+    expect(text.split('\r\n').slice(1)).toEqual(['221 2.0.0 Bye', '']);
+    // Before, the server held the connection until the client closed or 5 s passed.
+    await until(() => server.connections === 0, 2000);
+    expect(socket.destroyed).toBe(false);
+    socket.destroy();
+  });
 });

@@ -18,6 +18,17 @@ describe('onConnect', () => {
     client.close();
   });
 
+  it('sees where the client connected, on a listener bound to one address and on one bound to every interface', async () => {
+    for (const host of ['127.0.0.1', '0.0.0.0']) {
+      const seen: SessionInfo[] = [];
+      const { port } = await startServer(RequestHandler, { onConnect: (session) => void seen.push(session) }, host);
+      const client = await RawClient.connect(port);
+      expect(await client.reply()).toBe('220 mx.test ESMTP Sirocco\r\n');
+      expect(seen[0]).toMatchObject({ localAddress: '127.0.0.1', localPort: port });
+      client.close();
+    }
+  });
+
   it('answers 554 5.7.1 instead of the banner, 503 to anything but QUIT, and 221 to QUIT (RFC 5321 §3.1)', async () => {
     const { port } = await startServer(RequestHandler, { onConnect: async () => Promise.resolve(false) });
     const client = await RawClient.connect(port);

@@ -70,4 +70,48 @@ describe('IdleTimer', () => {
     vi.advanceTimersByTime(2);
     expect(expired).toBe(1);
   });
+
+  it('shares one interval among every timer of the same timeout, and stops it when the last one stops', () => {
+    const before = vi.getTimerCount();
+    let expired = 0;
+    const timers = Array.from(
+      { length: 100 },
+      () =>
+        new IdleTimer(
+          800,
+          () => false,
+          () => expired++,
+        ),
+    );
+    const other = new IdleTimer(
+      100,
+      () => false,
+      () => expired++,
+    );
+    expect(vi.getTimerCount() - before).toBe(2);
+    other.stop();
+    for (const timer of timers.slice(1)) timer.stop();
+    expect(vi.getTimerCount() - before).toBe(1);
+    vi.advanceTimersByTime(1000);
+    expect(expired).toBe(1);
+    expect(vi.getTimerCount() - before).toBe(0);
+  });
+
+  it('never expires a timer that joined just before a check earlier than its timeout', () => {
+    const expired: number[] = [];
+    new IdleTimer(
+      800,
+      () => false,
+      () => undefined,
+    );
+    vi.advanceTimersByTime(99);
+    const joined = Date.now();
+    new IdleTimer(
+      800,
+      () => false,
+      () => expired.push(Date.now()),
+    );
+    vi.advanceTimersByTime(2000);
+    expect((expired[0] ?? 0) - joined).toBeGreaterThanOrEqual(800);
+  });
 });
