@@ -9,7 +9,7 @@
  *
  * Row (h) compares Sirocco's outbound queue with Postfix instead (bench/deliver.ts).
  *
- * Usage: npm run bench [-- --rounds N] [-- --only a,am,at,b,bl,br,c,cl,cb,d,e,f,fl,g,s,h,floods]
+ * Usage: npm run bench [-- --rounds N] [-- --only a,am,at,b,bl,br,c,cl,cb,d,e,t,tr,f,fl,g,s,k,h,floods]
  *
  * The floods table (bench/floods.ts) runs once, after the rounds: one 200 MB flood per surface.
  */
@@ -22,6 +22,7 @@ import { makeCertificates, type TestCertificates } from '../spec/helpers/certs.j
 import { redisMissing, startRedis, type TestRedis } from '../spec/helpers/redis.js';
 import { deliverRow } from './deliver.js';
 import { floodsTable } from './floods.js';
+import { sinkTable } from './sink.js';
 import { PERSISTENT_1KIB, requireTools, sendConcurrently, smtpSource } from './load.js';
 
 type Kind = 'sirocco' | 'smtp-server';
@@ -200,7 +201,11 @@ class StartTlsSession {
   #buffer = '';
   #wake: (() => void) | undefined;
 
-  static async open(port: number, ca: Buffer): Promise<StartTlsSession> {
+  /** Whether the TLS handshake resumed an earlier session (`resume`) instead of a full one. */
+  resumed = false;
+
+  /** `resume`: a session ticket of an earlier connection, offered for resumption; `ticket` hears each new ticket. */
+  static async open(port: number, ca: Buffer, resume?: Buffer, ticket?: (session: Buffer) => void): Promise<StartTlsSession> {
     const session = new StartTlsSession();
     const plain = connect(port, '127.0.0.1');
     plain.setEncoding('latin1');
@@ -212,11 +217,19 @@ class StartTlsSession {
     plain.write('STARTTLS\r\n');
     await session.#expect('220');
     plain.off('data', onPlain);
-    const secure = tlsConnect({ socket: plain, ca, servername: 'localhost' });
+    const secure = tlsConnect({
+      socket: plain,
+      ca,
+      servername: 'localhost',
+      minVersion: 'TLSv1.3',
+      ...(resume === undefined ? {} : { session: resume }),
+    });
+    if (ticket !== undefined) secure.on('session', ticket);
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', resolve);
       secure.once('error', reject);
     });
+    session.resumed = secure.isSessionReused();
     secure.setEncoding('latin1');
     secure.on('data', (d: string) => session.#push(d));
     session.#socket = secure;
@@ -239,6 +252,18 @@ class StartTlsSession {
 
   close(): void {
     this.#socket?.destroy();
+  }
+
+  /** QUIT, then waits for the server to close. */
+  async quit(): Promise<void> {
+    const socket = this.#socket;
+    if (socket === undefined) return;
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write('QUIT\r\n');
+    // A server that never closes is not waited for past 10 s.
+    const guard = setTimeout(() => socket.destroy(), 10_000);
+    await closed;
+    clearTimeout(guard);
   }
 
   #push(data: string): void {
@@ -293,6 +318,44 @@ const tlsScenario: Scenario = {
     });
   },
 };
+
+const HANDSHAKES = 400;
+// Long enough for the JIT to settle: with 40, compiling still cost Sirocco about 200 µs per connection.
+const HANDSHAKE_WARMUP = 300;
+const HANDSHAKE_PARALLEL = 4;
+
+/**
+ * (t) and (tr): a new connection per 1 KiB message, each upgraded with STARTTLS to TLS 1.3 before
+ * it sends; with `resume`, each offers the session ticket the server gave an earlier connection.
+ */
+function handshakeScenario(key: string, title: string, resume: boolean): Scenario {
+  return {
+    key,
+    title,
+    tls: true,
+    async run(server) {
+      const ca = CERTS().ca;
+      const body = Buffer.from(`Subject: bench\r\n\r\n${'x'.repeat(76)}\r\n`.repeat(12));
+      let ticket: Buffer | undefined;
+      let resumed = 0;
+      const one = async (): Promise<void> => {
+        const session = await StartTlsSession.open(server.port, ca, resume ? ticket : undefined, (t) => (ticket = t));
+        if (session.resumed) resumed++;
+        await session.send(body);
+        await session.quit();
+      };
+      const many = async (count: number): Promise<number> => {
+        const started = process.hrtime.bigint();
+        for (let i = 0; i < count; i += HANDSHAKE_PARALLEL) await Promise.all(Array.from({ length: HANDSHAKE_PARALLEL }, one));
+        return Number(process.hrtime.bigint() - started) / 1e9;
+      };
+      await many(HANDSHAKE_WARMUP);
+      resumed = 0;
+      const sample = await measure(server, HANDSHAKES, () => many(HANDSHAKES));
+      return { ...sample, accepted: resumed };
+    },
+  };
+}
 
 const STARTUP_SCRIPT = fileURLToPath(new URL('./startup-server.mjs', import.meta.url));
 
@@ -418,6 +481,8 @@ const SCENARIOS: Scenario[] = [
   crowdScenario,
   idleScenario,
   tlsScenario,
+  handshakeScenario('t', `(t) STARTTLS, a TLS 1.3 handshake and one 1 KiB message per connection, ${HANDSHAKE_PARALLEL} at a time`, false),
+  handshakeScenario('tr', '(t) the same, each client resuming a session from a ticket', true),
   startupScenario,
 ];
 
@@ -439,6 +504,7 @@ async function onBenchServer(scenario: Scenario, kind: Kind): Promise<Sample> {
 async function main(): Promise<void> {
   await requireTools(['smtp-source'], "run bench/setup.sh (installs Debian's postfix package without configuring a mail system)");
   const chosen = SCENARIOS.filter((s) => ONLY === undefined || ONLY.includes(s.key));
+  if (ONLY === undefined || ONLY.includes('k')) await requireTools(['smtp-sink'], "row (k) needs Postfix's smtp-sink (bench/setup.sh)");
   // Row (br) keeps the limits in a redis-server of its own on loopback (Debian's package).
   let redis: TestRedis | undefined;
   if (chosen.some((s) => s.key === 'br')) {
@@ -459,7 +525,7 @@ async function main(): Promise<void> {
     }
   }
   const lines = [`Node ${process.version}, ${ROUNDS} rounds, medians; ratio = median over rounds of Sirocco / smtp-server`, ''];
-  lines.push("| scenario | metric | Sirocco | smtp-server | ratio | rounds' range |", '|---|---|---|---|---|---|');
+  if (chosen.length > 0) lines.push("| scenario | metric | Sirocco | smtp-server | ratio | rounds' range |", '|---|---|---|---|---|---|');
   for (const scenario of chosen) {
     const s = samples.get(`${scenario.key}/sirocco`) ?? [];
     const r = samples.get(`${scenario.key}/smtp-server`) ?? [];
@@ -488,6 +554,11 @@ async function main(): Promise<void> {
       row('peak RSS growth MiB', (x) => x.rssGrowthMiB ?? 0, 1);
       count('452 replies', (x) => x.refused452 ?? 0);
       count('accepted', (x) => x.accepted ?? 0);
+    } else if (scenario.key === 't' || scenario.key === 'tr') {
+      row('messages/s', (x) => x.perSecond, 1);
+      row('server CPU µs/connection', (x) => x.cpuPerMessageMicros, 0);
+      row('peak RSS MiB', (x) => x.maxRssMiB, 1);
+      count(`handshakes resumed (of ${HANDSHAKES})`, (x) => x.accepted ?? 0);
     } else if (scenario.key === 'd') {
       row('KiB per connection', (x) => (x.bytesPerConnection ?? 0) / 1024, 1);
       row('peak RSS MiB', (x) => x.maxRssMiB, 1);
@@ -497,6 +568,7 @@ async function main(): Promise<void> {
       row('peak RSS MiB', (x) => x.maxRssMiB, 1);
     }
   }
+  if (ONLY === undefined || ONLY.includes('k')) lines.push(...(await sinkTable(ROUNDS, CERTS().dir)));
   if (ONLY === undefined || ONLY.includes('h')) lines.push(...(await deliverRow(ROUNDS)));
   if (ONLY === undefined || ONLY.includes('floods')) lines.push(...(await floodsTable()));
   console.log(lines.join('\n'));

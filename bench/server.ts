@@ -168,6 +168,7 @@ process.on('message', (message: unknown) => {
       bytes,
       cpuMicros: cpu.user + cpu.system,
       rss: process.memoryUsage().rss,
+      heapUsed: process.memoryUsage().heapUsed,
       maxRss: process.resourceUsage().maxRSS * 1024,
       refusals: refusals(),
     });
