@@ -184,7 +184,7 @@ export class Pop3Connection {
         this.#queue(action.lines);
         return undefined;
       case 'close':
-        this.#close(action.lines);
+        this.#close(action.lines, action.asked === true);
         return undefined;
       case 'authenticate':
         return this.#then(this.#authenticate(action.user, action.password));
@@ -335,20 +335,23 @@ export class Pop3Connection {
     });
   }
 
-  /** Sends the last lines and ends the connection; input after them is ignored. */
-  #close(lines: readonly string[]): void {
+  /**
+   * Sends the last lines and ends the connection; input after them is ignored. `asked`: after
+   * QUIT, the socket closes once the lines are written, without waiting for the client's close.
+   */
+  #close(lines: readonly string[], asked = false): void {
     this.#queue(lines);
-    this.#end();
+    this.#end(asked);
   }
 
-  #end(): void {
+  #end(asked = false): void {
     if (this.#ended) return;
     this.#ended = true;
     this.#idle?.stop();
     // A RETR the client stalled: its file is closed now, not when the socket finally goes.
     this.#source?.destroy();
     if (this.#upgrading) this.#socket.destroy();
-    else this.#output.end();
+    else this.#output.end(asked);
   }
 
   #unlock(): void {

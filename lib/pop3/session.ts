@@ -28,7 +28,8 @@ function countOf(count: number): string {
 /** What the server does next. Reply lines come without CRLF; a multi-line reply ends with `.`. */
 export type Pop3Action =
   | { readonly kind: 'reply'; readonly lines: readonly string[] }
-  | { readonly kind: 'close'; readonly lines: readonly string[] }
+  /** `asked`: the client asked to end (QUIT) and may send nothing more. */
+  | { readonly kind: 'close'; readonly lines: readonly string[]; readonly asked?: true }
   | { readonly kind: 'authenticate'; readonly user: string; readonly password: string }
   | { readonly kind: 'retrieve'; readonly uid: string; readonly size: number; readonly bodyLines: number | undefined }
   | { readonly kind: 'stls' }
@@ -253,7 +254,7 @@ export class Pop3Session {
   #quit(): Pop3Action {
     if (this.#state === 'authorization') {
       this.#state = 'closed';
-      return { kind: 'close', lines: [`+OK ${this.#options.hostname} POP3 server signing off`] };
+      return { kind: 'close', lines: [`+OK ${this.#options.hostname} POP3 server signing off`], asked: true };
     }
     // RFC 1939 §6: the UPDATE state; the deletions happen now, and only now.
     const deleted = this.#messages.flatMap((m, i) => (this.#deleted[i] === true ? [m.uid] : []));
@@ -263,11 +264,12 @@ export class Pop3Session {
   /** The deletions of QUIT were made (or some failed): the last reply, then the session closes. */
   updated(ok: boolean): Pop3Action {
     this.#state = 'closed';
-    if (!ok) return { kind: 'close', lines: ['-ERR [SYS/TEMP] Some deleted messages were not removed'] };
+    if (!ok) return { kind: 'close', lines: ['-ERR [SYS/TEMP] Some deleted messages were not removed'], asked: true };
     const { count } = this.#totals();
     return {
       kind: 'close',
       lines: [`+OK ${this.#options.hostname} POP3 server signing off (${count} message${count === 1 ? '' : 's'} left)`],
+      asked: true,
     };
   }
 

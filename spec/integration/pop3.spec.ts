@@ -3,6 +3,7 @@
  * a test inbox), STLS, the maildrop lock, and the exact bytes of the errors.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -308,5 +309,35 @@ describe('POP3 password guessing', () => {
     expect(await guess()).toBe('-ERR [AUTH] Invalid user name or password\r\n');
     expect(await guess()).toBe('-ERR [AUTH] Invalid user name or password\r\n');
     expect(await guess()).toBe('-ERR [AUTH] Too many authentication failures from your address, try again later\r\n');
+  });
+});
+
+describe('POP3 QUIT', () => {
+  it('closes the socket once the last line is written, without waiting for the client to close', async () => {
+    const controller = new Controller(RequestHandler, { inbox: true });
+    await controller.start();
+    cleanups.push(() => controller.stop());
+    const pop = await pop3({ store: new InboxStore(controller.inbox), allowInsecureAuth: true });
+    // allowHalfOpen: the client keeps its side open after the server's FIN.
+    const socket = connect({ port: pop, host: '127.0.0.1', allowHalfOpen: true });
+    let text = '';
+    let ended = false;
+    let failed = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (text += d));
+    socket.on('end', () => (ended = true));
+    socket.on('error', (err: NodeJS.ErrnoException) => (failed = err.code ?? err.message));
+    await until(() => text.startsWith('+OK'));
+    socket.write('QUIT\r\n');
+    await until(() => ended);
+    expect(text.split('\r\n').slice(1)).toEqual(['+OK pop.test POP3 server signing off', '']);
+    // The server's socket is gone, so what the client writes now is answered with a reset; before,
+    // the server held the socket open, ignoring input, until the client closed or 5 s passed.
+    for (let i = 0; i < 20 && failed === ''; i++) {
+      socket.write('NOOP\r\n');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(['ECONNRESET', 'EPIPE']).toContain(failed);
+    socket.destroy();
   });
 });

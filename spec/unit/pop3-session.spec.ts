@@ -82,7 +82,7 @@ describe('POP3 session: AUTHORIZATION', () => {
     session.line('A');
     session.line('B');
     expect(session.line('C')).toEqual({ kind: 'close', lines: ['-ERR Unknown command', '-ERR Too many errors, closing connection'] });
-    expect(new Pop3Session(options).line('QUIT')).toEqual({ kind: 'close', lines: ['+OK pop.test POP3 server signing off'] });
+    expect(new Pop3Session(options).line('QUIT')).toEqual({ kind: 'close', lines: ['+OK pop.test POP3 server signing off'], asked: true });
   });
 });
 
@@ -103,7 +103,7 @@ describe('POP3 session: TRANSACTION and UPDATE', () => {
     expect(lines(s.line('RSET'))).toEqual(['+OK 2 messages (320 octets)']);
     s.line('DELE 2');
     expect(s.line('QUIT')).toEqual({ kind: 'update', deleted: ['u2'] });
-    expect(s.updated(true)).toEqual({ kind: 'close', lines: ['+OK pop.test POP3 server signing off (1 message left)'] });
+    expect(s.updated(true)).toEqual({ kind: 'close', lines: ['+OK pop.test POP3 server signing off (1 message left)'], asked: true });
   });
 
   it('refuses bad message numbers and arguments with the reason', () => {
@@ -123,7 +123,7 @@ describe('POP3 session: TRANSACTION and UPDATE', () => {
     expect(lines(s.line('LIST 1'))).toEqual(['-ERR Message 1 is deleted']);
     expect(lines(s.line('USER bob'))).toEqual(['-ERR Already authenticated']);
     expect(lines(s.line('STLS'))).toEqual(['-ERR Already authenticated']);
-    expect(s.updated(false)).toEqual({ kind: 'close', lines: ['-ERR [SYS/TEMP] Some deleted messages were not removed'] });
+    expect(s.updated(false)).toEqual({ kind: 'close', lines: ['-ERR [SYS/TEMP] Some deleted messages were not removed'], asked: true });
   });
 
   it('answers any line with one action, every reply line +OK, -ERR or part of a listing, never a throw', () => {
