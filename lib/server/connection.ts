@@ -83,17 +83,13 @@ export class Connection implements PumpDriver {
     const limitsClient = (this.#limitsClient = socket.remoteAddress === undefined ? () => null : () => this.#session.peer.remoteAddress);
     const limit = settings.authenticate === undefined ? settings.maxLineLength : Math.max(settings.maxLineLength, AUTH_LINE_LIMIT);
     this.#lines = new LineSplitter(limit, settings.strictSyntax);
-    this.#session = new Session(
-      settings,
-      { tls: context.tls !== undefined, auth: settings.authenticate !== undefined, xclient: (address) => context.xclient.has(address) },
-      {
-        id: this.id,
-        remoteAddress: socket.remoteAddress ?? '',
-        remotePort: socket.remotePort ?? 0,
-        localAddress: typeof local === 'string' ? local : (local?.address ?? socket.localAddress ?? ''),
-        localPort: typeof local === 'object' ? local.port : (socket.localPort ?? 0),
-      },
-    );
+    this.#session = new Session(settings, context.features, {
+      id: this.id,
+      remoteAddress: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
+      localAddress: typeof local === 'string' ? local : (local?.address ?? socket.localAddress ?? ''),
+      localPort: typeof local === 'object' ? local.port : (socket.localPort ?? 0),
+    });
     this.#trace = sessionSpan(this.#session.peer, settings.lmtp);
     this.#writer = new ReplyWriter(
       socket,

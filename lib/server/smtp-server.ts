@@ -8,6 +8,7 @@ import type { ApplicationSettings } from '../app/settings.js';
 import { REPLIES } from '../protocol/replies.js';
 import { TrustedPeers } from '../app/trusted-peers.js';
 import { Connection, type ConnectionContext } from './connection.js';
+import { sessionFeatures } from './connection-context.js';
 import { TLSConfig } from '../net/tls.js';
 import { ClusterLimitStore, ClusterPrimary, isClusterWorker, onShutdownRequest, onTicketKeys, sharedTicketKeys } from './cluster.js';
 import { ClientLimits } from '../net/client-limits.js';
@@ -70,12 +71,15 @@ export class SMTPServer {
     this.#listeners = new Listeners(application.logger, (socket, local) => this.#accept(socket, local));
     this.#settings = application.settings as ApplicationSettings;
     const tls = this.#settings.tls;
+    const tlsConfig = tls === undefined ? undefined : this.#tlsConfig(tls);
+    const xclient = new TrustedPeers(this.#settings.xclientFrom);
     this.#context = {
       app: application,
       settings: this.#settings,
-      tls: tls === undefined ? undefined : this.#tlsConfig(tls),
+      tls: tlsConfig,
       proxies: new TrustedPeers(this.#settings.proxyFrom),
-      xclient: new TrustedPeers(this.#settings.xclientFrom),
+      xclient,
+      features: sessionFeatures(tlsConfig, this.#settings, xclient),
       metrics: null,
       limits: new ClientLimits(
         this.#settings.limitStore ?? (isClusterWorker() ? new ClusterLimitStore() : new MemoryLimitStore()),
@@ -124,7 +128,7 @@ export class SMTPServer {
    */
   reloadTLS(tls: TLSSettings): void {
     const config = this.#tlsConfig(tls);
-    this.#context = { ...this.#context, tls: config };
+    this.#context = { ...this.#context, tls: config, features: sessionFeatures(config, this.#settings, this.#context.xclient) };
     this.application.logger.info('TLS key and certificate reloaded');
   }
 
@@ -271,13 +275,16 @@ export class SMTPServer {
     if (metricsServer !== undefined) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
   }
 
+  /** Hears each connection close: one function for all of them. */
+  readonly #closed = (connection: Connection): void => {
+    this.#context.metrics?.disconnected();
+    this.#connections.delete(connection);
+  };
+
   #accept(socket: Socket, local: LocalEnd | undefined): void {
     const metrics = this.#context.metrics;
     metrics?.connected();
-    const connection = new Connection(socket, this.#context, local, (c) => {
-      metrics?.disconnected();
-      this.#connections.delete(c);
-    });
+    const connection = new Connection(socket, this.#context, local, this.#closed);
     this.#connections.add(connection);
     if (this.#closing !== undefined) {
       metrics?.refused('shutdown');
