@@ -26,5 +26,6 @@ export {
 export { Inbox, InboxView, InboxTimeoutError, type InboxOptions } from '../testing/inbox.js';
 export type { CaughtMessage, CaughtAttachment } from '../testing/caught.js';
 export type { InboxQuery, Matcher } from '../testing/inbox-query.js';
-export { Faults, type Fault, type FaultStep, type RandomFaults } from '../testing/faults.js';
+export { Faults, type Fault, type FaultListing, type FaultStep, type RandomFaults } from '../testing/faults.js';
 export { InboxStore } from '../testing/inbox-store.js';
+export { InboxHttpServer, type InboxHttpOptions } from '../testing/inbox-http.js';

@@ -51,6 +51,35 @@ export interface Fault {
 }
 
 /**
+ * A fault as {@link Faults.list} shows it: `left` for a planned one, `seed` and `rate` for a
+ * random one; a recipient pattern as its source text (`/@flaky\.test$/`).
+ *
+ * @example
+ * ```ts
+ * const [next]: FaultListing[] = controller.faults.list();
+ * console.log(next?.at, next?.left);
+ * ```
+ */
+export interface FaultListing {
+  /** The step it strikes at. */
+  readonly at: FaultStep;
+  /** The reply's code, `'none'`, or `null` for the step's usual one. */
+  readonly reply: number | 'none' | null;
+  /** Whether it drops the connection. */
+  readonly drop: boolean;
+  /** How long it waits first, in ms. */
+  readonly delayMs: number;
+  /** The recipient it is for (a pattern as its source text), or `null` for any. */
+  readonly recipient: string | null;
+  /** Occurrences still to fail (a planned fault). */
+  readonly left?: number;
+  /** The seed (a random fault). */
+  readonly seed?: number;
+  /** The share of occurrences that fail (a random fault). */
+  readonly rate?: number;
+}
+
+/**
  * The seeded random mode: each occurrence of the step fails with probability `rate`.
  *
  * @example
@@ -151,6 +180,21 @@ export class Faults {
   clear(): void {
     this.#plans.length = 0;
     this.#random.length = 0;
+  }
+
+  /** The plans still to strike, then the random ones, as data (what the HTTP API lists). */
+  list(): FaultListing[] {
+    const shown = (f: Fault): FaultListing => ({
+      at: f.at,
+      reply: f.reply instanceof SMTPError ? f.reply.code : (f.reply ?? null),
+      drop: f.drop === true,
+      delayMs: f.delayMs ?? 0,
+      recipient: f.recipient === undefined ? null : f.recipient.toString(),
+    });
+    return [
+      ...this.#plans.filter((p) => p.left > 0).map((p) => ({ ...shown(p.fault), left: p.left })),
+      ...this.#random.map((r) => ({ ...shown(r.fault), seed: r.fault.seed, rate: r.fault.rate })),
+    ];
   }
 
   /** Planned occurrences still to fail (the random mode not counted). */

@@ -48,7 +48,7 @@ export class InboxTimeoutError extends Error {
 }
 
 /** The store behind an inbox and its views. */
-class Store extends EventEmitter<{ message: [CaughtMessage] }> {
+class Store extends EventEmitter<{ message: [CaughtMessage]; removed: [readonly string[]] }> {
   readonly messages: CaughtMessage[] = [];
   bytes = 0;
   dropped = 0;
@@ -65,20 +65,26 @@ class Store extends EventEmitter<{ message: [CaughtMessage] }> {
   add(message: CaughtMessage): void {
     this.messages.push(message);
     this.bytes += message.raw.length;
+    const dropped: string[] = [];
     while (this.messages.length > this.maxMessages || this.bytes > this.maxBytes) {
       const old = this.messages.shift();
       if (old === undefined) break;
       this.bytes -= old.raw.length;
       this.dropped++;
+      dropped.push(old.id);
     }
+    if (dropped.length > 0) this.emit('removed', dropped);
     this.emit('message', message);
   }
 
   remove(keep: (m: CaughtMessage) => boolean): void {
     const kept = this.messages.filter(keep);
+    const stays = new Set(kept);
+    const removed = this.messages.filter((m) => !stays.has(m)).map((m) => m.id);
     this.messages.length = 0;
     this.messages.push(...kept);
     this.bytes = kept.reduce((sum, m) => sum + m.raw.length, 0);
+    if (removed.length > 0) this.emit('removed', removed);
   }
 }
 
@@ -158,6 +164,15 @@ export class InboxView implements AsyncIterable<CaughtMessage> {
         reject(new InboxTimeoutError(query, ms, this.messages));
       }, ms);
     });
+  }
+
+  /**
+   * Calls `listener` with the ids of messages that leave the inbox from now on (deleted, cleared,
+   * or dropped for the cap); returns how to stop.
+   */
+  onRemoved(listener: (ids: readonly string[]) => void): () => void {
+    this.#store.on('removed', listener);
+    return () => this.#store.off('removed', listener);
   }
 
   /** Each message of this view that arrives from now on, for `for await`. */

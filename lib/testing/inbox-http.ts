@@ -1,0 +1,506 @@
+/**
+ * The inbox over HTTP: a JSON API for test suites in any language (list and search, one message,
+ * its source and attachments, delete, and `wait`, the in-process `waitFor` as one request).
+ * Loopback by default, optional basic auth, and no state change from another site.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { CaughtMessage } from './caught.js';
+import type { Fault, Faults, FaultStep, RandomFaults } from './faults.js';
+import type { Inbox } from './inbox.js';
+import { describeQuery, matchesQuery, type InboxQuery } from './inbox-query.js';
+
+/**
+ * Where and how {@link InboxHttpServer} listens.
+ *
+ * @example
+ * ```ts
+ * const options: InboxHttpOptions = { port: 8025, auth: { user: 'team', password: process.env.CATCHER_PASSWORD ?? '' } };
+ * ```
+ */
+export interface InboxHttpOptions {
+  /** The TCP port; `0` (the default) picks a free one. */
+  readonly port?: number;
+  /** The address to listen on; `127.0.0.1` by default. Anything else is a deliberate choice. */
+  readonly host?: string;
+  /** Basic auth every request must carry, for a shared host. */
+  readonly auth?: {
+    /** The user name (no `:`). */
+    readonly user: string;
+    /** The password. */
+    readonly password: string;
+  };
+}
+
+/** The largest request body (a fault), in bytes. */
+const MAX_BODY = 16 * 1024;
+/** How many event streams may be open at once; past it, 503. */
+const MAX_STREAMS = 64;
+/** A comment line on each event stream this often, so proxies keep it open. */
+const HEARTBEAT_MS = 15_000;
+/** The longest `wait` a request may ask for, in ms. */
+const MAX_WAIT = 300_000;
+/** How many `wait` requests may be open at once; past it, 503. */
+const MAX_WAITERS = 256;
+/** The largest page of a list. */
+const MAX_LIMIT = 1000;
+const API = '/api/v1';
+
+/** A request's mistake, answered with its status and a JSON body naming it. */
+class HttpProblem extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly parameter?: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Serves an {@link Inbox} as a JSON API. Routes (all under `/api/v1`): `GET /messages` (newest
+ * first; `to`, `from`, `subject`, `text`, `tag`, `header=Name: value`, `since`, `until`,
+ * `limit`, `offset`), `GET /messages/{id}`, `GET /messages/{id}/raw`,
+ * `GET /messages/{id}/attachments/{n}`, `DELETE /messages/{id}`, `DELETE /messages`, and
+ * `GET /wait` (the same search and `timeout` in ms: the first match, already here or arriving;
+ * else `408` with what did arrive), `GET /events` (Server-Sent Events: `message`, `deleted`,
+ * `cleared`) and, given the Controller's {@link Faults}, `GET`, `POST` and `DELETE /faults`.
+ *
+ * @example
+ * ```ts
+ * const controller = new Controller(RequestHandler, { inbox: true });
+ * await controller.start();
+ * const http = new InboxHttpServer(controller.inbox, controller.faults);
+ * await http.listen({ port: 8025 });
+ * // curl 'http://127.0.0.1:8025/api/v1/wait?to=bob@example.com&timeout=5000'
+ * // curl -X POST -H 'Content-Type: application/json' -d '{"at":"rcpt","recipient":"x@example.com","reply":452}' \
+ * //   http://127.0.0.1:8025/api/v1/faults
+ * await http.close();
+ * ```
+ */
+export class InboxHttpServer {
+  readonly #inbox: Inbox;
+  readonly #faults: Faults | undefined;
+  readonly #server: Server;
+  #auth: Buffer | undefined;
+  #waiters = 0;
+  #streams = 0;
+
+  /** `faults`: the {@link Faults} the API may list, add to and clear (a Controller's `faults`). */
+  constructor(inbox: Inbox, faults?: Faults) {
+    this.#inbox = inbox;
+    this.#faults = faults;
+    this.#server = createServer((req, res) => this.#handle(req, res));
+    // A request's headers within 10 s, its whole exchange (a wait included) within the longest wait.
+    this.#server.headersTimeout = 10_000;
+    this.#server.requestTimeout = MAX_WAIT + 10_000;
+  }
+
+  /** Starts listening; resolves once ready. */
+  async listen(options: InboxHttpOptions = {}): Promise<void> {
+    const port = options.port ?? 0;
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new RangeError(`InboxHttpServer: port must be 0 to 65535, got ${String(port)}`);
+    if (options.auth !== undefined) {
+      if (options.auth.user.includes(':')) throw new RangeError('InboxHttpServer: auth.user must not contain ":"');
+      this.#auth = Buffer.from(`Basic ${Buffer.from(`${options.auth.user}:${options.auth.password}`).toString('base64')}`);
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, options.host ?? '127.0.0.1', () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Where it listens. */
+  address(): AddressInfo {
+    return this.#server.address() as AddressInfo;
+  }
+
+  /** Stops listening and ends open requests (waits included). */
+  close(): Promise<void> {
+    this.#server.closeAllConnections();
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    const failed = (err: unknown): void => {
+      if (err instanceof HttpProblem)
+        json(res, err.status, { error: err.message, ...(err.parameter === undefined ? {} : { parameter: err.parameter }) });
+      else json(res, 500, { error: 'internal error' });
+    };
+    try {
+      this.#check(req, res);
+      const url = new URL(req.url ?? '/', 'http://inbox.invalid');
+      this.#route(req.method ?? 'GET', url, req, res)?.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
+  }
+
+  /** Basic auth when set, and no state change asked by another site's page. */
+  #check(req: IncomingMessage, res: ServerResponse): void {
+    const expected = this.#auth;
+    if (expected !== undefined) {
+      const given = Buffer.from(req.headers.authorization ?? '');
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        res.setHeader('WWW-Authenticate', 'Basic realm="sirocco inbox", charset="UTF-8"');
+        throw new HttpProblem(401, 'authentication required');
+      }
+    }
+    const method = req.method ?? 'GET';
+    if (method === 'GET' || method === 'HEAD') return;
+    const site = req.headers['sec-fetch-site'];
+    const origin = req.headers.origin;
+    let crossOrigin = site === 'cross-site' || site === 'same-site';
+    if (origin !== undefined) {
+      try {
+        crossOrigin ||= new URL(origin).host !== req.headers.host;
+      } catch {
+        crossOrigin = true;
+      }
+    }
+    if (crossOrigin) throw new HttpProblem(403, 'cross-site request refused');
+  }
+
+  #route(method: string, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> | undefined {
+    const path = url.pathname;
+    if (!path.startsWith(`${API}/`)) throw new HttpProblem(404, `no route ${path}`);
+    const parts = path
+      .slice(API.length + 1)
+      .split('/')
+      .map((part) => {
+        try {
+          return decodeURIComponent(part);
+        } catch {
+          throw new HttpProblem(400, `bad percent-encoding in ${path}`);
+        }
+      });
+    const [first, id, third, index, ...rest] = parts;
+    if (first === 'faults' && id === undefined) return this.#faultsRoute(method, req, res);
+    if (first === 'events' && id === undefined) {
+      if (method !== 'GET') throw notAllowed(method, 'GET', res);
+      this.#events(req, res);
+    } else if (first === 'wait' && id === undefined) {
+      if (method !== 'GET') throw notAllowed(method, 'GET', res);
+      this.#wait(url.searchParams, req, res);
+    } else if (first === 'messages' && id === undefined) {
+      if (method === 'GET') this.#list(url.searchParams, res);
+      else if (method === 'DELETE') {
+        this.#inbox.clear();
+        res.writeHead(204).end();
+      } else throw notAllowed(method, 'GET, DELETE', res);
+    } else if (first === 'messages' && id !== undefined && id !== '' && rest.length === 0) {
+      this.#messageRoute(method, this.#find(id), third, index, res);
+    } else {
+      throw new HttpProblem(404, `no route ${path}`);
+    }
+    return undefined;
+  }
+
+  /** `/messages/{id}`, its `/raw` and its `/attachments/{n}`. */
+  #messageRoute(method: string, message: CaughtMessage, part: string | undefined, index: string | undefined, res: ServerResponse): void {
+    if (part === undefined) {
+      if (method === 'GET') json(res, 200, full(message));
+      else if (method === 'DELETE') {
+        this.#inbox.remove([message.id]);
+        res.writeHead(204).end();
+      } else throw notAllowed(method, 'GET, DELETE', res);
+      return;
+    }
+    if (method !== 'GET') throw notAllowed(method, 'GET', res);
+    if (part === 'raw' && index === undefined) {
+      res.writeHead(200, { 'Content-Type': 'message/rfc822', 'Content-Length': message.raw.length }).end(message.raw);
+      return;
+    }
+    if (part === 'attachments' && index !== undefined) {
+      const n = /^\d{1,6}$/.test(index) ? Number(index) : -1;
+      const attachment = message.attachments[n];
+      if (attachment === undefined) throw new HttpProblem(404, `message ${message.id} has no attachment ${index}`);
+      const name = (attachment.filename ?? `attachment-${n}`).replace(/[^\w.\- ]/g, '_');
+      res
+        .writeHead(200, {
+          'Content-Type': 'application/octet-stream',
+          'Content-Disposition': `attachment; filename="${name}"`,
+          'Content-Length': attachment.content.length,
+        })
+        .end(attachment.content);
+      return;
+    }
+    throw new HttpProblem(404, `no route for message ${message.id}: ${part}${index === undefined ? '' : `/${index}`}`);
+  }
+
+  /** `GET` lists the faults, `POST` adds one (JSON; with `seed` and `rate`, a random one), `DELETE` clears them. */
+  async #faultsRoute(method: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const faults = this.#faults;
+    if (faults === undefined) throw new HttpProblem(404, 'this server has no faults to inject');
+    if (method === 'DELETE') {
+      faults.clear();
+      res.writeHead(204).end();
+      return;
+    }
+    if (method === 'POST') {
+      const fault = faultFrom(await jsonBody(req));
+      try {
+        if ('seed' in fault) faults.random(fault);
+        else faults.add(fault);
+      } catch (err) {
+        throw new HttpProblem(400, err instanceof Error ? err.message : String(err));
+      }
+      json(res, 201, { faults: faults.list(), pending: faults.pending, injected: faults.injected });
+      return;
+    }
+    if (method !== 'GET') throw notAllowed(method, 'GET, POST, DELETE', res);
+    json(res, 200, { faults: faults.list(), pending: faults.pending, injected: faults.injected });
+  }
+
+  /** Server-Sent Events: `message` (a summary) for each arrival, `deleted` (the ids) when messages leave, `cleared` when none is left. */
+  #events(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#streams >= MAX_STREAMS) throw new HttpProblem(503, `too many event streams open (${MAX_STREAMS})`);
+    this.#streams++;
+    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8' });
+    res.write(': sirocco inbox events\n\n');
+    const send = (event: string, data: unknown): void => {
+      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    };
+    const stopMessages = this.#inbox.onMessage((m) => send('message', summary(m)));
+    const stopRemoved = this.#inbox.onRemoved((ids) => {
+      send('deleted', { ids });
+      if (this.#inbox.messages.length === 0) send('cleared', {});
+    });
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
+    heartbeat.unref();
+    req.socket.once('close', () => {
+      this.#streams--;
+      stopMessages();
+      stopRemoved();
+      clearInterval(heartbeat);
+    });
+  }
+
+  #find(id: string): CaughtMessage {
+    const message = this.#inbox.messages.find((m) => m.id === id);
+    if (message === undefined) throw new HttpProblem(404, `no message ${id}`);
+    return message;
+  }
+
+  #list(params: URLSearchParams, res: ServerResponse): void {
+    const search = parseSearch(params, ['limit', 'offset']);
+    const limit = integer(params, 'limit', 1, MAX_LIMIT) ?? 50;
+    const offset = integer(params, 'offset', 0, Number.MAX_SAFE_INTEGER) ?? 0;
+    const found = this.#inbox.find(search).reverse();
+    json(res, 200, {
+      total: found.length,
+      offset,
+      count: Math.min(limit, Math.max(0, found.length - offset)),
+      messages: found.slice(offset, offset + limit).map(summary),
+    });
+  }
+
+  #wait(params: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
+    const search = parseSearch(params, ['timeout']);
+    const timeout = integer(params, 'timeout', 0, MAX_WAIT) ?? 5000;
+    const found = this.#inbox.find(search)[0];
+    if (found !== undefined) return json(res, 200, full(found));
+    if (this.#waiters >= MAX_WAITERS) throw new HttpProblem(503, `too many waits open (${MAX_WAITERS})`);
+    this.#waiters++;
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      this.#waiters--;
+      stop();
+      clearTimeout(timer);
+    };
+    const stop = this.#inbox.onMessage((m) => {
+      if (!matchesQuery(m, search)) return;
+      finish();
+      json(res, 200, full(m));
+    });
+    const timer = setTimeout(() => {
+      finish();
+      json(res, 408, {
+        error: `no message${SEARCH.some((n) => params.has(n)) ? ` matching ${describeSearch(params)}` : ''} within ${timeout} ms`,
+        arrived: this.#inbox.messages.reverse().map(summary),
+      });
+    }, timeout);
+    // A client that gives up stops the wait.
+    req.socket.once('close', finish);
+  }
+}
+
+/** A request body of at most {@link MAX_BODY} bytes, as JSON; anything else is a 4xx naming why. */
+async function jsonBody(req: IncomingMessage): Promise<unknown> {
+  const type = req.headers['content-type'] ?? '';
+  if (!/^application\/json\s*(;|$)/i.test(type)) throw new HttpProblem(415, 'the body must be application/json');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new HttpProblem(413, `the body must be at most ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    throw new HttpProblem(400, 'the body is not JSON');
+  }
+}
+
+const FAULT_FIELDS = ['at', 'reply', 'drop', 'delayMs', 'times', 'recipient', 'recipientPattern', 'seed', 'rate'];
+
+/** A fault from a request body: a field of the wrong type is named here, a wrong value by {@link Faults.add}. */
+function faultFrom(body: unknown): Fault | RandomFaults {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpProblem(400, 'the body must be a JSON object');
+  const given = body as Record<string, unknown>;
+  for (const key of Object.keys(given)) if (!FAULT_FIELDS.includes(key)) throw new HttpProblem(400, `unknown field ${key}`, key);
+  const typed = (key: string, type: string): void => {
+    if (given[key] !== undefined && typeof given[key] !== type) throw new HttpProblem(400, `field ${key} must be a ${type}`, key);
+  };
+  typed('at', 'string');
+  typed('drop', 'boolean');
+  for (const key of ['delayMs', 'times', 'seed', 'rate']) typed(key, 'number');
+  typed('recipient', 'string');
+  typed('recipientPattern', 'string');
+  if (given.reply !== undefined && given.reply !== 'none' && typeof given.reply !== 'number')
+    throw new HttpProblem(400, 'field reply must be a number or "none"', 'reply');
+  if (given.at === undefined) throw new HttpProblem(400, 'field at is required', 'at');
+  if (given.recipient !== undefined && given.recipientPattern !== undefined)
+    throw new HttpProblem(400, 'give recipient or recipientPattern, not both', 'recipientPattern');
+  let recipient = given.recipient as string | RegExp | undefined;
+  if (typeof given.recipientPattern === 'string') {
+    try {
+      recipient = new RegExp(given.recipientPattern, 'i');
+    } catch {
+      throw new HttpProblem(400, 'field recipientPattern is not a regular expression', 'recipientPattern');
+    }
+  }
+  const reply: number | 'none' | undefined = given.reply === 'none' ? 'none' : typeof given.reply === 'number' ? given.reply : undefined;
+  const fault = {
+    at: given.at as FaultStep,
+    ...(reply === undefined ? {} : { reply }),
+    ...(given.drop === undefined ? {} : { drop: given.drop as boolean }),
+    ...(given.delayMs === undefined ? {} : { delayMs: given.delayMs as number }),
+    ...(recipient === undefined ? {} : { recipient }),
+  };
+  if (given.seed !== undefined || given.rate !== undefined) {
+    if (given.times !== undefined) throw new HttpProblem(400, 'field times is not for a random fault', 'times');
+    return { ...fault, seed: given.seed as number, rate: given.rate as number };
+  }
+  return { ...fault, ...(given.times === undefined ? {} : { times: given.times as number }) };
+}
+
+function notAllowed(method: string, allowed: string, res: ServerResponse): HttpProblem {
+  res.setHeader('Allow', allowed);
+  return new HttpProblem(405, `${method} not allowed here`);
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) }).end(text);
+}
+
+const SEARCH = ['to', 'from', 'subject', 'text', 'tag', 'header', 'since', 'until'];
+
+/** The search of a list or a wait, as an inbox query; a parameter not known, or given badly, is a 400 naming it. */
+function parseSearch(params: URLSearchParams, also: readonly string[]): InboxQuery {
+  for (const name of params.keys()) {
+    if (!SEARCH.includes(name) && !also.includes(name)) throw new HttpProblem(400, `unknown query parameter ${name}`, name);
+    if (name !== 'header' && params.getAll(name).length > 1)
+      throw new HttpProblem(400, `query parameter ${name} given more than once`, name);
+  }
+  const text = (name: string): string | undefined => {
+    const value = params.get(name);
+    if (value === '') throw new HttpProblem(400, `query parameter ${name} is empty`, name);
+    return value ?? undefined;
+  };
+  const header: Record<string, string> = {};
+  for (const value of params.getAll('header')) {
+    const colon = value.indexOf(':');
+    if (colon <= 0) throw new HttpProblem(400, 'query parameter header must be "Name: value"', 'header');
+    header[value.slice(0, colon).trim().toLowerCase()] = value.slice(colon + 1).trim();
+  }
+  const since = date(params, 'since');
+  const until = date(params, 'until');
+  const fields = { to: text('to'), from: text('from'), subject: text('subject'), text: text('text'), tag: text('tag') };
+  return (message: CaughtMessage): boolean =>
+    matchesQuery(message, {
+      ...(fields.to === undefined ? {} : { to: fields.to }),
+      ...(fields.from === undefined ? {} : { from: fields.from }),
+      ...(fields.subject === undefined ? {} : { subject: fields.subject }),
+      ...(fields.text === undefined ? {} : { text: fields.text }),
+      ...(fields.tag === undefined ? {} : { tag: fields.tag }),
+      header,
+    }) &&
+    (since === undefined || message.receivedAt.getTime() >= since) &&
+    (until === undefined || message.receivedAt.getTime() < until);
+}
+
+function describeSearch(params: URLSearchParams): string {
+  const query: Record<string, string | string[]> = {};
+  for (const name of SEARCH) {
+    const values = params.getAll(name);
+    if (values.length > 0) query[name] = name === 'header' ? values : (values[0] ?? '');
+  }
+  return describeQuery(query);
+}
+
+function integer(params: URLSearchParams, name: string, min: number, max: number): number | undefined {
+  const value = params.get(name);
+  if (value === null) return undefined;
+  const n = /^\d{1,16}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= min && n <= max)) throw new HttpProblem(400, `query parameter ${name} must be a whole number from ${min} to ${max}`, name);
+  return n;
+}
+
+function date(params: URLSearchParams, name: string): number | undefined {
+  const value = params.get(name);
+  if (value === null) return undefined;
+  const time = /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : NaN;
+  if (Number.isNaN(time)) throw new HttpProblem(400, `query parameter ${name} must be an ISO 8601 date`, name);
+  return time;
+}
+
+/** What a list shows of a message. */
+function summary(m: CaughtMessage): Record<string, unknown> {
+  return {
+    id: m.id,
+    mailFrom: m.mailFrom,
+    rcptTos: m.rcptTos,
+    from: m.from,
+    to: m.to,
+    subject: m.subject,
+    receivedAt: m.receivedAt.toISOString(),
+    size: m.raw.length,
+    attachments: m.attachments.length,
+  };
+}
+
+/** One message whole, but for its bytes (`/raw`) and its attachments' (`/attachments/{n}`). */
+function full(m: CaughtMessage): Record<string, unknown> {
+  return {
+    ...summary(m),
+    cc: m.cc,
+    session: {
+      remoteAddress: m.session.remoteAddress,
+      heloName: m.session.heloName,
+      secure: m.session.secure,
+      user: m.session.user ?? null,
+    },
+    headers: Object.fromEntries(m.headers),
+    text: m.text,
+    html: m.html ?? null,
+    attachments: m.attachments.map((a, index) => ({
+      index,
+      filename: a.filename ?? null,
+      contentType: a.contentType,
+      size: a.content.length,
+    })),
+  };
+}
