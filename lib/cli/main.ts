@@ -18,6 +18,7 @@ import { SettingsError } from '../app/settings-schema.js';
 import type { ApplicationSettings, SettingsInput } from '../app/settings.js';
 import { Debugging } from '../handlers/debugging.js';
 import { Deliver } from '../handlers/deliver.js';
+import { catchCommand } from './catch-command.js';
 import { queueCommand } from './queue-command.js';
 import { describeConfiguration, locate, settingLine, withConfigFile, type Arguments } from './config-file.js';
 import { pop3Option, startPop3 } from './pop3-option.js';
@@ -299,6 +300,13 @@ function setOptions(pairs: readonly string[]): Record<string, unknown> {
 
 /** Runs the command; resolves to the exit status once the server has closed (or at once on error). */
 export async function main(args: readonly string[], out = process.stdout, err = process.stderr): Promise<number> {
+  if (args[0] === 'catch') {
+    return catchCommand(
+      args.slice(1),
+      (t) => out.write(t),
+      (t) => err.write(t),
+    );
+  }
   if (args[0] === 'queue') {
     return queueCommand(
       args.slice(1),

@@ -86,6 +86,8 @@ it up with, for example:
 
 The queue of deliver: sirocco queue list|show|retry|delete QUEUE_DIR (see
 sirocco queue --help).
+A mail catcher (SMTP on 1025, a JSON API on 8025): sirocco catch (see
+sirocco catch --help).
 
 Examples:
   sirocco --listen 127.0.0.1:2525 --handler maildir:./mail

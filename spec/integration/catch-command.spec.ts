@@ -1,0 +1,46 @@
+/** `sirocco catch`: the catcher as one command, SMTP and the HTTP API side by side. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { RawClient } from '../helpers/raw-client.js';
+import { startTsx, stopAll, terminate } from '../helpers/processes.js';
+import { freePort, until } from '../helpers/server.js';
+
+afterEach(stopAll);
+
+describe('sirocco catch', () => {
+  it('accepts every recipient over SMTP and answers wait over HTTP; closes on SIGTERM', async () => {
+    const smtp = await freePort();
+    const http = await freePort();
+    const catcher = startTsx(['lib/cli/main.ts', 'catch', '--smtp', `127.0.0.1:${smtp}`, '--http', `127.0.0.1:${http}`]);
+    await until(() => catcher.stdout().includes('\n'), 20_000);
+    expect(catcher.stdout()).toBe(`sirocco catch: SMTP on 127.0.0.1:${smtp}, HTTP on http://127.0.0.1:${http}/api/v1/\n`);
+    const waiting = fetch(`http://127.0.0.1:${http}/api/v1/wait?to=anyone@anywhere.test&timeout=10000`);
+    const client = await RawClient.ehlo(smtp);
+    expect(await client.command('MAIL FROM:<app@example.com>')).toBe('250 2.1.0 Sender ok\r\n');
+    expect(await client.command('RCPT TO:<anyone@anywhere.test>')).toBe('250 2.1.5 Recipient ok\r\n');
+    expect(await client.command('DATA')).toMatch(/^354 /);
+    expect(await client.command('Subject: caught\r\n\r\nhello\r\n.')).toMatch(/^250 2\.0\.0 /);
+    client.close();
+    const found = await waiting;
+    expect(found.status).toBe(200);
+    expect(await found.json()).toMatchObject({
+      mailFrom: 'app@example.com',
+      rcptTos: ['anyone@anywhere.test'],
+      subject: 'caught',
+      text: 'hello\n',
+    });
+    expect(await terminate(catcher)).toBe(0);
+    expect(catcher.stdout()).toMatch(/sirocco: closing\n$/);
+  }, 30_000);
+
+  it('names a bad option and exits 2', async () => {
+    const bad = startTsx(['lib/cli/main.ts', 'catch', '--smtp', '127.0.0.1:99999']);
+    expect(await bad.exited).toBe(2);
+    expect(bad.stderr()).toBe('sirocco: --smtp: port 99999 is out of range (see sirocco catch --help)\n');
+    const unknown = startTsx(['lib/cli/main.ts', 'catch', '--pop']);
+    expect(await unknown.exited).toBe(2);
+    expect(unknown.stderr()).toBe('sirocco: catch: unknown option "--pop" (see sirocco catch --help)\n');
+    const auth = startTsx(['lib/cli/main.ts', 'catch'], { SIROCCO_CATCH_AUTH: 'nocolon' });
+    expect(await auth.exited).toBe(2);
+    expect(auth.stderr()).toBe('sirocco: SIROCCO_CATCH_AUTH: expected user:password (see sirocco catch --help)\n');
+  }, 30_000);
+});
