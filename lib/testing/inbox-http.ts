@@ -10,6 +10,7 @@ import type { CaughtMessage } from './caught.js';
 import type { Fault, Faults, FaultStep, RandomFaults } from './faults.js';
 import type { Inbox } from './inbox.js';
 import { describeQuery, matchesQuery, type InboxQuery } from './inbox-query.js';
+import { INBOX_OPENAPI } from './inbox-openapi.js';
 
 /**
  * Where and how {@link InboxHttpServer} listens.
@@ -65,7 +66,8 @@ class HttpProblem extends Error {
  * `GET /messages/{id}/attachments/{n}`, `DELETE /messages/{id}`, `DELETE /messages`, and
  * `GET /wait` (the same search and `timeout` in ms: the first match, already here or arriving;
  * else `408` with what did arrive), `GET /events` (Server-Sent Events: `message`, `deleted`,
- * `cleared`) and, given the Controller's {@link Faults}, `GET`, `POST` and `DELETE /faults`.
+ * `cleared`), given the Controller's {@link Faults}, `GET`, `POST` and `DELETE /faults`, and its
+ * own OpenAPI 3.1 description at `GET /openapi.json`.
  *
  * @example
  * ```ts
@@ -183,6 +185,11 @@ export class InboxHttpServer {
       });
     const [first, id, third, index, ...rest] = parts;
     if (first === 'faults' && id === undefined) return this.#faultsRoute(method, req, res);
+    if (first === 'openapi.json' && id === undefined) {
+      if (method !== 'GET') throw notAllowed(method, 'GET', res);
+      json(res, 200, INBOX_OPENAPI);
+      return undefined;
+    }
     if (first === 'events' && id === undefined) {
       if (method !== 'GET') throw notAllowed(method, 'GET', res);
       this.#events(req, res);

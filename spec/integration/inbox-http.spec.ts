@@ -294,4 +294,42 @@ describe('the inbox over HTTP', () => {
     );
     await reader?.cancel();
   });
+
+  it('describes itself in OpenAPI 3.1, and every operation it describes answers one of its documented statuses', async () => {
+    const { controller, base } = await catcher();
+    await send(controller.port, 'billing@example.com', 'carol@example.com', WITH_ATTACHMENT);
+    const [invoice] = controller.inbox.messages as [CaughtMessage];
+    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as {
+      openapi: string;
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+    };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths)).toEqual([
+      '/api/v1/messages',
+      '/api/v1/messages/{id}',
+      '/api/v1/messages/{id}/raw',
+      '/api/v1/messages/{id}/attachments/{index}',
+      '/api/v1/wait',
+      '/api/v1/faults',
+      '/api/v1/events',
+      '/api/v1/openapi.json',
+    ]);
+    const origin = base.slice(0, base.indexOf('/api/v1'));
+    // Deleting operations last, so the message is there for the others.
+    const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, op]) => ({ path, method, op })),
+    );
+    operations.sort((a, b) => Number(a.method === 'delete') - Number(b.method === 'delete'));
+    for (const { path, method, op } of operations) {
+      const url = origin + path.replace('{id}', invoice.id).replace('{index}', '0') + (path.endsWith('/wait') ? '?timeout=0' : '');
+      const controllerAbort = new AbortController();
+      const res = await fetch(url, {
+        method: method.toUpperCase(),
+        signal: controllerAbort.signal,
+        ...(method === 'post' ? { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ at: 'helo' }) } : {}),
+      });
+      expect(Object.keys(op.responses), `${method} ${path}`).toContain(String(res.status));
+      controllerAbort.abort();
+    }
+  });
 });
