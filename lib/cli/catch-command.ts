@@ -15,6 +15,8 @@ Options:
   --http HOST:PORT          where the HTTP API listens (default 127.0.0.1:8025);
                             0.0.0.0:8025 or [::]:8025 listens on every interface
   --max-messages N          keep at most N messages, the oldest go first (default 1000)
+  --release-to HOST:PORT    where the API's release sends caught mail; without it, each
+                            release request names its server
   --help                    this text
 
 Set SIROCCO_CATCH_AUTH=user:password to require basic auth on the HTTP API.
@@ -27,6 +29,7 @@ interface CatchPlan {
   readonly smtp: { readonly host: string; readonly port: number };
   readonly http: { readonly host: string; readonly port: number };
   readonly maxMessages: number;
+  readonly releaseTo: { readonly host: string; readonly port: number } | undefined;
   readonly auth: { readonly user: string; readonly password: string } | undefined;
   readonly help: boolean;
 }
@@ -43,6 +46,7 @@ export function parseCatch(args: readonly string[], env: NodeJS.ProcessEnv): Cat
   let smtp = { host: '127.0.0.1', port: 1025 };
   let http = { host: '127.0.0.1', port: 8025 };
   let maxMessages = 1000;
+  let releaseTo: CatchPlan['releaseTo'];
   let help = false;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -53,6 +57,10 @@ export function parseCatch(args: readonly string[], env: NodeJS.ProcessEnv): Cat
       i++;
     } else if (arg === '--http') {
       http = tcp(value, '--http');
+      i++;
+    } else if (arg === '--release-to') {
+      releaseTo = tcp(value, '--release-to');
+      if (releaseTo.port === 0) throw new UsageError('--release-to: port 0 names no server');
       i++;
     } else if (arg === '--max-messages') {
       maxMessages = /^\d{1,9}$/.test(value ?? '') ? Number(value) : 0;
@@ -67,7 +75,7 @@ export function parseCatch(args: readonly string[], env: NodeJS.ProcessEnv): Cat
     if (colon <= 0) throw new UsageError('SIROCCO_CATCH_AUTH: expected user:password');
     auth = { user: secret.slice(0, colon), password: secret.slice(colon + 1) };
   }
-  return { smtp, http, maxMessages, auth, help };
+  return { smtp, http, maxMessages, releaseTo, auth, help };
 }
 
 /** Runs `sirocco catch` until SIGINT or SIGTERM; resolves to the exit status. */
@@ -94,7 +102,11 @@ export async function catchCommand(args: readonly string[], out: (text: string) 
   const http = new InboxHttpServer(controller.inbox, controller.faults);
   try {
     await controller.start();
-    await http.listen({ ...plan.http, ...(plan.auth === undefined ? {} : { auth: plan.auth }) });
+    await http.listen({
+      ...plan.http,
+      ...(plan.auth === undefined ? {} : { auth: plan.auth }),
+      ...(plan.releaseTo === undefined ? {} : { releaseTo: plan.releaseTo }),
+    });
   } catch (e) {
     await Promise.allSettled([controller.stop(), http.close()]);
     err(`sirocco: catch: ${e instanceof Error ? e.message : String(e)}\n`);

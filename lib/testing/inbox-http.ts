@@ -25,6 +25,16 @@ export interface InboxHttpOptions {
   readonly port?: number;
   /** The address to listen on; `127.0.0.1` by default. Anything else is a deliberate choice. */
   readonly host?: string;
+  /**
+   * Where `POST /messages/{id}/release` sends: set, a request may not name another server; unset,
+   * each request names its own (`host`, `port`).
+   */
+  readonly releaseTo?: {
+    /** The SMTP server's host name or address. */
+    readonly host: string;
+    /** Its port. */
+    readonly port: number;
+  };
   /** Basic auth every request must carry, for a shared host. */
   readonly auth?: {
     /** The user name (no `:`). */
@@ -86,6 +96,7 @@ export class InboxHttpServer {
   readonly #faults: Faults | undefined;
   readonly #server: Server;
   #auth: Buffer | undefined;
+  #releaseTo: InboxHttpOptions['releaseTo'];
   #waiters = 0;
   #streams = 0;
 
@@ -104,6 +115,7 @@ export class InboxHttpServer {
     const port = options.port ?? 0;
     if (!Number.isInteger(port) || port < 0 || port > 65535)
       throw new RangeError(`InboxHttpServer: port must be 0 to 65535, got ${String(port)}`);
+    this.#releaseTo = options.releaseTo;
     if (options.auth !== undefined) {
       if (options.auth.user.includes(':')) throw new RangeError('InboxHttpServer: auth.user must not contain ":"');
       this.#auth = Buffer.from(`Basic ${Buffer.from(`${options.auth.user}:${options.auth.password}`).toString('base64')}`);
@@ -202,6 +214,9 @@ export class InboxHttpServer {
         this.#inbox.clear();
         res.writeHead(204).end();
       } else throw notAllowed(method, 'GET, DELETE', res);
+    } else if (first === 'messages' && id !== undefined && third === 'release' && index === undefined) {
+      if (method !== 'POST') throw notAllowed(method, 'POST', res);
+      return this.#release(this.#find(id), req, res);
     } else if (first === 'messages' && id !== undefined && id !== '' && rest.length === 0) {
       this.#messageRoute(method, this.#find(id), third, index, res);
     } else {
@@ -240,6 +255,50 @@ export class InboxHttpServer {
       return;
     }
     throw new HttpProblem(404, `no route for message ${message.id}: ${part}${index === undefined ? '' : `/${index}`}`);
+  }
+
+  /**
+   * Sends a caught message on to a real SMTP server through nodemailer, its bytes unchanged: to
+   * its own recipients, or to `to` from the body; to `releaseTo`, or the body's `host` and `port`.
+   */
+  async #release(message: CaughtMessage, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await jsonBody(req);
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpProblem(400, 'the body must be a JSON object');
+    const given = body as Record<string, unknown>;
+    for (const key of Object.keys(given))
+      if (!['to', 'host', 'port'].includes(key)) throw new HttpProblem(400, `unknown field ${key}`, key);
+    const to = given.to ?? message.rcptTos;
+    if (!Array.isArray(to) || to.length === 0 || !to.every((r) => typeof r === 'string' && /^[^\s<>@]+@[^\s<>@]+$/.test(r)))
+      throw new HttpProblem(400, 'field to must be a list of one or more addresses', 'to');
+    const fixed = this.#releaseTo;
+    if (fixed !== undefined && (given.host !== undefined || given.port !== undefined))
+      throw new HttpProblem(
+        400,
+        'this server releases only to its own target; give no host or port',
+        given.host === undefined ? 'port' : 'host',
+      );
+    const host = fixed?.host ?? given.host;
+    const port = fixed?.port ?? given.port;
+    if (typeof host !== 'string' || host === '') throw new HttpProblem(400, 'field host is required (no release target is set)', 'host');
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535)
+      throw new HttpProblem(400, 'field port must be a whole number from 1 to 65535', 'port');
+    const { default: nodemailer } = await import('nodemailer');
+    const transport = nodemailer.createTransport({
+      host,
+      port,
+      secure: false,
+      connectionTimeout: 10_000,
+      greetingTimeout: 10_000,
+      socketTimeout: 30_000,
+    });
+    try {
+      const sent = await transport.sendMail({ envelope: { from: message.mailFrom, to: to as string[] }, raw: message.raw });
+      json(res, 200, { released: message.id, host, port, to, response: sent.response });
+    } catch (err) {
+      throw new HttpProblem(502, `the release to ${host}:${port} failed: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      transport.close();
+    }
   }
 
   /** `GET` lists the faults, `POST` adds one (JSON; with `seed` and `rate`, a random one), `DELETE` clears them. */

@@ -86,6 +86,34 @@ export const INBOX_OPENAPI = {
         },
       },
     },
+    '/api/v1/messages/{id}/release': {
+      post: {
+        summary: 'Send the message on to an SMTP server, its bytes unchanged',
+        parameters: [id],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                additionalProperties: false,
+                properties: {
+                  to: { ...strings, description: 'The recipients; the caught ones by default.' },
+                  host: { type: 'string', description: 'Required unless the server has a release target.' },
+                  port: { type: 'integer', minimum: 1, maximum: 65535 },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          '200': ok('Sent: the server that took it and its reply', 'Released'),
+          '400': problem('A bad field, named'),
+          '404': problem('No such message'),
+          '502': problem('The server refused it or could not be reached'),
+        },
+      },
+    },
     '/api/v1/wait': {
       get: {
         summary: 'The first matching message, already here or arriving within the timeout',
@@ -168,6 +196,10 @@ export const INBOX_OPENAPI = {
             },
           },
         },
+      },
+      Released: {
+        type: 'object',
+        properties: { released: text, host: text, port: { type: 'integer' }, to: strings, response: text },
       },
       Timeout: {
         type: 'object',

@@ -39,6 +39,9 @@ describe('sirocco catch', () => {
     const unknown = startTsx(['lib/cli/main.ts', 'catch', '--pop']);
     expect(await unknown.exited).toBe(2);
     expect(unknown.stderr()).toBe('sirocco: catch: unknown option "--pop" (see sirocco catch --help)\n');
+    const release = startTsx(['lib/cli/main.ts', 'catch', '--release-to', 'mx.example.com:0']);
+    expect(await release.exited).toBe(2);
+    expect(release.stderr()).toBe('sirocco: --release-to: port 0 names no server (see sirocco catch --help)\n');
     const auth = startTsx(['lib/cli/main.ts', 'catch'], { SIROCCO_CATCH_AUTH: 'nocolon' });
     expect(await auth.exited).toBe(2);
     expect(auth.stderr()).toBe('sirocco: SIROCCO_CATCH_AUTH: expected user:password (see sirocco catch --help)\n');

@@ -309,6 +309,7 @@ describe('the inbox over HTTP', () => {
       '/api/v1/messages/{id}',
       '/api/v1/messages/{id}/raw',
       '/api/v1/messages/{id}/attachments/{index}',
+      '/api/v1/messages/{id}/release',
       '/api/v1/wait',
       '/api/v1/faults',
       '/api/v1/events',
@@ -331,5 +332,70 @@ describe('the inbox over HTTP', () => {
       expect(Object.keys(op.responses), `${method} ${path}`).toContain(String(res.status));
       controllerAbort.abort();
     }
+  });
+
+  it('releases a message to another SMTP server, its bytes unchanged, and says why when it cannot', async () => {
+    const { controller, base } = await catcher();
+    const next = new Controller(RequestHandler, { inbox: true });
+    await next.start();
+    cleanups.push(() => next.stop());
+    await send(controller.port, 'shop@example.com', 'bob@example.com', PLAIN);
+    const [plain] = controller.inbox.messages as [CaughtMessage];
+    const release = async (body: unknown): Promise<[number, unknown]> => {
+      const res = await fetch(`${base}/messages/${plain.id}/release`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return [res.status, await res.json()];
+    };
+    const [status, answer] = await release({ host: '127.0.0.1', port: next.port, to: ['carol@example.com'] });
+    expect(status).toBe(200);
+    const arrived = await next.inbox.waitFor({ to: 'carol@example.com' });
+    expect(answer).toEqual({
+      released: plain.id,
+      host: '127.0.0.1',
+      port: next.port,
+      to: ['carol@example.com'],
+      response: `250 2.0.0 Ok: queued as ${arrived.id}`,
+    });
+    expect(arrived.mailFrom).toBe('shop@example.com');
+    expect(arrived.raw.equals(plain.raw)).toBe(true);
+
+    expect(await release({ port: next.port })).toEqual([
+      400,
+      { error: 'field host is required (no release target is set)', parameter: 'host' },
+    ]);
+    expect(await release({ host: '127.0.0.1', port: 0 })).toEqual([
+      400,
+      { error: 'field port must be a whole number from 1 to 65535', parameter: 'port' },
+    ]);
+    expect(await release({ host: '127.0.0.1', port: next.port, to: ['nobody'] })).toEqual([
+      400,
+      { error: 'field to must be a list of one or more addresses', parameter: 'to' },
+    ]);
+    next.faults.add({ at: 'rcpt', reply: 550 });
+    const [refused, why] = await release({ host: '127.0.0.1', port: next.port });
+    expect(refused).toBe(502);
+    expect((why as { error: string }).error).toMatch(
+      /^the release to 127\.0\.0\.1:\d+ failed: .*550 5\.1\.1 Mailbox unavailable \(injected fault\)/,
+    );
+
+    const fixed = new InboxHttpServer(controller.inbox);
+    await fixed.listen({ releaseTo: { host: '127.0.0.1', port: next.port } });
+    cleanups.push(() => fixed.close());
+    const fixedUrl = `http://127.0.0.1:${fixed.address().port}/api/v1/messages/${plain.id}/release`;
+    const elsewhere = await fetch(fixedUrl, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: '{"host":"127.0.0.1","port":25}',
+    });
+    expect([elsewhere.status, await elsewhere.json()]).toEqual([
+      400,
+      { error: 'this server releases only to its own target; give no host or port', parameter: 'host' },
+    ]);
+    const toTarget = await fetch(fixedUrl, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+    expect(toTarget.status).toBe(200);
+    await next.inbox.waitFor({ to: 'bob@example.com' });
   });
 });
