@@ -2,7 +2,7 @@
  * `sirocco catch`: a mail catcher in one command. SMTP accepts every recipient and keeps each
  * message in an inbox; the inbox is served as a JSON API over HTTP (see `InboxHttpServer`).
  */
-import { RequestHandler } from '../app/request-handler.js';
+import type { CatchPlan } from './catcher.js';
 import { parseListen, UsageError } from './usage.js';
 
 export const CATCH_USAGE = `Usage: sirocco catch [options]
@@ -17,6 +17,8 @@ Options:
   --max-messages N          keep at most N messages, the oldest go first (default 1000)
   --release-to HOST:PORT    where the API's release sends caught mail; without it, each
                             release request names its server
+  --pop3 HOST:PORT          also serve the caught mail over POP3: the user is a recipient
+                            address, any password is taken (plaintext allowed)
   --help                    this text
 
 Set SIROCCO_CATCH_AUTH=user:password to require basic auth on the HTTP API.
@@ -24,15 +26,6 @@ Set SIROCCO_CATCH_AUTH=user:password to require basic auth on the HTTP API.
   curl 'http://127.0.0.1:8025/api/v1/wait?to=bob@example.com&timeout=5000'
   curl 'http://127.0.0.1:8025/api/v1/messages?subject=welcome'
 `;
-
-interface CatchPlan {
-  readonly smtp: { readonly host: string; readonly port: number };
-  readonly http: { readonly host: string; readonly port: number };
-  readonly maxMessages: number;
-  readonly releaseTo: { readonly host: string; readonly port: number } | undefined;
-  readonly auth: { readonly user: string; readonly password: string } | undefined;
-  readonly help: boolean;
-}
 
 function tcp(text: string | undefined, option: string): { host: string; port: number } {
   if (text === undefined) throw new UsageError(`${option} needs a value`);
@@ -47,6 +40,7 @@ export function parseCatch(args: readonly string[], env: NodeJS.ProcessEnv): Cat
   let http = { host: '127.0.0.1', port: 8025 };
   let maxMessages = 1000;
   let releaseTo: CatchPlan['releaseTo'];
+  let pop3: CatchPlan['pop3'];
   let help = false;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -57,6 +51,9 @@ export function parseCatch(args: readonly string[], env: NodeJS.ProcessEnv): Cat
       i++;
     } else if (arg === '--http') {
       http = tcp(value, '--http');
+      i++;
+    } else if (arg === '--pop3') {
+      pop3 = tcp(value, '--pop3');
       i++;
     } else if (arg === '--release-to') {
       releaseTo = tcp(value, '--release-to');
@@ -75,7 +72,7 @@ export function parseCatch(args: readonly string[], env: NodeJS.ProcessEnv): Cat
     if (colon <= 0) throw new UsageError('SIROCCO_CATCH_AUTH: expected user:password');
     auth = { user: secret.slice(0, colon), password: secret.slice(colon + 1) };
   }
-  return { smtp, http, maxMessages, releaseTo, auth, help };
+  return { smtp, http, maxMessages, releaseTo, pop3, auth, help };
 }
 
 /** Runs `sirocco catch` until SIGINT or SIGTERM; resolves to the exit status. */
@@ -92,38 +89,6 @@ export async function catchCommand(args: readonly string[], out: (text: string) 
     return 0;
   }
   // Loaded only for this command: the server's own start-up never pays for the test tools.
-  const [{ Controller }, { InboxHttpServer }] = await Promise.all([import('../testing/controller.js'), import('../testing/inbox-http.js')]);
-  const controller = new Controller(RequestHandler, {
-    hostname: plan.smtp.host,
-    port: plan.smtp.port,
-    inbox: { maxMessages: plan.maxMessages },
-    logLevel: 'warn',
-  });
-  const http = new InboxHttpServer(controller.inbox, controller.faults);
-  try {
-    await controller.start();
-    await http.listen({
-      ...plan.http,
-      ...(plan.auth === undefined ? {} : { auth: plan.auth }),
-      ...(plan.releaseTo === undefined ? {} : { releaseTo: plan.releaseTo }),
-    });
-  } catch (e) {
-    await Promise.allSettled([controller.stop(), http.close()]);
-    err(`sirocco: catch: ${e instanceof Error ? e.message : String(e)}\n`);
-    return 1;
-  }
-  const where = http.address();
-  const host = where.family === 'IPv6' ? `[${where.address}]` : where.address;
-  out(`sirocco catch: SMTP on ${plan.smtp.host}:${controller.port}, HTTP on http://${host}:${where.port}/api/v1/\n`);
-  await new Promise<void>((done) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      out('sirocco: closing\n');
-      void Promise.allSettled([http.close(), controller.stop()]).then(() => done());
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-  return 0;
+  const { runCatcher } = await import('./catcher.js');
+  return runCatcher(plan, out, err);
 }

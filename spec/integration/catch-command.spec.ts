@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { RawClient } from '../helpers/raw-client.js';
 import { startTsx, stopAll, terminate } from '../helpers/processes.js';
+import { runPython } from '../helpers/python.js';
 import { freePort, until } from '../helpers/server.js';
 
 afterEach(stopAll);
@@ -45,5 +46,40 @@ describe('sirocco catch', () => {
     const auth = startTsx(['lib/cli/main.ts', 'catch'], { SIROCCO_CATCH_AUTH: 'nocolon' });
     expect(await auth.exited).toBe(2);
     expect(auth.stderr()).toBe('sirocco: SIROCCO_CATCH_AUTH: expected user:password (see sirocco catch --help)\n');
+  }, 30_000);
+
+  it('serves the caught mail over POP3 with --pop3: the user is a recipient, any password', async () => {
+    const [smtp, http, pop] = [await freePort(), await freePort(), await freePort()];
+    const catcher = startTsx([
+      'lib/cli/main.ts',
+      'catch',
+      '--smtp',
+      `127.0.0.1:${smtp}`,
+      '--http',
+      `127.0.0.1:${http}`,
+      '--pop3',
+      `127.0.0.1:${pop}`,
+    ]);
+    await until(() => catcher.stdout().includes('\n'), 20_000);
+    expect(catcher.stdout()).toBe(
+      `sirocco catch: SMTP on 127.0.0.1:${smtp}, HTTP on http://127.0.0.1:${http}/api/v1/, POP3 on 127.0.0.1:${pop}\n`,
+    );
+    const out = await runPython(
+      `
+import poplib, smtplib
+s = smtplib.SMTP('127.0.0.1', ${smtp})
+s.sendmail('app@example.com', ['bob@example.com'], b'Subject: for bob\\r\\n\\r\\nhi bob\\r\\n')
+s.quit()
+p = poplib.POP3('127.0.0.1', ${pop})
+p.user('bob@example.com')
+p.pass_('anything')
+print(p.stat()[0])
+print(b'\\n'.join(p.retr(1)[1]).decode())
+p.quit()
+`,
+      pop,
+    );
+    expect(out).toContain('1\nSubject: for bob\n\nhi bob\n');
+    expect(await terminate(catcher)).toBe(0);
   }, 30_000);
 });
