@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDns } from '../spec/helpers/dns.js';
 import { postfixUnavailable, privatePostfix } from '../spec/helpers/postfix.js';
-import { PERSISTENT_1KIB, smtpSource } from './load.js';
+import { median, PERSISTENT_1KIB, smtpSource } from './load.js';
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./server.ts', import.meta.url));
 const MESSAGES = 2000;
@@ -110,12 +110,6 @@ async function endToEnd(port: number, sink: Proc, count: number): Promise<number
 interface Sample {
   perSecond: number;
   cpuPerMessageMicros: number;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
 /** Runs row (h) for `rounds` rounds; resolves to the lines of its table. */

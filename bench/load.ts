@@ -8,6 +8,13 @@ import { connect } from 'node:net';
 /** Row (a)'s load, without the message count: 20 persistent sessions, 1 KiB messages. */
 export const PERSISTENT_1KIB = ['-d', '-s', '20', '-l', '1024'];
 
+/** The median of `values` (the middle two's mean for an even count). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
 /** Runs smtp-source against 127.0.0.1:`port`; resolves to its wall time in seconds. */
 export function smtpSource(port: number, options: string[]): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -23,7 +23,7 @@ import { redisMissing, startRedis, type TestRedis } from '../spec/helpers/redis.
 import { deliverRow } from './deliver.js';
 import { floodsTable } from './floods.js';
 import { sinkTable } from './sink.js';
-import { PERSISTENT_1KIB, requireTools, sendConcurrently, smtpSource } from './load.js';
+import { median, PERSISTENT_1KIB, requireTools, sendConcurrently, smtpSource } from './load.js';
 
 type Kind = 'sirocco' | 'smtp-server';
 const KINDS: readonly Kind[] = ['sirocco', 'smtp-server'];
@@ -485,12 +485,6 @@ const SCENARIOS: Scenario[] = [
   handshakeScenario('tr', '(t) the same, each client resuming a session from a ticket', true),
   startupScenario,
 ];
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
 
 async function onBenchServer(scenario: Scenario, kind: Kind): Promise<Sample> {
   const server = await Server.start(kind, scenario.tls === true ? CERTS().dir : undefined, scenario.serverArgs);

@@ -9,9 +9,9 @@
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { PERSISTENT_1KIB, smtpSource } from './load.js';
+import { freePort } from '../spec/helpers/server.js';
+import { median, PERSISTENT_1KIB, smtpSource } from './load.js';
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./server.ts', import.meta.url));
 
@@ -67,15 +67,6 @@ async function nodeServer(args: string[]): Promise<Measured> {
   };
 }
 
-/** A free loopback port for smtp-sink, which takes its address on the command line. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return typeof address === 'object' && address !== null ? address.port : 0;
-}
-
 async function smtpSink(): Promise<Measured> {
   const port = await freePort();
   // As root, smtp-sink insists on a user to run as.
@@ -113,12 +104,6 @@ async function cpuPer(server: Measured, load: Load): Promise<number> {
   const before = await server.cpuMicros();
   await smtpSource(server.port, [...load.options, '-m', String(load.count)]);
   return ((await server.cpuMicros()) - before) / load.count;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
 type Side = 'sirocco' | 'smtp-sink' | 'floor';

@@ -14,7 +14,7 @@ import type { LineEvent } from './line-splitter.js';
 import type { Reply } from './reply.js';
 import { REPLIES } from './replies.js';
 import { decodeBase64, type SaslMechanism } from './sasl.js';
-import type { Forwarded, Peer, SessionInfo, TLSInfo } from './session-info.js';
+import { sessionInfo, type Forwarded, type Peer, type SessionInfo, type TLSInfo } from './session-info.js';
 import { clientNamed, forwardedWith, parseAttributes, XCLIENT_ATTRIBUTES, XFORWARD_ATTRIBUTES } from './xclient.js';
 
 export type { Decision, MailCommand, SessionFeatures, SessionPolicy } from './decision.js';
@@ -61,24 +61,7 @@ export class Session {
 
   /** The session's facts as one frozen value, built anew only after one of them changed. */
   info(): SessionInfo {
-    const peer = this.#peer;
-    // Every field named: one object shape for every session, where a spread of the peer (with or
-    // without `proxy` and `clientName`) took the slow copy.
-    this.#info ??= Object.freeze({
-      id: peer.id,
-      remoteAddress: peer.remoteAddress,
-      remotePort: peer.remotePort,
-      localAddress: peer.localAddress,
-      localPort: peer.localPort,
-      proxy: peer.proxy,
-      clientName: peer.clientName,
-      heloName: this.#heloName,
-      esmtp: this.#esmtp,
-      secure: this.#tls !== undefined,
-      tls: this.#tls,
-      user: this.#user,
-      forwarded: this.#forwarded,
-    });
+    this.#info ??= sessionInfo(this.#peer, this.#heloName, this.#esmtp, this.#tls, this.#user, this.#forwarded);
     return this.#info;
   }
 

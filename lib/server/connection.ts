@@ -2,15 +2,13 @@
  * One client connection: the socket's lifecycle, and the I/O half of every decision the pure
  * {@link Session} makes. Bytes come in through the {@link InputPump}, replies go out through the
  * {@link ReplyWriter}, the mail transaction in the {@link Intake}, AUTH in an {@link AuthExchange},
- * STARTTLS in `upgradeSocket`; what is left here is the socket's lifecycle, handing each decision
- * to the room that carries it out, the connection hooks, timeouts and graceful shutdown.
+ * STARTTLS in `upgradeSocket`, the banner and HELO (with their hooks) in the {@link Opening}; what is
+ * left here is the socket's lifecycle, handing each decision to the room that carries it out,
+ * timeouts and graceful shutdown.
  */
 import type { Socket } from 'node:net';
 import type { ConnectionContext } from './connection-context.js';
-
-export type { ConnectionContext } from './connection-context.js';
 import type { Logger } from 'pino';
-import { hookVerdict } from '../app/errors.js';
 import type { ApplicationSettings } from '../app/settings.js';
 import { LineSplitter } from '../protocol/line-splitter.js';
 import { Opening } from './opening.js';
@@ -36,7 +34,6 @@ import { endWith, sessionEnded, sessionSpan, type Traced } from '../app/tracing.
 const AUTH_LINE_LIMIT = 12288 + 2;
 /** The first byte of a TLS handshake record: a TLS client on a plaintext port. */
 const TLS_HANDSHAKE = 0x16;
-
 let sequence = 0;
 
 export class Connection implements PumpDriver {
@@ -61,10 +58,9 @@ export class Connection implements PumpDriver {
   #idleTimer: IdleTimer | null = null;
   /** The PROXY header being read, from a trusted load balancer, before anything else. */
   #preamble: ProxyPreamble | null = null;
-  #preambleTimer: NodeJS.Timeout | undefined;
   /** Everything before the banner: the per-client limits, the early-talker wait, `onConnect`. */
   readonly #opening: Opening;
-  /** Who the per-client limits count: the session's client, or `null` for a local Unix socket client (not counted). */
+  /** Who the per-client limits count: the session's client, or `null` for a Unix socket client. */
   readonly #limitsClient: () => string | null;
   /** The session's transcript in the log: commands at `debug`, with the sizes of reads at `trace`. */
   readonly #transcript: 'debug' | 'trace' | null;
@@ -99,7 +95,6 @@ export class Connection implements PumpDriver {
       context.metrics,
       () => this.#end([]),
     );
-    // The connection drives its pump itself (the methods below): no closures per connection for it.
     this.#pump = new InputPump(this.#lines, settings.maxBufferedBytes, this);
     this.#intake = new Intake(context.app, this.#session, this.#writer, this.#pump, this.#log, context.metrics, this.#trace);
     this.#opening = new Opening({
@@ -117,44 +112,37 @@ export class Connection implements PumpDriver {
     });
   }
 
-  /** {@link PumpDriver}: the socket read now. */
+  // The connection is its pump's driver (`PumpDriver`, documented there): no closures per connection for it.
   socket(): Socket {
     return this.#socket;
   }
 
-  /** {@link PumpDriver}: whether input may be handled. */
   running(): boolean {
     return !this.#ended && !this.#upgrading;
   }
 
-  /** {@link PumpDriver}: whether the client must read its replies first. */
   waitingForDrain(): boolean {
     return this.#writer.waitingForDrain;
   }
 
-  /** {@link PumpDriver}: the next unit of input. */
   step(): StepResult {
     return this.#step();
   }
 
-  /** {@link PumpDriver}: a graceful shutdown waits for the transaction to end. */
   afterStep(): void {
     if (this.#shuttingDown && !inTransaction(this.#session.state)) this.#end([REPLIES.shuttingDown()]);
   }
 
-  /** {@link PumpDriver}: a unit threw. */
   failed(err: unknown): void {
     this.#log.error({ err }, 'connection failed');
     this.#trace.failed(err, 'connection failed');
     this.#end([REPLIES.localError()]);
   }
 
-  /** {@link PumpDriver}: send what is due. */
   flush(): void {
     this.#writer.flush();
   }
 
-  /** {@link PumpDriver}: reply text not yet written. */
   queued(): number {
     return this.#writer.queued;
   }
@@ -177,8 +165,9 @@ export class Connection implements PumpDriver {
     );
     if (this.#context.proxies.has(socket.remoteAddress)) {
       // The banner waits for the header: the client it names is who the session greets.
-      this.#preamble = new ProxyPreamble(this.#session.peer);
-      this.#preambleTimer = setTimeout(() => this.#refuseProxy('no whole PROXY header in time'), this.#settings.proxyTimeout);
+      this.#preamble = new ProxyPreamble(this.#session.peer, this.#settings.proxyTimeout, () =>
+        this.#refuseProxy('no whole PROXY header in time'),
+      );
       this.#attach(socket);
       return;
     }
@@ -198,7 +187,6 @@ export class Connection implements PumpDriver {
       this.#refuseProxy(step.error);
       return;
     }
-    clearTimeout(this.#preambleTimer);
     this.#preamble = null;
     this.#session.proxied(step.peer);
     this.#log.debug({ client: clientLabel(step.peer), port: step.peer.remotePort, proxy: step.peer.proxy?.command }, 'PROXY header');
@@ -213,7 +201,7 @@ export class Connection implements PumpDriver {
 
   /** A PROXY header that is missing, malformed, too long or from an untrusted peer: closed without a word. */
   #refuseProxy(why: string): void {
-    clearTimeout(this.#preambleTimer);
+    this.#preamble?.cancel();
     this.#preamble = null;
     if (this.#ended) return;
     this.#context.metrics?.refused('proxy');
@@ -299,7 +287,7 @@ export class Connection implements PumpDriver {
         return undefined;
       case 'hello':
         this.#intake.abort();
-        return this.#hello(decision.esmtp, decision.domain);
+        return this.#opening.hello(decision.esmtp, decision.domain);
       case 'mail':
         return this.#intake.mail(decision.command);
       case 'rcpt':
@@ -338,21 +326,6 @@ export class Connection implements PumpDriver {
   #afterAuth(auth: AuthExchange, decision: Decision): Promise<void> | undefined {
     if (!auth.open && this.#auth === auth) this.#auth = null;
     return this.#carryOut(decision);
-  }
-
-  /** HELO/EHLO, through the `onHelo` hook when there is one. */
-  #hello(esmtp: boolean, domain: string): Promise<void> | undefined {
-    const hook = this.#settings.onHelo;
-    if (hook === undefined) {
-      this.#writer.add(this.#session.hello(esmtp, domain));
-      return undefined;
-    }
-    const info = this.#session.info();
-    const verdict = hookVerdict(() => hook(domain, info), REPLIES.heloRefused(), REPLIES.localError(), this.#log, 'onHelo');
-    return this.#pump.wait(verdict, (refusal) => {
-      this.#writer.add(this.#session.hello(esmtp, domain, refusal));
-      return undefined;
-    });
   }
 
   #startTls(ready: Reply): void {
@@ -397,12 +370,9 @@ export class Connection implements PumpDriver {
    * The one way a connection ends: with its last replies, then the socket's end (the writer sends
    * what is queued first), or dropped without a word (`'drop'`: a PROXY header refused, TLS on a
    * plaintext port, the server's close timeout; also any end during a TLS handshake). Nothing is
-   * read or decided after it; the socket's `close` does the rest (`#onSocketClose`).
-   */
-  /**
-   * `asked`: the client asked to end (QUIT) and may send nothing more, so the socket closes once
-   * the replies are written instead of waiting for the client to close first; a client that
-   * closes without reading the 221 then finds nothing open to reset.
+   * read or decided after it; the socket's `close` does the rest (`#onSocketClose`). `asked`: the
+   * client asked to end (QUIT) and may send nothing more, so the socket closes once the replies
+   * are written, not after the client's own close (a client that never reads the 221 resets nothing).
    */
   #end(how: readonly Reply[] | 'drop', asked = false): void {
     if (this.#ended) return;
@@ -416,7 +386,7 @@ export class Connection implements PumpDriver {
     if (this.#closedOnce) return;
     this.#closedOnce = true;
     this.#idleTimer?.stop();
-    clearTimeout(this.#preambleTimer);
+    this.#preamble?.cancel();
     this.#opening.release();
     this.#ended = true;
     this.#session.end();

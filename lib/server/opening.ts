@@ -1,8 +1,9 @@
 /**
  * The opening of a connection, before any command: the per-client limits (`421 4.7.0` past
  * them), the early-talker wait (`greetDelay`, `554 5.5.1` to a client that speaks first), the
- * `onConnect` hook, and the banner or the refusal in its place (RFC 5321 §3.1). It runs after a
- * trusted proxy's PROXY header, so it judges the client the header names.
+ * `onConnect` hook, and the banner or the refusal in its place (RFC 5321 §3.1); then HELO and
+ * EHLO through the `onHelo` hook. It runs after a trusted proxy's PROXY header, so it judges the
+ * client the header names.
  */
 import type { Logger } from 'pino';
 import { hookVerdict } from '../app/errors.js';
@@ -87,6 +88,22 @@ export class Opening {
       },
       false,
     );
+  }
+
+  /** HELO/EHLO, through the `onHelo` hook when there is one. */
+  hello(esmtp: boolean, domain: string): Promise<void> | undefined {
+    const d = this.#d;
+    const hook = d.settings.onHelo;
+    if (hook === undefined) {
+      d.writer.add(d.session.hello(esmtp, domain));
+      return undefined;
+    }
+    const info = d.session.info();
+    const verdict = hookVerdict(() => hook(domain, info), REPLIES.heloRefused(), REPLIES.localError(), d.log, 'onHelo');
+    return d.pump.wait(verdict, (refusal) => {
+      d.writer.add(d.session.hello(esmtp, domain, refusal));
+      return undefined;
+    });
   }
 
   /** The `onConnect` hook, then the banner or the hook's refusal instead of it (RFC 5321 §3.1). */

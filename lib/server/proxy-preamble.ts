@@ -18,9 +18,21 @@ export class ProxyPreamble {
   readonly #own: Peer;
   #pending: Buffer | null = null;
 
-  /** @param own the connection's own facts (the proxy's address), which a `LOCAL` header keeps */
-  constructor(own: Peer) {
+  /** Runs out after `timeoutMs` unless the header came whole or was refused first. */
+  readonly #timer: NodeJS.Timeout | undefined;
+
+  /**
+   * @param own the connection's own facts (the proxy's address), which a `LOCAL` header keeps
+   * @param onTimeout called when no whole header came within `timeoutMs` (given with it)
+   */
+  constructor(own: Peer, timeoutMs?: number, onTimeout?: () => void) {
     this.#own = own;
+    if (timeoutMs !== undefined && onTimeout !== undefined) this.#timer = setTimeout(onTimeout, timeoutMs);
+  }
+
+  /** Stops the timeout: the connection ended, or gave up on the header. */
+  cancel(): void {
+    clearTimeout(this.#timer);
   }
 
   /** Takes one read. */
@@ -32,6 +44,7 @@ export class ProxyPreamble {
       return parsed;
     }
     this.#pending = null;
+    this.cancel();
     if ('error' in parsed) return parsed;
     return { peer: this.#peerOf(parsed.header), rest: bytes.subarray(parsed.length) };
   }

@@ -7,8 +7,8 @@ import type { AnyServedApplication, HandlerService } from '../app/request-handle
 import type { ApplicationSettings } from '../app/settings.js';
 import { REPLIES } from '../protocol/replies.js';
 import { TrustedPeers } from '../app/trusted-peers.js';
-import { Connection, type ConnectionContext } from './connection.js';
-import { sessionFeatures } from './connection-context.js';
+import { Connection } from './connection.js';
+import { sessionFeatures, type ConnectionContext } from './connection-context.js';
 import { TLSConfig } from '../net/tls.js';
 import { ClusterLimitStore, ClusterPrimary, isClusterWorker, onShutdownRequest, onTicketKeys, sharedTicketKeys } from './cluster.js';
 import { ClientLimits } from '../net/client-limits.js';

@@ -7,10 +7,12 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { CaughtMessage } from './caught.js';
-import type { Fault, Faults, FaultStep, RandomFaults } from './faults.js';
+import type { Faults } from './faults.js';
 import type { Inbox } from './inbox.js';
-import { describeQuery, matchesQuery, type InboxQuery } from './inbox-query.js';
+import { matchesQuery } from './inbox-query.js';
 import { INBOX_OPENAPI } from './inbox-openapi.js';
+import { describeSearch, faultFrom, fieldsOf, HttpProblem, integer, jsonBody, parseSearch, SEARCH } from './inbox-requests.js';
+import { full, summary } from './inbox-views.js';
 
 /**
  * Where and how {@link InboxHttpServer} listens.
@@ -44,8 +46,6 @@ export interface InboxHttpOptions {
   };
 }
 
-/** The largest request body (a fault), in bytes. */
-const MAX_BODY = 16 * 1024;
 /** How many event streams may be open at once; past it, 503. */
 const MAX_STREAMS = 64;
 /** A comment line on each event stream this often, so proxies keep it open. */
@@ -57,17 +57,6 @@ const MAX_WAITERS = 256;
 /** The largest page of a list. */
 const MAX_LIMIT = 1000;
 const API = '/api/v1';
-
-/** A request's mistake, answered with its status and a JSON body naming it. */
-class HttpProblem extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly parameter?: string,
-  ) {
-    super(message);
-  }
-}
 
 /**
  * Serves an {@link Inbox} as a JSON API. Routes (all under `/api/v1`): `GET /messages` (newest
@@ -204,10 +193,10 @@ export class InboxHttpServer {
     }
     if (first === 'events' && id === undefined) {
       if (method !== 'GET') throw notAllowed(method, 'GET', res);
-      this.#events(req, res);
+      this.#events(res);
     } else if (first === 'wait' && id === undefined) {
       if (method !== 'GET') throw notAllowed(method, 'GET', res);
-      this.#wait(url.searchParams, req, res);
+      this.#wait(url.searchParams, res);
     } else if (first === 'messages' && id === undefined) {
       if (method === 'GET') this.#list(url.searchParams, res);
       else if (method === 'DELETE') {
@@ -262,11 +251,7 @@ export class InboxHttpServer {
    * its own recipients, or to `to` from the body; to `releaseTo`, or the body's `host` and `port`.
    */
   async #release(message: CaughtMessage, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await jsonBody(req);
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpProblem(400, 'the body must be a JSON object');
-    const given = body as Record<string, unknown>;
-    for (const key of Object.keys(given))
-      if (!['to', 'host', 'port'].includes(key)) throw new HttpProblem(400, `unknown field ${key}`, key);
+    const given = fieldsOf(await jsonBody(req), ['to', 'host', 'port']);
     const to = given.to ?? message.rcptTos;
     if (!Array.isArray(to) || to.length === 0 || !to.every((r) => typeof r === 'string' && /^[^\s<>@]+@[^\s<>@]+$/.test(r)))
       throw new HttpProblem(400, 'field to must be a list of one or more addresses', 'to');
@@ -326,7 +311,7 @@ export class InboxHttpServer {
   }
 
   /** Server-Sent Events: `message` (a summary) for each arrival, `deleted` (the ids) when messages leave, `cleared` when none is left. */
-  #events(req: IncomingMessage, res: ServerResponse): void {
+  #events(res: ServerResponse): void {
     if (this.#streams >= MAX_STREAMS) throw new HttpProblem(503, `too many event streams open (${MAX_STREAMS})`);
     this.#streams++;
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8' });
@@ -341,7 +326,7 @@ export class InboxHttpServer {
     });
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
     heartbeat.unref();
-    req.socket.once('close', () => {
+    res.once('close', () => {
       this.#streams--;
       stopMessages();
       stopRemoved();
@@ -368,7 +353,7 @@ export class InboxHttpServer {
     });
   }
 
-  #wait(params: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
+  #wait(params: URLSearchParams, res: ServerResponse): void {
     const search = parseSearch(params, ['timeout']);
     const timeout = integer(params, 'timeout', 0, MAX_WAIT) ?? 5000;
     const found = this.#inbox.find(search)[0];
@@ -395,70 +380,10 @@ export class InboxHttpServer {
         arrived: this.#inbox.messages.reverse().map(summary),
       });
     }, timeout);
-    // A client that gives up stops the wait.
-    req.socket.once('close', finish);
+    // A client that gives up stops the wait (the response's close, not the socket's: a kept-alive
+    // socket carries many requests, and would gather a listener per wait).
+    res.once('close', finish);
   }
-}
-
-/** A request body of at most {@link MAX_BODY} bytes, as JSON; anything else is a 4xx naming why. */
-async function jsonBody(req: IncomingMessage): Promise<unknown> {
-  const type = req.headers['content-type'] ?? '';
-  if (!/^application\/json\s*(;|$)/i.test(type)) throw new HttpProblem(415, 'the body must be application/json');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) throw new HttpProblem(413, `the body must be at most ${MAX_BODY} bytes`);
-    chunks.push(chunk);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-  } catch {
-    throw new HttpProblem(400, 'the body is not JSON');
-  }
-}
-
-const FAULT_FIELDS = ['at', 'reply', 'drop', 'delayMs', 'times', 'recipient', 'recipientPattern', 'seed', 'rate'];
-
-/** A fault from a request body: a field of the wrong type is named here, a wrong value by {@link Faults.add}. */
-function faultFrom(body: unknown): Fault | RandomFaults {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpProblem(400, 'the body must be a JSON object');
-  const given = body as Record<string, unknown>;
-  for (const key of Object.keys(given)) if (!FAULT_FIELDS.includes(key)) throw new HttpProblem(400, `unknown field ${key}`, key);
-  const typed = (key: string, type: string): void => {
-    if (given[key] !== undefined && typeof given[key] !== type) throw new HttpProblem(400, `field ${key} must be a ${type}`, key);
-  };
-  typed('at', 'string');
-  typed('drop', 'boolean');
-  for (const key of ['delayMs', 'times', 'seed', 'rate']) typed(key, 'number');
-  typed('recipient', 'string');
-  typed('recipientPattern', 'string');
-  if (given.reply !== undefined && given.reply !== 'none' && typeof given.reply !== 'number')
-    throw new HttpProblem(400, 'field reply must be a number or "none"', 'reply');
-  if (given.at === undefined) throw new HttpProblem(400, 'field at is required', 'at');
-  if (given.recipient !== undefined && given.recipientPattern !== undefined)
-    throw new HttpProblem(400, 'give recipient or recipientPattern, not both', 'recipientPattern');
-  let recipient = given.recipient as string | RegExp | undefined;
-  if (typeof given.recipientPattern === 'string') {
-    try {
-      recipient = new RegExp(given.recipientPattern, 'i');
-    } catch {
-      throw new HttpProblem(400, 'field recipientPattern is not a regular expression', 'recipientPattern');
-    }
-  }
-  const reply: number | 'none' | undefined = given.reply === 'none' ? 'none' : typeof given.reply === 'number' ? given.reply : undefined;
-  const fault = {
-    at: given.at as FaultStep,
-    ...(reply === undefined ? {} : { reply }),
-    ...(given.drop === undefined ? {} : { drop: given.drop as boolean }),
-    ...(given.delayMs === undefined ? {} : { delayMs: given.delayMs as number }),
-    ...(recipient === undefined ? {} : { recipient }),
-  };
-  if (given.seed !== undefined || given.rate !== undefined) {
-    if (given.times !== undefined) throw new HttpProblem(400, 'field times is not for a random fault', 'times');
-    return { ...fault, seed: given.seed as number, rate: given.rate as number };
-  }
-  return { ...fault, ...(given.times === undefined ? {} : { times: given.times as number }) };
 }
 
 function notAllowed(method: string, allowed: string, res: ServerResponse): HttpProblem {
@@ -470,103 +395,4 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) }).end(text);
-}
-
-const SEARCH = ['to', 'from', 'subject', 'text', 'tag', 'header', 'since', 'until'];
-
-/** The search of a list or a wait, as an inbox query; a parameter not known, or given badly, is a 400 naming it. */
-function parseSearch(params: URLSearchParams, also: readonly string[]): InboxQuery {
-  for (const name of params.keys()) {
-    if (!SEARCH.includes(name) && !also.includes(name)) throw new HttpProblem(400, `unknown query parameter ${name}`, name);
-    if (name !== 'header' && params.getAll(name).length > 1)
-      throw new HttpProblem(400, `query parameter ${name} given more than once`, name);
-  }
-  const text = (name: string): string | undefined => {
-    const value = params.get(name);
-    if (value === '') throw new HttpProblem(400, `query parameter ${name} is empty`, name);
-    return value ?? undefined;
-  };
-  const header: Record<string, string> = {};
-  for (const value of params.getAll('header')) {
-    const colon = value.indexOf(':');
-    if (colon <= 0) throw new HttpProblem(400, 'query parameter header must be "Name: value"', 'header');
-    header[value.slice(0, colon).trim().toLowerCase()] = value.slice(colon + 1).trim();
-  }
-  const since = date(params, 'since');
-  const until = date(params, 'until');
-  const fields = { to: text('to'), from: text('from'), subject: text('subject'), text: text('text'), tag: text('tag') };
-  return (message: CaughtMessage): boolean =>
-    matchesQuery(message, {
-      ...(fields.to === undefined ? {} : { to: fields.to }),
-      ...(fields.from === undefined ? {} : { from: fields.from }),
-      ...(fields.subject === undefined ? {} : { subject: fields.subject }),
-      ...(fields.text === undefined ? {} : { text: fields.text }),
-      ...(fields.tag === undefined ? {} : { tag: fields.tag }),
-      header,
-    }) &&
-    (since === undefined || message.receivedAt.getTime() >= since) &&
-    (until === undefined || message.receivedAt.getTime() < until);
-}
-
-function describeSearch(params: URLSearchParams): string {
-  const query: Record<string, string | string[]> = {};
-  for (const name of SEARCH) {
-    const values = params.getAll(name);
-    if (values.length > 0) query[name] = name === 'header' ? values : (values[0] ?? '');
-  }
-  return describeQuery(query);
-}
-
-function integer(params: URLSearchParams, name: string, min: number, max: number): number | undefined {
-  const value = params.get(name);
-  if (value === null) return undefined;
-  const n = /^\d{1,16}$/.test(value) ? Number(value) : NaN;
-  if (!(n >= min && n <= max)) throw new HttpProblem(400, `query parameter ${name} must be a whole number from ${min} to ${max}`, name);
-  return n;
-}
-
-function date(params: URLSearchParams, name: string): number | undefined {
-  const value = params.get(name);
-  if (value === null) return undefined;
-  const time = /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : NaN;
-  if (Number.isNaN(time)) throw new HttpProblem(400, `query parameter ${name} must be an ISO 8601 date`, name);
-  return time;
-}
-
-/** What a list shows of a message. */
-function summary(m: CaughtMessage): Record<string, unknown> {
-  return {
-    id: m.id,
-    mailFrom: m.mailFrom,
-    rcptTos: m.rcptTos,
-    from: m.from,
-    to: m.to,
-    subject: m.subject,
-    receivedAt: m.receivedAt.toISOString(),
-    size: m.raw.length,
-    attachments: m.attachments.length,
-  };
-}
-
-/** One message whole, but for its bytes (`/raw`) and its attachments' (`/attachments/{n}`). */
-function full(m: CaughtMessage): Record<string, unknown> {
-  return {
-    ...summary(m),
-    cc: m.cc,
-    session: {
-      remoteAddress: m.session.remoteAddress,
-      heloName: m.session.heloName,
-      secure: m.session.secure,
-      user: m.session.user ?? null,
-    },
-    headers: Object.fromEntries(m.headers),
-    text: m.text,
-    html: m.html ?? null,
-    attachments: m.attachments.map((a, index) => ({
-      index,
-      filename: a.filename ?? null,
-      contentType: a.contentType,
-      size: a.content.length,
-    })),
-  };
 }
