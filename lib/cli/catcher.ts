@@ -56,7 +56,9 @@ export async function runCatcher(plan: CatchPlan, out: (text: string) => void, e
   const host = where.family === 'IPv6' ? `[${where.address}]` : where.address;
   const popWhere = pop3?.address();
   const popText = popWhere === undefined || popWhere === null ? '' : `, POP3 on ${plan.pop3?.host ?? ''}:${popWhere.port}`;
-  out(`sirocco catch: SMTP on ${plan.smtp.host}:${controller.port}, HTTP on http://${host}:${where.port}/api/v1/${popText}\n`);
+  out(
+    `sirocco catch: SMTP on ${plan.smtp.host}:${controller.port}, web view on http://${host}:${where.port}/ (API under /api/v1/)${popText}\n`,
+  );
   await new Promise<void>((done) => {
     const stop = (): void => {
       process.off('SIGINT', stop);

@@ -29,3 +29,4 @@ export type { InboxQuery, Matcher } from '../testing/inbox-query.js';
 export { Faults, type Fault, type FaultListing, type FaultStep, type RandomFaults } from '../testing/faults.js';
 export { InboxStore } from '../testing/inbox-store.js';
 export { InboxHttpServer, type InboxHttpOptions } from '../testing/inbox-http.js';
+export type { ReleaseTarget } from '../testing/inbox-release.js';

@@ -11,8 +11,10 @@ import type { Faults } from './faults.js';
 import type { Inbox } from './inbox.js';
 import { matchesQuery } from './inbox-query.js';
 import { INBOX_OPENAPI } from './inbox-openapi.js';
-import { describeSearch, faultFrom, fieldsOf, HttpProblem, integer, jsonBody, parseSearch, SEARCH } from './inbox-requests.js';
+import { describeSearch, faultFrom, HttpProblem, integer, jsonBody, parseSearch, SEARCH } from './inbox-requests.js';
+import { release, type ReleaseTarget } from './inbox-release.js';
 import { full, summary } from './inbox-views.js';
+import { sendHtml, WebAssets } from './inbox-web.js';
 
 /**
  * Where and how {@link InboxHttpServer} listens.
@@ -31,12 +33,7 @@ export interface InboxHttpOptions {
    * Where `POST /messages/{id}/release` sends: set, a request may not name another server; unset,
    * each request names its own (`host`, `port`).
    */
-  readonly releaseTo?: {
-    /** The SMTP server's host name or address. */
-    readonly host: string;
-    /** Its port. */
-    readonly port: number;
-  };
+  readonly releaseTo?: ReleaseTarget;
   /** Basic auth every request must carry, for a shared host. */
   readonly auth?: {
     /** The user name (no `:`). */
@@ -88,6 +85,7 @@ export class InboxHttpServer {
   #releaseTo: InboxHttpOptions['releaseTo'];
   #waiters = 0;
   #streams = 0;
+  readonly #web = new WebAssets();
 
   /** `faults`: the {@link Faults} the API may list, add to and clear (a Controller's `faults`). */
   constructor(inbox: Inbox, faults?: Faults) {
@@ -173,7 +171,10 @@ export class InboxHttpServer {
 
   #route(method: string, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> | undefined {
     const path = url.pathname;
-    if (!path.startsWith(`${API}/`)) throw new HttpProblem(404, `no route ${path}`);
+    if (!path.startsWith(`${API}/`)) {
+      if (this.#web.serve(method, path, res)) return undefined;
+      throw new HttpProblem(404, `no route ${path}`);
+    }
     const parts = path
       .slice(API.length + 1)
       .split('/')
@@ -191,7 +192,10 @@ export class InboxHttpServer {
       json(res, 200, INBOX_OPENAPI);
       return undefined;
     }
-    if (first === 'events' && id === undefined) {
+    if (first === 'info' && id === undefined) {
+      if (method !== 'GET') throw notAllowed(method, 'GET', res);
+      json(res, 200, { messages: this.#inbox.messages.length, releaseTo: this.#releaseTo ?? null, faults: this.#faults !== undefined });
+    } else if (first === 'events' && id === undefined) {
       if (method !== 'GET') throw notAllowed(method, 'GET', res);
       this.#events(res);
     } else if (first === 'wait' && id === undefined) {
@@ -207,15 +211,22 @@ export class InboxHttpServer {
       if (method !== 'POST') throw notAllowed(method, 'POST', res);
       return this.#release(this.#find(id), req, res);
     } else if (first === 'messages' && id !== undefined && id !== '' && rest.length === 0) {
-      this.#messageRoute(method, this.#find(id), third, index, res);
+      this.#messageRoute(method, this.#find(id), third, index, url.searchParams, res);
     } else {
       throw new HttpProblem(404, `no route ${path}`);
     }
     return undefined;
   }
 
-  /** `/messages/{id}`, its `/raw` and its `/attachments/{n}`. */
-  #messageRoute(method: string, message: CaughtMessage, part: string | undefined, index: string | undefined, res: ServerResponse): void {
+  /** `/messages/{id}`, its `/raw`, its `/html` and its `/attachments/{n}`. */
+  #messageRoute(
+    method: string,
+    message: CaughtMessage,
+    part: string | undefined,
+    index: string | undefined,
+    params: URLSearchParams,
+    res: ServerResponse,
+  ): void {
     if (part === undefined) {
       if (method === 'GET') json(res, 200, full(message));
       else if (method === 'DELETE') {
@@ -229,6 +240,7 @@ export class InboxHttpServer {
       res.writeHead(200, { 'Content-Type': 'message/rfc822', 'Content-Length': message.raw.length }).end(message.raw);
       return;
     }
+    if (part === 'html' && index === undefined) return sendHtml(message, params, res);
     if (part === 'attachments' && index !== undefined) {
       const n = /^\d{1,6}$/.test(index) ? Number(index) : -1;
       const attachment = message.attachments[n];
@@ -246,44 +258,8 @@ export class InboxHttpServer {
     throw new HttpProblem(404, `no route for message ${message.id}: ${part}${index === undefined ? '' : `/${index}`}`);
   }
 
-  /**
-   * Sends a caught message on to a real SMTP server through nodemailer, its bytes unchanged: to
-   * its own recipients, or to `to` from the body; to `releaseTo`, or the body's `host` and `port`.
-   */
   async #release(message: CaughtMessage, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const given = fieldsOf(await jsonBody(req), ['to', 'host', 'port']);
-    const to = given.to ?? message.rcptTos;
-    if (!Array.isArray(to) || to.length === 0 || !to.every((r) => typeof r === 'string' && /^[^\s<>@]+@[^\s<>@]+$/.test(r)))
-      throw new HttpProblem(400, 'field to must be a list of one or more addresses', 'to');
-    const fixed = this.#releaseTo;
-    if (fixed !== undefined && (given.host !== undefined || given.port !== undefined))
-      throw new HttpProblem(
-        400,
-        'this server releases only to its own target; give no host or port',
-        given.host === undefined ? 'port' : 'host',
-      );
-    const host = fixed?.host ?? given.host;
-    const port = fixed?.port ?? given.port;
-    if (typeof host !== 'string' || host === '') throw new HttpProblem(400, 'field host is required (no release target is set)', 'host');
-    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535)
-      throw new HttpProblem(400, 'field port must be a whole number from 1 to 65535', 'port');
-    const { default: nodemailer } = await import('nodemailer');
-    const transport = nodemailer.createTransport({
-      host,
-      port,
-      secure: false,
-      connectionTimeout: 10_000,
-      greetingTimeout: 10_000,
-      socketTimeout: 30_000,
-    });
-    try {
-      const sent = await transport.sendMail({ envelope: { from: message.mailFrom, to: to as string[] }, raw: message.raw });
-      json(res, 200, { released: message.id, host, port, to, response: sent.response });
-    } catch (err) {
-      throw new HttpProblem(502, `the release to ${host}:${port} failed: ${err instanceof Error ? err.message : String(err)}`);
-    } finally {
-      transport.close();
-    }
+    json(res, 200, await release(message, await jsonBody(req), this.#releaseTo));
   }
 
   /** `GET` lists the faults, `POST` adds one (JSON; with `seed` and `rate`, a random one), `DELETE` clears them. */

@@ -7,6 +7,12 @@ const text = { type: 'string' } as const;
 const strings = { type: 'array', items: text } as const;
 
 const searchParameters = [
+  {
+    name: 'q',
+    in: 'query',
+    description: 'Contained, ignoring case, in the Subject, an address (envelope, From, To, Cc) or the text body.',
+    schema: text,
+  },
   { name: 'to', in: 'query', description: 'An envelope recipient (equal, ignoring case).', schema: text },
   { name: 'from', in: 'query', description: 'The envelope sender (equal, ignoring case).', schema: text },
   { name: 'subject', in: 'query', description: 'Contained in the Subject.', schema: text },
@@ -74,6 +80,17 @@ export const INBOX_OPENAPI = {
         summary: 'The message as received',
         parameters: [id],
         responses: { '200': { description: 'Its bytes', content: { 'message/rfc822': {} } }, '404': problem('No such message') },
+      },
+    },
+    '/api/v1/messages/{id}/html': {
+      get: {
+        summary: "The message's HTML, under a policy that sandboxes it (no script, no remote content unless asked)",
+        parameters: [id, { name: 'images', in: 'query', description: '"remote": let remote images load.', schema: { enum: ['remote'] } }],
+        responses: {
+          '200': { description: 'The HTML', content: { 'text/html': {} } },
+          '400': problem('A bad query parameter, named'),
+          '404': problem('No such message, or it has no HTML'),
+        },
       },
     },
     '/api/v1/messages/{id}/attachments/{index}': {
@@ -155,6 +172,12 @@ export const INBOX_OPENAPI = {
         },
       },
     },
+    '/api/v1/info': {
+      get: {
+        summary: 'What this server is: how many messages it holds, where it releases to, whether it injects faults',
+        responses: { '200': ok('The server', 'Info') },
+      },
+    },
     '/api/v1/openapi.json': { get: { summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1' } } } },
   },
   components: {
@@ -195,6 +218,14 @@ export const INBOX_OPENAPI = {
               },
             },
           },
+        },
+      },
+      Info: {
+        type: 'object',
+        properties: {
+          messages: { type: 'integer' },
+          releaseTo: { oneOf: [{ type: 'null' }, { type: 'object', properties: { host: text, port: { type: 'integer' } } }] },
+          faults: { type: 'boolean' },
         },
       },
       Released: {

@@ -89,7 +89,7 @@ export function faultFrom(body: unknown): Fault | RandomFaults {
 }
 
 /** The search parameters of a list and a wait. */
-export const SEARCH = ['to', 'from', 'subject', 'text', 'tag', 'header', 'since', 'until'];
+export const SEARCH = ['q', 'to', 'from', 'subject', 'text', 'tag', 'header', 'since', 'until'];
 
 /** The search of a list or a wait, as an inbox query; a parameter not known, or given badly, is a 400 naming it. */
 export function parseSearch(params: URLSearchParams, also: readonly string[]): InboxQuery {
@@ -111,6 +111,7 @@ export function parseSearch(params: URLSearchParams, also: readonly string[]): I
   }
   const since = date(params, 'since');
   const until = date(params, 'until');
+  const anywhere = text('q')?.toLowerCase();
   const fields = { to: text('to'), from: text('from'), subject: text('subject'), text: text('text'), tag: text('tag') };
   return (message: CaughtMessage): boolean =>
     matchesQuery(message, {
@@ -121,8 +122,15 @@ export function parseSearch(params: URLSearchParams, also: readonly string[]): I
       ...(fields.tag === undefined ? {} : { tag: fields.tag }),
       header,
     }) &&
+    (anywhere === undefined || mentions(message, anywhere)) &&
     (since === undefined || message.receivedAt.getTime() >= since) &&
     (until === undefined || message.receivedAt.getTime() < until);
+}
+
+/** Whether `words` (lower case) is in the message's subject, addresses (envelope and header) or text, ignoring case. */
+function mentions(message: CaughtMessage, words: string): boolean {
+  const fields = [message.subject, message.mailFrom, ...message.rcptTos, ...message.from, ...message.to, ...message.cc, message.text];
+  return fields.some((field) => field.toLowerCase().includes(words));
 }
 
 export function describeSearch(params: URLSearchParams): string {

@@ -13,7 +13,7 @@ describe('sirocco catch', () => {
     const http = await freePort();
     const catcher = startTsx(['lib/cli/main.ts', 'catch', '--smtp', `127.0.0.1:${smtp}`, '--http', `127.0.0.1:${http}`]);
     await until(() => catcher.stdout().includes('\n'), 20_000);
-    expect(catcher.stdout()).toBe(`sirocco catch: SMTP on 127.0.0.1:${smtp}, HTTP on http://127.0.0.1:${http}/api/v1/\n`);
+    expect(catcher.stdout()).toBe(`sirocco catch: SMTP on 127.0.0.1:${smtp}, web view on http://127.0.0.1:${http}/ (API under /api/v1/)\n`);
     const waiting = fetch(`http://127.0.0.1:${http}/api/v1/wait?to=anyone@anywhere.test&timeout=10000`);
     const client = await RawClient.ehlo(smtp);
     expect(await client.command('MAIL FROM:<app@example.com>')).toBe('250 2.1.0 Sender ok\r\n');
@@ -62,7 +62,7 @@ describe('sirocco catch', () => {
     ]);
     await until(() => catcher.stdout().includes('\n'), 20_000);
     expect(catcher.stdout()).toBe(
-      `sirocco catch: SMTP on 127.0.0.1:${smtp}, HTTP on http://127.0.0.1:${http}/api/v1/, POP3 on 127.0.0.1:${pop}\n`,
+      `sirocco catch: SMTP on 127.0.0.1:${smtp}, web view on http://127.0.0.1:${http}/ (API under /api/v1/), POP3 on 127.0.0.1:${pop}\n`,
     );
     const out = await runPython(
       `

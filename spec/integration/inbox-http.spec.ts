@@ -125,6 +125,11 @@ describe('the inbox over HTTP', () => {
     expect(await ids(`header=${encodeURIComponent('X-Tag: orders')}`)).toEqual([plain.id]);
     expect(await ids(`since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).toEqual([]);
     expect(await ids('until=2100-01-01')).toEqual([invoice.id, plain.id]);
+    // q: anywhere, ignoring case (the web view's search box).
+    expect(await ids('q=ORDER')).toEqual([plain.id]);
+    expect(await ids('q=carol')).toEqual([invoice.id]);
+    expect(await ids('q=example.com')).toEqual([invoice.id, plain.id]);
+    expect(await ids('q=nowhere')).toEqual([]);
     expect(await (await fetch(`${base}/messages?limit=1&offset=1`)).json()).toEqual({
       total: 2,
       offset: 1,
@@ -295,6 +300,58 @@ describe('the inbox over HTTP', () => {
     await reader?.cancel();
   });
 
+  it("serves the web view under a strict policy, and a message's HTML sandboxed, remote images only when asked", async () => {
+    const { controller, base } = await catcher();
+    const origin = base.slice(0, base.indexOf('/api/v1'));
+    const page = await fetch(`${origin}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toBe(
+      "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+        "frame-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    );
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    expect(await page.text()).toContain('<script type="module" src="/assets/app.js"></script>');
+    for (const asset of ['/assets/app.js', '/assets/app.css', '/assets/icon.svg']) expect((await fetch(origin + asset)).status).toBe(200);
+    expect(await (await fetch(`${origin}/assets/other.js`)).json()).toEqual({ error: 'no route /assets/other.js' });
+    const post = await fetch(`${origin}/`, { method: 'POST' });
+    expect([post.status, post.headers.get('allow')]).toEqual([405, 'GET']);
+
+    await send(
+      controller.port,
+      'news@example.com',
+      'bob@example.com',
+      `From: news@example.com
+Subject: News
+MIME-Version: 1.0
+Content-Type: text/html; charset=utf-8
+
+<meta http-equiv="Refresh" content="0; url=http://127.0.0.1:1/"><p>Hello <img src="http://127.0.0.1:1/pixel.gif"></p>`,
+    );
+    await send(controller.port, 'shop@example.com', 'bob@example.com', PLAIN);
+    const [news, plain] = controller.inbox.messages as [CaughtMessage, CaughtMessage];
+    const html = await fetch(`${base}/messages/${news.id}/html`);
+    expect(html.status).toBe(200);
+    expect(html.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    const policy =
+      "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; style-src 'unsafe-inline'; font-src data:; img-src data:; " +
+      "form-action 'none'; base-uri 'none'; frame-ancestors 'self'";
+    expect(html.headers.get('content-security-policy')).toBe(policy);
+    expect(html.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(await html.text()).toBe('<p>Hello <img src="http://127.0.0.1:1/pixel.gif"></p>\n');
+    const remote = await fetch(`${base}/messages/${news.id}/html?images=remote`);
+    expect(remote.headers.get('content-security-policy')).toBe(policy.replace('img-src data:;', 'img-src data: http: https:;'));
+    expect(await (await fetch(`${base}/messages/${plain.id}/html`)).json()).toEqual({ error: `message ${plain.id} has no HTML body` });
+    expect(await (await fetch(`${base}/messages/${news.id}/html?images=all`)).json()).toEqual({
+      error: 'query parameter images must be "remote"',
+      parameter: 'images',
+    });
+    expect(await (await fetch(`${base}/messages/${news.id}/html?script=1`)).json()).toEqual({
+      error: 'unknown query parameter script',
+      parameter: 'script',
+    });
+    expect(await (await fetch(`${base}/info`)).json()).toEqual({ messages: 2, releaseTo: null, faults: true });
+  });
+
   it('describes itself in OpenAPI 3.1, and every operation it describes answers one of its documented statuses', async () => {
     const { controller, base } = await catcher();
     await send(controller.port, 'billing@example.com', 'carol@example.com', WITH_ATTACHMENT);
@@ -308,11 +365,13 @@ describe('the inbox over HTTP', () => {
       '/api/v1/messages',
       '/api/v1/messages/{id}',
       '/api/v1/messages/{id}/raw',
+      '/api/v1/messages/{id}/html',
       '/api/v1/messages/{id}/attachments/{index}',
       '/api/v1/messages/{id}/release',
       '/api/v1/wait',
       '/api/v1/faults',
       '/api/v1/events',
+      '/api/v1/info',
       '/api/v1/openapi.json',
     ]);
     const origin = base.slice(0, base.indexOf('/api/v1'));

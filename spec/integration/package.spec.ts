@@ -102,6 +102,7 @@ describe('the packed tarball, installed with production dependencies', () => {
       'dist',
       'package.json',
       'sirocco.example.yaml',
+      'web',
     ]);
   });
 
@@ -144,6 +145,30 @@ describe('the packed tarball, installed with production dependencies', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       expect(await greetingOn(port, 15_000)).toMatch(/^220 pkg\.test ESMTP/);
+    } finally {
+      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  }, 30_000);
+
+  it('runs the installed sirocco catch, whose web view comes from the package', async () => {
+    const [smtp, http] = [await freePort(), await freePort()];
+    const child = spawn(
+      join(project, 'node_modules/.bin/sirocco'),
+      ['catch', '--smtp', `127.0.0.1:${smtp}`, '--http', `127.0.0.1:${http}`],
+      {
+        cwd: project,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      expect(await greetingOn(smtp, 15_000)).toMatch(/^220 /);
+      const page = await fetch(`http://127.0.0.1:${http}/`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<title>Sirocco catcher</title>');
+      const script = await fetch(`http://127.0.0.1:${http}/assets/app.js`);
+      expect([script.status, script.headers.get('content-type')]).toEqual([200, 'text/javascript; charset=utf-8']);
     } finally {
       if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGTERM');
     }
