@@ -8,12 +8,15 @@ import { parseListen, UsageError } from './usage.js';
 export const CATCH_USAGE = `Usage: sirocco catch [options]
 
 Catches mail for a development or test setup: SMTP accepts every recipient and keeps
-each message in memory; an HTTP JSON API lists, searches, waits for and deletes them.
+each message in memory (and in a Maildir with --catch-dir); a web view shows them, and
+an HTTP JSON API under /api/v1/ lists, searches, waits for, releases and deletes them.
 
 Options:
   --smtp HOST:PORT          where SMTP listens (default 127.0.0.1:1025)
-  --http HOST:PORT          where the HTTP API listens (default 127.0.0.1:8025);
+  --http HOST:PORT          where the web view and API listen (default 127.0.0.1:8025);
                             0.0.0.0:8025 or [::]:8025 listens on every interface
+  --catch-dir DIR           keep the caught mail in this Maildir (made if missing), so it
+                            outlives a restart and other Maildir readers see it
   --max-messages N          keep at most N messages, the oldest go first (default 1000)
   --release-to HOST:PORT    where the API's release sends caught mail; without it, each
                             release request names its server
@@ -41,6 +44,7 @@ export function parseCatch(args: readonly string[], env: NodeJS.ProcessEnv): Cat
   let maxMessages = 1000;
   let releaseTo: CatchPlan['releaseTo'];
   let pop3: CatchPlan['pop3'];
+  let catchDir: string | undefined;
   let help = false;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -59,6 +63,10 @@ export function parseCatch(args: readonly string[], env: NodeJS.ProcessEnv): Cat
       releaseTo = tcp(value, '--release-to');
       if (releaseTo.port === 0) throw new UsageError('--release-to: port 0 names no server');
       i++;
+    } else if (arg === '--catch-dir') {
+      if (value === undefined || value === '') throw new UsageError('--catch-dir needs a folder');
+      catchDir = value;
+      i++;
     } else if (arg === '--max-messages') {
       maxMessages = /^\d{1,9}$/.test(value ?? '') ? Number(value) : 0;
       if (maxMessages < 1) throw new UsageError(`--max-messages: expected a positive whole number, got ${JSON.stringify(value ?? '')}`);
@@ -72,7 +80,7 @@ export function parseCatch(args: readonly string[], env: NodeJS.ProcessEnv): Cat
     if (colon <= 0) throw new UsageError('SIROCCO_CATCH_AUTH: expected user:password');
     auth = { user: secret.slice(0, colon), password: secret.slice(colon + 1) };
   }
-  return { smtp, http, maxMessages, releaseTo, pop3, auth, help };
+  return { smtp, http, maxMessages, releaseTo, pop3, catchDir, auth, help };
 }
 
 /** Runs `sirocco catch` until SIGINT or SIGTERM; resolves to the exit status. */

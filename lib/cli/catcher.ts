@@ -6,6 +6,7 @@
 import { RequestHandler } from '../app/request-handler.js';
 import { Pop3Server } from '../pop3/pop3-server.js';
 import { Controller } from '../testing/controller.js';
+import { InboxDirectory } from '../testing/inbox-dir.js';
 import { InboxHttpServer } from '../testing/inbox-http.js';
 import { InboxStore } from '../testing/inbox-store.js';
 
@@ -15,6 +16,7 @@ export interface CatchPlan {
   readonly http: { readonly host: string; readonly port: number };
   readonly maxMessages: number;
   readonly pop3: { readonly host: string; readonly port: number } | undefined;
+  readonly catchDir: string | undefined;
   readonly releaseTo: { readonly host: string; readonly port: number } | undefined;
   readonly auth: { readonly user: string; readonly password: string } | undefined;
   readonly help: boolean;
@@ -39,7 +41,10 @@ export async function runCatcher(plan: CatchPlan, out: (text: string) => void, e
           authenticate: () => true,
           allowInsecureAuth: true,
         });
+  const kept = plan.catchDir === undefined ? undefined : new InboxDirectory(plan.catchDir, (e) => err(`sirocco: catch: ${e.message}\n`));
+  let read: number;
   try {
+    read = (await kept?.attach(controller.inbox)) ?? 0;
     await controller.start();
     await http.listen({
       ...plan.http,
@@ -48,7 +53,7 @@ export async function runCatcher(plan: CatchPlan, out: (text: string) => void, e
     });
     if (pop3 !== undefined && plan.pop3 !== undefined) await pop3.listen(plan.pop3.port, plan.pop3.host);
   } catch (e) {
-    await Promise.allSettled([controller.stop(), http.close(), pop3?.close()]);
+    await Promise.allSettled([controller.stop(), http.close(), pop3?.close(), kept?.detach()]);
     err(`sirocco: catch: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   }
@@ -56,6 +61,7 @@ export async function runCatcher(plan: CatchPlan, out: (text: string) => void, e
   const host = where.family === 'IPv6' ? `[${where.address}]` : where.address;
   const popWhere = pop3?.address();
   const popText = popWhere === undefined || popWhere === null ? '' : `, POP3 on ${plan.pop3?.host ?? ''}:${popWhere.port}`;
+  if (kept !== undefined) out(`sirocco catch: ${read} message${read === 1 ? '' : 's'} read from ${kept.path}\n`);
   out(
     `sirocco catch: SMTP on ${plan.smtp.host}:${controller.port}, web view on http://${host}:${where.port}/ (API under /api/v1/)${popText}\n`,
   );
@@ -64,7 +70,9 @@ export async function runCatcher(plan: CatchPlan, out: (text: string) => void, e
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       out('sirocco: closing\n');
-      void Promise.allSettled([http.close(), pop3?.close(), controller.stop()]).then(() => done());
+      void Promise.allSettled([http.close(), pop3?.close(), controller.stop()])
+        .then(() => kept?.detach())
+        .then(() => done());
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

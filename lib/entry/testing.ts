@@ -28,5 +28,6 @@ export type { CaughtMessage, CaughtAttachment } from '../testing/caught.js';
 export type { InboxQuery, Matcher } from '../testing/inbox-query.js';
 export { Faults, type Fault, type FaultListing, type FaultStep, type RandomFaults } from '../testing/faults.js';
 export { InboxStore } from '../testing/inbox-store.js';
+export { InboxDirectory } from '../testing/inbox-dir.js';
 export { InboxHttpServer, type InboxHttpOptions } from '../testing/inbox-http.js';
 export type { ReleaseTarget } from '../testing/inbox-release.js';

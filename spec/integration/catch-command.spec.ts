@@ -1,4 +1,7 @@
 /** `sirocco catch`: the catcher as one command, SMTP and the HTTP API side by side. */
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RawClient } from '../helpers/raw-client.js';
 import { startTsx, stopAll, terminate } from '../helpers/processes.js';
@@ -82,4 +85,40 @@ p.quit()
     expect(out).toContain('1\nSubject: for bob\n\nhi bob\n');
     expect(await terminate(catcher)).toBe(0);
   }, 30_000);
+
+  it('keeps the caught mail across a restart with --catch-dir', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sirocco-catch-'));
+    try {
+      const [smtp, http] = [await freePort(), await freePort()];
+      const args = ['lib/cli/main.ts', 'catch', '--smtp', `127.0.0.1:${smtp}`, '--http', `127.0.0.1:${http}`, '--catch-dir', dir];
+      const first = startTsx(args);
+      await until(() => first.stdout().includes('SMTP on'), 20_000);
+      expect(first.stdout()).toMatch(new RegExp(`^sirocco catch: 0 messages read from ${dir}\n`));
+      await runPython(
+        `
+import smtplib
+s = smtplib.SMTP('127.0.0.1', ${smtp})
+s.sendmail('app@example.com', ['bob@example.com'], b'Subject: kept\\r\\n\\r\\nstill here\\r\\n')
+s.quit()
+`,
+        smtp,
+      );
+      expect(await terminate(first)).toBe(0);
+      expect(readdirSync(join(dir, 'new'))).toHaveLength(1);
+      const second = startTsx(args);
+      await until(() => second.stdout().includes('SMTP on'), 20_000);
+      expect(second.stdout()).toMatch(new RegExp(`^sirocco catch: 1 message read from ${dir}\n`));
+      const page = (await (await fetch(`http://127.0.0.1:${http}/api/v1/messages`)).json()) as {
+        total: number;
+        messages: { subject: string; rcptTos: string[] }[];
+      };
+      expect([page.total, page.messages[0]?.subject, page.messages[0]?.rcptTos]).toEqual([1, 'kept', ['bob@example.com']]);
+      expect(await terminate(second)).toBe(0);
+      const empty = startTsx(['lib/cli/main.ts', 'catch', '--catch-dir']);
+      expect(await empty.exited).toBe(2);
+      expect(empty.stderr()).toBe('sirocco: --catch-dir needs a folder (see sirocco catch --help)\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
