@@ -86,7 +86,7 @@ it up with, for example:
 
 The queue of deliver: sirocco queue list|show|retry|delete QUEUE_DIR (see
 sirocco queue --help).
-A mail catcher (SMTP on 1025, a JSON API on 8025): sirocco catch (see
+A mail catcher (SMTP on 1025, a web view and JSON API on 8025): sirocco catch (see
 sirocco catch --help).
 
 Examples:

@@ -10,6 +10,7 @@ import { SMTPServer } from '../server/smtp-server.js';
 import { catchingHandler, catchingSettings } from './catching.js';
 import { Faults } from './faults.js';
 import { Inbox, type InboxOptions } from './inbox.js';
+import { InboxHttpServer, type InboxHttpOptions } from './inbox-http.js';
 
 /**
  * Options of {@link Controller}.
@@ -133,6 +134,7 @@ export class Controller {
   readonly #options: ControllerOptions;
   readonly #kit: TestKit;
   #server: SMTPServer | undefined;
+  #http: InboxHttpServer | undefined;
   #port = 0;
 
   /** @param appOrHandler an {@link Application}, or a handler class to build one with `options.settings`. */
@@ -185,10 +187,26 @@ export class Controller {
     );
   }
 
-  /** Stops the server; once it resolves, new connections are refused. */
+  /**
+   * Serves the inbox's web view and JSON API ({@link InboxHttpServer}, on loopback and a free
+   * port unless `options` say otherwise), with this controller's faults; {@link stop} closes it.
+   * Open `http://127.0.0.1:<port>/` to look at a test's mail while it runs.
+   */
+  async serveInbox(options: InboxHttpOptions = {}): Promise<InboxHttpServer> {
+    if (this.#http !== undefined) throw new Error('Controller.serveInbox(): already serving');
+    const http = new InboxHttpServer(this.inbox, this.faults);
+    await http.listen(options);
+    this.#http = http;
+    return http;
+  }
+
+  /** Stops the server (and the inbox's HTTP server, if serving); once it resolves, new connections are refused. */
   async stop(): Promise<void> {
     const server = this.#server;
+    const http = this.#http;
     this.#server = undefined;
+    this.#http = undefined;
+    await http?.close();
     await stopStarted('Controller', server);
   }
 }

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { RequestHandler } from '../../lib/index.js';
-import { Controller, InboxHttpServer, type CaughtMessage } from '../../lib/entry/testing.js';
+import { Controller, type CaughtMessage } from '../../lib/entry/testing.js';
 import { launch } from '../helpers/browser.js';
 import { plainTransport } from '../helpers/mailer.js';
 import { until } from '../helpers/server.js';
@@ -33,9 +33,8 @@ async function open(
   const controller = new Controller(RequestHandler, { inbox: true });
   await controller.start();
   cleanups.push(() => controller.stop());
-  const http = new InboxHttpServer(controller.inbox, controller.faults);
-  await http.listen(options.releaseTo === undefined ? {} : { releaseTo: options.releaseTo });
-  cleanups.push(() => http.close());
+  // Closed by the controller's stop.
+  const http = await controller.serveInbox(options.releaseTo === undefined ? {} : { releaseTo: options.releaseTo });
   const context = await (browser as Browser).newContext({ acceptDownloads: true });
   cleanups.push(() => context.close());
   const page = await context.newPage();
@@ -94,7 +93,7 @@ describe.skipIf(reason !== undefined)('the catcher in chromium', () => {
     const item = page.locator('.item', { hasText: 'Your invoice' });
     await item.waitFor();
     await poll(text(page.locator('#count'))).toBe('1 message');
-    await poll(text(item.locator('.to'))).toBe('To: bob@example.com');
+    await poll(text(item.locator('.to'))).toBe('To: bob@example.com · 1 attachment');
     await item.click();
     await poll(text(page.locator('#m-subject'))).toBe('Your invoice');
     await poll(text(page.frameLocator('#html').locator('h1'))).toBe('Invoice');
@@ -158,6 +157,21 @@ describe.skipIf(reason !== undefined)('the catcher in chromium', () => {
     await poll(text(page.getByRole('status'))).toBe(`Released to 127.0.0.1:${next.port}: 250 2.0.0 Ok: queued as ${arrived.id}`);
     const [caught] = controller.inbox.messages as [CaughtMessage];
     expect(arrived.raw.equals(caught.raw)).toBe(true);
+  });
+
+  it('releases to the fixed target alone when the server has one', async () => {
+    const next = new Controller(RequestHandler, { inbox: true });
+    await next.start();
+    cleanups.push(() => next.stop());
+    const { controller, page } = await open({ releaseTo: { host: '127.0.0.1', port: next.port } });
+    await send(controller.port, { subject: 'To the fixed target', text: 'hello' });
+    await page.locator('.item', { hasText: 'To the fixed target' }).click();
+    await page.getByRole('button', { name: 'Release…' }).click();
+    await poll(text(page.locator('#release-target'))).toBe(`via 127.0.0.1:${next.port}`);
+    expect(await page.getByLabel('Host').isVisible()).toBe(false);
+    await page.getByRole('button', { name: 'Send' }).click();
+    const arrived = await next.inbox.waitFor({ to: 'bob@example.com' });
+    await poll(text(page.getByRole('status'))).toBe(`Released to 127.0.0.1:${next.port}: 250 2.0.0 Ok: queued as ${arrived.id}`);
   });
 
   it('works from the keyboard: / searches, arrows and j k move, Delete deletes, arrows switch views', async () => {

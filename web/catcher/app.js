@@ -73,8 +73,8 @@ function renderList() {
     item.append(
       element('span', 'from', m.from[0] ?? (m.mailFrom || '<>')),
       element('span', 'date', when(m.receivedAt)),
-      element('span', 'subject', `${m.attachments > 0 ? '📎 ' : ''}${m.subject || '(no subject)'}`),
-      element('span', 'to', `To: ${to}`),
+      element('span', 'subject', m.subject || '(no subject)'),
+      element('span', 'to', `To: ${to}${m.attachments > 0 ? ` · ${m.attachments} attachment${m.attachments === 1 ? '' : 's'}` : ''}`),
     );
     item.addEventListener('click', () => void select(m.id));
     const row = element('li');
