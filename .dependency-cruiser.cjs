@@ -1,5 +1,5 @@
 // The house rules for imports in lib/, checked by `npm run deps` (part of `npm test`).
-// Floors, lowest first: protocol, storage and telemetry; app and outbound; net (the connection kit); server (SMTP) and pop3;
+// Floors, lowest first: protocol, storage, telemetry and auth; app and outbound; net (the connection kit); server (SMTP) and pop3;
 // handlers (on app, outbound and storage); application.ts (app joined to server); testing and cli; index.ts (the core) and
 // entry/ (sirocco/outbound, /testing, /pop3), the public faces.
 // Type-only imports count too.
@@ -51,6 +51,13 @@ module.exports = {
       comment: 'lib/telemetry (spans that cost nothing until an SDK is registered) serves the server and sending alike: it imports nothing of theirs.',
       from: { path: layer('telemetry') },
       to: { path: '^lib/', pathNot: layer('telemetry') },
+    },
+    {
+      name: 'auth-is-the-floor',
+      severity: 'error',
+      comment: 'lib/auth (mail authentication over mailauth: verifying on the way in, signing on the way out) serves transactions and sending alike: it imports nothing of theirs.',
+      from: { path: layer('auth') },
+      to: { path: '^lib/', pathNot: layer('auth') },
     },
     below('net-is-the-kit', 'net', 'lib/net is the connection kit every protocol shares: it knows no protocol server, mail store, handler, test tool or command.', 'server|pop3|handlers|testing|cli|outbound'),
     below('app-below-server', 'app', 'lib/app (the Tornado layer) knows the protocol, never the I/O that serves it.', 'net|server|pop3|handlers|testing|cli'),

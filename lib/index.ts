@@ -70,3 +70,4 @@ export { Maildir, MaildirSettings, recipientFolder } from './handlers/maildir.js
 export { traceHeaders } from './handlers/trace.js';
 export type { UnixSocketOptions } from './net/listeners.js';
 export { canonicalAddress, mailboxFolder } from './storage/folder-names.js';
+export type { AuthResult, MessageAuthentication } from './auth/verify.js';

@@ -10,6 +10,7 @@
  */
 import { Readable } from 'node:stream';
 import { LentChunks, type ReadBufferRecycler } from './lent-chunks.js';
+import type { HeadGate } from './head-gate.js';
 
 /**
  * The message passed `maxMessageSize`; the client is answered `552 5.3.4` once it has sent it all.
@@ -68,6 +69,8 @@ export class MessageStream extends Readable {
   #discarding = false;
   #done = false;
   #lending: LentChunks | null = null;
+  #tap: ((part: Buffer | Error | null) => void) | null = null;
+  #gate: HeadGate | null = null;
   readonly #recycler: ReadBufferRecycler | null;
 
   /** @internal */
@@ -91,9 +94,29 @@ export class MessageStream extends Readable {
    * waits for {@link demand} before it feeds more.
    */
   feed(part: Buffer): boolean {
+    // The tap sees every byte, also those a handler that stopped reading will not.
+    this.#tap?.(part);
     if (this.#done || this.destroyed || this.#discarding) return true;
+    const gate = this.#gate;
+    if (gate === null) return this.#forward(part);
+    let more = true;
+    for (const passed of gate.pass(part)) more = this.#forward(passed);
+    return more;
+  }
+
+  #forward(part: Buffer): boolean {
     if (this.#lending !== null) return this.#lending.feed(part);
     return this.push(part);
+  }
+
+  /**
+   * @internal Mail authentication's view of the message: `tap` is given each part as it arrives
+   * (valid until it returns), then `null` at the end or the error that ended it; `gate`, when
+   * given, holds the header section back and filters it before the reader sees it.
+   */
+  inspect(tap: (part: Buffer | Error | null) => void, gate: HeadGate | null): void {
+    this.#tap = tap;
+    this.#gate = gate;
   }
 
   /**
@@ -137,7 +160,9 @@ export class MessageStream extends Readable {
 
   /** @internal The whole message arrived. */
   complete(): void {
+    this.#tap?.(null);
     if (this.#done || this.destroyed) return;
+    if (this.#gate !== null && !this.#discarding) for (const rest of this.#gate.end()) this.#forward(rest);
     this.#done = true;
     this.push(null);
     this.#lending?.end();
@@ -146,6 +171,7 @@ export class MessageStream extends Readable {
 
   /** @internal The message will not be completed: the reader gets `error`. */
   fail(error: Error): void {
+    this.#tap?.(error);
     if (this.#done || this.destroyed) return;
     this.#done = true;
     this.destroy(error);

@@ -5,6 +5,7 @@ import { MessageStream } from './message-stream.js';
 import type { BodyType, EsmtpParams } from '../protocol/command.js';
 import type { MailDsn, RcptDsn } from '../protocol/dsn.js';
 import type { SessionInfo } from '../protocol/session-info.js';
+import type { MessageAuthentication } from '../auth/verify.js';
 
 /**
  * One mail transaction's envelope (RFC 5321 §2.3.1).
@@ -139,6 +140,8 @@ export class SMTPRequest {
   #stream: Readable | null = null;
   #streaming = false;
   #headers: MessageHeaders | undefined;
+  #authentication: MessageAuthentication | undefined;
+  #authenticating: Promise<MessageAuthentication> | undefined;
 
   /** @internal */
   constructor(session: SessionInfo, envelope: Envelope) {
@@ -202,6 +205,38 @@ export class SMTPRequest {
   setStream(stream: Readable): void {
     this.#stream = stream;
     this.#streaming = true;
+  }
+
+  /**
+   * What mail authentication found (the `mailAuth` setting): SPF, each DKIM signature, DMARC, ARC
+   * and the `Authentication-Results` field. A buffered handler has it in `data()`; a streaming
+   * one once the message has ended (await {@link authenticated} after reading the stream).
+   * `undefined` when `mailAuth` is off.
+   */
+  get authentication(): MessageAuthentication | undefined {
+    return this.#authentication;
+  }
+
+  /**
+   * Resolves with {@link authentication} once it is known (for a streaming handler: after the
+   * last byte; read the stream first). Rejects with the `550 5.7.1` SMTPError when `dmarcEnforce`
+   * refuses the message, so a handler that awaits it before it commits stores nothing refused.
+   */
+  authenticated(): Promise<MessageAuthentication | undefined> {
+    return this.#authenticating ?? Promise.resolve(this.#authentication);
+  }
+
+  /** @internal The verification under way; its result is kept as it settles. */
+  setAuthentication(pending: Promise<MessageAuthentication>, result?: MessageAuthentication): void {
+    this.#authenticating = pending;
+    if (result !== undefined) this.#authentication = result;
+    // Awaited by the transaction; a handler need not ask.
+    pending.catch(() => undefined);
+  }
+
+  /** @internal */
+  keepAuthentication(result: MessageAuthentication): void {
+    this.#authentication = result;
   }
 
   /** The message's header fields, parsed the first time they are asked for. */

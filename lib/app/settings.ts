@@ -230,6 +230,43 @@ export class ApplicationSettings extends ConnectionKitSettings {
   @Min(1)
   maxAuthFailures: number = 3;
 
+  // Mail authentication of incoming mail.
+
+  /**
+   * Verify each message's SPF (RFC 7208), DKIM signatures (RFC 6376, 8463), DMARC (RFC 7489) and
+   * ARC chain (RFC 8617): the results are on `request.authentication` and in the
+   * `Authentication-Results` field the ready handlers add; such a field from outside carrying our
+   * `authservId` is removed first (RFC 8601 §5). Off by default (no DNS lookups, no cost).
+   */
+  @IsBoolean()
+  mailAuth: boolean = false;
+
+  /**
+   * With `mailAuth`: a message that fails DMARC under its domain's `p=reject` is refused
+   * `550 5.7.1` after the data; under `p=quarantine` it is accepted with
+   * `request.authentication.quarantine` true. Off by default: the results are only reported.
+   */
+  @IsBoolean()
+  dmarcEnforce: boolean = false;
+
+  /** The authserv-id of the `Authentication-Results` fields (RFC 8601 §2.5). Default: `hostname`. */
+  @IsOptional()
+  @IsString()
+  @Matches(/^[A-Za-z0-9.-]{1,253}$/, { message: 'authservId must be a host name' })
+  authservId?: string | undefined;
+
+  /** The time for all of one message's authentication lookups, in ms; past it they are `temperror`. */
+  @IsInt()
+  @Min(100)
+  @Max(60_000)
+  mailAuthTimeout: number = 10_000;
+
+  /** DNS servers for mail authentication and for `Deliver`, as `address` or `address:port`. Default: the system's. */
+  @IsOptional()
+  @IsArray()
+  @IsString({ each: true })
+  dnsServers?: string[] | undefined;
+
   // Operations: metrics, shutdown, the cluster.
 
   /**

@@ -13,10 +13,11 @@ import { SMTPError, type Reply } from '../protocol/reply.js';
 import { clientLabel, type SessionInfo } from '../protocol/session-info.js';
 import { DropConnection, replyForError } from './errors.js';
 import { endWith, SpanKinds, Traced } from './tracing.js';
-import { andThen, type Maybe } from './maybe.js';
+import { andThen, chain, type Maybe } from './maybe.js';
 import type { ReadBufferRecycler } from './lent-chunks.js';
 import { MessageAbortedError, MessageStream } from './message-stream.js';
 import { SMTPRequest, type Envelope } from './request.js';
+import { authenticateBody, authenticateStream, verifierOf } from './authentication.js';
 import { RequestHandler, type AnyServedApplication, type HandlerTransaction, type ServedApplication } from './request-handler.js';
 
 /** Where a handler is in its lifecycle; `finish()` is only allowed in `data`. */
@@ -56,6 +57,8 @@ export class Transaction implements HandlerTransaction {
   #stream: MessageStream | null = null;
   /** A streaming handler's running `data()`: its error reply, or `undefined`. */
   #streamOutcome: Maybe<Reply | undefined> = undefined;
+  /** A streaming message's mail authentication under way (`mailAuth`): rejects with a refusal. */
+  #verifying: Promise<void> | undefined;
   /** LMTP: the recipients `data()` refused, by index. */
   #failures: Map<number, Reply> | null = null;
   /** The transaction's span (`smtp.transaction`), from MAIL to the final reply; the hooks run inside it. */
@@ -146,6 +149,9 @@ export class Transaction implements HandlerTransaction {
     const stream = new MessageStream(recycler);
     this.#stream = stream;
     this.request.setStream(stream);
+    const app = this.#app as ServedApplication<object>;
+    const verifier = verifierOf(app.settings, app.services);
+    if (verifier !== undefined) this.#verifying = authenticateStream(verifier, stream, this.request, app.settings.dmarcEnforce);
     // The time limit starts at the end of the data: reading a large message may take long.
     const outcome = this.#run('data', () => this.#handler?.data(), false);
     this.#streamOutcome = outcome;
@@ -160,12 +166,32 @@ export class Transaction implements HandlerTransaction {
     let outcome: Maybe<Reply | undefined>;
     const stream = this.#stream;
     if (stream === null) {
-      this.request.setBody(body);
-      outcome = this.#run('data', () => this.#handler?.data());
+      const app = this.#app as ServedApplication<object>;
+      const verifier = verifierOf(app.settings, app.services);
+      if (verifier === undefined) {
+        this.request.setBody(body);
+        outcome = this.#run('data', () => this.#handler?.data());
+      } else {
+        outcome = this.#run('data', async () => {
+          await authenticateBody(verifier, body, this.request, app.settings.dmarcEnforce);
+          return this.#handler?.data();
+        });
+      }
     } else {
       stream.complete();
       const running = this.#streamOutcome;
       outcome = running instanceof Promise ? this.#timed(running, 'data') : running;
+      const verifying = this.#verifying;
+      // The handler's answer stands if it failed; else the verdict may still refuse the message.
+      if (verifying !== undefined)
+        outcome = chain(outcome, (error) =>
+          error !== undefined
+            ? error
+            : verifying.then(
+                () => undefined,
+                (err: unknown) => this.#errorReply(err, 'data'),
+              ),
+        );
     }
     return andThen(outcome, (error) => {
       try {

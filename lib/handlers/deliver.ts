@@ -33,12 +33,6 @@ export class DeliverSettings extends RelayAccessSettings {
   @Max(65535)
   deliveryPort?: number;
 
-  /** DNS servers for MX and address lookups, as `address` or `address:port`. Default: the system's. */
-  @IsOptional()
-  @IsArray()
-  @IsString({ each: true })
-  dnsServers?: string[];
-
   /** Waits after the 1st, 2nd, … failed attempt; the last one repeats. Default 300, 600, 1200, 2400, 3600. */
   @IsOptional()
   @IsArray()
@@ -138,7 +132,7 @@ const QUEUE = serviceKey<OutboundQueue>('outbound queue');
  * ```
  */
 export function deliveryQueue(application: AnyServedApplication): OutboundQueue {
-  const settings = application.settings as DeliverSettings & { hostname: string };
+  const settings = application.settings as DeliverSettings & { hostname: string; dnsServers?: string[] | undefined };
   return application.services.get(
     QUEUE,
     () =>

@@ -10,6 +10,9 @@ import { syncDirectory } from '../storage/folders.js';
 import { MAX_FOLDER_BYTES, mailboxFolder } from '../storage/folder-names.js';
 import { maildirName, prepareMaildir } from '../storage/maildir-files.js';
 
+/** No trace fields (`maildirTraceHeaders: false`). */
+const NONE = Buffer.alloc(0);
+
 /**
  * Settings of {@link Maildir}.
  *
@@ -94,16 +97,20 @@ export class Maildir extends RequestHandler<MaildirSettings> {
     try {
       prepareMaildir(first);
       file = await open(tmpPath, 'wx', 0o600);
-      if (this.settings.maildirTraceHeaders !== false) await file.write(traceHeaders(this.request, this.settings.hostname));
+      const trace = this.settings.maildirTraceHeaders !== false ? Buffer.from(traceHeaders(this.request, this.settings.hostname)) : NONE;
+      const verified = this.settings.mailAuth === true;
+      if (!verified) await file.write(trace);
       // Each chunk is written before the next is asked for: lent chunks, whose memory is read into again.
       for await (const part of this.request.lentChunks()) await file.write(part);
+      if (verified) file = await this.#underResults(file, tmpPath, trace);
       await file.sync();
       await file.close();
       file = undefined;
     } catch (err) {
       await file?.close().catch(() => undefined);
       await unlink(tmpPath).catch(() => undefined);
-      throw this.#failure(root, err);
+      // A refusal (DMARC under dmarcEnforce) stands as it is; a failed write is a 451.
+      throw err instanceof SMTPError ? err : this.#failure(root, err);
     }
     // The other recipients' copies are links to the written file (copies across file systems);
     // the first folder's file is renamed last, so nothing stays behind in tmp/.
@@ -125,6 +132,40 @@ export class Maildir extends RequestHandler<MaildirSettings> {
     if (failed.size === folders.length) throw this.#failure(root, failed.values().next().value);
     if (failed.size > 0) this.#refuseFailed(root, failed);
     this.log.info({ file: name, folders: folders.length - failed.size }, 'stored in maildir');
+  }
+
+  /**
+   * With `mailAuth`: the verdict is known once the message has ended, and goes on top of it with
+   * the trace fields, so the body written so far moves below them (written twice: the price of a
+   * streaming handler's header that depends on the whole message). Rejects with the refusal.
+   */
+  async #underResults(file: FileHandle, path: string, trace: Buffer): Promise<FileHandle> {
+    const auth = await this.request.authenticated();
+    await file.close();
+    const body = `${path}.body`;
+    await rename(path, body);
+    try {
+      const whole = await open(path, 'wx', 0o600);
+      const source = await open(body, 'r');
+      try {
+        await whole.write(Buffer.concat([trace, Buffer.from(auth?.header ?? '')]));
+        const chunk = Buffer.allocUnsafe(64 * 1024);
+        for (
+          let n = (await source.read(chunk, 0, chunk.length)).bytesRead;
+          n > 0;
+          n = (await source.read(chunk, 0, chunk.length)).bytesRead
+        )
+          await whole.write(chunk, 0, n);
+      } catch (err) {
+        await whole.close();
+        throw err;
+      } finally {
+        await source.close();
+      }
+      return whole;
+    } finally {
+      await unlink(body).catch(() => undefined);
+    }
   }
 
   /** Puts a copy of the written file into `folder/new/`: linked (or copied) into its `tmp/`, flushed, renamed. */

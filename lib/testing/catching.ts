@@ -3,6 +3,7 @@
  * step, and every accepted message kept in its inbox. A subclass of the user's handler, and the
  * `onConnect` and `onHelo` hooks wrapped around the user's own.
  */
+import type { ParsedMail } from 'mailparser';
 import type { AnyHandlerClass, RequestHandler } from '../app/request-handler.js';
 import type { ConnectHook, HeloHook, SettingsInput } from '../app/settings.js';
 import type { EsmtpParams } from '../protocol/command.js';
@@ -10,6 +11,12 @@ import { SMTPError } from '../protocol/reply.js';
 import type { Faults, FaultStep } from './faults.js';
 import { caughtMessage } from './caught.js';
 import type { Inbox } from './inbox.js';
+
+/** The parsed view of the message kept (with the verdict on top, its headers include it). */
+async function simpleParse(raw: Buffer): Promise<ParsedMail> {
+  const { simpleParser } = await import('mailparser');
+  return simpleParser(raw);
+}
 
 /** Runs `next` after the fault of `step`, if one strikes; synchronously when none does. */
 function after<T>(faults: Faults, step: FaultStep, next: () => T | Promise<T>, recipient?: string): T | Promise<T> {
@@ -45,6 +52,9 @@ export function catchingHandler(Base: AnyHandlerClass, faults: Faults, inbox: In
         throw new SMTPError(552, [5, 3, 4], `Message larger than the test inbox keeps (${inbox.maxBytes} bytes)`);
       }
       const { session } = request;
+      // With mailAuth, the verdict goes on top of the message kept, as a mail store would keep it.
+      const verdict = request.authentication?.header;
+      const raw = verdict === undefined ? request.body : Buffer.concat([Buffer.from(verdict), request.body]);
       inbox.keep(
         caughtMessage(
           {
@@ -53,9 +63,9 @@ export function catchingHandler(Base: AnyHandlerClass, faults: Faults, inbox: In
             rcptTos: [...request.rcptTos],
             receivedAt: request.receivedAt,
             session: { remoteAddress: session.remoteAddress, heloName: session.heloName, secure: session.secure, user: session.user },
-            raw: request.body,
+            raw,
           },
-          await request.parse(),
+          verdict === undefined ? await request.parse() : await simpleParse(raw),
         ),
       );
     }

@@ -9,8 +9,10 @@ export interface Records {
   mx?: [number, string][] | 'null';
   a?: string[];
   aaaa?: string[];
-  /** Answer every query for the name with this failure instead. */
-  fail?: 'SERVFAIL' | 'REFUSED';
+  /** TXT records, one string each (split into 255-byte character-strings on the wire). */
+  txt?: string[];
+  /** Answer every query for the name with this failure instead; `'silence'` never answers. */
+  fail?: 'SERVFAIL' | 'REFUSED' | 'silence';
 }
 
 export interface TestDns {
@@ -40,6 +42,7 @@ export async function startDns(zone: Record<string, Records>): Promise<TestDns> 
         response.header.rcode = Packet.RCODE.NXDOMAIN;
         return send(response);
       }
+      if (found.fail === 'silence') return;
       if (found.fail !== undefined) {
         response.header.rcode = Packet.RCODE[found.fail];
         return send(response);
@@ -50,6 +53,11 @@ export async function startDns(zone: Record<string, Records>): Promise<TestDns> 
         for (const [priority, exchange] of mx) response.answers.push({ ...base, type: Packet.TYPE.MX, priority, exchange } as never);
       } else if (question.type === Packet.TYPE.A) {
         for (const address of found.a ?? []) response.answers.push({ ...base, type: Packet.TYPE.A, address } as never);
+      } else if (question.type === Packet.TYPE.TXT) {
+        for (const text of found.txt ?? []) {
+          const strings = text.match(/[\s\S]{1,255}/g) ?? [''];
+          response.answers.push({ ...base, type: Packet.TYPE.TXT, data: strings } as never);
+        }
       } else if (question.type === Packet.TYPE.AAAA) {
         for (const address of found.aaaa ?? []) response.answers.push({ ...base, type: Packet.TYPE.AAAA, address } as never);
       }

@@ -1,0 +1,84 @@
+/**
+ * Mail authentication in a transaction (the `mailAuth` setting): the application's verifier,
+ * run over a held body before `data()` or over a streaming message as it arrives, its results
+ * kept on the request, our own authserv-id's `Authentication-Results` fields removed from what
+ * the handler reads, and the refusal `dmarcEnforce` asks for.
+ */
+import { PassThrough } from 'node:stream';
+import { Verifier, withoutOwnResults, type MessageAuthentication } from '../auth/verify.js';
+import { SMTPError } from '../protocol/reply.js';
+import { HeadGate } from './head-gate.js';
+import type { MessageStream } from './message-stream.js';
+import type { SMTPRequest } from './request.js';
+import type { ApplicationSettings } from './settings.js';
+import { serviceKey, type Services } from './services.js';
+
+const VERIFIER = serviceKey<Verifier>('mail authentication');
+
+/** The application's verifier, or `undefined` when `mailAuth` is off. */
+export function verifierOf(settings: ApplicationSettings, services: Services): Verifier | undefined {
+  if (!settings.mailAuth) return undefined;
+  return services.get(
+    VERIFIER,
+    () =>
+      new Verifier({
+        authservId: settings.authservId ?? settings.hostname,
+        dnsServers: settings.dnsServers,
+        timeoutMs: settings.mailAuthTimeout,
+      }),
+  );
+}
+
+/** The `550 5.7.1` for a message that fails DMARC under `p=reject`, when enforcing. */
+function refusal(auth: MessageAuthentication, enforce: boolean): SMTPError | undefined {
+  if (!enforce || auth.dmarc.result !== 'fail' || auth.dmarc.policy !== 'reject') return undefined;
+  return new SMTPError(550, [5, 7, 1], `Message refused: it fails the DMARC policy of ${auth.dmarc.domain}`);
+}
+
+function origin(request: SMTPRequest): { ip: string; helo: string; sender: string } {
+  return { ip: request.session.remoteAddress, helo: request.session.heloName, sender: request.mailFrom };
+}
+
+/** A held body: verified, then given to the request without our own results fields; throws the refusal. */
+export async function authenticateBody(verifier: Verifier, body: Buffer, request: SMTPRequest, enforce: boolean): Promise<void> {
+  const auth = await verifier.verify(body, origin(request));
+  request.setAuthentication(Promise.resolve(auth), auth);
+  request.setBody(withoutOwnResults(body, verifier.authservId));
+  const refused = refusal(auth, enforce);
+  if (refused !== undefined) throw refused;
+}
+
+/**
+ * A streaming message: a copy of each part goes to the verifier as it arrives, and the header
+ * section reaches the handler without our own results fields. Resolves once verified; rejects
+ * with the refusal.
+ */
+export function authenticateStream(verifier: Verifier, stream: MessageStream, request: SMTPRequest, enforce: boolean): Promise<void> {
+  const copy = new PassThrough();
+  let ended = false;
+  stream.inspect(
+    (part) => {
+      if (ended) return;
+      if (part === null || part instanceof Error) {
+        ended = true;
+        if (part === null) copy.end();
+        else copy.destroy(part);
+        return;
+      }
+      // A copy: the part's memory is read into again once this returns.
+      copy.write(Buffer.from(part));
+    },
+    new HeadGate((head) => withoutOwnResults(head, verifier.authservId)),
+  );
+  const done = verifier.verify(copy, origin(request)).then((auth) => {
+    request.keepAuthentication(auth);
+    const refused = refusal(auth, enforce);
+    if (refused !== undefined) throw refused;
+    return auth;
+  });
+  request.setAuthentication(done);
+  const settled = done.then(() => undefined);
+  // Awaited by the transaction unless the handler failed first (it may have seen the refusal itself).
+  settled.catch(() => undefined);
+  return settled;
+}

@@ -1,0 +1,94 @@
+/**
+ * DKIM keys made by the test, and Python's dkimpy (Debian's python3-dkim, with python3-nacl for
+ * Ed25519) as the independent signer and verifier, its DNS answered from the test's own records.
+ */
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync } from 'node:fs';
+
+/** Debian's python3, where python3-dkim is installed (not a python3 of the PATH's own). */
+const PYTHON = '/usr/bin/python3';
+
+/** A signing key: what dkimpy takes, and the DNS TXT record that publishes it. */
+export interface TestKey {
+  readonly algorithm: 'rsa' | 'ed25519';
+  /** dkimpy's private key: a PEM for RSA, the base64 seed for Ed25519. */
+  readonly private: string;
+  /** The TXT record at `<selector>._domainkey.<domain>`. */
+  readonly record: string;
+  /** The private key as a PEM, for Sirocco's own signing. */
+  readonly pem: string;
+}
+
+export function rsaKey(): TestKey {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+  const p = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+  return { algorithm: 'rsa', private: pem, pem, record: `v=DKIM1; k=rsa; p=${p}` };
+}
+
+export function ed25519Key(): TestKey {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const seed = Buffer.from(privateKey.export({ format: 'jwk' }).d ?? '', 'base64url').toString('base64');
+  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x ?? '', 'base64url').toString('base64');
+  return {
+    algorithm: 'ed25519',
+    private: seed,
+    pem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    record: `v=DKIM1; k=ed25519; p=${raw}`,
+  };
+}
+
+/** Why dkimpy cannot run here, or `undefined` when it can. */
+export function dkimpyMissing(): string | undefined {
+  if (!existsSync(PYTHON)) return `no ${PYTHON}`;
+  return undefined;
+}
+
+function python(script: string, input: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(PYTHON, ['-c', script], { timeout: 20_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`dkimpy failed: ${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+    child.stdin?.end(input);
+  });
+}
+
+const COMMON = `
+import base64, json, sys
+import dkim
+job = json.loads(sys.stdin.read())
+message = base64.b64decode(job['message'])
+`;
+
+/** The message signed by dkimpy with each key in turn (the last signature on top). */
+export async function dkimpySign(message: Buffer, domain: string, keys: readonly { selector: string; key: TestKey }[]): Promise<Buffer> {
+  const script = `${COMMON}
+for k in job['keys']:
+    algorithm = b'ed25519-sha256' if k['algorithm'] == 'ed25519' else b'rsa-sha256'
+    sig = dkim.sign(message, k['selector'].encode(), job['domain'].encode(), k['private'].encode(),
+                    include_headers=[b'from', b'to', b'subject', b'date'], signature_algorithm=algorithm)
+    message = sig + message
+sys.stdout.write(base64.b64encode(message).decode())
+`;
+  const job = {
+    message: message.toString('base64'),
+    domain,
+    keys: keys.map(({ selector, key }) => ({ selector, algorithm: key.algorithm, private: key.private })),
+  };
+  return Buffer.from(await python(script, JSON.stringify(job)), 'base64');
+}
+
+/** dkimpy's verdict on every signature of `message`, DNS answered from `records` (name → TXT). */
+export async function dkimpyVerify(message: Buffer, records: Record<string, string>): Promise<boolean[]> {
+  const script = `${COMMON}
+records = job['records']
+def dnsfunc(name, timeout=5):
+    return records.get(name.decode().rstrip('.'), '').encode()
+d = dkim.DKIM(message)
+sigs = [line for line in message.split(b'\\r\\n\\r\\n')[0].split(b'\\r\\n') if line.lower().startswith(b'dkim-signature:')]
+print(json.dumps([d.verify(idx=i, dnsfunc=dnsfunc) for i in range(len(sigs))]))
+`;
+  return JSON.parse(await python(script, JSON.stringify({ message: message.toString('base64'), records }))) as boolean[];
+}
