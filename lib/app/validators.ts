@@ -48,3 +48,4 @@ export function declaredProperties(schema: new () => object): string[] {
     .getTargetValidationMetadatas(schema, '', true, false)
     .map((m) => m.propertyName);
 }
+export const ValidateBy = part('decorator/common/ValidateBy', 'ValidateBy');

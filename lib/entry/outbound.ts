@@ -18,6 +18,7 @@ export { OutboundQueue, type NewMessage } from '../outbound/queue.js';
 export type { ListedMessage, QueueEntry, QueuedRecipient } from '../outbound/spool.js';
 export type { UnreadableEntry } from '../outbound/queue-entry.js';
 export { sendDirect, type DirectMessage, type DirectReport } from '../outbound/direct.js';
+export { DkimSigner, DKIM_SIGNED_HEADERS, type DkimKey } from '../auth/sign.js';
 export type { RecipientResult } from '../outbound/client.js';
 export { Relay, RelaySettings } from '../handlers/relay.js';
 export { RelayAccessSettings, inDomains } from '../handlers/relay-access.js';

@@ -3,6 +3,7 @@
  * send, and report what every recipient's exchanger answered. For scripts, tests and programs
  * that do their own retrying.
  */
+import { DkimSigner, type DkimKey } from '../auth/sign.js';
 import { hostname as osHostname } from 'node:os';
 import { OutboundConnection, type OutgoingMessage, type RecipientResult } from './client.js';
 import { connectFailureResult, requireTlsElsewhere } from './lanes.js';
@@ -37,6 +38,8 @@ export interface DirectMessage {
   readonly tls?: Readonly<Record<string, unknown>> | undefined;
   /** Milliseconds to connect and to get a greeting. Default 30 000. */
   readonly connectTimeout?: number | undefined;
+  /** DKIM keys: the message is signed with those of its From: domain before it goes (see {@link DkimKey}). */
+  readonly dkim?: readonly DkimKey[] | undefined;
 }
 
 /**
@@ -75,7 +78,9 @@ export interface DirectReport {
  */
 export async function sendDirect(options: DirectMessage): Promise<DirectReport> {
   const recipients = typeof options.to === 'string' ? [options.to] : [...options.to];
-  const content = typeof options.message === 'string' ? Buffer.from(options.message) : options.message;
+  const given = typeof options.message === 'string' ? Buffer.from(options.message) : options.message;
+  // Signed over the bytes that go out: nothing changes them after this.
+  const content = options.dkim === undefined ? given : await new DkimSigner(options.dkim, 'dkim').sign(given);
   const resolver = new MxResolver({ servers: options.dnsServers, cacheMs: 0, self: options.hostname ?? osHostname() });
   const log: string[] = [];
   const byDomain = new Map<string, string[]>();

@@ -67,6 +67,8 @@ export interface QueueEntry {
   delayNoticeSent?: boolean;
   /** The sender was never verified (an outside client's mail): it is sent no notice. */
   readonly unverifiedSender?: boolean;
+  /** The DKIM-Signature fields made when it was queued, sent on top of its content. */
+  readonly dkim?: string;
 }
 
 /**
@@ -120,6 +122,8 @@ export function parseEntry(text: string): QueueEntry | string {
       return 'a recipient is not an address with a state';
     }
   }
+  if (e.dkim !== undefined && (typeof e.dkim !== 'string' || !/^DKIM-Signature:[^]*\r\n$/i.test(e.dkim)))
+    return 'dkim is not a DKIM-Signature field';
   for (const field of ['queuedAt', 'attempts', 'nextAttemptAt', 'size'] as const) {
     if (typeof e[field] !== 'number' || !Number.isFinite(e[field])) return `${field} is not a number`;
   }

@@ -5,6 +5,7 @@
  * written back before the next step, so a crash re-sends at most the message that was on the wire.
  * Temporary failures wait for the retry schedule; permanent and expired ones bounce to the sender.
  */
+import { Readable } from 'node:stream';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -13,6 +14,7 @@ import { Lanes, type LaneJob, type RateCounts, type SharedCounts } from './lanes
 import { noticeMessage, recipientsToTell, type NoticeKind } from './notices.js';
 import { MxResolver, type ResolverOptions } from './resolver.js';
 import { afterFailure, delayNoticeDue, type RetryPolicy } from './schedule.js';
+import { fromDomain, type DkimSigner } from '../auth/sign.js';
 import { newSpoolId, Spool, type Claim, type ListedMessage, type QueueEntry, type QueuedRecipient } from './spool.js';
 
 /** How a queue delivers. */
@@ -37,6 +39,8 @@ export interface QueueOptions {
   readonly ratePerDestination?: { readonly perMinute: number; readonly counts: RateCounts } | undefined;
   /** How often the queue folder is looked at for due messages, ms. Default 5000. */
   readonly scanInterval?: number | undefined;
+  /** Signs each message with the DKIM keys of its From: domain when it is queued. */
+  readonly dkim?: DkimSigner | undefined;
   readonly logger: Logger;
 }
 
@@ -131,7 +135,7 @@ export class OutboundQueue {
       perDestination: options.perDestination ?? 4,
       shared: options.sharedCounts,
       rate: options.ratePerDestination,
-      content: (job) => createReadStream(this.spool.dataPath(job.message.claim.id)),
+      content: (job) => withSignatures(job.entry.dkim, createReadStream(this.spool.dataPath(job.message.claim.id))),
       done: (job, results) => this.#done(job, results),
     });
     this.#log = options.logger;
@@ -178,7 +182,8 @@ export class OutboundQueue {
       attempts: 0,
       nextAttemptAt: now,
     };
-    await this.spool.add(entry, content);
+    const signer = this.#options.dkim;
+    await this.spool.add(entry, content, signer === undefined ? undefined : (data) => signed(signer, data));
     this.kick();
     return entry.id;
   }
@@ -373,4 +378,31 @@ export class OutboundQueue {
       await file.close();
     }
   }
+}
+
+/** The DKIM-Signature fields for the queued content at `path`, read from it (its head first, for the From: domain). */
+async function signed(signer: DkimSigner, path: string): Promise<Partial<Pick<QueueEntry, 'dkim'>>> {
+  const file = await open(path, 'r');
+  let head: string;
+  try {
+    const start = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await file.read(start, 0, start.length, 0);
+    const text = start.toString('latin1', 0, bytesRead);
+    const end = text.indexOf('\r\n\r\n');
+    head = end === -1 ? text : text.slice(0, end);
+  } finally {
+    await file.close();
+  }
+  const dkim = await signer.signatures(() => createReadStream(path), fromDomain(head));
+  return dkim === '' ? {} : { dkim };
+}
+
+/** The content as it goes out: the signatures made when it was queued, then its bytes. */
+function withSignatures(dkim: string | undefined, content: Readable): Readable {
+  if (dkim === undefined) return content;
+  async function* joined(): AsyncGenerator<Buffer> {
+    yield Buffer.from(dkim as string);
+    for await (const part of content) yield part as Buffer;
+  }
+  return Readable.from(joined());
 }

@@ -98,7 +98,11 @@ export class Spool {
    * content's size, each flushed to disk with its directory before this resolves. A failure
    * leaves nothing behind.
    */
-  async add(fields: Omit<QueueEntry, 'size'>, content: AsyncIterable<Uint8Array> | Uint8Array): Promise<void> {
+  async add(
+    fields: Omit<QueueEntry, 'size'>,
+    content: AsyncIterable<Uint8Array> | Uint8Array,
+    more?: (dataPath: string) => Promise<Partial<Pick<QueueEntry, 'dkim'>>>,
+  ): Promise<void> {
     let size = 0;
     if (!ID.test(fields.id)) throw new Error(`bad queue id ${fields.id}`);
     const tmpData = join(this.dir, 'tmp', `${fields.id}.data`);
@@ -120,8 +124,10 @@ export class Spool {
       await unlink(tmpData).catch(() => undefined);
       throw err;
     }
-    const entry: QueueEntry = { ...fields, size };
+    let entry: QueueEntry = { ...fields, size };
     try {
+      // What is made from the written content (its DKIM signatures) goes into the state with it.
+      if (more !== undefined) entry = { ...entry, ...(await more(data)) };
       await this.#writeState(join(this.dir, 'queue', dueName(entry.nextAttemptAt, entry.id)), entry);
     } catch (err) {
       await unlink(data).catch(() => undefined);

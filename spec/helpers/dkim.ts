@@ -88,7 +88,12 @@ def dnsfunc(name, timeout=5):
     return records.get(name.decode().rstrip('.'), '').encode()
 d = dkim.DKIM(message)
 sigs = [line for line in message.split(b'\\r\\n\\r\\n')[0].split(b'\\r\\n') if line.lower().startswith(b'dkim-signature:')]
-print(json.dumps([d.verify(idx=i, dnsfunc=dnsfunc) for i in range(len(sigs))]))
+def check(i):
+    try:
+        return bool(d.verify(idx=i, dnsfunc=dnsfunc))
+    except dkim.ValidationError:
+        return False
+print(json.dumps([check(i) for i in range(len(sigs))]))
 `;
   return JSON.parse(await python(script, JSON.stringify({ message: message.toString('base64'), records }))) as boolean[];
 }
