@@ -97,3 +97,14 @@ print(json.dumps([check(i) for i in range(len(sigs))]))
 `;
   return JSON.parse(await python(script, JSON.stringify({ message: message.toString('base64'), records }))) as boolean[];
 }
+
+/** The message with the next ARC set on top, sealed by dkimpy for `domain` (RSA key); it must carry an Authentication-Results field of `srvId`. */
+export async function dkimpyArcSeal(message: Buffer, domain: string, selector: string, key: TestKey, srvId: string): Promise<Buffer> {
+  const script = `${COMMON}
+fields = dkim.arc_sign(message, job['selector'].encode(), job['domain'].encode(), job['private'].encode(), job['srvId'].encode(),
+                       include_headers=[b'from', b'to', b'subject', b'date'])
+sys.stdout.write(base64.b64encode(b''.join(fields) + message).decode())
+`;
+  const job = { message: message.toString('base64'), domain, selector, private: key.private, srvId };
+  return Buffer.from(await python(script, JSON.stringify(job)), 'base64');
+}

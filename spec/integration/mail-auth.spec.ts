@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Maildir, RequestHandler, type HandlerClass, type MessageAuthentication } from '../../lib/index.js';
 import { Controller } from '../../lib/entry/testing.js';
-import { dkimpyMissing, dkimpySign, dkimpyVerify, ed25519Key, rsaKey, type TestKey } from '../helpers/dkim.js';
+import { dkimpyArcSeal, dkimpyMissing, dkimpySign, dkimpyVerify, ed25519Key, rsaKey, type TestKey } from '../helpers/dkim.js';
 import { startDns, type TestDns } from '../helpers/dns.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, startServer } from '../helpers/server.js';
@@ -20,10 +20,12 @@ if (missing !== undefined) console.log(`mail-auth.spec: dkimpy cases skipped: ${
 let dns: TestDns;
 let rsa: TestKey;
 let ed: TestKey;
+let arcKey: TestKey;
 
 beforeAll(async () => {
   rsa = rsaKey();
   ed = ed25519Key();
+  arcKey = rsaKey();
   dns = await startDns({
     'good.test': { txt: ['v=spf1 ip4:127.0.0.1 -all'] },
     '_dmarc.good.test': { txt: ['v=DMARC1; p=reject'] },
@@ -34,6 +36,7 @@ beforeAll(async () => {
     'held.test': { txt: ['v=spf1 ip4:192.0.2.1 -all'] },
     '_dmarc.held.test': { txt: ['v=DMARC1; p=quarantine'] },
     'silent.test': { fail: 'silence' },
+    'arc._domainkey.fwd.test': { txt: [arcKey.record] },
   });
 });
 afterAll(() => dns.close());
@@ -155,6 +158,28 @@ describe('mail authentication on the way in', () => {
       }
     },
   );
+
+  it.skipIf(missing !== undefined)('validates an ARC chain sealed by dkimpy, and fails it once the message changes', async () => {
+    // A forwarder (fwd.test) authenticated the message, recorded it, and sealed: the SPF of its
+    // own hop to us then fails, and the chain says what it saw.
+    const received = Buffer.concat([
+      Buffer.from('Authentication-Results: fwd.test; spf=pass smtp.mailfrom=ann@good.test\r\n'),
+      message('good.test'),
+    ]);
+    const sealed = await dkimpyArcSeal(received, 'fwd.test', 'arc', arcKey, 'fwd.test');
+    const seen: Seen[] = [];
+    const { port } = await startServer(buffered(seen), settings());
+    expect(await send(port, 'list@bad.test', sealed)).toMatch(/^250 2\.0\.0 /);
+    expect(await send(port, 'list@bad.test', Buffer.from(sealed.toString().replace('Hello there.', 'Hello, changed.')))).toMatch(/^250 /);
+    const [first, second] = seen as [Seen, Seen];
+    expect([first.auth?.spf.result, first.auth?.arc.result, first.auth?.arc.instance]).toEqual(['fail', 'pass', 1]);
+    expect(lines(first.auth?.header).slice(3)).toEqual([
+      ' arc=pass (i=1 spf=pass);',
+      ' dmarc=fail (p=REJECT arc=pass) header.from=good.test header.d=good.test',
+      '',
+    ]);
+    expect([second.auth?.arc.result, second.auth?.arc.instance]).toEqual(['fail', 1]);
+  });
 
   it('marks a DMARC failure under p=quarantine, and accepts it', async () => {
     const seen: Seen[] = [];
