@@ -13,6 +13,7 @@
  *
  * The floods table (bench/floods.ts) runs once, after the rounds: one 200 MB flood per surface.
  */
+import { authRow } from './auth.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -564,6 +565,7 @@ async function main(): Promise<void> {
   }
   if (ONLY === undefined || ONLY.includes('k')) lines.push(...(await sinkTable(ROUNDS, CERTS().dir)));
   if (ONLY === undefined || ONLY.includes('h')) lines.push(...(await deliverRow(ROUNDS)));
+  if (ONLY === undefined || ONLY.includes('ma')) lines.push(...(await authRow(ROUNDS)));
   if (ONLY === undefined || ONLY.includes('floods')) lines.push(...(await floodsTable()));
   console.log(lines.join('\n'));
   certificates?.cleanup();

@@ -37,6 +37,8 @@ if (options.includes('traces')) {
 const limits = options.includes('limits') || options.includes('redis');
 const redisUrl = options.includes('redis') ? process.env.BENCH_REDIS_URL : undefined;
 if (options.includes('redis') && redisUrl === undefined) throw new Error('bench/server.ts: redis needs BENCH_REDIS_URL');
+// `mailauth=HOST:PORT`: Sirocco verifies SPF, DKIM, DMARC and ARC, asking the DNS server there.
+const mailAuthDns = options.find((o) => o.startsWith('mailauth='))?.slice('mailauth='.length);
 // `budget=BYTES`: Sirocco's bodyMemoryBudget.
 const budget = Number(options.find((o) => o.startsWith('budget='))?.slice('budget='.length) ?? 0) || undefined;
 const tls =
@@ -71,6 +73,7 @@ if (kind === 'sirocco') {
     logger: pino({ level: 'silent' }),
     maxMessageSize: MAX_SIZE,
     maxConnections: 100_000,
+    ...(mailAuthDns === undefined ? {} : { mailAuth: true, dnsServers: [mailAuthDns] }),
     ...(tls === undefined ? {} : { tls }),
     ...(limits ? { limitExempt: [], maxConnectionsPerIp: 100_000, maxConnectionsPerNet: 100_000, connectionRatePerIp: 1_000_000 } : {}),
     ...(redisUrl === undefined ? {} : { limitStore: new RedisLimitStore({ url: redisUrl, prefix: `bench${process.pid}:` }) }),

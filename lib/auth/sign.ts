@@ -7,6 +7,12 @@ import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 
+let loaded: Promise<typeof import('mailauth')> | undefined;
+/** mailauth, loaded on first use (a server that never verifies or signs never loads it), then kept. */
+function mailauth(): Promise<typeof import('mailauth')> {
+  loaded ??= import('mailauth');
+  return loaded;
+}
 /**
  * One signing key: the domain it signs for (d=), its selector (s=), and the key itself.
  *
@@ -148,7 +154,7 @@ export class DkimSigner {
   async signatures(message: Buffer | (() => Readable), domain: string): Promise<string> {
     const keys = this.#keys.filter((k) => domain === k.domain || domain.endsWith(`.${k.domain}`));
     if (keys.length === 0) return '';
-    const { dkimSign } = await import('mailauth');
+    const { dkimSign } = await mailauth();
     const fields: string[] = [];
     for (const k of keys) {
       const signed = await dkimSign(Buffer.isBuffer(message) ? message : message(), {

@@ -7,6 +7,12 @@
 import type { Readable } from 'node:stream';
 import { cachedResolver, type Lookup } from './resolver.js';
 
+let loaded: Promise<typeof import('mailauth')> | undefined;
+/** mailauth, loaded on first use (a server that never verifies or signs never loads it), then kept. */
+function mailauth(): Promise<typeof import('mailauth')> {
+  loaded ??= import('mailauth');
+  return loaded;
+}
 /**
  * One method's verdict (RFC 8601 §2.7): `temperror` when DNS did not answer in time.
  *
@@ -121,7 +127,7 @@ export class Verifier {
 
   /** Verifies one message (its bytes, or a stream of them as they arrive). Never rejects: a failure is a `temperror`. */
   async verify(message: Buffer | Readable, origin: MessageOrigin): Promise<MessageAuthentication> {
-    const { authenticate } = await import('mailauth');
+    const { authenticate } = await mailauth();
     const { authservId, timeoutMs } = this.#options;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<undefined>((resolve) => {
