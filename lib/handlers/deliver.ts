@@ -7,6 +7,8 @@ import { settingsSchema } from '../app/settings-schema.js';
 import { REPLIES } from '../protocol/replies.js';
 import { SMTPError } from '../protocol/reply.js';
 import { OutboundQueue } from '../outbound/queue.js';
+import { MtaSts } from '../outbound/mta-sts.js';
+import { cachedResolver } from '../auth/resolver.js';
 import { DEFAULT_LIFETIME, DEFAULT_RETRY_SCHEDULE } from '../outbound/schedule.js';
 import { checkRelayRecipient, listedRecipient, mayRelay, outsideClient, RelayAccessSettings } from './relay-access.js';
 import { passableOverData } from './eight-bit.js';
@@ -104,10 +106,27 @@ export class DeliverSettings extends RelayAccessSettings {
   @IsString({ each: true })
   requireTlsDomains?: string[];
 
-  /** Extra TLS options for outbound connections (for example `ca` for a private CA). */
+  /** Extra TLS options for outbound connections and MTA-STS policy fetches (for example `ca` for a private CA). */
   @IsOptional()
   @IsObject()
   deliveryTLS?: Record<string, unknown>;
+
+  /**
+   * MTA-STS (RFC 8461): a destination that publishes a policy in `enforce` mode gets mail only
+   * through the exchangers it names, over verified TLS (otherwise the message waits, 4.7.5); in
+   * `testing` mode mail goes as before and the mismatch is logged. Policies are cached for their
+   * `max_age`. Default true.
+   */
+  @IsOptional()
+  @IsBoolean()
+  mtaSts?: boolean;
+
+  /** The HTTPS port policies are fetched from: 443, unless a test serves them elsewhere. */
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(65535)
+  mtaStsPort?: number;
 
   /** Milliseconds to connect to an exchanger and to get its greeting. Default 30 000. */
   @IsOptional()
@@ -168,6 +187,16 @@ export function deliveryQueue(application: AnyServedApplication): OutboundQueue 
         ...pacing(settings),
         scanInterval: settings.queueScanInterval,
         dkim: settings.dkimKeys === undefined ? undefined : new DkimSigner(settings.dkimKeys),
+        mtaSts:
+          settings.mtaSts === false
+            ? undefined
+            : new MtaSts({
+                lookup: cachedResolver(settings.dnsServers, 5000),
+                port: settings.mtaStsPort,
+                tls: settings.deliveryTLS,
+                timeoutMs: settings.deliveryConnectTimeout,
+                logger: application.logger.child({ component: 'mta-sts' }),
+              }),
         logger: application.logger.child({ component: 'outbound' }),
       }),
   );

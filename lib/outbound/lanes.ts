@@ -8,6 +8,7 @@
 import type { Readable } from 'node:stream';
 import { OutboundConnection, type ConnectFailure, type ConnectOptions, type OutgoingMessage, type RecipientResult } from './client.js';
 import type { Exchanger, MxResolver } from './resolver.js';
+import type { MtaSts } from './mta-sts.js';
 import type { QueueEntry, QueuedRecipient } from './spool.js';
 
 /** One message's recipients at one domain. */
@@ -51,6 +52,8 @@ export interface LaneOptions<J extends LaneJob> {
   readonly shared?: SharedCounts | undefined;
   /** Messages per minute to one destination, and where they are counted; none: no limit. */
   readonly rate?: { readonly perMinute: number; readonly counts: RateCounts } | undefined;
+  /** MTA-STS policies (RFC 8461): where they enforce, only their exchangers, over verified TLS. */
+  readonly mtaSts?: MtaSts | undefined;
   /** The job's message content, read anew for each attempt. */
   content(job: J): Readable;
   /** A job's results, one per recipient. */
@@ -227,6 +230,37 @@ export class Lanes<J extends LaneJob> {
     }
   }
 
+  /**
+   * The exchangers the destination's MTA-STS policy allows, and whether it enforces (then over
+   * verified TLS only); `undefined` when it enforces and names none of them: the lane's messages
+   * wait (451 4.7.5). A policy in `testing` mode changes nothing but a log line.
+   */
+  async #underPolicy(
+    lane: Lane<J>,
+    exchangers: readonly Exchanger[],
+  ): Promise<{ exchangers: readonly Exchanger[]; enforced: boolean } | undefined> {
+    const sts = this.#options.mtaSts;
+    if (sts === undefined || lane.domain === '') return { exchangers, enforced: false };
+    const policy = await sts.policy(lane.domain);
+    if (policy.mode === 'none') return { exchangers, enforced: false };
+    const allowed = await sts.allowed(policy, exchangers);
+    if (policy.mode === 'testing') {
+      const named = await sts.allowed({ ...policy, mode: 'enforce' }, exchangers);
+      if (named.length < exchangers.length)
+        this.#options.connect.logger?.warn(
+          { domain: lane.domain, mx: exchangers.map((e) => e.name), policy: policy.mx },
+          'MTA-STS (testing): exchangers the policy does not name',
+        );
+      return { exchangers, enforced: false };
+    }
+    if (allowed.length === 0) {
+      const reply = `451 4.7.5 MTA-STS: the policy of ${lane.domain} names none of its exchangers (${exchangers.map((e) => e.name).join(', ')})`;
+      this.#failAll(lane, () => ({ code: 451, status: '4.7.5', reply }));
+      return undefined;
+    }
+    return { exchangers: allowed, enforced: true };
+  }
+
   async #run(lane: Lane<J>): Promise<void> {
     let destination;
     try {
@@ -240,6 +274,8 @@ export class Lanes<J extends LaneJob> {
       this.#failAll(lane, () => ({ code, status: destination.status, reply }));
       return;
     }
+    const route = await this.#underPolicy(lane, destination.exchangers);
+    if (route === undefined) return;
     let connection: OutboundConnection | undefined;
     try {
       for (let job = lane.jobs.shift(); job !== undefined; job = await this.#next(lane, connection)) {
@@ -250,7 +286,10 @@ export class Lanes<J extends LaneJob> {
         }
         if (connection?.alive !== true) {
           connection?.close();
-          const opened = await OutboundConnection.open(destination.exchangers, { ...this.#options.connect, verifiedTls: lane.verified });
+          const opened = await OutboundConnection.open(route.exchangers, {
+            ...this.#options.connect,
+            verifiedTls: lane.verified || route.enforced,
+          });
           if (!(opened instanceof OutboundConnection)) {
             // No exchanger of this destination answers: the lane's other messages wait too.
             lane.jobs.unshift(job);

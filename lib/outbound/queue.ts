@@ -5,16 +5,17 @@
  * written back before the next step, so a crash re-sends at most the message that was on the wire.
  * Temporary failures wait for the retry schedule; permanent and expired ones bounce to the sender.
  */
-import { Readable } from 'node:stream';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { ConnectOptions, RecipientResult } from './client.js';
+import type { MtaSts } from './mta-sts.js';
 import { Lanes, type LaneJob, type RateCounts, type SharedCounts } from './lanes.js';
 import { noticeMessage, recipientsToTell, type NoticeKind } from './notices.js';
 import { MxResolver, type ResolverOptions } from './resolver.js';
 import { afterFailure, delayNoticeDue, type RetryPolicy } from './schedule.js';
-import { fromDomain, type DkimSigner } from '../auth/sign.js';
+import type { DkimSigner } from '../auth/sign.js';
+import { signed, withSignatures } from './queue-dkim.js';
 import { newSpoolId, Spool, type Claim, type ListedMessage, type QueueEntry, type QueuedRecipient } from './spool.js';
 
 /** How a queue delivers. */
@@ -41,6 +42,8 @@ export interface QueueOptions {
   readonly scanInterval?: number | undefined;
   /** Signs each message with the DKIM keys of its From: domain when it is queued. */
   readonly dkim?: DkimSigner | undefined;
+  /** MTA-STS policies of the destinations (RFC 8461). */
+  readonly mtaSts?: MtaSts | undefined;
   readonly logger: Logger;
 }
 
@@ -135,6 +138,7 @@ export class OutboundQueue {
       perDestination: options.perDestination ?? 4,
       shared: options.sharedCounts,
       rate: options.ratePerDestination,
+      mtaSts: options.mtaSts,
       content: (job) => withSignatures(job.entry.dkim, createReadStream(this.spool.dataPath(job.message.claim.id))),
       done: (job, results) => this.#done(job, results),
     });
@@ -378,31 +382,4 @@ export class OutboundQueue {
       await file.close();
     }
   }
-}
-
-/** The DKIM-Signature fields for the queued content at `path`, read from it (its head first, for the From: domain). */
-async function signed(signer: DkimSigner, path: string): Promise<Partial<Pick<QueueEntry, 'dkim'>>> {
-  const file = await open(path, 'r');
-  let head: string;
-  try {
-    const start = Buffer.alloc(64 * 1024);
-    const { bytesRead } = await file.read(start, 0, start.length, 0);
-    const text = start.toString('latin1', 0, bytesRead);
-    const end = text.indexOf('\r\n\r\n');
-    head = end === -1 ? text : text.slice(0, end);
-  } finally {
-    await file.close();
-  }
-  const dkim = await signer.signatures(() => createReadStream(path), fromDomain(head));
-  return dkim === '' ? {} : { dkim };
-}
-
-/** The content as it goes out: the signatures made when it was queued, then its bytes. */
-function withSignatures(dkim: string | undefined, content: Readable): Readable {
-  if (dkim === undefined) return content;
-  async function* joined(): AsyncGenerator<Buffer> {
-    yield Buffer.from(dkim as string);
-    for await (const part of content) yield part as Buffer;
-  }
-  return Readable.from(joined());
 }

@@ -67,3 +67,9 @@ export function makeCertificates(): TestCertificates {
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/** One more server certificate from the test CA, for `names` (DNS names). */
+export function serverCertificate(certs: TestCertificates, file: string, names: readonly string[]): { key: Buffer; cert: Buffer } {
+  issue(certs.dir, file, names[0] ?? 'localhost', names.map((n) => `DNS:${n}`).join(','));
+  return { key: readFileSync(join(certs.dir, `${file}.key`)), cert: readFileSync(join(certs.dir, `${file}.crt`)) };
+}

@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Application, RequestHandler, SMTPError, SMTPServer, type HandlerClass, type SettingsInput } from '../../lib/index.js';
-import { silent } from './server.js';
+import { Deliver, type DeliverSettings } from '../../lib/entry/outbound.js';
+import { silent, startServer, type Running } from './server.js';
 
 /** What an exchanger received. */
 export interface Arrival {
@@ -107,4 +108,28 @@ export async function startFleet(first: string, plan: ExchangerPlan = {}): Promi
 export function tempQueue(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'sirocco-queue-'));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A Deliver server on loopback for one test: its own queue folder (removed by `cleanups`), the
+ * test's DNS, exchangers on `fleetPort` verified against `ca`, retries an hour away, the queue
+ * scanned every 100 ms.
+ */
+export async function startDeliverer(
+  cleanups: (() => void | Promise<void>)[],
+  setup: { readonly dns: string; readonly fleetPort: number; readonly ca: Buffer },
+  settings: SettingsInput & Record<string, unknown> = {},
+): Promise<Running<DeliverSettings>> {
+  const queue = tempQueue();
+  cleanups.push(queue.cleanup);
+  return startServer(Deliver, {
+    hostname: 'mta.test',
+    queueDir: queue.dir,
+    dnsServers: [setup.dns],
+    deliveryPort: setup.fleetPort,
+    deliveryTLS: { ca: [setup.ca] },
+    retrySchedule: [3600],
+    queueScanInterval: 100,
+    ...settings,
+  });
 }

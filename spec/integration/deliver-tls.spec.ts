@@ -7,11 +7,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SMTPError, type AuthCredentials, type SettingsInput } from '../../lib/index.js';
-import { Deliver, deliveryQueue, Relay, sendDirect } from '../../lib/entry/outbound.js';
+import { deliveryQueue, Relay, sendDirect } from '../../lib/entry/outbound.js';
 import { makeCertificates, type TestCertificates } from '../helpers/certs.js';
 import { startDns, type TestDns } from '../helpers/dns.js';
 import { plainTransport, tlsTransport } from '../helpers/mailer.js';
-import { startFleet, tempQueue, type Fleet } from '../helpers/outbound.js';
+import { startFleet, startDeliverer, type Fleet } from '../helpers/outbound.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, startServer, until } from '../helpers/server.js';
 
@@ -76,19 +76,7 @@ async function fleet(): Promise<Fleet> {
 }
 
 async function deliverServer(fleetPort: number, settings: SettingsInput & Record<string, unknown> = {}) {
-  const queue = tempQueue();
-  cleanups.push(queue.cleanup);
-  return startServer(Deliver, {
-    hostname: 'mta.test',
-    queueDir: queue.dir,
-    dnsServers: [dns.server],
-    deliveryPort: fleetPort,
-    deliveryTLS: { ca: [certs.ca] },
-    retrySchedule: [3600],
-    queueScanInterval: 100,
-    tls: { key: certs.key, cert: certs.cert },
-    ...settings,
-  });
+  return startDeliverer(cleanups, { dns: dns.server, fleetPort, ca: certs.ca }, { tls: { key: certs.key, cert: certs.cert }, ...settings });
 }
 
 const bouncesIn = (f: Fleet) => f.arrivals.filter((a) => a.mailFrom === '');

@@ -1,0 +1,144 @@
+/**
+ * MTA-STS (RFC 8461) for the outbound queue: a destination's policy, announced by the
+ * `_mta-sts.<domain>` TXT record and fetched over verified HTTPS from `mta-sts.<domain>`, kept
+ * for its `max_age` and fetched again when the record's id changes. In `enforce` mode only the
+ * exchangers the policy names are used, over verified TLS; in `testing` mode mail goes as before
+ * and what would have failed is logged. Parsing and matching are mailauth's; the fetch is bounded
+ * here (time, size, no redirect).
+ */
+import { request } from 'node:https';
+import type { Logger } from 'pino';
+
+/** What the queue needs to know of a destination's policy. */
+export interface StsPolicy {
+  /** `enforce`, `testing` or `none`. */
+  readonly mode: 'enforce' | 'testing' | 'none';
+  /** The policy's `mx` patterns. */
+  readonly mx: readonly string[];
+  /** The TXT record's id it was fetched for. */
+  readonly id: string;
+  /** Until when it may be used without asking again, ms since the epoch. */
+  readonly expires: number;
+}
+
+/** How policies are looked up. */
+export interface MtaStsOptions {
+  /** The DNS lookup (TXT and addresses), as mailauth asks for it. */
+  readonly lookup: (name: string, type: string) => Promise<never[]>;
+  /** The HTTPS port of policy hosts. Default 443 (another one only for tests). */
+  readonly port?: number | undefined;
+  /** Extra TLS options for the policy fetch (`ca` for a private CA); the certificate is always verified. */
+  readonly tls?: Readonly<Record<string, unknown>> | undefined;
+  /** The longest a fetch may take, in ms. Default 10 000. */
+  readonly timeoutMs?: number | undefined;
+  readonly logger: Logger;
+}
+
+/** RFC 8461 §3.2: a policy is at most 64 KiB. */
+const MAX_POLICY = 64 * 1024;
+/** RFC 8461 §3.2: max_age at most a year. */
+const MAX_AGE_S = 31_557_600;
+
+const NONE: StsPolicy = { mode: 'none', mx: [], id: '', expires: 0 };
+
+type MailauthSts = typeof import('mailauth/lib/mta-sts.js');
+let loaded: Promise<MailauthSts> | undefined;
+function sts(): Promise<MailauthSts> {
+  loaded ??= import('mailauth/lib/mta-sts.js') as Promise<MailauthSts>;
+  return loaded;
+}
+
+/** The policies of the destinations a queue sends to, cached for their max_age. */
+export class MtaSts {
+  readonly #options: MtaStsOptions;
+  readonly #cache = new Map<string, StsPolicy>();
+
+  constructor(options: MtaStsOptions) {
+    this.#options = options;
+  }
+
+  /** The policy that applies to `domain` now (`none` when it has none, or none could be had). */
+  async policy(domain: string): Promise<StsPolicy> {
+    const { resolvePolicy, parsePolicy } = await sts();
+    const known = this.#cache.get(domain);
+    let id: string | false;
+    try {
+      id = await resolvePolicy(domain, { resolver: this.#options.lookup });
+    } catch (err) {
+      // RFC 8461 §5.1: a policy in the cache still applies when its record cannot be had.
+      this.#options.logger.warn({ domain, err: (err as Error).message }, 'MTA-STS record lookup failed');
+      return known !== undefined && known.expires > Date.now() ? known : NONE;
+    }
+    if (id === false) {
+      if (known !== undefined && known.expires > Date.now()) return known;
+      this.#cache.delete(domain);
+      return NONE;
+    }
+    if (known !== undefined && known.id === id && known.expires > Date.now()) return known;
+    try {
+      const parsed = parsePolicy(await this.#fetch(domain));
+      const maxAge = Math.min(Math.max(Number(parsed.maxAge) || 0, 0), MAX_AGE_S);
+      const mode = parsed.mode === 'enforce' || parsed.mode === 'testing' ? parsed.mode : 'none';
+      const policy: StsPolicy = { mode, mx: parsed.mx ?? [], id, expires: Date.now() + maxAge * 1000 };
+      this.#cache.set(domain, policy);
+      return policy;
+    } catch (err) {
+      this.#options.logger.warn({ domain, err: (err as Error).message }, 'MTA-STS policy fetch failed');
+      return known !== undefined && known.expires > Date.now() ? known : NONE;
+    }
+  }
+
+  /** The exchangers a policy lets mail go to (all of them unless it enforces). */
+  async allowed<T extends { readonly name: string }>(policy: StsPolicy, exchangers: readonly T[]): Promise<T[]> {
+    if (policy.mode === 'none') return [...exchangers];
+    const { validateMx } = await sts();
+    const matching = exchangers.filter((e) => validateMx(e.name, { mode: policy.mode, mx: [...policy.mx] }).valid);
+    return policy.mode === 'enforce' ? matching : [...exchangers];
+  }
+
+  /** `GET https://mta-sts.<domain>/.well-known/mta-sts.txt`: verified TLS, 2xx only, no redirect, bounded in time and size. */
+  async #fetch(domain: string): Promise<string> {
+    const host = `mta-sts.${domain}`;
+    const addresses = await this.#options.lookup(host, 'A').catch(() => this.#options.lookup(host, 'AAAA'));
+    const address = (addresses as unknown as string[])[0];
+    if (address === undefined) throw new Error(`${host} has no address`);
+    const timeout = this.#options.timeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          ...this.#options.tls,
+          host: address,
+          servername: host,
+          port: this.#options.port ?? 443,
+          path: '/.well-known/mta-sts.txt',
+          headers: { host },
+          rejectUnauthorized: true,
+          timeout,
+        },
+        (res) => {
+          if (res.statusCode === undefined || res.statusCode < 200 || res.statusCode >= 300) {
+            res.resume();
+            return reject(new Error(`${host} answered ${res.statusCode ?? 'nothing'}`));
+          }
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_POLICY) {
+              req.destroy(new Error(`the policy of ${domain} is over ${MAX_POLICY} bytes`));
+              return;
+            }
+            chunks.push(chunk);
+          });
+          res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+          res.on('error', reject);
+        },
+      );
+      const deadline = setTimeout(() => req.destroy(new Error(`the policy fetch from ${host} took over ${timeout} ms`)), timeout);
+      req.on('close', () => clearTimeout(deadline));
+      req.on('timeout', () => req.destroy(new Error(`the policy fetch from ${host} took over ${timeout} ms`)));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+}
