@@ -284,6 +284,8 @@ export class Deliver extends RequestHandler<DeliverSettings> {
           requireTls: envelope.requireTls,
           eightBit: envelope.bodyType !== '7BIT',
           unverifiedSender: outsideClient(this),
+          // With mailAuth, the verdict goes on top (and a refusal by dmarcEnforce stops the queueing).
+          head: this.settings.mailAuth ? async () => (await this.request.authenticated())?.header ?? '' : undefined,
         },
         withPrefix(
           trace,

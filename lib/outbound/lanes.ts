@@ -306,7 +306,7 @@ export class Lanes<J extends LaneJob> {
           envid: entry.envid,
           requireTls: entry.requireTls,
           eightBit: entry.eightBit,
-          size: entry.size + (entry.dkim?.length ?? 0),
+          size: entry.size + (entry.dkim?.length ?? 0) + (entry.head?.length ?? 0),
           content: () => this.#options.content(job),
           id: entry.id,
         };

@@ -1,6 +1,7 @@
 /**
  * DKIM in the outbound queue: a message is signed when it is queued, from its written content,
- * and the signatures kept in its entry go out on top of the unchanged content at each attempt.
+ * and the signatures (and a verdict of mail authentication) kept in its entry go out on top of the
+ * unchanged content at each attempt.
  */
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -25,11 +26,11 @@ export async function signed(signer: DkimSigner, path: string): Promise<Partial<
   return dkim === '' ? {} : { dkim };
 }
 
-/** The content as it goes out: the signatures made when it was queued, then its bytes. */
-export function withSignatures(dkim: string | undefined, content: Readable): Readable {
-  if (dkim === undefined) return content;
+/** The content as it goes out: the fields made when it was queued (a verdict, signatures), then its bytes. */
+export function withSignatures(fields: string, content: Readable): Readable {
+  if (fields === '') return content;
   async function* joined(): AsyncGenerator<Buffer> {
-    yield Buffer.from(dkim as string);
+    yield Buffer.from(fields);
     for await (const part of content) yield part as Buffer;
   }
   return Readable.from(joined());

@@ -69,6 +69,8 @@ export interface QueueEntry {
   readonly unverifiedSender?: boolean;
   /** The DKIM-Signature fields made when it was queued, sent on top of its content. */
   readonly dkim?: string;
+  /** Header fields known once its content was read (an Authentication-Results field), sent on top of all. */
+  readonly head?: string;
 }
 
 /**
@@ -122,6 +124,8 @@ export function parseEntry(text: string): QueueEntry | string {
       return 'a recipient is not an address with a state';
     }
   }
+  if (e.head !== undefined && (typeof e.head !== 'string' || !/^[\x21-\x39\x3b-\x7e]+:[^]*\r\n$/.test(e.head)))
+    return 'head is not header fields';
   if (e.dkim !== undefined && (typeof e.dkim !== 'string' || !/^DKIM-Signature:[^]*\r\n$/i.test(e.dkim)))
     return 'dkim is not a DKIM-Signature field';
   for (const field of ['queuedAt', 'attempts', 'nextAttemptAt', 'size'] as const) {

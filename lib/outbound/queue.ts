@@ -73,6 +73,12 @@ export interface NewMessage {
    * relayed) is ever sent to it, as a forged sender would get it (backscatter).
    */
   readonly unverifiedSender?: boolean | undefined;
+  /**
+   * Header fields known only once the content has been read (mail authentication's verdict):
+   * awaited before the message is committed (a rejection refuses it), kept in its entry, and sent
+   * on top of its content.
+   */
+  readonly head?: (() => Promise<string>) | undefined;
 }
 
 /** A claimed message while its domains are served. */
@@ -139,7 +145,8 @@ export class OutboundQueue {
       shared: options.sharedCounts,
       rate: options.ratePerDestination,
       mtaSts: options.mtaSts,
-      content: (job) => withSignatures(job.entry.dkim, createReadStream(this.spool.dataPath(job.message.claim.id))),
+      content: (job) =>
+        withSignatures(`${job.entry.head ?? ''}${job.entry.dkim ?? ''}`, createReadStream(this.spool.dataPath(job.message.claim.id))),
       done: (job, results) => this.#done(job, results),
     });
     this.#log = options.logger;
@@ -187,7 +194,11 @@ export class OutboundQueue {
       nextAttemptAt: now,
     };
     const signer = this.#options.dkim;
-    await this.spool.add(entry, content, signer === undefined ? undefined : (data) => signed(signer, data));
+    const head = message.head;
+    await this.spool.add(entry, content, async (data) => {
+      const fields = head === undefined ? '' : await head();
+      return { ...(fields === '' ? {} : { head: fields }), ...(signer === undefined ? {} : await signed(signer, data)) };
+    });
     this.kick();
     return entry.id;
   }

@@ -101,7 +101,7 @@ export class Spool {
   async add(
     fields: Omit<QueueEntry, 'size'>,
     content: AsyncIterable<Uint8Array> | Uint8Array,
-    more?: (dataPath: string) => Promise<Partial<Pick<QueueEntry, 'dkim'>>>,
+    more?: (dataPath: string) => Promise<Partial<Pick<QueueEntry, 'dkim' | 'head'>>>,
   ): Promise<void> {
     let size = 0;
     if (!ID.test(fields.id)) throw new Error(`bad queue id ${fields.id}`);

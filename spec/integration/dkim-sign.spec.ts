@@ -108,6 +108,7 @@ describe.skipIf(missing !== undefined)('DKIM signing', () => {
         retrySchedule: [3600],
         queueScanInterval: 100,
         trustedNetworks: ['127.0.0.1/32'],
+        mailAuth: true,
         dkimKeys: [
           { domain: 'example.test', selector: 'ed', privateKey: ed.pem },
           { domain: 'example.test', selector: 'rsa', privateKey: rsa.pem },
@@ -123,6 +124,25 @@ describe.skipIf(missing !== undefined)('DKIM signing', () => {
       );
       const records = { 'rsa._domainkey.example.test': rsa.record, 'ed._domainkey.example.test': ed.record };
       expect(await dkimpyVerify(caught.raw.subarray(caught.raw.indexOf('DKIM-Signature:')), records)).toEqual([true, true]);
+      // Deliver verified the message it took in and sent its verdict on top (mailAuth): SPF of
+      // example.test refuses 127.0.0.1, so with dmarcEnforce a second message is refused.
+      const rawText = caught.raw.toString();
+      expect(rawText.indexOf('Authentication-Results: out.example.test;')).toBeGreaterThan(0);
+      expect(rawText.indexOf('Authentication-Results: out.example.test;')).toBeLessThan(rawText.indexOf('DKIM-Signature:'));
+      const strict = await startServer(Deliver, {
+        hostname: 'out.example.test',
+        queueDir,
+        dnsServers: [dns.server],
+        deliveryPort: receiver.port,
+        trustedNetworks: ['127.0.0.1/32'],
+        mailAuth: true,
+        dmarcEnforce: true,
+      });
+      const refusing = (await import('nodemailer')).default.createTransport({ host: '127.0.0.1', port: strict.port, ignoreTLS: true });
+      await expect(
+        refusing.sendMail({ envelope: { from: 'bounce@example.test', to: ['bob@dest.test'] }, raw: MESSAGE.replace('Signed', 'Refused') }),
+      ).rejects.toThrow('550 5.7.1 Message refused: it fails the DMARC policy of example.test');
+      refusing.close();
       await expect(startServer(Deliver, { queueDir, dkimKeys: [{ domain: 'example.test', selector: 's' }] })).rejects.toThrow(
         'dkimKeys[0]: give privateKey or keyFile, one of them',
       );
