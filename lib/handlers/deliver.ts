@@ -1,5 +1,4 @@
-import { IsArray, IsBoolean, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Max, Min, ValidateBy } from '../app/validators.js';
-import { DkimSigner, type DkimKey } from '../auth/sign.js';
+import { IsArray, IsBoolean, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Max, Min } from '../app/validators.js';
 import { RequestHandler, type AnyServedApplication } from '../app/request-handler.js';
 import { serviceKey } from '../app/services.js';
 import { MemoryLimitStore, type LimitStore } from '../app/limit-store.js';
@@ -10,7 +9,7 @@ import { OutboundQueue } from '../outbound/queue.js';
 import { MtaSts } from '../outbound/mta-sts.js';
 import { cachedResolver } from '../auth/resolver.js';
 import { DEFAULT_LIFETIME, DEFAULT_RETRY_SCHEDULE } from '../outbound/schedule.js';
-import { checkRelayRecipient, listedRecipient, mayRelay, outsideClient, RelayAccessSettings } from './relay-access.js';
+import { checkRelayRecipient, dkimSignerOf, listedRecipient, mayRelay, outsideClient, RelayAccessSettings } from './relay-access.js';
 import { passableOverData } from './eight-bit.js';
 import { checkedHops } from './hops.js';
 import { receivedHeader } from './trace.js';
@@ -24,21 +23,6 @@ import { receivedHeader } from './trace.js';
  * ```
  */
 export class DeliverSettings extends RelayAccessSettings {
-  /**
-   * DKIM keys (see `DkimKey`): each message is signed with the keys of its From: domain when it is
-   * queued, over the bytes that go out. RSA (2048 bits advised) and Ed25519; two keys of one
-   * domain sign twice. A rotation is a change here: a new selector and key file.
-   */
-  @IsOptional()
-  @ValidateBy({
-    name: 'dkimKeys',
-    validator: {
-      validate: (value: unknown) => dkimProblem(value) === undefined,
-      defaultMessage: (args) => dkimProblem(args?.value) ?? 'dkimKeys is not valid',
-    },
-  })
-  dkimKeys?: DkimKey[];
-
   /** The queue's folder, made if missing. Several processes (the workers of `start(n)`) may share it. */
   @IsString()
   @IsNotEmpty()
@@ -186,7 +170,7 @@ export function deliveryQueue(application: AnyServedApplication): OutboundQueue 
         perDestination: settings.deliveryConcurrencyPerDomain,
         ...pacing(settings),
         scanInterval: settings.queueScanInterval,
-        dkim: settings.dkimKeys === undefined ? undefined : new DkimSigner(settings.dkimKeys),
+        dkim: dkimSignerOf(application, settings.dkimKeys),
         mtaSts:
           settings.mtaSts === false
             ? undefined
@@ -311,14 +295,4 @@ export class Deliver extends RequestHandler<DeliverSettings> {
 async function* withPrefix(prefix: Buffer | undefined, rest: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
   if (prefix !== undefined) yield prefix;
   yield* rest;
-}
-
-/** Why `value` is not a list of usable DKIM keys, or `undefined` when it is. */
-function dkimProblem(value: unknown): string | undefined {
-  try {
-    new DkimSigner(value as DkimKey[]);
-    return undefined;
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
-  }
 }

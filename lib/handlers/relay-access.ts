@@ -4,7 +4,8 @@
  * recipient in `relayDomains`. Everyone else is refused at RCPT with `554 5.7.1`, as Postfix's
  * `mynetworks` with `reject_unauth_destination` does: never an open relay by default.
  */
-import { IsArray, IsOptional, IsString } from '../app/validators.js';
+import { IsArray, IsOptional, IsString, ValidateBy } from '../app/validators.js';
+import { DkimSigner, type DkimKey } from '../auth/sign.js';
 import { TrustedPeers } from '../app/trusted-peers.js';
 import type { AnyServedApplication } from '../app/request-handler.js';
 import { serviceKey } from '../app/services.js';
@@ -20,6 +21,23 @@ import { SMTPError } from '../protocol/reply.js';
  * ```
  */
 export class RelayAccessSettings {
+  /**
+   * DKIM keys (see `DkimKey`): each message sent on is signed with the keys of its From: domain,
+   * over the bytes that go out (`Deliver` when it queues it; `Relay` once it has the whole
+   * message, which it then holds, against `bodyMemoryBudget`). RSA (2048 bits advised) and
+   * Ed25519; two keys of one domain sign twice. A rotation is a change here: a new selector and
+   * key file.
+   */
+  @IsOptional()
+  @ValidateBy({
+    name: 'dkimKeys',
+    validator: {
+      validate: (value: unknown) => dkimProblem(value) === undefined,
+      defaultMessage: (args) => dkimProblem(args?.value) ?? 'dkimKeys is not valid',
+    },
+  })
+  dkimKeys?: DkimKey[];
+
   /**
    * Domains this server takes mail for from anyone (a backup MX, a forwarder for your domains).
    * Matched whole and case-insensitively; `.example.com` also matches every subdomain. Default: none.
@@ -143,4 +161,21 @@ export function relayDenied(address: string, remoteAddress: string): SMTPError {
   return SMTPError.from(REPLIES.relayDenied(), {
     logMessage: `relay to ${address} refused for unauthenticated ${remoteAddress || 'local or unknown client'}`,
   });
+}
+
+/** Why `value` is not a list of usable DKIM keys, or `undefined` when it is. */
+function dkimProblem(value: unknown): string | undefined {
+  try {
+    new DkimSigner(value as DkimKey[]);
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
+const SIGNER = serviceKey<DkimSigner>('DKIM signer');
+
+/** The application's DKIM signer when `dkimKeys` is set: its keys read once, when first asked for. */
+export function dkimSignerOf(application: AnyServedApplication, keys: readonly DkimKey[] | undefined): DkimSigner | undefined {
+  return keys === undefined ? undefined : application.services.get(SIGNER, () => new DkimSigner(keys));
 }

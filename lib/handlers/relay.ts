@@ -5,6 +5,7 @@ import { RequestHandler, type ServedApplication } from '../app/request-handler.j
 import { serviceKey } from '../app/services.js';
 import { settingsSchema } from '../app/settings-schema.js';
 import { pipeline, Readable, Transform } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { REPLIES } from '../protocol/replies.js';
 import { SMTPError, type EnhancedCode } from '../protocol/reply.js';
 import { bounceMessage, type Refusal } from '../outbound/bounce.js';
@@ -13,7 +14,8 @@ import { deliveryEnded, deliverySpan, smarthostOutcomes } from '../outbound/trac
 import { passableOverData } from './eight-bit.js';
 import { checkedHops } from './hops.js';
 import { receivedHeader } from './trace.js';
-import { checkRelayRecipient, listedRecipient, mayRelay, outsideClient, RelayAccessSettings } from './relay-access.js';
+import type { DkimSigner } from '../auth/sign.js';
+import { checkRelayRecipient, dkimSignerOf, listedRecipient, mayRelay, outsideClient, RelayAccessSettings } from './relay-access.js';
 
 /**
  * Settings of {@link Relay}.
@@ -228,7 +230,8 @@ export class Relay extends RequestHandler<RelaySettings> {
     // sender asked for it back (RET=FULL) or a second transaction needs it. The whole message is
     // a held body and counts against bodyMemoryBudget: past it a second transaction cannot be
     // made (452 4.3.1, the client tries again later), and RET=FULL gets the header section.
-    const state: RelayState = { keptAll: envelope.dsn?.ret === 'FULL' || groups.length > 1, refusal: undefined };
+    const signer = dkimSignerOf(this.application, this.settings.dkimKeys);
+    const state: RelayState = { keptAll: envelope.dsn?.ret === 'FULL' || groups.length > 1 || signer !== undefined, refusal: undefined };
     const budget = this.application.bodyBudget;
     let counted = 0;
     const kept: Buffer[] = [];
@@ -244,7 +247,7 @@ export class Relay extends RequestHandler<RelaySettings> {
           state.keptAll = false;
           budget.refused();
           log.warn({ reply: 'insufficientStorage', held: budget.held, budget: budget.limit }, 'body memory budget spent');
-          if (groups.length > 1) {
+          if (groups.length > 1 || signer !== undefined) {
             state.refusal = SMTPError.from(REPLIES.insufficientStorage());
             done(new Error(state.refusal.message));
             return;
@@ -263,13 +266,19 @@ export class Relay extends RequestHandler<RelaySettings> {
       },
     });
     try {
-      await this.#relay(groups, source, kept, state);
+      await this.#relay(groups, source, kept, state, signer);
     } finally {
       budget.release(counted);
     }
   }
 
-  async #relay(groups: ReturnType<typeof dsnGroups>, source: Transform, kept: Buffer[], state: RelayState): Promise<void> {
+  async #relay(
+    groups: ReturnType<typeof dsnGroups>,
+    source: Transform,
+    kept: Buffer[],
+    state: RelayState,
+    signer: DkimSigner | undefined,
+  ): Promise<void> {
     const { mailFrom, envelope } = this.request;
     const max = this.settings.maxHops ?? 50;
     const binary = envelope.bodyType === 'BINARYMIME';
@@ -290,8 +299,15 @@ export class Relay extends RequestHandler<RelaySettings> {
     pipeline(Readable.from(checked(this.request.stream)), source, () => undefined);
     const rejected: Refusal[] = [];
     let whole: Buffer | undefined;
+    if (signer !== undefined) {
+      // Signed over the bytes that go out: the whole message first (held, counted), then signed.
+      await finished(source.resume()).catch((err: unknown) => {
+        throw state.refusal ?? err;
+      });
+      whole = await signer.sign(Buffer.concat(kept));
+    }
     for (const [n, group] of groups.entries()) {
-      const raw = n === 0 ? source : (whole ??= Buffer.concat(kept));
+      const raw = n === 0 && whole === undefined ? source : (whole ??= Buffer.concat(kept));
       let info: SMTPTransport.SentMessageInfo;
       const span = deliverySpan(
         { exchanger: this.settings.relayHost, port: this.settings.relayPort ?? 25 },

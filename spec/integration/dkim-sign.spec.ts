@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RequestHandler } from '../../lib/index.js';
-import { Deliver, DkimSigner, sendDirect } from '../../lib/entry/outbound.js';
+import { Deliver, DkimSigner, Relay, sendDirect } from '../../lib/entry/outbound.js';
 import { closeServers, startServer } from '../helpers/server.js';
 import { Controller } from '../../lib/entry/testing.js';
 import { dkimpyMissing, dkimpyVerify, ed25519Key, rsaKey, type TestKey } from '../helpers/dkim.js';
@@ -150,6 +150,24 @@ describe.skipIf(missing !== undefined)('DKIM signing', () => {
       await closeServers();
       rmSync(queueDir, { recursive: true, force: true });
     }
+  });
+
+  it('Relay signs once it has the whole message, and sends the signed bytes to the smarthost', async () => {
+    const { port } = await startServer(Relay, {
+      hostname: 'relay.example.test',
+      relayHost: '127.0.0.1',
+      relayPort: receiver.port,
+      dkimKeys: [{ domain: 'example.test', selector: 'ed', privateKey: ed.pem }],
+    });
+    const before = new Set(receiver.inbox.messages.map((m) => m.id));
+    const client = (await import('nodemailer')).default.createTransport({ host: '127.0.0.1', port, ignoreTLS: true });
+    await client.sendMail({ envelope: { from: 'bounce@example.test', to: ['bob@dest.test'] }, raw: MESSAGE.replace('Signed', 'Relayed') });
+    client.close();
+    const caught = await receiver.inbox.waitFor((m) => !before.has(m.id) && m.subject === 'Relayed');
+    expect(caught.headers.get('authentication-results')).toMatch(/^mx\.dest\.test; dkim=pass header\.i=@example\.test header\.s=ed /);
+    const records = { 'ed._domainkey.example.test': ed.record };
+    expect(await dkimpyVerify(caught.raw.subarray(caught.raw.indexOf('DKIM-Signature:')), records)).toEqual([true]);
+    await closeServers();
   });
 
   it('leaves mail from a domain without keys unsigned, and names a bad key', async () => {
