@@ -5,6 +5,7 @@
  * the handler reads, and the refusal `dmarcEnforce` asks for.
  */
 import { PassThrough } from 'node:stream';
+import { DkimSigner } from '../auth/sign.js';
 import { Verifier, withoutOwnResults, type MessageAuthentication } from '../auth/verify.js';
 import { SMTPError } from '../protocol/reply.js';
 import { HeadGate } from './head-gate.js';
@@ -25,8 +26,17 @@ export function verifierOf(settings: ApplicationSettings, services: Services): V
         authservId: settings.authservId ?? settings.hostname,
         dnsServers: settings.dnsServers,
         timeoutMs: settings.mailAuthTimeout,
+        seal: sealKey(settings.arcSeal),
       }),
   );
+}
+
+/** The ARC sealing key, checked as a DKIM key is (RSA only: mailauth seals with rsa-sha256). */
+export function sealKey(seal: ApplicationSettings['arcSeal']): { domain: string; selector: string; pem: string } | undefined {
+  if (seal === undefined) return undefined;
+  const [key] = new DkimSigner([seal], 'arcSeal').keys();
+  if (key === undefined || key.algorithm !== 'rsa-sha256') throw new RangeError('arcSeal: the key must be RSA (ARC seals with rsa-sha256)');
+  return { domain: key.domain, selector: key.selector, pem: key.pem };
 }
 
 /** The `550 5.7.1` for a message that fails DMARC under `p=reject`, when enforcing. */

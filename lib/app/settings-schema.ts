@@ -3,6 +3,7 @@
  * own schema (`@settingsSchema`), and the checks that span several fields, each bad field named
  * in one {@link SettingsError}.
  */
+import { sealKey } from './authentication.js';
 import 'reflect-metadata';
 import type { ValidationError } from 'class-validator';
 import type { ConnectionKitSettings, TLSSettings } from './kit-settings.js';
@@ -165,6 +166,13 @@ export function buildSettings<S extends object>(handlerClass: object, input: obj
   for (const field of ['proxyFrom', 'xclientFrom'] as const) problems.push(...peerListProblems(field, settings[field]));
   // A ready handler's list of networks allowed to relay (Relay, Deliver) is checked the same way.
   problems.push(...peerListProblems('trustedNetworks', (input as { trustedNetworks?: unknown }).trustedNetworks));
+  if (settings.arcSeal !== undefined) {
+    try {
+      sealKey(settings.arcSeal);
+    } catch (err) {
+      problems.push({ field: 'arcSeal', reasons: [err instanceof Error ? err.message : String(err)] });
+    }
+  }
   if (settings.requireAuth && settings.authenticate === undefined) {
     problems.push({ field: 'requireAuth', reasons: ['requireAuth needs the authenticate setting'] });
   }

@@ -4,11 +4,12 @@
  * trusted peers, hooks and AUTH.
  */
 import 'reflect-metadata';
-import { ArrayNotEmpty, IsArray, IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min } from './validators.js';
+import { ArrayNotEmpty, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Matches, Max, Min } from './validators.js';
 import type { BareLineEndingPolicy } from '../protocol/data-decoder.js';
 import { SASL_MECHANISMS, type AuthCredentials, type AuthDecision, type SaslMechanism } from '../protocol/sasl.js';
 import type { SessionInfo } from '../protocol/session-info.js';
 import { ConnectionKitSettings } from './kit-settings.js';
+import type { DkimKey } from '../auth/sign.js';
 
 export type { SNIResolver, TLSSettings } from './kit-settings.js';
 
@@ -248,6 +249,15 @@ export class ApplicationSettings extends ConnectionKitSettings {
    */
   @IsBoolean()
   dmarcEnforce: boolean = false;
+
+  /**
+   * With `mailAuth`: seal each message whose ARC chain is absent or valid (RFC 8617), as
+   * `domain`'s `selector` with an RSA key (`privateKey` PEM, or `keyFile`); `Relay` then sends the
+   * next ARC set on top of what it forwards. Default: no sealing.
+   */
+  @IsOptional()
+  @IsObject()
+  arcSeal?: Pick<DkimKey, 'domain' | 'selector' | 'privateKey' | 'keyFile'> | undefined;
 
   /** The authserv-id of the `Authentication-Results` fields (RFC 8601 §2.5). Default: `hostname`. */
   @IsOptional()

@@ -146,6 +146,11 @@ export class DkimSigner {
     this.#keys = load(keys, field);
   }
 
+  /** @internal The keys, loaded and checked: domain, selector, PEM and algorithm. */
+  keys(): readonly { readonly domain: string; readonly selector: string; readonly pem: string; readonly algorithm: string }[] {
+    return this.#keys;
+  }
+
   /**
    * The DKIM-Signature fields for a message whose From: is in `domain`, CRLF-ended, to put on top
    * (one per key, in the order of the keys); `''` when no key applies. `message` is its bytes, or

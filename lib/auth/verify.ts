@@ -81,6 +81,12 @@ export interface MessageAuthentication {
   readonly quarantine: boolean;
   /** The `Authentication-Results` field saying all of this, folded, ending in CRLF. */
   readonly header: string;
+  /**
+   * With the `arcSeal` setting, and a chain that was absent or valid: the next ARC set
+   * (`ARC-Seal`, `ARC-Message-Signature`, `ARC-Authentication-Results`, RFC 8617) to put on top
+   * of the message when it is sent on; `''` otherwise.
+   */
+  readonly arcSet: string;
 }
 
 /** How a {@link Verifier} checks. */
@@ -91,6 +97,8 @@ export interface VerifierOptions {
   readonly dnsServers: readonly string[] | undefined;
   /** The time for all of one message's checks, in ms; past it every unfinished method is `temperror`. */
   readonly timeoutMs: number;
+  /** Seal with this key (RSA) as `domain`'s `selector`: the results then carry the next ARC set. */
+  readonly seal?: { readonly domain: string; readonly selector: string; readonly pem: string } | undefined;
 }
 
 /** Where a message came from, as SPF asks. */
@@ -140,6 +148,11 @@ export class Verifier {
       mta: authservId,
       resolver: this.#lookup,
       disableBimi: true,
+      ...(this.#options.seal === undefined
+        ? {}
+        : {
+            seal: { signingDomain: this.#options.seal.domain, selector: this.#options.seal.selector, privateKey: this.#options.seal.pem },
+          }),
     }).catch((err: unknown) => err as Error);
     const outcome = await Promise.race([checked, late]).finally(() => clearTimeout(timer));
     if (outcome === undefined || outcome instanceof Error) {
@@ -196,6 +209,7 @@ function typed(checked: Checked, authservId: string): MessageAuthentication {
     },
     quarantine: dmarcResult === 'fail' && policy === 'quarantine',
     header: resultsField(authservId, infos),
+    arcSet: arcFields(checked.headers),
   };
 }
 
@@ -208,8 +222,15 @@ function unverified(authservId: string, origin: MessageOrigin, reason: string): 
     dmarc: { result: 'temperror', domain: '', policy: undefined, reason },
     arc: { result: 'none', instance: 0, reason: '' },
     quarantine: false,
+    arcSet: '',
     header: resultsField(authservId, [`spf=temperror (${reason.replace(/[()\\]/g, '')}) smtp.mailfrom=${origin.sender || origin.helo}`]),
   };
+}
+
+/** The ARC fields among mailauth's header lines (a sealed message's next set), CRLF-ended; `''` without them. */
+function arcFields(headers: string): string {
+  const fields = headers.split(/\r?\n(?![ \t])/).filter((field) => /^arc-/i.test(field));
+  return fields.length === 0 ? '' : `${fields.map((f) => f.replace(/\r?\n/g, '\r\n')).join('\r\n')}\r\n`;
 }
 
 /** `Authentication-Results: id;` and each method's result, one per folded line; `none` without any (RFC 8601 §2.2). */

@@ -227,11 +227,12 @@ export class Relay extends RequestHandler<RelaySettings> {
     }
     const groups = dsnGroups(envelope.rcptTos.map((address, i) => ({ address, dsn: envelope.rcptDsn[i] })));
     // Kept while it streams: the header section for a bounce, and the whole message when the
-    // sender asked for it back (RET=FULL) or a second transaction needs it. The whole message is
+    // sender asked for it back (RET=FULL), a second transaction needs it, or it is signed or sealed (ARC). It is
     // a held body and counts against bodyMemoryBudget: past it a second transaction cannot be
     // made (452 4.3.1, the client tries again later), and RET=FULL gets the header section.
     const signer = dkimSignerOf(this.application, this.settings.dkimKeys);
-    const state: RelayState = { keptAll: envelope.dsn?.ret === 'FULL' || groups.length > 1 || signer !== undefined, refusal: undefined };
+    const holding = signer !== undefined || (this.settings.mailAuth === true && this.settings.arcSeal !== undefined);
+    const state: RelayState = { keptAll: envelope.dsn?.ret === 'FULL' || groups.length > 1 || holding, refusal: undefined };
     const budget = this.application.bodyBudget;
     let counted = 0;
     const kept: Buffer[] = [];
@@ -247,7 +248,7 @@ export class Relay extends RequestHandler<RelaySettings> {
           state.keptAll = false;
           budget.refused();
           log.warn({ reply: 'insufficientStorage', held: budget.held, budget: budget.limit }, 'body memory budget spent');
-          if (groups.length > 1 || signer !== undefined) {
+          if (groups.length > 1 || holding) {
             state.refusal = SMTPError.from(REPLIES.insufficientStorage());
             done(new Error(state.refusal.message));
             return;
@@ -266,7 +267,7 @@ export class Relay extends RequestHandler<RelaySettings> {
       },
     });
     try {
-      await this.#relay(groups, source, kept, state, signer);
+      await this.#relay(groups, source, kept, state, holding ? { signer } : undefined);
     } finally {
       budget.release(counted);
     }
@@ -277,7 +278,7 @@ export class Relay extends RequestHandler<RelaySettings> {
     source: Transform,
     kept: Buffer[],
     state: RelayState,
-    signer: DkimSigner | undefined,
+    holding: { readonly signer: DkimSigner | undefined } | undefined,
   ): Promise<void> {
     const { mailFrom, envelope } = this.request;
     const max = this.settings.maxHops ?? 50;
@@ -299,12 +300,14 @@ export class Relay extends RequestHandler<RelaySettings> {
     pipeline(Readable.from(checked(this.request.stream)), source, () => undefined);
     const rejected: Refusal[] = [];
     let whole: Buffer | undefined;
-    if (signer !== undefined) {
-      // Signed over the bytes that go out: the whole message first (held, counted), then signed.
+    if (holding !== undefined) {
+      // Sealed and signed over the bytes that go out: the whole message first (held, counted).
       await finished(source.resume()).catch((err: unknown) => {
         throw state.refusal ?? err;
       });
-      whole = await signer.sign(Buffer.concat(kept));
+      const arcSet = (await this.request.authenticated())?.arcSet ?? '';
+      const message = Buffer.concat([Buffer.from(arcSet), ...kept]);
+      whole = holding.signer === undefined ? message : await holding.signer.sign(message);
     }
     for (const [n, group] of groups.entries()) {
       const raw = n === 0 && whole === undefined ? source : (whole ??= Buffer.concat(kept));

@@ -108,3 +108,15 @@ sys.stdout.write(base64.b64encode(b''.join(fields) + message).decode())
   const job = { message: message.toString('base64'), domain, selector, private: key.private, srvId };
   return Buffer.from(await python(script, JSON.stringify(job)), 'base64');
 }
+
+/** dkimpy's verdict on the message's ARC chain (`pass`, `fail` or `none`), DNS answered from `records`. */
+export async function dkimpyArcVerify(message: Buffer, records: Record<string, string>): Promise<string> {
+  const script = `${COMMON}
+records = job['records']
+def dnsfunc(name, timeout=5):
+    return records.get(name.decode().rstrip('.'), '').encode()
+cv, results, reason = dkim.arc_verify(message, dnsfunc=dnsfunc)
+print(cv.decode())
+`;
+  return (await python(script, JSON.stringify({ message: message.toString('base64'), records }))).trim();
+}

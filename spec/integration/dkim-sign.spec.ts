@@ -12,7 +12,7 @@ import { RequestHandler } from '../../lib/index.js';
 import { Deliver, DkimSigner, Relay, sendDirect } from '../../lib/entry/outbound.js';
 import { closeServers, startServer } from '../helpers/server.js';
 import { Controller } from '../../lib/entry/testing.js';
-import { dkimpyMissing, dkimpyVerify, ed25519Key, rsaKey, type TestKey } from '../helpers/dkim.js';
+import { dkimpyArcVerify, dkimpyMissing, dkimpyVerify, ed25519Key, rsaKey, type TestKey } from '../helpers/dkim.js';
 import { startDns, type TestDns } from '../helpers/dns.js';
 
 const missing = dkimpyMissing();
@@ -168,6 +168,32 @@ describe.skipIf(missing !== undefined)('DKIM signing', () => {
     const records = { 'ed._domainkey.example.test': ed.record };
     expect(await dkimpyVerify(caught.raw.subarray(caught.raw.indexOf('DKIM-Signature:')), records)).toEqual([true]);
     await closeServers();
+  });
+
+  it('Relay seals with ARC what it verified (arcSeal): the next hop and dkimpy find the chain valid', async () => {
+    const { port } = await startServer(Relay, {
+      hostname: 'relay.example.test',
+      relayHost: '127.0.0.1',
+      relayPort: receiver.port,
+      mailAuth: true,
+      dnsServers: [dns.server],
+      arcSeal: { domain: 'example.test', selector: 'rsa', privateKey: rsa.pem },
+    });
+    const before = new Set(receiver.inbox.messages.map((m) => m.id));
+    const client = (await import('nodemailer')).default.createTransport({ host: '127.0.0.1', port, ignoreTLS: true });
+    await client.sendMail({ envelope: { from: 'bounce@example.test', to: ['bob@dest.test'] }, raw: MESSAGE.replace('Signed', 'Sealed') });
+    client.close();
+    const caught = await receiver.inbox.waitFor((m) => !before.has(m.id) && m.subject === 'Sealed');
+    expect(caught.headers.get('authentication-results')).toContain(
+      ' arc=pass (i=1 spf=fail dkim=none dmarc=fail fromdomain=example.test);',
+    );
+    const forwarded = caught.raw.subarray(caught.raw.indexOf('ARC-Seal:'));
+    expect(forwarded.toString().startsWith('ARC-Seal: i=1; a=rsa-sha256; t=')).toBe(true);
+    expect(await dkimpyArcVerify(forwarded, { 'rsa._domainkey.example.test': rsa.record })).toBe('pass');
+    await closeServers();
+    await expect(
+      startServer(Relay, { relayHost: '127.0.0.1', arcSeal: { domain: 'example.test', selector: 'ed', privateKey: ed.pem } }),
+    ).rejects.toThrow('arcSeal: arcSeal: the key must be RSA (ARC seals with rsa-sha256)');
   });
 
   it('leaves mail from a domain without keys unsigned, and names a bad key', async () => {

@@ -122,6 +122,7 @@ describe('mail authentication on the way in', () => {
           dmarc: { result: 'pass', domain: 'good.test', policy: 'reject', reason: 'p=REJECT arc=none' },
           arc: { result: 'none', instance: 0, reason: '' },
           quarantine: false,
+          arcSet: '',
           header: [
             'Authentication-Results: mx.test;',
             ' dkim=pass header.i=@good.test header.s=ed header.a=ed25519-sha256 header.b=…;',
