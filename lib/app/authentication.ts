@@ -52,7 +52,7 @@ function origin(request: SMTPRequest): { ip: string; helo: string; sender: strin
 /** A held body: verified, then given to the request without our own results fields; throws the refusal. */
 export async function authenticateBody(verifier: Verifier, body: Buffer, request: SMTPRequest, enforce: boolean): Promise<void> {
   const auth = await verifier.verify(body, origin(request));
-  request.setAuthentication(Promise.resolve(auth), auth);
+  request.keepAuthentication(auth);
   request.setBody(withoutOwnResults(body, verifier.authservId));
   const refused = refusal(auth, enforce);
   if (refused !== undefined) throw refused;
@@ -86,7 +86,7 @@ export function authenticateStream(verifier: Verifier, stream: MessageStream, re
     if (refused !== undefined) throw refused;
     return auth;
   });
-  request.setAuthentication(done);
+  request.setAuthenticating(done);
   const settled = done.then(() => undefined);
   // Awaited by the transaction unless the handler failed first (it may have seen the refusal itself).
   settled.catch(() => undefined);

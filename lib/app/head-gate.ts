@@ -13,6 +13,8 @@ export class HeadGate {
   #held: Buffer[] = [];
   #size = 0;
   #open = false;
+  /** The last three bytes held: the blank line may straddle parts, however short they are. */
+  #tail = Buffer.alloc(0);
 
   /** `filter`: the message so far (its whole header section, and what followed in the same part) without the unwanted fields. */
   constructor(filter: (head: Buffer) => Buffer, max = 1024 * 1024) {
@@ -23,11 +25,9 @@ export class HeadGate {
   /** What to pass on for `part`: nothing while the header section is held; then that section, filtered, and the rest. */
   pass(part: Buffer): Buffer[] {
     if (this.#open) return [part];
-    const previous = this.#held[this.#held.length - 1];
-    // The blank line may straddle two parts: look from three bytes before this one.
-    const carry = previous === undefined ? 0 : Math.min(3, previous.length);
-    const window = carry === 0 || previous === undefined ? part : Buffer.concat([previous.subarray(previous.length - carry), part]);
+    const window = this.#tail.length === 0 ? part : Buffer.concat([this.#tail, part]);
     const found = window.indexOf(END);
+    this.#tail = Buffer.from(window.subarray(Math.max(0, window.length - 3)));
     // Copied: a part's memory may be read into again once it is passed.
     this.#held.push(Buffer.from(part));
     this.#size += part.length;

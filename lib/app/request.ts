@@ -226,15 +226,14 @@ export class SMTPRequest {
     return this.#authenticating ?? Promise.resolve(this.#authentication);
   }
 
-  /** @internal The verification under way; its result is kept as it settles. */
-  setAuthentication(pending: Promise<MessageAuthentication>, result?: MessageAuthentication): void {
+  /** @internal A streaming message's verification under way (it rejects with a refusal). */
+  setAuthenticating(pending: Promise<MessageAuthentication>): void {
     this.#authenticating = pending;
-    if (result !== undefined) this.#authentication = result;
     // Awaited by the transaction; a handler need not ask.
     pending.catch(() => undefined);
   }
 
-  /** @internal */
+  /** @internal The verification's result. */
   keepAuthentication(result: MessageAuthentication): void {
     this.#authentication = result;
   }

@@ -3,16 +3,11 @@
  * and keys, read from files or given, one signature per key of the From: domain (an RSA and an
  * Ed25519 key for one domain sign both). A key rotation is a change of configuration.
  */
+import { mailauth } from './mailauth.js';
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 
-let loaded: Promise<typeof import('mailauth')> | undefined;
-/** mailauth, loaded on first use (a server that never verifies or signs never loads it), then kept. */
-function mailauth(): Promise<typeof import('mailauth')> {
-  loaded ??= import('mailauth');
-  return loaded;
-}
 /**
  * One signing key: the domain it signs for (d=), its selector (s=), and the key itself.
  *

@@ -4,15 +4,10 @@
  * chain (RFC 8617), verified by mailauth over our resolver, and given to the handler as typed data
  * with the `Authentication-Results` field (RFC 8601) that says the same.
  */
+import { mailauth } from './mailauth.js';
 import type { Readable } from 'node:stream';
 import { cachedResolver, type Lookup } from './resolver.js';
 
-let loaded: Promise<typeof import('mailauth')> | undefined;
-/** mailauth, loaded on first use (a server that never verifies or signs never loads it), then kept. */
-function mailauth(): Promise<typeof import('mailauth')> {
-  loaded ??= import('mailauth');
-  return loaded;
-}
 /**
  * One method's verdict (RFC 8601 §2.7): `temperror` when DNS did not answer in time.
  *

@@ -243,9 +243,8 @@ export class Lanes<J extends LaneJob> {
     if (sts === undefined || lane.domain === '') return { exchangers, enforced: false };
     const policy = await sts.policy(lane.domain);
     if (policy.mode === 'none') return { exchangers, enforced: false };
-    const allowed = await sts.allowed(policy, exchangers);
+    const named = await sts.named(policy, exchangers);
     if (policy.mode === 'testing') {
-      const named = await sts.allowed({ ...policy, mode: 'enforce' }, exchangers);
       if (named.length < exchangers.length)
         this.#options.connect.logger?.warn(
           { domain: lane.domain, mx: exchangers.map((e) => e.name), policy: policy.mx },
@@ -253,12 +252,12 @@ export class Lanes<J extends LaneJob> {
         );
       return { exchangers, enforced: false };
     }
-    if (allowed.length === 0) {
+    if (named.length === 0) {
       const reply = `451 4.7.5 MTA-STS: the policy of ${lane.domain} names none of its exchangers (${exchangers.map((e) => e.name).join(', ')})`;
       this.#failAll(lane, () => ({ code: 451, status: '4.7.5', reply }));
       return undefined;
     }
-    return { exchangers: allowed, enforced: true };
+    return { exchangers: named, enforced: true };
   }
 
   async #run(lane: Lane<J>): Promise<void> {

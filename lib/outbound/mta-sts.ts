@@ -8,6 +8,7 @@
  */
 import { request } from 'node:https';
 import type { Logger } from 'pino';
+import { mailauthSts } from '../auth/mailauth.js';
 
 /** What the queue needs to know of a destination's policy. */
 export interface StsPolicy {
@@ -41,13 +42,6 @@ const MAX_AGE_S = 31_557_600;
 
 const NONE: StsPolicy = { mode: 'none', mx: [], id: '', expires: 0 };
 
-type MailauthSts = typeof import('mailauth/lib/mta-sts.js');
-let loaded: Promise<MailauthSts> | undefined;
-function sts(): Promise<MailauthSts> {
-  loaded ??= import('mailauth/lib/mta-sts.js') as Promise<MailauthSts>;
-  return loaded;
-}
-
 /** The policies of the destinations a queue sends to, cached for their max_age. */
 export class MtaSts {
   readonly #options: MtaStsOptions;
@@ -59,7 +53,7 @@ export class MtaSts {
 
   /** The policy that applies to `domain` now (`none` when it has none, or none could be had). */
   async policy(domain: string): Promise<StsPolicy> {
-    const { resolvePolicy, parsePolicy } = await sts();
+    const { resolvePolicy, parsePolicy } = await mailauthSts();
     const known = this.#cache.get(domain);
     let id: string | false;
     try {
@@ -88,12 +82,10 @@ export class MtaSts {
     }
   }
 
-  /** The exchangers a policy lets mail go to (all of them unless it enforces). */
-  async allowed<T extends { readonly name: string }>(policy: StsPolicy, exchangers: readonly T[]): Promise<T[]> {
-    if (policy.mode === 'none') return [...exchangers];
-    const { validateMx } = await sts();
-    const matching = exchangers.filter((e) => validateMx(e.name, { mode: policy.mode, mx: [...policy.mx] }).valid);
-    return policy.mode === 'enforce' ? matching : [...exchangers];
+  /** The exchangers a policy's `mx` patterns name. */
+  async named<T extends { readonly name: string }>(policy: StsPolicy, exchangers: readonly T[]): Promise<T[]> {
+    const { validateMx } = await mailauthSts();
+    return exchangers.filter((e) => validateMx(e.name, { mode: policy.mode, mx: [...policy.mx] }).valid);
   }
 
   /** `GET https://mta-sts.<domain>/.well-known/mta-sts.txt`: verified TLS, 2xx only, no redirect, bounded in time and size. */

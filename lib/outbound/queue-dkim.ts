@@ -27,7 +27,7 @@ export async function signed(signer: DkimSigner, path: string): Promise<Partial<
 }
 
 /** The content as it goes out: the fields made when it was queued (a verdict, signatures), then its bytes. */
-export function withSignatures(fields: string, content: Readable): Readable {
+export function withPrepended(fields: string, content: Readable): Readable {
   if (fields === '') return content;
   async function* joined(): AsyncGenerator<Buffer> {
     yield Buffer.from(fields);

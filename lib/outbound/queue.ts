@@ -15,7 +15,7 @@ import { noticeMessage, recipientsToTell, type NoticeKind } from './notices.js';
 import { MxResolver, type ResolverOptions } from './resolver.js';
 import { afterFailure, delayNoticeDue, type RetryPolicy } from './schedule.js';
 import type { DkimSigner } from '../auth/sign.js';
-import { signed, withSignatures } from './queue-dkim.js';
+import { signed, withPrepended } from './queue-dkim.js';
 import { newSpoolId, Spool, type Claim, type ListedMessage, type QueueEntry, type QueuedRecipient } from './spool.js';
 
 /** How a queue delivers. */
@@ -146,7 +146,7 @@ export class OutboundQueue {
       rate: options.ratePerDestination,
       mtaSts: options.mtaSts,
       content: (job) =>
-        withSignatures(`${job.entry.head ?? ''}${job.entry.dkim ?? ''}`, createReadStream(this.spool.dataPath(job.message.claim.id))),
+        withPrepended(`${job.entry.head ?? ''}${job.entry.dkim ?? ''}`, createReadStream(this.spool.dataPath(job.message.claim.id))),
       done: (job, results) => this.#done(job, results),
     });
     this.#log = options.logger;

@@ -59,6 +59,11 @@ describe('HeadGate', () => {
     }
   });
 
+  it('finds the blank line across parts of one byte, within a bound just past the header section', () => {
+    const cuts = Array.from({ length: MESSAGE.length - 1 }, (_, i) => i + 1);
+    expect(gated(MESSAGE, cuts, MESSAGE.indexOf('\r\n\r\n') + 8).toString()).toBe(EXPECTED);
+  });
+
   it('filters a message that is all header, and passes a header section past its bound as it is', () => {
     expect(gated(Buffer.from('Authentication-Results: mx.test; x\r\nSubject: a\r\n'), [5]).toString()).toBe('Subject: a\r\n');
     const long = Buffer.from(`Authentication-Results: mx.test; x\r\nX-Long: ${'a'.repeat(100)}\r\n\r\nbody`);
