@@ -20,5 +20,6 @@ export type { UnreadableEntry } from '../outbound/queue-entry.js';
 export { sendDirect, type DirectMessage, type DirectReport } from '../outbound/direct.js';
 export { DkimSigner, DKIM_SIGNED_HEADERS, type DkimKey } from '../auth/sign.js';
 export type { RecipientResult } from '../outbound/client.js';
+export type { SentTlsReport } from '../outbound/tls-reporter.js';
 export { Relay, RelaySettings } from '../handlers/relay.js';
 export { RelayAccessSettings, inDomains } from '../handlers/relay-access.js';

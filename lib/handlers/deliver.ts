@@ -1,4 +1,5 @@
-import { IsArray, IsBoolean, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Max, Min } from '../app/validators.js';
+import { join } from 'node:path';
+import { IsArray, IsBoolean, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Matches, Max, Min } from '../app/validators.js';
 import { RequestHandler, type AnyServedApplication } from '../app/request-handler.js';
 import { serviceKey } from '../app/services.js';
 import { MemoryLimitStore, type LimitStore } from '../app/limit-store.js';
@@ -7,6 +8,7 @@ import { REPLIES } from '../protocol/replies.js';
 import { SMTPError } from '../protocol/reply.js';
 import { OutboundQueue } from '../outbound/queue.js';
 import { MtaSts } from '../outbound/mta-sts.js';
+import { TlsReporter } from '../outbound/tls-reporter.js';
 import { cachedResolver } from '../auth/resolver.js';
 import { DEFAULT_LIFETIME, DEFAULT_RETRY_SCHEDULE } from '../outbound/schedule.js';
 import { checkRelayRecipient, dkimSignerOf, listedRecipient, mayRelay, outsideClient, RelayAccessSettings } from './relay-access.js';
@@ -112,6 +114,40 @@ export class DeliverSettings extends RelayAccessSettings {
   @Max(65535)
   mtaStsPort?: number;
 
+  /**
+   * SMTP TLS reporting (RFC 8460): count each outbound session's TLS outcome per destination and,
+   * after each `tlsReportPeriod`, send every destination that publishes a `_smtp._tls` record its
+   * report (gzipped JSON, posted over verified HTTPS or mailed through this queue, signed with
+   * `dkimKeys` when the sender's domain has some). Default false.
+   */
+  @IsOptional()
+  @IsBoolean()
+  tlsReporting?: boolean;
+
+  /** The `organization-name` of TLS reports. Default: `hostname`. */
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
+  tlsReportOrganization?: string;
+
+  /** The `contact-info` of TLS reports (an address or a URL). Default: `postmaster@<hostname>`. */
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
+  tlsReportContact?: string;
+
+  /** The sender of mailed TLS reports; its domain is the report's submitter. Default: `noreply-tlsrpt@<hostname>`. */
+  @IsOptional()
+  @IsString()
+  @Matches(/^[^@\s<>]+@[^@\s<>]+$/, { message: 'tlsReportFrom must be an address' })
+  tlsReportFrom?: string;
+
+  /** Seconds a TLS report covers, aligned to the epoch (a day: UTC days, as RFC 8460 asks). Default 86 400. */
+  @IsOptional()
+  @IsInt()
+  @Min(60)
+  tlsReportPeriod?: number;
+
   /** Milliseconds to connect to an exchanger and to get its greeting. Default 30 000. */
   @IsOptional()
   @IsInt()
@@ -152,38 +188,52 @@ const QUEUE = serviceKey<OutboundQueue>('outbound queue');
  */
 export function deliveryQueue(application: AnyServedApplication): OutboundQueue {
   const settings = application.settings as DeliverSettings & { hostname: string; dnsServers?: string[] | undefined };
-  return application.services.get(
-    QUEUE,
-    () =>
-      new OutboundQueue({
-        dir: settings.queueDir,
-        hostname: settings.hostname,
-        policy: {
-          schedule: settings.retrySchedule ?? DEFAULT_RETRY_SCHEDULE,
-          lifetime: settings.queueLifetime ?? DEFAULT_LIFETIME,
-          delayNoticeAfter: settings.delayNoticeAfter,
-        },
-        resolver: { servers: settings.dnsServers },
-        connect: { port: settings.deliveryPort, tls: settings.deliveryTLS, connectTimeout: settings.deliveryConnectTimeout },
-        requireTlsDomains: settings.requireTlsDomains,
-        concurrency: settings.deliveryConcurrency,
-        perDestination: settings.deliveryConcurrencyPerDomain,
-        ...pacing(settings),
-        scanInterval: settings.queueScanInterval,
-        dkim: dkimSignerOf(application, settings.dkimKeys),
-        mtaSts:
-          settings.mtaSts === false
-            ? undefined
-            : new MtaSts({
-                lookup: cachedResolver(settings.dnsServers, 5000),
-                port: settings.mtaStsPort,
-                tls: settings.deliveryTLS,
-                timeoutMs: settings.deliveryConnectTimeout,
-                logger: application.logger.child({ component: 'mta-sts' }),
-              }),
-        logger: application.logger.child({ component: 'outbound' }),
-      }),
-  );
+  return application.services.get(QUEUE, () => {
+    const queue: OutboundQueue = new OutboundQueue({
+      dir: settings.queueDir,
+      hostname: settings.hostname,
+      policy: {
+        schedule: settings.retrySchedule ?? DEFAULT_RETRY_SCHEDULE,
+        lifetime: settings.queueLifetime ?? DEFAULT_LIFETIME,
+        delayNoticeAfter: settings.delayNoticeAfter,
+      },
+      resolver: { servers: settings.dnsServers },
+      connect: { port: settings.deliveryPort, tls: settings.deliveryTLS, connectTimeout: settings.deliveryConnectTimeout },
+      requireTlsDomains: settings.requireTlsDomains,
+      concurrency: settings.deliveryConcurrency,
+      perDestination: settings.deliveryConcurrencyPerDomain,
+      ...pacing(settings),
+      scanInterval: settings.queueScanInterval,
+      dkim: dkimSignerOf(application, settings.dkimKeys),
+      mtaSts:
+        settings.mtaSts === false
+          ? undefined
+          : new MtaSts({
+              lookup: cachedResolver(settings.dnsServers, 5000),
+              port: settings.mtaStsPort,
+              tls: settings.deliveryTLS,
+              timeoutMs: settings.deliveryConnectTimeout,
+              logger: application.logger.child({ component: 'mta-sts' }),
+            }),
+      tlsReporter:
+        settings.tlsReporting === true
+          ? new TlsReporter({
+              organization: settings.tlsReportOrganization ?? settings.hostname,
+              contact: settings.tlsReportContact ?? `postmaster@${settings.hostname}`,
+              from: settings.tlsReportFrom ?? `noreply-tlsrpt@${settings.hostname}`,
+              hostname: settings.hostname,
+              periodMs: (settings.tlsReportPeriod ?? 86_400) * 1000,
+              dir: join(settings.queueDir, 'tls-reports'),
+              lookup: cachedResolver(settings.dnsServers, 5000),
+              tls: settings.deliveryTLS,
+              mail: (from, to, content) => queue.enqueue({ from, recipients: [{ address: to }] }, content),
+              logger: application.logger.child({ component: 'tls-reports' }),
+            })
+          : undefined,
+      logger: application.logger.child({ component: 'outbound' }),
+    });
+    return queue;
+  });
 }
 
 /** The queue's pacing options: counted in the shared store when the fleet shares it, else in this process. */

@@ -226,12 +226,11 @@ export class Relay extends RequestHandler<RelaySettings> {
       throw requireTlsRefusal('relayTLS turns certificate verification off');
     }
     const groups = dsnGroups(envelope.rcptTos.map((address, i) => ({ address, dsn: envelope.rcptDsn[i] })));
-    // Kept while it streams: the header section for a bounce, and the whole message when the
-    // sender asked for it back (RET=FULL), a second transaction needs it, or it is signed or sealed (ARC). It is
-    // a held body and counts against bodyMemoryBudget: past it a second transaction cannot be
-    // made (452 4.3.1, the client tries again later), and RET=FULL gets the header section.
+    // Kept while it streams: the header section for a bounce; the whole message for RET=FULL, a
+    // second transaction, a signature, or a mail authentication verdict on top. It counts against
+    // bodyMemoryBudget: past it a second transaction cannot be made (452 4.3.1), and RET=FULL gets the header section.
     const signer = dkimSignerOf(this.application, this.settings.dkimKeys);
-    const holding = signer !== undefined || (this.settings.mailAuth === true && this.settings.arcSeal !== undefined);
+    const holding = signer !== undefined || this.settings.mailAuth === true;
     const state: RelayState = { keptAll: envelope.dsn?.ret === 'FULL' || groups.length > 1 || holding, refusal: undefined };
     const budget = this.application.bodyBudget;
     let counted = 0;
@@ -301,12 +300,12 @@ export class Relay extends RequestHandler<RelaySettings> {
     const rejected: Refusal[] = [];
     let whole: Buffer | undefined;
     if (holding !== undefined) {
-      // Sealed and signed over the bytes that go out: the whole message first (held, counted).
+      // The verdict on top, sealed and signed over the bytes that go out: the whole message first (held, counted).
       await finished(source.resume()).catch((err: unknown) => {
         throw state.refusal ?? err;
       });
-      const arcSet = (await this.request.authenticated())?.arcSet ?? '';
-      const message = Buffer.concat([Buffer.from(arcSet), ...kept]);
+      const verdict = await this.request.authenticated();
+      const message = Buffer.concat([Buffer.from(`${verdict?.arcSet ?? ''}${verdict?.header ?? ''}`), ...kept]);
       whole = holding.signer === undefined ? message : await holding.signer.sign(message);
     }
     for (const [n, group] of groups.entries()) {

@@ -10,6 +10,7 @@ import type SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import type { RcptDsn } from '../protocol/dsn.js';
 import { statusOf } from './bounce.js';
 import type { Exchanger } from './resolver.js';
+import type { TlsResultType } from './tls-report.js';
 import { connectEnded, connectSpan, deliveryEnded, deliverySpan, exchangerSkipped, type Endpoint } from './tracing.js';
 
 /**
@@ -69,6 +70,16 @@ export interface ConnectOptions {
   /** Milliseconds of silence during a session before it is given up. Default 300 000 (RFC 5321 §4.5.3.2). */
   readonly socketTimeout?: number | undefined;
   readonly logger?: Logger | undefined;
+  /** Told of each session's TLS outcome (for TLS reporting): how it went with each exchanger tried. */
+  readonly tlsOutcome?: ((outcome: TlsOutcome) => void) | undefined;
+}
+
+/** How TLS went with one exchanger: `problem` names what failed. */
+export interface TlsOutcome {
+  readonly exchanger: string;
+  readonly address: string;
+  readonly problem?: TlsResultType | undefined;
+  readonly reason?: string | undefined;
 }
 
 /** Why no exchanger could be reached, as a result for each recipient. */
@@ -159,8 +170,12 @@ export class OutboundConnection {
         const endpoint = { exchanger: exchanger.name, address, port: options.port ?? 25 };
         if (err === undefined) {
           connectEnded(span, endpoint, connection.secure);
+          // Opened: over TLS verified as asked, or (not asked) over TLS at all.
+          options.tlsOutcome?.({ exchanger: exchanger.name, address, ...(connection.secure ? {} : { problem: 'starttls-not-supported' }) });
           return new OutboundConnection(endpoint, connection);
         }
+        const tls = failedTls(err);
+        if (tls !== undefined) options.tlsOutcome?.({ exchanger: exchanger.name, address, ...tls });
         connection.close();
         last = connectFailure(err, exchanger.name, address, options.verifiedTls === true);
         exchangerSkipped(span, endpoint, last);
@@ -263,6 +278,39 @@ export class OutboundConnection {
     if (this.#alive) this.#connection.quit();
     this.#alive = false;
   }
+}
+
+/** Node's certificate verification errors, as RFC 8460 §4.3 names them. */
+const CERTIFICATE_PROBLEMS: Readonly<Record<string, TlsResultType>> = {
+  CERT_HAS_EXPIRED: 'certificate-expired',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'certificate-host-mismatch',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'certificate-not-trusted',
+  SELF_SIGNED_CERT_IN_CHAIN: 'certificate-not-trusted',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'certificate-not-trusted',
+  UNABLE_TO_GET_ISSUER_CERT: 'certificate-not-trusted',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'certificate-not-trusted',
+  CERT_UNTRUSTED: 'certificate-not-trusted',
+  CERT_REJECTED: 'certificate-not-trusted',
+  CERT_NOT_YET_VALID: 'certificate-not-trusted',
+  CERT_SIGNATURE_FAILURE: 'certificate-not-trusted',
+  INVALID_CA: 'certificate-not-trusted',
+};
+
+/** The same, told by the words of an error that kept no code. */
+const CERTIFICATE_MESSAGES: readonly (readonly [RegExp, TlsResultType])[] = [
+  [/certificate has expired/i, 'certificate-expired'],
+  [/does not match certificate|altnames/i, 'certificate-host-mismatch'],
+  [/self[- ]signed|unable to (?:verify|get)|certificate (?:is not yet valid|signature)/i, 'certificate-not-trusted'],
+];
+
+/** What a failed connection says of TLS, when it failed there. */
+function failedTls(err: SMTPConnection.SMTPError): Pick<TlsOutcome, 'problem' | 'reason'> | undefined {
+  const original = (err as { originalCode?: string }).originalCode;
+  if (original !== undefined && original in CERTIFICATE_PROBLEMS) return { problem: CERTIFICATE_PROBLEMS[original], reason: original };
+  if (err.command !== 'STARTTLS' && err.code !== 'ETLS') return undefined;
+  if (err.responseCode !== undefined) return { problem: 'starttls-not-supported', reason: err.response };
+  const named = CERTIFICATE_MESSAGES.find(([pattern]) => pattern.test(err.message));
+  return { problem: named?.[1] ?? 'validation-failure', reason: err.message };
 }
 
 function connectFailure(err: SMTPConnection.SMTPError, exchanger: string, address: string, verified: boolean): ConnectFailure {

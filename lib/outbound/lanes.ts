@@ -6,9 +6,17 @@
  * the lane gets the same failure at once rather than a connection attempt each.
  */
 import type { Readable } from 'node:stream';
-import { OutboundConnection, type ConnectFailure, type ConnectOptions, type OutgoingMessage, type RecipientResult } from './client.js';
+import {
+  OutboundConnection,
+  type ConnectFailure,
+  type ConnectOptions,
+  type OutgoingMessage,
+  type RecipientResult,
+  type TlsOutcome,
+} from './client.js';
 import type { Exchanger, MxResolver } from './resolver.js';
-import type { MtaSts } from './mta-sts.js';
+import type { MtaSts, StsPolicy } from './mta-sts.js';
+import type { TlsSession } from './tls-report.js';
 import type { QueueEntry, QueuedRecipient } from './spool.js';
 
 /** One message's recipients at one domain. */
@@ -54,10 +62,19 @@ export interface LaneOptions<J extends LaneJob> {
   readonly rate?: { readonly perMinute: number; readonly counts: RateCounts } | undefined;
   /** MTA-STS policies (RFC 8461): where they enforce, only their exchangers, over verified TLS. */
   readonly mtaSts?: MtaSts | undefined;
+  /** Where each session's TLS outcome is counted (RFC 8460 reports). */
+  readonly tlsReports?: { record(session: TlsSession): void } | undefined;
   /** The job's message content, read anew for each attempt. */
   content(job: J): Readable;
   /** A job's results, one per recipient. */
   done(job: J, results: readonly RecipientResult[]): void;
+}
+
+/** How a lane goes to its destination: the exchangers it may use, and the policy that says so. */
+interface Route {
+  readonly exchangers: readonly Exchanger[];
+  readonly enforced: boolean;
+  readonly policy?: StsPolicy | undefined;
 }
 
 interface Lane<J> {
@@ -235,14 +252,11 @@ export class Lanes<J extends LaneJob> {
    * verified TLS only); `undefined` when it enforces and names none of them: the lane's messages
    * wait (451 4.7.5). A policy in `testing` mode changes nothing but a log line.
    */
-  async #underPolicy(
-    lane: Lane<J>,
-    exchangers: readonly Exchanger[],
-  ): Promise<{ exchangers: readonly Exchanger[]; enforced: boolean } | undefined> {
+  async #underPolicy(lane: Lane<J>, exchangers: readonly Exchanger[]): Promise<(Route & { named?: readonly Exchanger[] }) | undefined> {
     const sts = this.#options.mtaSts;
     if (sts === undefined || lane.domain === '') return { exchangers, enforced: false };
     const policy = await sts.policy(lane.domain);
-    if (policy.mode === 'none') return { exchangers, enforced: false };
+    if (policy.mode === 'none') return { exchangers, enforced: false, policy };
     const named = await sts.named(policy, exchangers);
     if (policy.mode === 'testing') {
       if (named.length < exchangers.length)
@@ -250,14 +264,74 @@ export class Lanes<J extends LaneJob> {
           { domain: lane.domain, mx: exchangers.map((e) => e.name), policy: policy.mx },
           'MTA-STS (testing): exchangers the policy does not name',
         );
-      return { exchangers, enforced: false };
+      return { exchangers, enforced: false, policy, named };
     }
     if (named.length === 0) {
       const reply = `451 4.7.5 MTA-STS: the policy of ${lane.domain} names none of its exchangers (${exchangers.map((e) => e.name).join(', ')})`;
+      this.#options.tlsReports?.record({
+        domain: lane.domain,
+        policy: { type: 'sts', text: policy.text, mx: policy.mx },
+        failure: { type: 'validation-failure', mxHost: exchangers[0]?.name, reason: 'the policy names none of the exchangers' },
+      });
       this.#failAll(lane, () => ({ code: 451, status: '4.7.5', reply }));
       return undefined;
     }
-    return { exchangers: named, enforced: true };
+    return { exchangers: named, enforced: true, policy };
+  }
+
+  /**
+   * What a session's TLS outcome counts as in the destination's TLS report: under its MTA-STS
+   * policy, a failure when TLS did not verify (or would not have, in `testing` mode) or the
+   * exchanger is not named; a policy that could not be had fails every session; without a
+   * policy, only a session without TLS fails (or one not verified where verified TLS was asked).
+   */
+  #tlsOutcome(lane: Lane<J>, route: Route & { named?: readonly Exchanger[] }): ((outcome: TlsOutcome) => void) | undefined {
+    const reports = this.#options.tlsReports;
+    if (reports === undefined || lane.domain === '') return undefined;
+    const policy = route.policy;
+    return (o) => {
+      const at = { mxHost: o.exchanger, receivingIp: o.address };
+      let session: TlsSession;
+      if (policy?.failure !== undefined) {
+        session = { domain: lane.domain, policy: { type: 'sts', mx: [] }, failure: { ...at, ...policy.failure } };
+      } else if (policy !== undefined && policy.mode !== 'none') {
+        const unnamed = route.named !== undefined && !route.named.some((e) => e.name === o.exchanger);
+        const failure =
+          o.problem !== undefined
+            ? { ...at, type: o.problem, reason: o.reason }
+            : unnamed
+              ? { ...at, type: 'validation-failure' as const, reason: 'the exchanger is not named by the policy' }
+              : undefined;
+        session = { domain: lane.domain, policy: { type: 'sts', text: policy.text, mx: policy.mx }, failure };
+      } else {
+        const failed = o.problem !== undefined && (o.problem === 'starttls-not-supported' || lane.verified);
+        session = {
+          domain: lane.domain,
+          policy: { type: 'no-policy-found' },
+          failure: failed ? { ...at, type: o.problem, reason: o.reason } : undefined,
+        };
+      }
+      reports.record(session);
+    };
+  }
+
+  /**
+   * Opens a connection to the route's exchangers, over verified TLS when the lane or the policy
+   * asks. Under a `testing` policy with TLS reports on, verified TLS is tried first, so the report
+   * says what enforcing would have done; failing that, the message goes as before, unverified.
+   */
+  async #open(
+    lane: Lane<J>,
+    route: Route,
+    tlsOutcome: ((o: TlsOutcome) => void) | undefined,
+  ): Promise<OutboundConnection | ConnectFailure> {
+    const verifiedTls = lane.verified || route.enforced;
+    const connect = { ...this.#options.connect, verifiedTls, tlsOutcome };
+    if (verifiedTls || tlsOutcome === undefined || route.policy?.mode !== 'testing')
+      return OutboundConnection.open(route.exchangers, connect);
+    const verified = await OutboundConnection.open(route.exchangers, { ...connect, verifiedTls: true });
+    if (verified instanceof OutboundConnection) return verified;
+    return OutboundConnection.open(route.exchangers, { ...this.#options.connect, verifiedTls: false });
   }
 
   async #run(lane: Lane<J>): Promise<void> {
@@ -275,6 +349,7 @@ export class Lanes<J extends LaneJob> {
     }
     const route = await this.#underPolicy(lane, destination.exchangers);
     if (route === undefined) return;
+    const tlsOutcome = this.#tlsOutcome(lane, route);
     let connection: OutboundConnection | undefined;
     try {
       for (let job = lane.jobs.shift(); job !== undefined; job = await this.#next(lane, connection)) {
@@ -285,10 +360,7 @@ export class Lanes<J extends LaneJob> {
         }
         if (connection?.alive !== true) {
           connection?.close();
-          const opened = await OutboundConnection.open(route.exchangers, {
-            ...this.#options.connect,
-            verifiedTls: lane.verified || route.enforced,
-          });
+          const opened = await this.#open(lane, route, tlsOutcome);
           if (!(opened instanceof OutboundConnection)) {
             // No exchanger of this destination answers: the lane's other messages wait too.
             lane.jobs.unshift(job);

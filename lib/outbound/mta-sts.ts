@@ -9,6 +9,7 @@
 import { request } from 'node:https';
 import type { Logger } from 'pino';
 import { mailauthSts } from '../auth/mailauth.js';
+import type { TlsResultType } from './tls-report.js';
 
 /** What the queue needs to know of a destination's policy. */
 export interface StsPolicy {
@@ -20,6 +21,10 @@ export interface StsPolicy {
   readonly id: string;
   /** Until when it may be used without asking again, ms since the epoch. */
   readonly expires: number;
+  /** The policy's lines, for TLS reports. */
+  readonly text?: readonly string[] | undefined;
+  /** With mode `none`: the domain announces a policy that could not be had, and why (for TLS reports). */
+  readonly failure?: { readonly type: TlsResultType; readonly reason: string } | undefined;
 }
 
 /** How policies are looked up. */
@@ -39,6 +44,9 @@ export interface MtaStsOptions {
 const MAX_POLICY = 64 * 1024;
 /** RFC 8461 §3.2: max_age at most a year. */
 const MAX_AGE_S = 31_557_600;
+
+/** A policy host whose certificate did not verify (RFC 8460's `sts-webpki-invalid`). */
+const WEBPKI = /CERT|certificate|self[- ]signed|unable to (?:verify|get)|altnames/i;
 
 const NONE: StsPolicy = { mode: 'none', mx: [], id: '', expires: 0 };
 
@@ -69,16 +77,27 @@ export class MtaSts {
       return NONE;
     }
     if (known !== undefined && known.id === id && known.expires > Date.now()) return known;
+    let text: string;
     try {
-      const parsed = parsePolicy(await this.#fetch(domain));
+      text = await this.#fetch(domain);
+    } catch (err) {
+      const reason = (err as Error).message;
+      this.#options.logger.warn({ domain, err: reason }, 'MTA-STS policy fetch failed');
+      const type = WEBPKI.test(`${(err as { code?: string }).code ?? ''} ${reason}`) ? 'sts-webpki-invalid' : 'sts-policy-fetch-error';
+      return known !== undefined && known.expires > Date.now() ? known : { ...NONE, failure: { type, reason } };
+    }
+    try {
+      const parsed = parsePolicy(text);
       const maxAge = Math.min(Math.max(Number(parsed.maxAge) || 0, 0), MAX_AGE_S);
       const mode = parsed.mode === 'enforce' || parsed.mode === 'testing' ? parsed.mode : 'none';
-      const policy: StsPolicy = { mode, mx: parsed.mx ?? [], id, expires: Date.now() + maxAge * 1000 };
+      const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+      const policy: StsPolicy = { mode, mx: parsed.mx ?? [], id, expires: Date.now() + maxAge * 1000, text: lines };
       this.#cache.set(domain, policy);
       return policy;
     } catch (err) {
-      this.#options.logger.warn({ domain, err: (err as Error).message }, 'MTA-STS policy fetch failed');
-      return known !== undefined && known.expires > Date.now() ? known : NONE;
+      const reason = (err as Error).message;
+      this.#options.logger.warn({ domain, err: reason }, 'MTA-STS policy is not valid');
+      return known !== undefined && known.expires > Date.now() ? known : { ...NONE, failure: { type: 'sts-policy-invalid', reason } };
     }
   }
 

@@ -139,3 +139,37 @@ export function reasonOf(text: string): string {
   const why = parseEntry(text);
   return typeof why === 'string' ? why : 'quarantined';
 }
+
+/**
+ * What {@link OutboundQueue.enqueue} takes: the envelope of a new message.
+ *
+ * @example
+ * ```ts
+ * const message: NewMessage = { from: 'me@example.com', recipients: [{ address: 'you@example.org' }], ret: 'HDRS' };
+ * ```
+ */
+export interface NewMessage {
+  /** The envelope sender; `''` (the null sender) for a notification, which never bounces. */
+  readonly from: string;
+  /** The recipients, each with its DSN parameters (RFC 3461) when it has them. */
+  readonly recipients: readonly Pick<QueuedRecipient, 'address' | 'dsn'>[];
+  /** RET: what a bounce returns, the whole message or its header section (the default). */
+  readonly ret?: 'FULL' | 'HDRS' | undefined;
+  /** ENVID: the sender's id for the transaction, named in notifications. */
+  readonly envid?: string | undefined;
+  /** REQUIRETLS (RFC 8689): only over verified TLS to exchangers that offer it. */
+  readonly requireTls?: boolean | undefined;
+  /** Whether the content has 8-bit bytes. */
+  readonly eightBit?: boolean | undefined;
+  /**
+   * The sender was never verified (an outside client's mail): no notice (bounce, delay,
+   * relayed) is ever sent to it, as a forged sender would get it (backscatter).
+   */
+  readonly unverifiedSender?: boolean | undefined;
+  /**
+   * Header fields known only once the content has been read (mail authentication's verdict):
+   * awaited before the message is committed (a rejection refuses it), kept in its entry, and sent
+   * on top of its content.
+   */
+  readonly head?: (() => Promise<string>) | undefined;
+}

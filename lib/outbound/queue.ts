@@ -17,6 +17,10 @@ import { afterFailure, delayNoticeDue, type RetryPolicy } from './schedule.js';
 import type { DkimSigner } from '../auth/sign.js';
 import { signed, withPrepended } from './queue-dkim.js';
 import { newSpoolId, Spool, type Claim, type ListedMessage, type QueueEntry, type QueuedRecipient } from './spool.js';
+import type { NewMessage } from './queue-entry.js';
+import type { SentTlsReport, TlsReporter } from './tls-reporter.js';
+
+export type { NewMessage } from './queue-entry.js';
 
 /** How a queue delivers. */
 export interface QueueOptions {
@@ -44,41 +48,9 @@ export interface QueueOptions {
   readonly dkim?: DkimSigner | undefined;
   /** MTA-STS policies of the destinations (RFC 8461). */
   readonly mtaSts?: MtaSts | undefined;
+  /** Counts the TLS outcome of each session and sends the destinations their reports (RFC 8460). */
+  readonly tlsReporter?: TlsReporter | undefined;
   readonly logger: Logger;
-}
-
-/**
- * What {@link OutboundQueue.enqueue} takes: the envelope of a new message.
- *
- * @example
- * ```ts
- * const message: NewMessage = { from: 'me@example.com', recipients: [{ address: 'you@example.org' }], ret: 'HDRS' };
- * ```
- */
-export interface NewMessage {
-  /** The envelope sender; `''` (the null sender) for a notification, which never bounces. */
-  readonly from: string;
-  /** The recipients, each with its DSN parameters (RFC 3461) when it has them. */
-  readonly recipients: readonly Pick<QueuedRecipient, 'address' | 'dsn'>[];
-  /** RET: what a bounce returns, the whole message or its header section (the default). */
-  readonly ret?: 'FULL' | 'HDRS' | undefined;
-  /** ENVID: the sender's id for the transaction, named in notifications. */
-  readonly envid?: string | undefined;
-  /** REQUIRETLS (RFC 8689): only over verified TLS to exchangers that offer it. */
-  readonly requireTls?: boolean | undefined;
-  /** Whether the content has 8-bit bytes. */
-  readonly eightBit?: boolean | undefined;
-  /**
-   * The sender was never verified (an outside client's mail): no notice (bounce, delay,
-   * relayed) is ever sent to it, as a forged sender would get it (backscatter).
-   */
-  readonly unverifiedSender?: boolean | undefined;
-  /**
-   * Header fields known only once the content has been read (mail authentication's verdict):
-   * awaited before the message is committed (a rejection refuses it), kept in its entry, and sent
-   * on top of its content.
-   */
-  readonly head?: (() => Promise<string>) | undefined;
 }
 
 /** A claimed message while its domains are served. */
@@ -145,6 +117,7 @@ export class OutboundQueue {
       shared: options.sharedCounts,
       rate: options.ratePerDestination,
       mtaSts: options.mtaSts,
+      tlsReports: options.tlsReporter,
       content: (job) =>
         withPrepended(`${job.entry.head ?? ''}${job.entry.dkim ?? ''}`, createReadStream(this.spool.dataPath(job.message.claim.id))),
       done: (job, results) => this.#done(job, results),
@@ -159,6 +132,7 @@ export class OutboundQueue {
     this.#started = true;
     this.#timer = setInterval(() => this.kick(), this.#options.scanInterval ?? 5000);
     this.#timer.unref();
+    this.#options.tlsReporter?.start();
     this.kick();
   }
 
@@ -213,16 +187,27 @@ export class OutboundQueue {
     return this.#closed ? Promise.resolve('outbound queue closed') : this.spool.notWritable();
   }
 
-  /** Stops claiming; resolves once the messages being delivered are written back (at most `waitMs`). */
+  /**
+   * Sends now the TLS reports (RFC 8460) of what was counted so far, the current period's too,
+   * as the queue does by itself after each period; resolves to what was handed on (nothing when
+   * `tlsReporting` is off).
+   */
+  sendTlsReports(): Promise<SentTlsReport[]> {
+    return this.#options.tlsReporter?.send() ?? Promise.resolve([]);
+  }
+
+  /** Stops claiming; resolves once the messages being delivered are written back (at most `waitMs`), and TLS report counts are kept. */
   async close(waitMs = 30_000): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
     this.#lanes.close();
-    if (this.#inFlight === 0) return;
-    const drained = new Promise<void>((resolve) => (this.#drained = resolve));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-    clearTimeout(timer);
+    if (this.#inFlight > 0) {
+      const drained = new Promise<void>((resolve) => (this.#drained = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([drained, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+      clearTimeout(timer);
+    }
+    await this.#options.tlsReporter?.close();
   }
 
   async #scan(): Promise<void> {

@@ -190,6 +190,15 @@ describe.skipIf(missing !== undefined)('DKIM signing', () => {
     const forwarded = caught.raw.subarray(caught.raw.indexOf('ARC-Seal:'));
     expect(forwarded.toString().startsWith('ARC-Seal: i=1; a=rsa-sha256; t=')).toBe(true);
     expect(await dkimpyArcVerify(forwarded, { 'rsa._domainkey.example.test': rsa.record })).toBe('pass');
+    // Under the ARC set, the relay's own verdict (RFC 8601), as the next hop may read it.
+    const fields = forwarded.toString('latin1').split(/\r\n(?![ \t])/);
+    expect(fields.slice(0, 4).map((f) => f.slice(0, f.indexOf(':')))).toEqual([
+      'ARC-Seal',
+      'ARC-Message-Signature',
+      'ARC-Authentication-Results',
+      'Authentication-Results',
+    ]);
+    expect(fields[3]).toMatch(/^Authentication-Results: relay\.example\.test;\r\n dkim=none \(message not signed\);\r\n spf=fail /);
     await closeServers();
     await expect(
       startServer(Relay, { relayHost: '127.0.0.1', arcSeal: { domain: 'example.test', selector: 'ed', privateKey: ed.pem } }),
