@@ -4,7 +4,10 @@
  */
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from './processes.js';
 
 /** Debian's python3, where python3-dkim is installed (not a python3 of the PATH's own). */
 const PYTHON = '/usr/bin/python3';
@@ -119,4 +122,59 @@ cv, results, reason = dkim.arc_verify(message, dnsfunc=dnsfunc)
 print(cv.decode())
 `;
   return (await python(script, JSON.stringify({ message: message.toString('base64'), records }))).trim();
+}
+
+const OPENDKIM_TESTMSG = '/usr/sbin/opendkim-testmsg';
+
+/**
+ * Why OpenDKIM cannot verify here, or `undefined` when it can. `opendkim-testmsg` asks the
+ * system resolver (port 53) for keys; the test gives it a DNS of its own in a network and mount
+ * namespace (`unshare`, as root), where 127.0.0.1:53 is the test's and /etc/resolv.conf names it.
+ */
+export async function opendkimMissing(): Promise<string | undefined> {
+  if (!existsSync(OPENDKIM_TESTMSG)) return `no ${OPENDKIM_TESTMSG} (Debian: opendkim-tools)`;
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) return 'not root on Linux: no namespace for a DNS server on port 53';
+  if (!existsSync('/usr/sbin/ip') && !existsSync('/sbin/ip')) return 'no ip (Debian: iproute2) to bring up the namespace loopback';
+  return new Promise((resolve) =>
+    execFile('unshare', ['-n', '-m', 'true'], { timeout: 5000 }, (err) =>
+      resolve(err ? `unshare -n -m is refused here (${err.message.trim()})` : undefined),
+    ),
+  );
+}
+
+/**
+ * Verifies `message` with OpenDKIM's `opendkim-testmsg`, its keys from `records` (name → TXT).
+ * Resolves to `pass`, or to what OpenDKIM said when it did not verify.
+ */
+export async function opendkimVerify(message: Buffer, records: Record<string, string>): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'sirocco-opendkim-'));
+  try {
+    writeFileSync(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\noptions timeout:2 attempts:2\n');
+    writeFileSync(join(dir, 'zone.json'), JSON.stringify(Object.fromEntries(Object.entries(records).map(([n, t]) => [n, { txt: [t] }]))));
+    writeFileSync(join(dir, 'message'), message);
+    // In the namespace: loopback up, our resolv.conf, the DNS server (ended on exit), then OpenDKIM.
+    const script = [
+      'ip link set lo up',
+      'mount --bind "$D/resolv.conf" /etc/resolv.conf',
+      `timeout 30 "${process.execPath}" --import tsx spec/helpers/dns-serve.ts "$D/zone.json" 53 "$D/ready" &`,
+      'DNS=$!',
+      "trap 'kill $DNS 2>/dev/null' EXIT",
+      'i=0; while [ ! -f "$D/ready" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done',
+      `${OPENDKIM_TESTMSG} < "$D/message"`,
+    ].join('\n');
+    return await new Promise((resolve, reject) => {
+      execFile(
+        'unshare',
+        ['-n', '-m', 'sh', '-c', script],
+        { cwd: ROOT, env: { ...process.env, D: dir }, timeout: 40_000 },
+        (err, stdout, stderr) => {
+          if (err === null) resolve('pass');
+          else if (typeof err.code === 'number') resolve(`${stdout}${stderr}`.trim());
+          else reject(new Error(err.message));
+        },
+      );
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

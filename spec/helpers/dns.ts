@@ -25,7 +25,7 @@ export interface TestDns {
   close(): Promise<void>;
 }
 
-export async function startDns(zone: Record<string, Records>): Promise<TestDns> {
+export async function startDns(zone: Record<string, Records>, port = 0): Promise<TestDns> {
   const records = new Map(Object.entries(zone).map(([name, r]) => [name.toLowerCase(), r]));
   const queries: string[] = [];
   const server = dns2.createServer({
@@ -65,7 +65,7 @@ export async function startDns(zone: Record<string, Records>): Promise<TestDns> 
     },
   });
   const listening = new Promise<void>((resolve) => server.on('listening', () => resolve()));
-  await server.listen({ udp: { port: 0, address: '127.0.0.1' } });
+  await server.listen({ udp: { port, address: '127.0.0.1' } });
   await listening;
   const address = (server.addresses() as { udp?: { port: number } }).udp;
   if (address === undefined) throw new Error('the test DNS server has no UDP address');

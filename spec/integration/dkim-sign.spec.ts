@@ -1,7 +1,8 @@
 /**
  * DKIM signing on the way out: sendDirect signs with the From: domain's keys (RSA and Ed25519 at
  * once); the signatures verify in dkimpy and in Sirocco's own mail authentication, and a changed
- * body fails in both; a message OpenDKIM signed verifies in Sirocco. DNS on loopback.
+ * body fails in both; OpenDKIM verifies them too (in a namespace of its own, where the test DNS
+ * is on port 53), and a message OpenDKIM signed verifies in Sirocco. DNS on loopback.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,16 @@ import { RequestHandler } from '../../lib/index.js';
 import { Deliver, DkimSigner, Relay, sendDirect } from '../../lib/entry/outbound.js';
 import { closeServers, startServer } from '../helpers/server.js';
 import { Controller } from '../../lib/entry/testing.js';
-import { dkimpyArcVerify, dkimpyMissing, dkimpyVerify, ed25519Key, rsaKey, type TestKey } from '../helpers/dkim.js';
+import {
+  dkimpyArcVerify,
+  dkimpyMissing,
+  dkimpyVerify,
+  ed25519Key,
+  opendkimMissing,
+  opendkimVerify,
+  rsaKey,
+  type TestKey,
+} from '../helpers/dkim.js';
 import { startDns, type TestDns } from '../helpers/dns.js';
 
 const missing = dkimpyMissing();
@@ -222,6 +232,26 @@ describe.skipIf(missing !== undefined)('DKIM signing', () => {
       'dkimKeys[0].headers must be a list of field names with from in it (RFC 6376 §5.4)',
     );
   });
+
+  it("Sirocco's signatures verify in OpenDKIM (opendkim-testmsg), RSA and Ed25519 each; a changed body fails", async (context) => {
+    const why = await opendkimMissing();
+    if (why !== undefined) {
+      console.log(`dkim-sign.spec: OpenDKIM verification skipped: ${why}`);
+      context.skip();
+    }
+    const records = { 'rsa._domainkey.example.test': rsa.record, 'ed._domainkey.example.test': ed.record };
+    const message = Buffer.from(MESSAGE.replace('Signed', 'For OpenDKIM'));
+    for (const [selector, key] of [
+      ['rsa', rsa],
+      ['ed', ed],
+    ] as const) {
+      const signed = await new DkimSigner([{ domain: 'example.test', selector, privateKey: key.pem }]).sign(message);
+      expect(signed.toString().startsWith(`DKIM-Signature: v=1; a=${key.algorithm}-sha256;`)).toBe(true);
+      expect(await opendkimVerify(signed, records)).toBe('pass');
+      const changed = Buffer.from(signed.toString().replace('Hello, signed.', 'Hello, changed.'));
+      expect(await opendkimVerify(changed, records)).toBe('opendkim-testmsg: dkim_eom(): Bad signature');
+    }
+  }, 60_000);
 
   it.skipIf(process.platform !== 'linux')('verifies a message OpenDKIM signed (opendkim-testmsg, RSA)', async () => {
     const { existsSync } = await import('node:fs');
