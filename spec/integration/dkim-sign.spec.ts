@@ -64,7 +64,7 @@ const MESSAGE =
   'Message-ID: <1@news.example.test>\r\n\r\nHello, signed.\r\n';
 
 describe.skipIf(missing !== undefined)('DKIM signing', () => {
-  it('sendDirect signs with both keys of the From: domain; dkimpy and Sirocco verify, a changed body fails in both', async () => {
+  it('sendDirect signs with both keys of the From: domain; dkimpy and Sirocco verify, a changed body or header fails in both', async () => {
     writeFileSync(join(dir, 'rsa.pem'), rsa.pem);
     const report = await sendDirect({
       from: 'bounce@example.test',
@@ -105,6 +105,19 @@ describe.skipIf(missing !== undefined)('DKIM signing', () => {
     expect(again.accepted).toEqual(['bob@dest.test']);
     const refused = await receiver.inbox.waitFor((m) => m.text.includes('changed'));
     expect(refused.headers.get('authentication-results')).toMatch(/dkim=neutral \(body hash did not verify\).*dmarc=fail/);
+    // A signed header field changed: fails in both too.
+    const retitled = Buffer.from(sent.toString().replace('Subject: Signed', 'Subject: Retitled'));
+    expect(await dkimpyVerify(retitled, records)).toEqual([false, false]);
+    await sendDirect({
+      from: 'bounce@example.test',
+      to: 'bob@dest.test',
+      message: retitled,
+      hostname: 'out.example.test',
+      port: receiver.port,
+      dnsServers: [dns.server],
+    });
+    const forged = await receiver.inbox.waitFor({ subject: 'Retitled' });
+    expect(forged.headers.get('authentication-results')).toMatch(/^mx\.dest\.test; dkim=fail .*dkim=fail .*dmarc=fail/);
   });
 
   it('Deliver signs each message when it is queued, and sends the signatures on top of the queued bytes', async () => {
@@ -233,7 +246,7 @@ describe.skipIf(missing !== undefined)('DKIM signing', () => {
     );
   });
 
-  it("Sirocco's signatures verify in OpenDKIM (opendkim-testmsg), RSA and Ed25519 each; a changed body fails", async (context) => {
+  it("Sirocco's signatures verify in OpenDKIM (opendkim-testmsg), RSA and Ed25519 each; a changed body or header fails", async (context) => {
     const why = await opendkimMissing();
     if (why !== undefined) {
       console.log(`dkim-sign.spec: OpenDKIM verification skipped: ${why}`);
@@ -250,6 +263,8 @@ describe.skipIf(missing !== undefined)('DKIM signing', () => {
       expect(await opendkimVerify(signed, records)).toBe('pass');
       const changed = Buffer.from(signed.toString().replace('Hello, signed.', 'Hello, changed.'));
       expect(await opendkimVerify(changed, records)).toBe('opendkim-testmsg: dkim_eom(): Bad signature');
+      const retitled = Buffer.from(signed.toString().replace('Subject: For OpenDKIM', 'Subject: Retitled'));
+      expect(await opendkimVerify(retitled, records)).toBe('opendkim-testmsg: dkim_eom(): Bad signature');
     }
   }, 60_000);
 
