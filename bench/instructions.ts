@@ -52,7 +52,8 @@ async function count(kind: (typeof ALL_KINDS)[number]): Promise<number> {
       '--tool=callgrind',
       '--smc-check=all-non-file',
       '--instr-atstart=no',
-      '--callgrind-out-file=/dev/null',
+      // BENCH_CALLGRIND_DIR keeps each server's profile there (callgrind.KIND) for callgrind_annotate.
+      `--callgrind-out-file=${process.env.BENCH_CALLGRIND_DIR === undefined ? '/dev/null' : `${process.env.BENCH_CALLGRIND_DIR}/callgrind.${kind}`}`,
       process.execPath,
       '--import',
       'tsx',
