@@ -45,6 +45,9 @@ function refusal(auth: MessageAuthentication, enforce: boolean): SMTPError | und
   return new SMTPError(550, [5, 7, 1], `Message refused: it fails the DMARC policy of ${auth.dmarc.domain}`);
 }
 
+/** How much of a streaming message the verifier may be behind, in bytes, before the client waits for it. */
+export const VERIFY_BEHIND = 1024 * 1024;
+
 function origin(request: SMTPRequest): { ip: string; helo: string; sender: string } {
   return { ip: request.session.remoteAddress, helo: request.session.heloName, sender: request.mailFrom };
 }
@@ -63,24 +66,49 @@ export async function authenticateBody(verifier: Verifier, body: Buffer, request
  * section reaches the handler without our own results fields. Resolves once verified; rejects
  * with the refusal.
  */
-export function authenticateStream(verifier: Verifier, stream: MessageStream, request: SMTPRequest, enforce: boolean): Promise<void> {
-  const copy = new PassThrough();
+export function authenticateStream(
+  verifier: Pick<Verifier, 'authservId' | 'verify'>,
+  stream: MessageStream,
+  request: SMTPRequest,
+  enforce: boolean,
+): Promise<void> {
+  // What the verifier has not read yet is held here, up to VERIFY_BEHIND: past it the client is
+  // not read until the verifier catches up (as for a handler that reads slowly).
+  const copy = new PassThrough({ highWaterMark: VERIFY_BEHIND });
   let ended = false;
   stream.inspect(
     (part) => {
-      if (ended) return;
+      if (ended) return true;
       if (part === null || part instanceof Error) {
         ended = true;
         if (part === null) copy.end();
         else copy.destroy(part);
-        return;
+        return true;
       }
       // A copy: the part's memory is read into again once this returns.
-      copy.write(Buffer.from(part));
+      return copy.write(Buffer.from(part));
     },
+    () =>
+      new Promise<void>((resolve) => {
+        if (ended || copy.destroyed || !copy.writableNeedDrain) return resolve();
+        const caughtUp = (): void => {
+          copy.off('drain', caughtUp);
+          copy.off('close', caughtUp);
+          resolve();
+        };
+        copy.on('drain', caughtUp);
+        copy.on('close', caughtUp);
+      }),
     new HeadGate((head) => withoutOwnResults(head, verifier.authservId)),
   );
-  const done = verifier.verify(copy, origin(request)).then((auth) => {
+  const verdict = verifier.verify(copy, origin(request));
+  // A verdict before the end (the checks ran out of time): the rest is not copied any more.
+  void verdict.then(() => {
+    if (ended) return;
+    ended = true;
+    copy.destroy();
+  });
+  const done = verdict.then((auth) => {
     request.keepAuthentication(auth);
     const refused = refusal(auth, enforce);
     if (refused !== undefined) throw refused;

@@ -69,7 +69,11 @@ export class MessageStream extends Readable {
   #discarding = false;
   #done = false;
   #lending: LentChunks | null = null;
-  #tap: ((part: Buffer | Error | null) => void) | null = null;
+  #tap: ((part: Buffer | Error | null) => boolean) | null = null;
+  /** Resolves once the tap has caught up, after it said it was behind. */
+  #tapCaughtUp: (() => Promise<void>) | null = null;
+  #tapBehind = false;
+  #readerBehind = false;
   #gate: HeadGate | null = null;
   readonly #recycler: ReadBufferRecycler | null;
 
@@ -94,8 +98,14 @@ export class MessageStream extends Readable {
    * waits for {@link demand} before it feeds more.
    */
   feed(part: Buffer): boolean {
-    // The tap sees every byte, also those a handler that stopped reading will not.
-    this.#tap?.(part);
+    // The tap sees every byte, also those a handler that stopped reading will not; when it falls
+    // behind, the server waits for it as for a slow reader.
+    if (this.#tap !== null && !this.#tap(part)) this.#tapBehind = true;
+    if (!this.#feedReader(part)) this.#readerBehind = true;
+    return !this.#readerBehind && !this.#tapBehind;
+  }
+
+  #feedReader(part: Buffer): boolean {
     if (this.#done || this.destroyed || this.#discarding) return true;
     const gate = this.#gate;
     if (gate === null) return this.#forward(part);
@@ -111,11 +121,13 @@ export class MessageStream extends Readable {
 
   /**
    * @internal Mail authentication's view of the message: `tap` is given each part as it arrives
-   * (valid until it returns), then `null` at the end or the error that ended it; `gate`, when
-   * given, holds the header section back and filters it before the reader sees it.
+   * (valid until it returns), then `null` at the end or the error that ended it, and answers
+   * `false` when it is behind: no more is fed until `caughtUp()` resolves. `gate`, when given,
+   * holds the header section back and filters it before the reader sees it.
    */
-  inspect(tap: (part: Buffer | Error | null) => void, gate: HeadGate | null): void {
+  inspect(tap: (part: Buffer | Error | null) => boolean, caughtUp: () => Promise<void>, gate: HeadGate | null): void {
     this.#tap = tap;
+    this.#tapCaughtUp = caughtUp;
     this.#gate = gate;
   }
 
@@ -140,8 +152,17 @@ export class MessageStream extends Readable {
     return lending;
   }
 
-  /** @internal Resolves once the reader wants more, or at once when nobody reads any more. */
+  /** @internal Resolves once the reader wants more (or nobody reads any more) and the tap has caught up. */
   demand(): Promise<void> {
+    const tap = this.#tapBehind ? this.#tapCaughtUp?.() : undefined;
+    this.#tapBehind = false;
+    const reader = this.#readerBehind ? this.#readerDemand() : undefined;
+    this.#readerBehind = false;
+    if (tap === undefined) return reader ?? Promise.resolve();
+    return reader === undefined ? tap : Promise.all([reader, tap]).then(() => undefined);
+  }
+
+  #readerDemand(): Promise<void> {
     if (this.#done || this.destroyed || this.#discarding || this.#lending?.dropping === true) return Promise.resolve();
     return new Promise((resolve) => {
       this.#wanted = resolve;
