@@ -138,7 +138,8 @@ export class InboxHttpServer {
     try {
       this.#check(req, res);
       const url = new URL(req.url ?? '/', 'http://inbox.invalid');
-      this.#route(req.method ?? 'GET', url, req, res)?.catch(failed);
+      // HEAD is answered as GET is, without the body (Node's response leaves it out).
+      this.#route(req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET'), url, req, res)?.catch(failed);
     } catch (err) {
       failed(err);
     }
@@ -197,7 +198,8 @@ export class InboxHttpServer {
       json(res, 200, { messages: this.#inbox.messages.length, releaseTo: this.#releaseTo ?? null, faults: this.#faults !== undefined });
     } else if (first === 'events' && id === undefined) {
       if (method !== 'GET') throw notAllowed(method, 'GET', res);
-      this.#events(res);
+      if (req.method === 'HEAD') res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8' }).end();
+      else this.#events(res);
     } else if (first === 'wait' && id === undefined) {
       if (method !== 'GET') throw notAllowed(method, 'GET', res);
       this.#wait(url.searchParams, res);

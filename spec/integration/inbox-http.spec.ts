@@ -172,6 +172,18 @@ describe('the inbox over HTTP', () => {
     expect([put.status, put.headers.get('allow'), await put.json()]).toEqual([405, 'GET, DELETE', { error: 'PUT not allowed here' }]);
   });
 
+  it('answers HEAD as GET, without the body: the API, the page, the event stream', async () => {
+    const { base } = await catcher();
+    const page = base.replace('/api/v1', '');
+    for (const url of [`${base}/messages`, `${base}/info`, `${page}/`, `${base}/events`]) {
+      const [get, head] = [await fetch(url), await fetch(url, { method: 'HEAD' })];
+      const full = url.endsWith('/events') ? '' : await get.text();
+      if (url.endsWith('/events')) await get.body?.cancel();
+      expect([head.status, head.headers.get('content-type'), await head.text()]).toEqual([200, get.headers.get('content-type'), '']);
+      if (!url.endsWith('/events')) expect(Number(head.headers.get('content-length'))).toBe(Buffer.byteLength(full));
+    }
+  });
+
   it('wait answers as soon as a matching message arrives, and on timeout answers 408 with what did arrive', async () => {
     const { controller, base } = await catcher();
     const waiting = fetch(`${base}/wait?to=bob@example.com&timeout=10000`);
