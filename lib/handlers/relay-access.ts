@@ -11,6 +11,7 @@ import type { AnyServedApplication } from '../app/request-handler.js';
 import { serviceKey } from '../app/services.js';
 import { REPLIES } from '../protocol/replies.js';
 import { SMTPError } from '../protocol/reply.js';
+import { clientLabel, type Peer } from '../protocol/session-info.js';
 
 /**
  * Settings of the relay check, shared by {@link RelaySettings} and {@link DeliverSettings}.
@@ -115,7 +116,7 @@ export function isOutside(facts: RelayFacts): boolean {
 /** What Relay and Deliver offer for their RCPT check: the two overridable decisions, and the session. */
 export interface RelayGate {
   readonly application: AnyServedApplication;
-  readonly request: { readonly session: { readonly user: string | undefined; readonly remoteAddress: string } };
+  readonly request: { readonly session: Peer & { readonly user: string | undefined } };
   mayRelay(address: string): boolean | Promise<boolean>;
   verifyRecipient(address: string): boolean | Promise<boolean>;
 }
@@ -128,7 +129,7 @@ export function outsideClient(gate: Pick<RelayGate, 'application' | 'request'>):
 
 /** The RCPT check of Relay and Deliver: `554 5.7.1` where relaying is not allowed, `550 5.1.1` for an outside client's unknown recipient. */
 export async function checkRelayRecipient(gate: RelayGate, address: string): Promise<void> {
-  if (!(await gate.mayRelay(address))) throw relayDenied(address, gate.request.session.remoteAddress);
+  if (!(await gate.mayRelay(address))) throw relayDenied(address, clientLabel(gate.request.session));
   if (outsideClient(gate) && !(await gate.verifyRecipient(address))) throw unknownRecipient(address);
 }
 
@@ -157,10 +158,8 @@ export function mayRelay(facts: RelayFacts, address: string): boolean {
 }
 
 /** The RCPT refusal for a client that may not relay to `address`. */
-export function relayDenied(address: string, remoteAddress: string): SMTPError {
-  return SMTPError.from(REPLIES.relayDenied(), {
-    logMessage: `relay to ${address} refused for unauthenticated ${remoteAddress || 'local or unknown client'}`,
-  });
+export function relayDenied(address: string, client: string): SMTPError {
+  return SMTPError.from(REPLIES.relayDenied(), { logMessage: `relay to ${address} refused for unauthenticated client ${client}` });
 }
 
 /** Why `value` is not a list of usable DKIM keys, or `undefined` when it is. */

@@ -324,15 +324,20 @@ describe('Deliver: never an open relay', () => {
   it('refuses an unauthenticated, untrusted client a recipient outside relayDomains, 554 5.7.1', async () => {
     const queue = tempQueue();
     cleanups.push(queue.cleanup);
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }));
     const { port } = await startServer(Deliver, {
       queueDir: queue.dir,
       trustedNetworks: [],
       relayDomains: ['b.test'],
       dnsServers: [dns.server],
+      logger,
     });
     const client = await RawClient.ehlo(port);
     expect(await client.command('MAIL FROM:<a@sender.test>')).toMatch(/^250 /);
     expect(await client.command('RCPT TO:<x@elsewhere.test>')).toBe('554 5.7.1 Relay access denied\r\n');
+    // The log names the client (as every other refusal's line does).
+    expect(lines.some((l) => l.includes('relay to x@elsewhere.test refused for unauthenticated client 127.0.0.1'))).toBe(true);
     expect(await client.command('RCPT TO:<y@B.TEST>')).toMatch(/^250 /);
     expect(await client.command('RCPT TO:<z@[127.0.0.1]>')).toBe('550 5.1.2 Address literals are not delivered; use a domain name\r\n');
     client.close();
