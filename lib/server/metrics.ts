@@ -133,7 +133,7 @@ export class ServerMetrics {
   readonly #outcomes: Record<'started' | 'completed' | 'aborted', Sample>;
 
   constructor(prom: PromClient) {
-    this.registry = new prom.Registry();
+    const own = new prom.Registry();
     const families = [
       this.#connections,
       this.#connects,
@@ -147,11 +147,11 @@ export class ServerMetrics {
       this.#auth,
       this.#deferrals,
     ];
-    for (const family of [...families, this.#handler]) this.registry.registerMetric(family as unknown as Prom.Metric);
+    for (const family of [...families, this.#handler]) own.registerMetric(family as unknown as Prom.Metric);
     // The process and Node metrics every Node exporter has (CPU, memory, heap, event-loop lag,
     // GC), under their usual names; a cluster primary sums its workers' as prom-client decides
     // for each (sums, or the first worker's for versions and start times).
-    prom.collectDefaultMetrics({ register: this.registry });
+    this.registry = prom.Registry.merge([own, processMetrics(prom)]);
     const none = (): Record<string, string> => ({});
     this.#open = this.#connections.sample('', none);
     this.#connected = this.#connects.sample('', none);
@@ -233,6 +233,22 @@ export class ServerMetrics {
   hook(hook: TimedHook, seconds: number): void {
     this.#handler.observe(hook, seconds);
   }
+}
+
+const PROCESS_METRICS = new WeakMap<PromClient, Prom.Registry>();
+
+/**
+ * The process's default metrics, collected once per process and shared by its servers:
+ * prom-client's GC observer cannot be stopped, so one per server would outlive the server.
+ */
+export function processMetrics(prom: PromClient): Prom.Registry {
+  let registry = PROCESS_METRICS.get(prom);
+  if (registry === undefined) {
+    registry = new prom.Registry();
+    prom.collectDefaultMetrics({ register: registry });
+    PROCESS_METRICS.set(prom, registry);
+  }
+  return registry;
 }
 
 /** Loads prom-client: only servers with metrics on pay for it. */

@@ -2,7 +2,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { loadProm } from '../../lib/server/metrics.js';
 import { RequestHandler, SMTPError } from '../../lib/index.js';
 import { Deliver } from '../../lib/entry/outbound.js';
 import { RawClient } from '../helpers/raw-client.js';
@@ -11,6 +12,23 @@ import { closeServers, startServer } from '../helpers/server.js';
 afterEach(closeServers);
 
 describe('metrics', () => {
+  it("the process's metrics are collected once for all its servers (prom-client's GC observer outlives a server)", async () => {
+    const prom = await loadProm();
+    const collect = vi.spyOn(prom, 'collectDefaultMetrics');
+    try {
+      for (let i = 0; i < 3; i++) {
+        const { server } = await startServer(RequestHandler, { metricsListen: '127.0.0.1:0' });
+        const text = await (await fetch(`http://127.0.0.1:${server.metricsAddress()?.port ?? 0}/metrics`)).text();
+        expect(text).toMatch(/^process_cpu_user_seconds_total \d/m);
+        expect(text).toMatch(/^sirocco_smtpd_connections 0$/m);
+        await server.close();
+      }
+      expect(collect.mock.calls.length).toBeLessThanOrEqual(1);
+    } finally {
+      collect.mockRestore();
+    }
+  });
+
   it('count connections, transactions, messages, bytes, replies, failed commands, limits and handler time', async () => {
     const { port, server } = await startServer(
       class extends RequestHandler {
