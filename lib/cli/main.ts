@@ -25,7 +25,7 @@ import { pop3Option, startPop3 } from './pop3-option.js';
 import { parseListen, USAGE, UsageError, type ListenTarget } from './usage.js';
 import type { UnixSocketOptions } from '../net/listeners.js';
 import { RedisLimitStore } from '../net/redis-limit-store.js';
-import { writableFolder } from '../storage/folders.js';
+import { couldMakeFolder, writableFolder } from '../storage/folders.js';
 
 export { parseListen, UsageError, type ListenTarget } from './usage.js';
 import type { Pop3Server } from '../pop3/pop3-server.js';
@@ -50,30 +50,35 @@ function positiveInteger(name: string, text: string | undefined): number | undef
   return Number(text);
 }
 
-/** A folder the handler writes: made if missing and writable, or the usage error that says why not. */
-function checkedFolder(option: string, dir: string): string {
+/**
+ * A folder the handler writes: made if missing and writable, or the usage error that says why
+ * not. Only checked when `make` is false (`--check-config` changes nothing on disk): the folder,
+ * or the nearest folder above it that exists, must be writable.
+ */
+function checkedFolder(option: string, dir: string, make: boolean): string {
   const path = resolve(dir);
   try {
-    writableFolder(path);
+    if (make) writableFolder(path);
+    else couldMakeFolder(path);
   } catch (err) {
     throw new UsageError(`${option}: ${path} cannot be made or written: ${err instanceof Error ? err.message : String(err)}`);
   }
   return path;
 }
 
-/** Resolves `--handler` to a class and the settings it needs. */
-export async function loadHandler(spec: string): Promise<{ handler: AnyHandlerClass; settings: SettingsInput }> {
+/** Resolves `--handler` to a class and the settings it needs; with `check`, makes no folder. */
+export async function loadHandler(spec: string, check = false): Promise<{ handler: AnyHandlerClass; settings: SettingsInput }> {
   if (spec === 'sink') return { handler: Sink, settings: {} };
   if (spec === 'debugging') return { handler: Debugging, settings: {} };
   if (spec.startsWith('maildir:')) {
     const dir = spec.slice('maildir:'.length);
     if (dir === '') throw new UsageError('--handler maildir:DIR needs a directory');
-    return { handler: Maildir, settings: { maildir: checkedFolder('--handler maildir:DIR', dir) } };
+    return { handler: Maildir, settings: { maildir: checkedFolder('--handler maildir:DIR', dir, !check) } };
   }
   if (spec.startsWith('deliver:')) {
     const dir = spec.slice('deliver:'.length);
     if (dir === '') throw new UsageError('--handler deliver:QUEUE_DIR needs a directory');
-    return { handler: Deliver, settings: { queueDir: checkedFolder('--handler deliver:QUEUE_DIR', dir) } };
+    return { handler: Deliver, settings: { queueDir: checkedFolder('--handler deliver:QUEUE_DIR', dir, !check) } };
   }
   if (spec.startsWith('relay:')) {
     const match = /^relay:([^:]+)(?::(\d{1,5}))?$/.exec(spec);
@@ -329,7 +334,7 @@ export async function main(args: readonly string[], out = process.stdout, err = 
       await store?.close?.();
       return 0;
     }
-    const loaded = await loadHandler(plan.handler);
+    const loaded = await loadHandler(plan.handler, given.check);
     app = new Application(loaded.handler, { ...loaded.settings, ...plan.settings });
     if (given.check) {
       out.write(describeConfiguration(plan, app.settings as object));

@@ -2,7 +2,7 @@
  * Folders made safely, and flushing to disk what a reply promises is there: the queue's files, and the Maildir's. A file's
  * own `fsync` keeps its bytes; a rename or a new name lasts only once its directory is flushed too.
  */
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -42,4 +42,12 @@ export function makeFolder(path: string): void {
 export function writableFolder(path: string): void {
   makeFolder(path);
   accessSync(path, constants.W_OK | constants.X_OK);
+}
+
+/** Throws why this process could not make (or write in) `path`; makes nothing (a configuration check). */
+export function couldMakeFolder(path: string): void {
+  let existing = path;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  if (!statSync(existing).isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory: '${existing}'`), { code: 'ENOTDIR' });
+  accessSync(existing, constants.W_OK | constants.X_OK);
 }

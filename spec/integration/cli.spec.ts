@@ -77,6 +77,20 @@ describe('sirocco --config FILE', () => {
     expect(out).not.toContain('hunter2');
   });
 
+  it('--check-config makes no folder: a missing maildir or queue folder is checked, not created', async () => {
+    const base = tempDir();
+    for (const handler of [`maildir:${join(base, 'mail', 'new-box')}`, `deliver:${join(base, 'queue')}`]) {
+      const r = run(['--config', write(`handler: ${JSON.stringify(handler)}\n`), '--check-config']);
+      expect(await r.exited).toBe(0);
+    }
+    expect(readdirSync(base)).toEqual([]);
+    // One that could not be made is still named.
+    writeFileSync(join(base, 'file'), 'x');
+    const bad = run(['--config', write(`handler: "maildir:${join(base, 'file', 'box')}"\n`), '--check-config']);
+    expect(await bad.exited).toBe(2);
+    expect(bad.stderr()).toContain(`--handler maildir:DIR: ${join(base, 'file', 'box')} cannot be made or written: ENOTDIR`);
+  });
+
   it.each([
     ['listen: 127.0.0.1:0\nlisen: x\n', 'FILE:2: unknown option lisen, did you mean listen? (see --help)'],
     ['handler: sink\nworkers: many\n', 'FILE:2: --workers: expected a whole number, got "many" (see --help)'],
