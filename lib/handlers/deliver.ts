@@ -142,6 +142,15 @@ export class DeliverSettings extends RelayAccessSettings {
   @Matches(/^[^@\s<>]+@[^@\s<>]+$/, { message: 'tlsReportFrom must be an address' })
   tlsReportFrom?: string;
 
+  /**
+   * Whether TLS reports may be posted to loopback, private and link-local addresses (a test's
+   * collector, a private network's). Default false: a destination's `_smtp._tls` record could
+   * otherwise aim this host's POST at services of its own network.
+   */
+  @IsOptional()
+  @IsBoolean()
+  tlsReportToPrivateAddresses?: boolean;
+
   /** Seconds a TLS report covers, aligned to the epoch (a day: UTC days, as RFC 8460 asks). Default 86 400. */
   @IsOptional()
   @IsInt()
@@ -226,6 +235,7 @@ export function deliveryQueue(application: AnyServedApplication): OutboundQueue 
               dir: join(settings.queueDir, 'tls-reports'),
               lookup: cachedResolver(settings.dnsServers, 5000),
               tls: settings.deliveryTLS,
+              privateAddresses: settings.tlsReportToPrivateAddresses,
               mail: (from, to, content) => queue.enqueue({ from, recipients: [{ address: to }] }, content),
               logger: application.logger.child({ component: 'tls-reports' }),
             })

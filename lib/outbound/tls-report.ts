@@ -223,6 +223,9 @@ function rfc3339(ms: number): string {
   return `${new Date(ms).toISOString().slice(0, 19)}Z`;
 }
 
+/** Report addresses of one record used at most (`mailto:` first, then `https:`). */
+export const MAX_ADDRESSES = 5;
+
 /** Where a domain wants its reports: `mailto:` addresses and `https:` URLs. */
 export interface ReportAddresses {
   readonly mailto: readonly string[];
@@ -255,7 +258,9 @@ export function reportAddresses(records: readonly string[]): ReportAddresses | u
       }
     }
   }
-  return mailto.length === 0 && https.length === 0 ? undefined : { mailto, https };
+  if (mailto.length === 0 && https.length === 0) return undefined;
+  // A record may not make this host send a report to more than a few places.
+  return { mailto: mailto.slice(0, MAX_ADDRESSES), https: https.slice(0, MAX_ADDRESSES - Math.min(mailto.length, MAX_ADDRESSES)) };
 }
 
 /**

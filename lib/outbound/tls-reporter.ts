@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
@@ -37,6 +37,11 @@ export interface TlsReporterOptions {
   readonly tls?: Readonly<Record<string, unknown>> | undefined;
   /** The longest an HTTPS report may take, ms. Default 30 000. */
   readonly timeoutMs?: number | undefined;
+  /**
+   * Whether an `https:` report may go to a loopback, private or link-local address. Default
+   * false: a domain's record could otherwise make this host post to its own network's services.
+   */
+  readonly privateAddresses?: boolean | undefined;
   /** Queues a mailed report; resolves to its queue id. */
   readonly mail: (from: string, to: string, content: Buffer) => Promise<string>;
   readonly logger: Logger;
@@ -61,6 +66,30 @@ export interface SentTlsReport {
   readonly ok: boolean;
   /** Why it was not taken. */
   readonly error?: string | undefined;
+}
+
+/** Addresses a report is never posted to unless `privateAddresses` allows: this host and its networks. */
+const PRIVATE = new BlockList();
+for (const [address, prefix] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.168.0.0', 16],
+] as const)
+  PRIVATE.addSubnet(address, prefix, 'ipv4');
+for (const [address, prefix] of [
+  ['::', 127],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['::ffff:0:0', 96],
+] as const)
+  PRIVATE.addSubnet(address, prefix, 'ipv6');
+
+function isPrivate(address: string): boolean {
+  return PRIVATE.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
 }
 
 /** An HTTPS report's body is at most this large (RFC 8460 leaves it to the sender; a day of one domain is far less). */
@@ -204,6 +233,8 @@ export class TlsReporter {
       if (found[0] === undefined) return done(`${target.hostname} has no address`);
       address = found[0];
     }
+    if (this.#options.privateAddresses !== true && isPrivate(address))
+      return done(`${target.hostname} is a private address (${address}): not posted`);
     const timeout = this.#options.timeoutMs ?? 30_000;
     return new Promise((resolve) => {
       const req = request(

@@ -114,7 +114,14 @@ async function deliverer(settings: Record<string, unknown> = {}) {
   return startDeliverer(
     cleanups,
     { dns: dns.server, fleetPort: fleet.port, ca: certs.ca },
-    { mtaStsPort, tlsReporting: true, tlsReportOrganization: 'Sirocco Test', tlsReportContact: 'postmaster@mta.test', ...settings },
+    {
+      mtaStsPort,
+      tlsReporting: true,
+      tlsReportOrganization: 'Sirocco Test',
+      tlsReportContact: 'postmaster@mta.test',
+      tlsReportToPrivateAddresses: true, // the collector is on loopback
+      ...settings,
+    },
   );
 }
 
@@ -304,6 +311,17 @@ describe('TLS reporting in Deliver (RFC 8460)', () => {
     });
     expect(readdirSync(join(queue.dir, 'tls-reports'))).toEqual([]);
   }, 30_000);
+
+  it("posts no report to a private address unless told to (a record could aim the POST at this host's own network)", async () => {
+    const { port, app } = await deliverer({ tlsReportToPrivateAddresses: false });
+    await send(port, 'private@testing.test');
+    await until(() => fleet.arrivals.some((a) => a.rcptTos.includes('private@testing.test')), 10_000);
+    const sent = await deliveryQueue(app).sendTlsReports();
+    expect(sent.map(({ domain, ok, error }) => ({ domain, ok, error }))).toEqual([
+      { domain: 'testing.test', ok: false, error: 'reports.test is a private address (127.0.0.1): not posted' },
+    ]);
+    expect(posted).toEqual([]);
+  });
 
   it('tlsReportFrom must be an address', async () => {
     await expect(deliverer({ tlsReportFrom: 'not an address' })).rejects.toThrow(/tlsReportFrom must be an address/);

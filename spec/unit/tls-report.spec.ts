@@ -156,6 +156,18 @@ describe('reportAddresses (the _smtp._tls record, RFC 8460 §3)', () => {
     expect(reportAddresses(['v=TLSRPTv1;rua=mailto:a%2Bb@example.net?subject=x'])).toEqual({ mailto: ['a+b@example.net'], https: [] });
   });
 
+  it('uses five addresses of a record at most, mailto first', () => {
+    const many = Array.from({ length: 8 }, (_, i) => `mailto:r${i}@example.net`).join(',');
+    expect(reportAddresses([`v=TLSRPTv1; rua=https://a.example/,${many}`])).toEqual({
+      mailto: ['r0@example.net', 'r1@example.net', 'r2@example.net', 'r3@example.net', 'r4@example.net'],
+      https: [],
+    });
+    expect(reportAddresses(['v=TLSRPTv1; rua=https://a.example/,mailto:r@example.net'])).toEqual({
+      mailto: ['r@example.net'],
+      https: ['https://a.example/'],
+    });
+  });
+
   it('asks for nothing: no record, two records, another version first, no usable address', () => {
     expect(reportAddresses([])).toBeUndefined();
     expect(reportAddresses(['v=spf1 -all'])).toBeUndefined();
