@@ -143,13 +143,14 @@ export class DeliverSettings extends RelayAccessSettings {
   tlsReportFrom?: string;
 
   /**
-   * Whether TLS reports may be posted to loopback, private and link-local addresses (a test's
-   * collector, a private network's). Default false: a destination's `_smtp._tls` record could
-   * otherwise aim this host's POST at services of its own network.
+   * Whether the HTTPS requests a destination's DNS asks for (its MTA-STS policy, its TLS report
+   * collector) may go to loopback, private and link-local addresses (a test's servers, a private
+   * network's). Default false: a destination's records could otherwise aim this host's requests
+   * at services of its own network.
    */
   @IsOptional()
   @IsBoolean()
-  tlsReportToPrivateAddresses?: boolean;
+  httpsToPrivateAddresses?: boolean;
 
   /** Seconds a TLS report covers, aligned to the epoch (a day: UTC days, as RFC 8460 asks). Default 86 400. */
   @IsOptional()
@@ -220,6 +221,7 @@ export function deliveryQueue(application: AnyServedApplication): OutboundQueue 
           : new MtaSts({
               lookup: cachedResolver(settings.dnsServers, 5000),
               port: settings.mtaStsPort,
+              privateAddresses: settings.httpsToPrivateAddresses,
               tls: settings.deliveryTLS,
               timeoutMs: settings.deliveryConnectTimeout,
               logger: application.logger.child({ component: 'mta-sts' }),
@@ -235,7 +237,7 @@ export function deliveryQueue(application: AnyServedApplication): OutboundQueue 
               dir: join(settings.queueDir, 'tls-reports'),
               lookup: cachedResolver(settings.dnsServers, 5000),
               tls: settings.deliveryTLS,
-              privateAddresses: settings.tlsReportToPrivateAddresses,
+              privateAddresses: settings.httpsToPrivateAddresses,
               mail: (from, to, content) => queue.enqueue({ from, recipients: [{ address: to }] }, content),
               logger: application.logger.child({ component: 'tls-reports' }),
             })

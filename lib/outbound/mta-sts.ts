@@ -9,6 +9,7 @@
 import { request } from 'node:https';
 import type { Logger } from 'pino';
 import { mailauthSts } from '../auth/mailauth.js';
+import { isPrivateAddress } from './private-address.js';
 import type { TlsResultType } from './tls-report.js';
 
 /** What the queue needs to know of a destination's policy. */
@@ -35,6 +36,8 @@ export interface MtaStsOptions {
   readonly port?: number | undefined;
   /** Extra TLS options for the policy fetch (`ca` for a private CA); the certificate is always verified. */
   readonly tls?: Readonly<Record<string, unknown>> | undefined;
+  /** Whether a policy host may be at a loopback, private or link-local address. Default false. */
+  readonly privateAddresses?: boolean | undefined;
   /** The longest a fetch may take, in ms. Default 10 000. */
   readonly timeoutMs?: number | undefined;
   readonly logger: Logger;
@@ -113,6 +116,8 @@ export class MtaSts {
     const addresses = await this.#options.lookup(host, 'A').catch(() => this.#options.lookup(host, 'AAAA'));
     const address = (addresses as unknown as string[])[0];
     if (address === undefined) throw new Error(`${host} has no address`);
+    if (this.#options.privateAddresses !== true && isPrivateAddress(address))
+      throw new Error(`${host} is a private address (${address}): not asked`);
     const timeout = this.#options.timeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
       const req = request(

@@ -8,7 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { BlockList, isIP } from 'node:net';
+import { isIP } from 'node:net';
+import { isPrivateAddress } from './private-address.js';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
@@ -66,30 +67,6 @@ export interface SentTlsReport {
   readonly ok: boolean;
   /** Why it was not taken. */
   readonly error?: string | undefined;
-}
-
-/** Addresses a report is never posted to unless `privateAddresses` allows: this host and its networks. */
-const PRIVATE = new BlockList();
-for (const [address, prefix] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.168.0.0', 16],
-] as const)
-  PRIVATE.addSubnet(address, prefix, 'ipv4');
-for (const [address, prefix] of [
-  ['::', 127],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['::ffff:0:0', 96],
-] as const)
-  PRIVATE.addSubnet(address, prefix, 'ipv6');
-
-function isPrivate(address: string): boolean {
-  return PRIVATE.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
 }
 
 /** An HTTPS report's body is at most this large (RFC 8460 leaves it to the sender; a day of one domain is far less). */
@@ -233,7 +210,7 @@ export class TlsReporter {
       if (found[0] === undefined) return done(`${target.hostname} has no address`);
       address = found[0];
     }
-    if (this.#options.privateAddresses !== true && isPrivate(address))
+    if (this.#options.privateAddresses !== true && isPrivateAddress(address))
       return done(`${target.hostname} is a private address (${address}): not posted`);
     const timeout = this.#options.timeoutMs ?? 30_000;
     return new Promise((resolve) => {

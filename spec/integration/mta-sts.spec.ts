@@ -23,7 +23,7 @@ const policies = new Map<string, string>();
 const fetched = new Map<string, number>();
 const cleanups: (() => void | Promise<void>)[] = [];
 
-const DOMAINS = ['sts.test', 'nomatch.test', 'testing.test', 'slow.test', 'change.test', 'badcert.test', 'expired.test'];
+const DOMAINS = ['sts.test', 'nomatch.test', 'testing.test', 'slow.test', 'change.test', 'badcert.test', 'expired.test', 'private.test'];
 
 beforeAll(async () => {
   certs = makeCertificates();
@@ -70,7 +70,12 @@ const policy = (mode: string, mx: string[], maxAge = 86400): string =>
 
 async function deliverer(settings: Record<string, unknown> = {}) {
   const mtaStsPort = (https.address() as AddressInfo).port;
-  return startDeliverer(cleanups, { dns: dns.server, fleetPort: fleet.port, ca: certs.ca }, { mtaStsPort, ...settings });
+  // The policy server is on loopback: allowed for these tests.
+  return startDeliverer(
+    cleanups,
+    { dns: dns.server, fleetPort: fleet.port, ca: certs.ca },
+    { mtaStsPort, httpsToPrivateAddresses: true, ...settings },
+  );
 }
 
 /** The queue's only entry once its first attempt is over (at most 10 s). */
@@ -156,6 +161,14 @@ describe('MTA-STS in Deliver', () => {
     await send(port, 'two@expired.test');
     await until(() => fleet.arrivals.some((a) => a.rcptTos.includes('two@expired.test')), 10_000);
     expect(fetched.get('mta-sts.expired.test')).toBe(2);
+  });
+
+  it('a policy host at a private address is not asked unless httpsToPrivateAddresses allows it: no policy, delivered as before', async () => {
+    policies.set('mta-sts.private.test', policy('enforce', ['*.elsewhere.example']));
+    const { port } = await deliverer({ httpsToPrivateAddresses: false });
+    await send(port, 'bob@private.test');
+    await until(() => fleet.arrivals.some((a) => a.rcptTos.includes('bob@private.test')), 10_000);
+    expect(fetched.get('mta-sts.private.test')).toBeUndefined();
   });
 
   it('a policy host that never answers: no policy after the fetch timeout, delivered as before', async () => {

@@ -119,7 +119,7 @@ async function deliverer(settings: Record<string, unknown> = {}) {
       tlsReporting: true,
       tlsReportOrganization: 'Sirocco Test',
       tlsReportContact: 'postmaster@mta.test',
-      tlsReportToPrivateAddresses: true, // the collector is on loopback
+      httpsToPrivateAddresses: true, // the collector is on loopback
       ...settings,
     },
   );
@@ -313,7 +313,7 @@ describe('TLS reporting in Deliver (RFC 8460)', () => {
   }, 30_000);
 
   it("posts no report to a private address unless told to (a record could aim the POST at this host's own network)", async () => {
-    const { port, app } = await deliverer({ tlsReportToPrivateAddresses: false });
+    const { port, app } = await deliverer({ httpsToPrivateAddresses: false });
     await send(port, 'private@testing.test');
     await until(() => fleet.arrivals.some((a) => a.rcptTos.includes('private@testing.test')), 10_000);
     const sent = await deliveryQueue(app).sendTlsReports();
