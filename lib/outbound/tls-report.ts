@@ -47,7 +47,8 @@ interface Detail {
   count: number;
 }
 
-interface PolicyTally {
+/** One policy's counts for one domain and period. */
+export interface PolicyTally {
   readonly policy: TlsPolicy;
   ok: number;
   failed: number;

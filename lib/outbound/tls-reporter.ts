@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import type { Logger } from 'pino';
-import { reportAddresses, reportMail, tlsReport, TlsTally, type TlsSession } from './tls-report.js';
+import { reportAddresses, reportMail, tlsReport, TlsTally, type PolicyTally, type TlsSession } from './tls-report.js';
 
 const gzipped = promisify(gzip);
 
@@ -69,6 +69,9 @@ export interface SentTlsReport {
   readonly error?: string | undefined;
 }
 
+/** Domains reported at once. */
+const PARALLEL = 8;
+
 /** An HTTPS report's body is at most this large (RFC 8460 leaves it to the sender; a day of one domain is far less). */
 const MAX_ANSWER = 64 * 1024;
 
@@ -120,28 +123,39 @@ export class TlsReporter {
     const sent: SentTlsReport[] = [];
     for (const [start, period] of this.#tally.take(includeCurrent ? Infinity : this.#tally.periodOf(now))) {
       const range = { start, end: Math.min(start + this.#options.periodMs, now) };
-      for (const [domain, policies] of period) {
-        const to = await this.#addresses(domain);
-        if (to === undefined) continue;
-        const submitter = this.#options.from.slice(this.#options.from.lastIndexOf('@') + 1);
-        const report = tlsReport({ ...this.#options, submitter }, domain, policies.values(), range);
-        const reportId = report['report-id'] as string;
-        const body = await gzipped(JSON.stringify(report));
-        for (const url of to.https) sent.push(await this.#post(domain, url, reportId, body));
-        for (const address of to.mailto) {
-          const content = reportMail({ ...this.#options, to: address, submitter, domain, reportId, range, gzipped: body });
-          sent.push(
-            await this.#options.mail(this.#options.from, address, content).then(
-              () => ({ domain, to: `mailto:${address}`, reportId, ok: true }),
-              (err: unknown) => ({ domain, to: `mailto:${address}`, reportId, ok: false, error: (err as Error).message }),
-            ),
-          );
-        }
-      }
+      // Several domains at once (a lookup and a POST each may take seconds), a few at a time.
+      const domains = [...period];
+      const next = async (): Promise<void> => {
+        for (let item = domains.shift(); item !== undefined; item = domains.shift())
+          sent.push(...(await this.#report(item[0], item[1].values(), range)));
+      };
+      await Promise.all(Array.from({ length: PARALLEL }, next));
     }
     for (const r of sent) {
       if (r.ok) this.#options.logger.info(r, 'TLS report sent');
       else this.#options.logger.warn(r, 'TLS report not taken');
+    }
+    return sent;
+  }
+
+  /** One domain's report, to each address its record names (none: it asks for none). */
+  async #report(domain: string, policies: Iterable<PolicyTally>, range: { start: number; end: number }): Promise<SentTlsReport[]> {
+    const to = await this.#addresses(domain);
+    if (to === undefined) return [];
+    const submitter = this.#options.from.slice(this.#options.from.lastIndexOf('@') + 1);
+    const report = tlsReport({ ...this.#options, submitter }, domain, policies, range);
+    const reportId = report['report-id'] as string;
+    const body = await gzipped(JSON.stringify(report));
+    const sent: SentTlsReport[] = [];
+    for (const url of to.https) sent.push(await this.#post(domain, url, reportId, body));
+    for (const address of to.mailto) {
+      const content = reportMail({ ...this.#options, to: address, submitter, domain, reportId, range, gzipped: body });
+      sent.push(
+        await this.#options.mail(this.#options.from, address, content).then(
+          () => ({ domain, to: `mailto:${address}`, reportId, ok: true }),
+          (err: unknown) => ({ domain, to: `mailto:${address}`, reportId, ok: false, error: (err as Error).message }),
+        ),
+      );
     }
     return sent;
   }
@@ -159,7 +173,9 @@ export class TlsReporter {
 
   /** Takes up the files kept by closed processes, one look at a time (a send waits for the look at start). */
   #adopt(): Promise<void> {
-    this.#adopting = this.#adopting.then(() => this.#adoptNow());
+    this.#adopting = this.#adopting
+      .then(() => this.#adoptNow())
+      .catch((err: unknown) => this.#options.logger.error({ err }, 'kept TLS report counts could not be taken up'));
     return this.#adopting;
   }
 
