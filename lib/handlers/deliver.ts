@@ -199,6 +199,8 @@ const QUEUE = serviceKey<OutboundQueue>('outbound queue');
 export function deliveryQueue(application: AnyServedApplication): OutboundQueue {
   const settings = application.settings as DeliverSettings & { hostname: string; dnsServers?: string[] | undefined };
   return application.services.get(QUEUE, () => {
+    // MTA-STS records and TLS report records: one cache of answers for both.
+    const lookup = cachedResolver(settings.dnsServers, 5000);
     const queue: OutboundQueue = new OutboundQueue({
       dir: settings.queueDir,
       hostname: settings.hostname,
@@ -219,7 +221,7 @@ export function deliveryQueue(application: AnyServedApplication): OutboundQueue 
         settings.mtaSts === false
           ? undefined
           : new MtaSts({
-              lookup: cachedResolver(settings.dnsServers, 5000),
+              lookup,
               port: settings.mtaStsPort,
               privateAddresses: settings.httpsToPrivateAddresses,
               tls: settings.deliveryTLS,
@@ -235,7 +237,7 @@ export function deliveryQueue(application: AnyServedApplication): OutboundQueue 
               hostname: settings.hostname,
               periodMs: (settings.tlsReportPeriod ?? 86_400) * 1000,
               dir: join(settings.queueDir, 'tls-reports'),
-              lookup: cachedResolver(settings.dnsServers, 5000),
+              lookup,
               tls: settings.deliveryTLS,
               privateAddresses: settings.httpsToPrivateAddresses,
               mail: (from, to, content) => queue.enqueue({ from, recipients: [{ address: to }] }, content),

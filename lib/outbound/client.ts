@@ -10,7 +10,7 @@ import type SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import type { RcptDsn } from '../protocol/dsn.js';
 import { statusOf } from './bounce.js';
 import type { Exchanger } from './resolver.js';
-import type { TlsResultType } from './tls-report.js';
+import { certificateProblem, type TlsResultType } from './tls-report.js';
 import { connectEnded, connectSpan, deliveryEnded, deliverySpan, exchangerSkipped, type Endpoint } from './tracing.js';
 
 /**
@@ -280,37 +280,14 @@ export class OutboundConnection {
   }
 }
 
-/** Node's certificate verification errors, as RFC 8460 §4.3 names them. */
-const CERTIFICATE_PROBLEMS: Readonly<Record<string, TlsResultType>> = {
-  CERT_HAS_EXPIRED: 'certificate-expired',
-  ERR_TLS_CERT_ALTNAME_INVALID: 'certificate-host-mismatch',
-  DEPTH_ZERO_SELF_SIGNED_CERT: 'certificate-not-trusted',
-  SELF_SIGNED_CERT_IN_CHAIN: 'certificate-not-trusted',
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'certificate-not-trusted',
-  UNABLE_TO_GET_ISSUER_CERT: 'certificate-not-trusted',
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'certificate-not-trusted',
-  CERT_UNTRUSTED: 'certificate-not-trusted',
-  CERT_REJECTED: 'certificate-not-trusted',
-  CERT_NOT_YET_VALID: 'certificate-not-trusted',
-  CERT_SIGNATURE_FAILURE: 'certificate-not-trusted',
-  INVALID_CA: 'certificate-not-trusted',
-};
-
-/** The same, told by the words of an error that kept no code. */
-const CERTIFICATE_MESSAGES: readonly (readonly [RegExp, TlsResultType])[] = [
-  [/certificate has expired/i, 'certificate-expired'],
-  [/does not match certificate|altnames/i, 'certificate-host-mismatch'],
-  [/self[- ]signed|unable to (?:verify|get)|certificate (?:is not yet valid|signature)/i, 'certificate-not-trusted'],
-];
-
 /** What a failed connection says of TLS, when it failed there. */
 function failedTls(err: SMTPConnection.SMTPError): Pick<TlsOutcome, 'problem' | 'reason'> | undefined {
   const original = (err as { originalCode?: string }).originalCode;
-  if (original !== undefined && original in CERTIFICATE_PROBLEMS) return { problem: CERTIFICATE_PROBLEMS[original], reason: original };
+  const byCode = certificateProblem(original);
+  if (byCode !== undefined) return { problem: byCode, reason: original };
   if (err.command !== 'STARTTLS' && err.code !== 'ETLS') return undefined;
   if (err.responseCode !== undefined) return { problem: 'starttls-not-supported', reason: err.response };
-  const named = CERTIFICATE_MESSAGES.find(([pattern]) => pattern.test(err.message));
-  return { problem: named?.[1] ?? 'validation-failure', reason: err.message };
+  return { problem: certificateProblem(undefined, err.message) ?? 'validation-failure', reason: err.message };
 }
 
 function connectFailure(err: SMTPConnection.SMTPError, exchanger: string, address: string, verified: boolean): ConnectFailure {

@@ -75,6 +75,8 @@ interface Route {
   readonly exchangers: readonly Exchanger[];
   readonly enforced: boolean;
   readonly policy?: StsPolicy | undefined;
+  /** Under a `testing` policy: the exchangers it names (the others are used, and reported). */
+  readonly named?: readonly Exchanger[] | undefined;
 }
 
 interface Lane<J> {
@@ -252,7 +254,7 @@ export class Lanes<J extends LaneJob> {
    * verified TLS only); `undefined` when it enforces and names none of them: the lane's messages
    * wait (451 4.7.5). A policy in `testing` mode changes nothing but a log line.
    */
-  async #underPolicy(lane: Lane<J>, exchangers: readonly Exchanger[]): Promise<(Route & { named?: readonly Exchanger[] }) | undefined> {
+  async #underPolicy(lane: Lane<J>, exchangers: readonly Exchanger[]): Promise<Route | undefined> {
     const sts = this.#options.mtaSts;
     if (sts === undefined || lane.domain === '') return { exchangers, enforced: false };
     const policy = await sts.policy(lane.domain);
@@ -285,7 +287,7 @@ export class Lanes<J extends LaneJob> {
    * exchanger is not named; a policy that could not be had fails every session; without a
    * policy, only a session without TLS fails (or one not verified where verified TLS was asked).
    */
-  #tlsOutcome(lane: Lane<J>, route: Route & { named?: readonly Exchanger[] }): ((outcome: TlsOutcome) => void) | undefined {
+  #tlsOutcome(lane: Lane<J>, route: Route): ((outcome: TlsOutcome) => void) | undefined {
     const reports = this.#options.tlsReports;
     if (reports === undefined || lane.domain === '') return undefined;
     const policy = route.policy;

@@ -6,11 +6,10 @@
  * and what would have failed is logged. Parsing and matching are mailauth's; the fetch is bounded
  * here (time, size, no redirect).
  */
-import { request } from 'node:https';
 import type { Logger } from 'pino';
 import { mailauthSts } from '../auth/mailauth.js';
-import { isPrivateAddress } from './private-address.js';
-import type { TlsResultType } from './tls-report.js';
+import { boundedHttps } from './https.js';
+import { certificateProblem, type TlsResultType } from './tls-report.js';
 
 /** What the queue needs to know of a destination's policy. */
 export interface StsPolicy {
@@ -48,9 +47,6 @@ const MAX_POLICY = 64 * 1024;
 /** RFC 8461 §3.2: max_age at most a year. */
 const MAX_AGE_S = 31_557_600;
 
-/** A policy host whose certificate did not verify (RFC 8460's `sts-webpki-invalid`). */
-const WEBPKI = /CERT|certificate|self[- ]signed|unable to (?:verify|get)|altnames/i;
-
 const NONE: StsPolicy = { mode: 'none', mx: [], id: '', expires: 0 };
 
 /** The policies of the destinations a queue sends to, cached for their max_age. */
@@ -86,7 +82,9 @@ export class MtaSts {
     } catch (err) {
       const reason = (err as Error).message;
       this.#options.logger.warn({ domain, err: reason }, 'MTA-STS policy fetch failed');
-      const type = WEBPKI.test(`${(err as { code?: string }).code ?? ''} ${reason}`) ? 'sts-webpki-invalid' : 'sts-policy-fetch-error';
+      // A policy host whose certificate did not verify is RFC 8460's `sts-webpki-invalid`.
+      const type =
+        certificateProblem((err as { code?: string }).code, reason) === undefined ? 'sts-policy-fetch-error' : 'sts-webpki-invalid';
       return known !== undefined && known.expires > Date.now() ? known : { ...NONE, failure: { type, reason } };
     }
     try {
@@ -112,49 +110,16 @@ export class MtaSts {
 
   /** `GET https://mta-sts.<domain>/.well-known/mta-sts.txt`: verified TLS, 2xx only, no redirect, bounded in time and size. */
   async #fetch(domain: string): Promise<string> {
-    const host = `mta-sts.${domain}`;
-    const addresses = await this.#options.lookup(host, 'A').catch(() => this.#options.lookup(host, 'AAAA'));
-    const address = (addresses as unknown as string[])[0];
-    if (address === undefined) throw new Error(`${host} has no address`);
-    if (this.#options.privateAddresses !== true && isPrivateAddress(address))
-      throw new Error(`${host} is a private address (${address}): not asked`);
-    const timeout = this.#options.timeoutMs ?? 10_000;
-    return new Promise((resolve, reject) => {
-      const req = request(
-        {
-          ...this.#options.tls,
-          host: address,
-          servername: host,
-          port: this.#options.port ?? 443,
-          path: '/.well-known/mta-sts.txt',
-          headers: { host },
-          rejectUnauthorized: true,
-          timeout,
-        },
-        (res) => {
-          if (res.statusCode === undefined || res.statusCode < 200 || res.statusCode >= 300) {
-            res.resume();
-            return reject(new Error(`${host} answered ${res.statusCode ?? 'nothing'}`));
-          }
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > MAX_POLICY) {
-              req.destroy(new Error(`the policy of ${domain} is over ${MAX_POLICY} bytes`));
-              return;
-            }
-            chunks.push(chunk);
-          });
-          res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-          res.on('error', reject);
-        },
-      );
-      const deadline = setTimeout(() => req.destroy(new Error(`the policy fetch from ${host} took over ${timeout} ms`)), timeout);
-      req.on('close', () => clearTimeout(deadline));
-      req.on('timeout', () => req.destroy(new Error(`the policy fetch from ${host} took over ${timeout} ms`)));
-      req.on('error', reject);
-      req.end();
+    const answer = await boundedHttps({
+      host: `mta-sts.${domain}`,
+      port: this.#options.port ?? 443,
+      path: '/.well-known/mta-sts.txt',
+      maxBytes: MAX_POLICY,
+      timeoutMs: this.#options.timeoutMs ?? 10_000,
+      tls: this.#options.tls,
+      lookup: this.#options.lookup,
+      privateAddresses: this.#options.privateAddresses,
     });
+    return answer.toString('utf8');
   }
 }

@@ -17,6 +17,37 @@ export type TlsResultType =
   | 'sts-policy-invalid'
   | 'sts-webpki-invalid';
 
+/** Node's certificate verification errors, as RFC 8460 §4.3 names them. */
+const CERTIFICATE_PROBLEMS: Readonly<Record<string, TlsResultType>> = {
+  CERT_HAS_EXPIRED: 'certificate-expired',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'certificate-host-mismatch',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'certificate-not-trusted',
+  SELF_SIGNED_CERT_IN_CHAIN: 'certificate-not-trusted',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'certificate-not-trusted',
+  UNABLE_TO_GET_ISSUER_CERT: 'certificate-not-trusted',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'certificate-not-trusted',
+  CERT_UNTRUSTED: 'certificate-not-trusted',
+  CERT_REJECTED: 'certificate-not-trusted',
+  CERT_NOT_YET_VALID: 'certificate-not-trusted',
+  CERT_SIGNATURE_FAILURE: 'certificate-not-trusted',
+  INVALID_CA: 'certificate-not-trusted',
+  CERT_CHAIN_TOO_LONG: 'certificate-not-trusted',
+  CERT_REVOKED: 'certificate-not-trusted',
+};
+
+/** The same, told by the words of an error that kept no code. */
+const CERTIFICATE_MESSAGES: readonly (readonly [RegExp, TlsResultType])[] = [
+  [/certificate has expired/i, 'certificate-expired'],
+  [/does not match certificate|altnames/i, 'certificate-host-mismatch'],
+  [/self[- ]signed|unable to (?:verify|get)|certificate (?:is not yet valid|signature)/i, 'certificate-not-trusted'],
+];
+
+/** The RFC 8460 failure type of a certificate that did not verify, from Node's error code or its words; `undefined`: not a certificate's fault. */
+export function certificateProblem(code: string | undefined, message = ''): TlsResultType | undefined {
+  if (code !== undefined && code in CERTIFICATE_PROBLEMS) return CERTIFICATE_PROBLEMS[code];
+  return CERTIFICATE_MESSAGES.find(([pattern]) => pattern.test(message))?.[1];
+}
+
 /** The policy a session ran under: the destination's MTA-STS policy, or none. */
 export type TlsPolicy =
   | { readonly type: 'sts'; readonly text?: readonly string[] | undefined; readonly mx: readonly string[] }

@@ -7,9 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
-import { isIP } from 'node:net';
-import { isPrivateAddress } from './private-address.js';
+import { boundedHttps } from './https.js';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
@@ -216,50 +214,21 @@ export class TlsReporter {
   /** POSTs a report (RFC 8460 §5.4): verified TLS, 2xx only, no redirect, bounded in time. */
   async #post(domain: string, url: string, reportId: string, body: Buffer): Promise<SentTlsReport> {
     const target = new URL(url);
-    const done = (error?: string): SentTlsReport => ({ domain, to: url, reportId, ok: error === undefined, error });
-    let address = target.hostname.replace(/^\[|\]$/g, '');
-    if (isIP(address) === 0) {
-      const found = (await this.#options
-        .lookup(address, 'A')
-        .catch(() => this.#options.lookup(address, 'AAAA'))
-        .catch(() => [])) as string[];
-      if (found[0] === undefined) return done(`${target.hostname} has no address`);
-      address = found[0];
+    try {
+      await boundedHttps({
+        host: target.hostname,
+        port: target.port === '' ? 443 : Number(target.port),
+        path: `${target.pathname}${target.search}`,
+        body: { type: 'application/tlsrpt+gzip', bytes: body },
+        maxBytes: MAX_ANSWER,
+        timeoutMs: this.#options.timeoutMs ?? 30_000,
+        tls: this.#options.tls,
+        lookup: this.#options.lookup,
+        privateAddresses: this.#options.privateAddresses,
+      });
+      return { domain, to: url, reportId, ok: true };
+    } catch (err) {
+      return { domain, to: url, reportId, ok: false, error: (err as Error).message };
     }
-    if (this.#options.privateAddresses !== true && isPrivateAddress(address))
-      return done(`${target.hostname} is a private address (${address}): not posted`);
-    const timeout = this.#options.timeoutMs ?? 30_000;
-    return new Promise((resolve) => {
-      const req = request(
-        {
-          ...this.#options.tls,
-          host: address,
-          servername: isIP(target.hostname) === 0 ? target.hostname : undefined,
-          port: target.port === '' ? 443 : Number(target.port),
-          path: `${target.pathname}${target.search}`,
-          method: 'POST',
-          headers: { host: target.host, 'content-type': 'application/tlsrpt+gzip', 'content-length': body.length },
-          rejectUnauthorized: true,
-          timeout,
-        },
-        (res) => {
-          let size = 0;
-          res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > MAX_ANSWER) req.destroy(new Error('the answer is too large'));
-          });
-          res.on('end', () => {
-            const code = res.statusCode ?? 0;
-            resolve(code >= 200 && code < 300 ? done() : done(`${target.host} answered ${code}`));
-          });
-          res.on('error', (err) => resolve(done(err.message)));
-        },
-      );
-      const deadline = setTimeout(() => req.destroy(new Error(`${target.host} took over ${timeout} ms`)), timeout);
-      req.on('close', () => clearTimeout(deadline));
-      req.on('timeout', () => req.destroy(new Error(`${target.host} took over ${timeout} ms`)));
-      req.on('error', (err) => resolve(done(err.message)));
-      req.end(body);
-    });
   }
 }

@@ -33,7 +33,7 @@ beforeAll(async () => {
     DOMAINS.map((d) => `mta-sts.${d}`),
   );
   https = createServer({ key, cert }, (req, res) => {
-    const host = req.headers.host ?? '';
+    const host = (req.headers.host ?? '').replace(/:\d+$/, ''); // the name, without the test's port
     fetched.set(host, (fetched.get(host) ?? 0) + 1);
     const policy = policies.get(host);
     if (policy === undefined) return; // never answers

@@ -44,7 +44,7 @@ beforeAll(async () => {
     ...Object.keys(POLICIES),
   ]);
   https = createServer({ key, cert }, (req, res) => {
-    const host = req.headers.host ?? '';
+    const host = (req.headers.host ?? '').replace(/:\d+$/, ''); // the name, without the test's port
     if (req.method === 'GET') {
       const text = POLICIES[host];
       if (text === undefined || req.url !== '/.well-known/mta-sts.txt') return void res.writeHead(404).end();
