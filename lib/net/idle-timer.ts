@@ -12,6 +12,17 @@
  * connection held beyond its socket.
  */
 
+/** The connection a timer watches. */
+export interface IdleOwner {
+  /**
+   * Whether the connection is waiting on the server (a handler, a TLS handshake): that time never
+   * counts as the client's silence.
+   */
+  waitingOnServer(): boolean;
+  /** The client was silent for the whole timeout (called once). */
+  idleExpired(): void;
+}
+
 /** Checks per timeout period: the precision of the expiry. */
 const TICKS = 8;
 
@@ -41,21 +52,18 @@ export class IdleTimer {
   #seen = 0;
   #quietTicks = 0;
   readonly #ticks: number;
-  readonly #busy: () => boolean;
-  readonly #onIdle: () => void;
+  readonly #owner: IdleOwner;
   #clock: Clock | null;
   readonly #period: number;
 
   /**
-   * @param timeout milliseconds of silence before `onIdle` runs (once).
-   * @param busy whether the connection is waiting on the server (a handler, a TLS handshake):
-   *   that time never counts as the client's silence.
+   * @param timeout milliseconds of silence before the owner's `idleExpired` runs (once).
+   * @param owner the connection itself, so a connection makes no closures for its timer.
    */
-  constructor(timeout: number, busy: () => boolean, onIdle: () => void) {
+  constructor(timeout: number, owner: IdleOwner) {
     const period = (this.#period = Math.max(1, Math.ceil(timeout / TICKS)));
     this.#ticks = Math.ceil(timeout / period);
-    this.#busy = busy;
-    this.#onIdle = onIdle;
+    this.#owner = owner;
     let clock = clocks.get(period);
     if (clock === undefined) clocks.set(period, (clock = new Clock(period)));
     clock.members.add(this);
@@ -69,12 +77,12 @@ export class IdleTimer {
 
   /** One check, by the clock. */
   tick(): void {
-    if (this.#activity !== this.#seen || this.#busy()) {
+    if (this.#activity !== this.#seen || this.#owner.waitingOnServer()) {
       this.#seen = this.#activity;
       this.#quietTicks = 0;
     } else if (++this.#quietTicks >= this.#ticks) {
       this.stop();
-      this.#onIdle();
+      this.#owner.idleExpired();
     }
   }
 

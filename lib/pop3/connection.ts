@@ -109,14 +109,13 @@ export class Pop3Connection {
     const socket = this.#socket;
     socket.on('error', (err) => this.#log.debug({ err }, 'pop3 socket error'));
     socket.on('close', () => this.#closed());
-    this.#idle = new IdleTimer(
-      this.#c.idleTimeout,
-      () => this.#upgrading,
-      () => {
+    this.#idle = new IdleTimer(this.#c.idleTimeout, {
+      waitingOnServer: () => this.#upgrading,
+      idleExpired: () => {
         this.#log.info('pop3 idle timeout');
         this.#close(['-ERR Idle timeout, closing connection']);
       },
-    );
+    });
     if (this.#c.implicitTLS && this.#c.tls !== undefined) {
       this.#secure(() => this.#pump.run(() => this.#welcome()));
       return;

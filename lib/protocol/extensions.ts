@@ -2,7 +2,7 @@
  * The EHLO reply (RFC 5321 §4.1.1.1): the greeting line, then one line per extension offered.
  * Pure.
  */
-import { reply, type Reply } from './reply.js';
+import { formatReply, formattedReply, reply, sanitizeReplyText, type Reply } from './reply.js';
 import { XCLIENT_ATTRIBUTES, XFORWARD_ATTRIBUTES } from './xclient.js';
 
 /** What the server offers. */
@@ -42,6 +42,63 @@ export function extensionLines(options: ExtensionOptions): string[] {
 /** The whole EHLO reply; RFC 2034 §4 puts no enhanced code on it. */
 export function ehloReply(options: ExtensionOptions, clientName: string): Reply {
   return reply(250, undefined, [`${options.hostname} greets ${clientName}`, ...extensionLines(options)].join('\n'));
+}
+
+/** What a server offers to every client: fixed for the server's life. */
+export interface ServerOffer {
+  readonly hostname: string;
+  readonly maxMessageSize: number;
+  readonly smtputf8: boolean;
+  readonly authMechanisms: readonly string[];
+  readonly chunking: boolean;
+  readonly dsn: boolean;
+}
+
+/** The extension lines after the greeting line, with their wire form. */
+interface Tail {
+  readonly lines: readonly string[];
+  readonly wire: string;
+}
+
+/** Per server offer, the formatted tails for each of the sixteen sets of per-session flags. */
+const tails = new WeakMap<ServerOffer, (Tail | undefined)[]>();
+
+/**
+ * The EHLO reply, {@link ehloReply}'s text, with the extension lines formatted once per server
+ * and set of per-session flags: only the greeting line is formatted per client.
+ */
+export function ehloReplyFor(
+  offer: ServerOffer,
+  clientName: string,
+  starttls: boolean,
+  auth: boolean,
+  requireTls: boolean,
+  xclient: boolean,
+): Reply {
+  let byFlags = tails.get(offer);
+  if (byFlags === undefined) {
+    byFlags = [];
+    tails.set(offer, byFlags);
+  }
+  const flags = (starttls ? 1 : 0) | (auth ? 2 : 0) | (requireTls ? 4 : 0) | (xclient ? 8 : 0);
+  let tail = byFlags[flags];
+  if (tail === undefined) {
+    const lines = extensionLines({
+      hostname: offer.hostname,
+      maxMessageSize: offer.maxMessageSize,
+      smtputf8: offer.smtputf8,
+      starttls,
+      auth: auth ? offer.authMechanisms : [],
+      chunking: offer.chunking,
+      dsn: offer.dsn,
+      requireTls,
+      xclient,
+    });
+    tail = { lines, wire: formatReply(reply(250, undefined, lines.join('\n'))) };
+    byFlags[flags] = tail;
+  }
+  const first = `${offer.hostname} greets ${clientName}`;
+  return formattedReply(250, [first, ...tail.lines], `250-${sanitizeReplyText(first)}\r\n${tail.wire}`);
 }
 
 /** The HELO reply. */

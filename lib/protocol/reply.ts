@@ -52,6 +52,14 @@ export function fixedReply(code: number, enhanced: EnhancedCode | undefined, tex
   return () => fixed;
 }
 
+/**
+ * A reply whose wire form the caller has already formatted (lines known to be clean): for
+ * replies built often from parts formatted once, such as the EHLO reply.
+ */
+export function formattedReply(code: number, lines: readonly string[], wire: string): Reply {
+  return Object.defineProperty({ code, enhanced: undefined, lines }, WIRE, { value: wire });
+}
+
 /** The same reply carrying its catalogue name; a fixed reply stays fixed (frozen, formatted once). */
 export function namedReply(r: Reply, name: string): Reply {
   const wire = (r as { [WIRE]?: string })[WIRE];
@@ -87,7 +95,8 @@ export function formatReply(r: Reply): string {
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/g;
 
-function sanitizeReplyText(text: string): string {
+/** Reply text with line breaks and other control characters replaced by spaces. */
+export function sanitizeReplyText(text: string): string {
   return CONTROL.test(text) ? text.replace(CONTROL, ' ') : text;
 }
 

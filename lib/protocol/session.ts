@@ -9,7 +9,7 @@
 import { decodeLine, parseCommand, type Command, type ParseContext } from './command.js';
 import { checkOrder, inTransaction, SessionState } from './command-order.js';
 import type { Decision, MailCommand, SessionFeatures, SessionPolicy } from './decision.js';
-import { ehloReply, heloReply } from './extensions.js';
+import { ehloReplyFor, heloReply } from './extensions.js';
 import type { LineEvent } from './line-splitter.js';
 import type { Reply } from './reply.js';
 import { REPLIES } from './replies.js';
@@ -195,19 +195,13 @@ export class Session {
     this.#info = undefined;
     const p = this.#policy;
     return esmtp
-      ? ehloReply(
-          {
-            hostname: p.hostname,
-            maxMessageSize: p.maxMessageSize,
-            smtputf8: p.smtputf8,
-            starttls: this.#features.tls && this.#tls === undefined,
-            auth: this.authOffered ? p.authMechanisms : [],
-            chunking: p.chunking,
-            dsn: p.dsn,
-            requireTls: this.#tls !== undefined,
-            xclient: this.#xclientAllowed(),
-          },
+      ? ehloReplyFor(
+          p,
           domain,
+          this.#features.tls && this.#tls === undefined,
+          this.authOffered,
+          this.#tls !== undefined,
+          this.#xclientAllowed(),
         )
       : heloReply(p.hostname);
   }

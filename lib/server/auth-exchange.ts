@@ -28,19 +28,16 @@ import { endWith, SpanKinds, Traced } from '../app/tracing.js';
 
 type Verdict = { readonly decision: AuthDecision } | { readonly refusal: Reply };
 
-/** What every exchange of a connection is given. */
+/** What every exchange of a connection is given: the connection itself. */
 export interface AuthSetup {
-  readonly hostname: string;
-  readonly authenticate: Authenticator | undefined;
+  readonly settings: { readonly hostname: string; readonly authenticate?: Authenticator | undefined };
   readonly session: Session;
   readonly log: Logger;
   readonly metrics: ServerMetrics | null;
   /** AUTH failures per client address (`authFailuresPerIp`). */
   readonly limits: ClientLimits;
   /** Who the limits count (`null`: a local Unix socket client). */
-  client(): string | null;
-  /** The session's span: the exchange's own span (`smtp.auth`) is its child. */
-  readonly trace: Traced;
+  limitsClient(): string | null;
 }
 
 export class AuthExchange {
@@ -56,15 +53,17 @@ export class AuthExchange {
   /** The exchange's span, from the AUTH command to its last reply. */
   readonly #trace: Traced;
 
-  constructor(mechanism: SaslMechanism, setup: AuthSetup) {
-    if (setup.authenticate === undefined) throw new Error('AUTH decided without an authenticator');
+  /** `trace`: the session's span; the exchange's own span (`smtp.auth`) is its child. */
+  constructor(mechanism: SaslMechanism, setup: AuthSetup, trace: Traced) {
+    const authenticate = setup.settings.authenticate;
+    if (authenticate === undefined) throw new Error('AUTH decided without an authenticator');
     this.#mechanism = mechanism;
     this.#setup = setup;
-    this.#exchange = createExchange(mechanism, { hostname: setup.hostname });
-    this.#authenticate = setup.authenticate;
+    this.#exchange = createExchange(mechanism, { hostname: setup.settings.hostname });
+    this.#authenticate = authenticate;
     this.#session = setup.session;
     this.#log = setup.log;
-    this.#trace = Traced.start('smtp.auth', SpanKinds.INTERNAL, setup.trace);
+    this.#trace = Traced.start('smtp.auth', SpanKinds.INTERNAL, trace);
     this.#trace.annotate(() => ({ 'sirocco.sasl.mechanism': mechanism }));
   }
 
@@ -75,7 +74,7 @@ export class AuthExchange {
 
   /** The AUTH command itself, with its initial response if it had one; `454 4.7.0` to a client past its failures. */
   start(initial: Buffer | undefined): Maybe<Decision> {
-    return chain(this.#setup.limits.authAllowed(this.#setup.client()), (allowed) =>
+    return chain(this.#setup.limits.authAllowed(this.#setup.limitsClient()), (allowed) =>
       allowed ? this.#step(this.#exchange.start(initial)) : this.#overLimit(),
     );
   }
@@ -98,7 +97,7 @@ export class AuthExchange {
         const next = (verdict: Verdict): Maybe<Decision> =>
           'refusal' in verdict ? this.#refuse(verdict.refusal) : this.#step(this.#exchange.decide(verdict.decision));
         // A slot per check: parallel guesses from one client wait their turn within the limit.
-        return chain(this.#setup.limits.authSlot(this.#setup.client()), (slot): Maybe<Decision> => {
+        return chain(this.#setup.limits.authSlot(this.#setup.limitsClient()), (slot): Maybe<Decision> => {
           if (slot === null) return this.#overLimit();
           this.#slot = slot;
           const verdict = this.#verdict(step.credentials);

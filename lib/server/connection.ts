@@ -8,10 +8,12 @@
  */
 import type { Socket } from 'node:net';
 import type { ConnectionContext } from './connection-context.js';
+import type { ClientLimits } from '../net/client-limits.js';
+import type { ServerMetrics } from './metrics.js';
 import type { Logger } from 'pino';
 import type { ApplicationSettings } from '../app/settings.js';
 import { LineSplitter } from '../protocol/line-splitter.js';
-import { Opening } from './opening.js';
+import { Opening, type OpeningDriver } from './opening.js';
 import { looksLikeProxyHeader } from '../protocol/proxy-header.js';
 import type { Reply } from '../protocol/reply.js';
 import { REPLIES } from '../protocol/replies.js';
@@ -20,12 +22,12 @@ import { Session, type Decision } from '../protocol/session.js';
 import { clientLabel } from '../protocol/session-info.js';
 import { transcriptCommand } from '../protocol/transcript.js';
 import { AuthExchange } from './auth-exchange.js';
-import { IdleTimer } from '../net/idle-timer.js';
+import { IdleTimer, type IdleOwner } from '../net/idle-timer.js';
 import { Intake } from './intake.js';
 import { asPending, DRY, InputPump, type PumpDriver, type StepResult } from '../net/input-pump.js';
 import type { LocalEnd } from '../net/listeners.js';
 import { readChunks } from '../net/reader.js';
-import { ReplyWriter } from './reply-writer.js';
+import { ReplyWriter, type WriterOwner } from './reply-writer.js';
 import { upgradeSocket } from '../net/tls-upgrade.js';
 import { ProxyPreamble } from './proxy-preamble.js';
 import { endWith, sessionEnded, sessionSpan, type Traced } from '../app/tracing.js';
@@ -36,15 +38,17 @@ const AUTH_LINE_LIMIT = 12288 + 2;
 const TLS_HANDSHAKE = 0x16;
 let sequence = 0;
 
-export class Connection implements PumpDriver {
+export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDriver {
   readonly id: string;
   readonly #context: ConnectionContext;
-  readonly #settings: ApplicationSettings;
-  readonly #log: Logger;
-  readonly #lines: LineSplitter;
-  readonly #session: Session;
-  readonly #writer: ReplyWriter;
-  readonly #pump: InputPump;
+  readonly settings: ApplicationSettings;
+  readonly log: Logger;
+  readonly lines: LineSplitter;
+  readonly session: Session;
+  readonly writer: ReplyWriter;
+  readonly pump: InputPump;
+  readonly limits: ClientLimits;
+  readonly metrics: ServerMetrics | null;
   readonly #intake: Intake;
   readonly #onClosed: (connection: Connection) => void;
   #socket: Socket;
@@ -60,8 +64,8 @@ export class Connection implements PumpDriver {
   #preamble: ProxyPreamble | null = null;
   /** Everything before the banner: the per-client limits, the early-talker wait, `onConnect`. */
   readonly #opening: Opening;
-  /** Who the per-client limits count: the session's client, or `null` for a Unix socket client. */
-  readonly #limitsClient: () => string | null;
+  /** A client on a Unix socket: the per-client limits do not count it. */
+  readonly #unixClient: boolean;
   /** The session's transcript in the log: commands at `debug`, with the sizes of reads at `trace`. */
   readonly #transcript: 'debug' | 'trace' | null;
   /** The session's span (a no-op until the application registers an OpenTelemetry SDK). */
@@ -72,47 +76,65 @@ export class Connection implements PumpDriver {
     this.id = `${process.pid.toString(36)}.${(++sequence).toString(36)}`;
     this.#socket = socket;
     this.#context = context;
-    const settings = (this.#settings = context.settings);
+    const settings = (this.settings = context.settings);
     this.#onClosed = onClosed;
-    this.#log = context.app.logger.child({ conn: this.id });
-    this.#transcript = this.#log.isLevelEnabled('trace') ? 'trace' : this.#log.isLevelEnabled('debug') ? 'debug' : null;
-    const limitsClient = (this.#limitsClient = socket.remoteAddress === undefined ? () => null : () => this.#session.peer.remoteAddress);
+    this.limits = context.limits;
+    this.metrics = context.metrics;
+    this.log = context.app.logger.child({ conn: this.id });
+    this.#transcript = this.log.isLevelEnabled('trace') ? 'trace' : this.log.isLevelEnabled('debug') ? 'debug' : null;
+    this.#unixClient = socket.remoteAddress === undefined;
     const limit = settings.authenticate === undefined ? settings.maxLineLength : Math.max(settings.maxLineLength, AUTH_LINE_LIMIT);
-    this.#lines = new LineSplitter(limit, settings.strictSyntax);
-    this.#session = new Session(settings, context.features, {
+    this.lines = new LineSplitter(limit, settings.strictSyntax);
+    this.session = new Session(settings, context.features, {
       id: this.id,
       remoteAddress: socket.remoteAddress ?? '',
       remotePort: socket.remotePort ?? 0,
       localAddress: typeof local === 'string' ? local : (local?.address ?? socket.localAddress ?? ''),
       localPort: typeof local === 'object' ? local.port : (socket.localPort ?? 0),
     });
-    this.#trace = sessionSpan(this.#session.peer, settings.lmtp);
-    this.#writer = new ReplyWriter(
-      socket,
-      this.#log,
-      () => this.#idleTimer?.touch(),
-      () => this.#pump.drained(),
-      context.metrics,
-      () => this.#end([]),
-    );
-    this.#pump = new InputPump(this.#lines, settings.maxBufferedBytes, this);
-    this.#intake = new Intake(context.app, this.#session, this.#writer, this.#pump, this.#log, context.metrics, this.#trace);
-    this.#opening = new Opening({
-      session: this.#session,
-      writer: this.#writer,
-      pump: this.#pump,
-      lines: this.#lines,
-      settings,
-      limits: context.limits,
-      client: limitsClient,
-      metrics: context.metrics,
-      log: this.#log,
-      ended: () => this.#ended,
-      close: (reply) => this.#end([reply]),
-    });
+    this.#trace = sessionSpan(this.session.peer, settings.lmtp);
+    this.writer = new ReplyWriter(socket, this.log, this, context.metrics);
+    this.pump = new InputPump(this.lines, settings.maxBufferedBytes, this);
+    this.#intake = new Intake(context.app, this.session, this.writer, this.pump, this.log, context.metrics, this.#trace);
+    this.#opening = new Opening(this);
   }
 
-  // The connection is its pump's driver (`PumpDriver`, documented there): no closures per connection for it.
+  // The connection is also its pump's, writer's, idle timer's and opening's driver (each interface
+  // documented where it is declared): no objects or closures per connection for them.
+  wrote(): void {
+    this.#idleTimer?.touch();
+  }
+
+  drained(): void {
+    this.pump.drained();
+  }
+
+  closing(): void {
+    this.#end([]);
+  }
+
+  waitingOnServer(): boolean {
+    return this.pump.hookRunning || this.#upgrading;
+  }
+
+  idleExpired(): void {
+    if (this.#ended) return;
+    this.log.info('idle timeout');
+    this.#end([REPLIES.idleTimeout()]);
+  }
+
+  limitsClient(): string | null {
+    return this.#unixClient ? null : this.session.peer.remoteAddress;
+  }
+
+  hasEnded(): boolean {
+    return this.#ended;
+  }
+
+  closeWith(reply: Reply): void {
+    this.#end([reply]);
+  }
+
   socket(): Socket {
     return this.#socket;
   }
@@ -122,61 +144,53 @@ export class Connection implements PumpDriver {
   }
 
   waitingForDrain(): boolean {
-    return this.#writer.waitingForDrain;
-  }
-
-  step(): StepResult {
-    return this.#step();
+    return this.writer.waitingForDrain;
   }
 
   afterStep(): void {
-    if (this.#shuttingDown && !inTransaction(this.#session.state)) this.#end([REPLIES.shuttingDown()]);
+    if (this.#shuttingDown && !inTransaction(this.session.state)) this.#end([REPLIES.shuttingDown()]);
   }
 
   failed(err: unknown): void {
-    this.#log.error({ err }, 'connection failed');
+    this.log.error({ err }, 'connection failed');
     this.#trace.failed(err, 'connection failed');
     this.#end([REPLIES.localError()]);
   }
 
   flush(): void {
-    this.#writer.flush();
+    this.writer.flush();
   }
 
   queued(): number {
-    return this.#writer.queued;
+    return this.writer.queued;
   }
 
   /** Whether a transaction is open or a handler is running. */
   get busy(): boolean {
-    return this.#pump.busy || this.#upgrading || inTransaction(this.#session.state);
+    return this.pump.busy || this.#upgrading || inTransaction(this.session.state);
   }
 
   /** Greets the client (after the handshake, for implicit TLS) and starts reading. */
   start(): void {
     const socket = this.#socket;
-    if (this.#transcript !== null) this.#log.debug({ client: clientLabel(this.#session.peer), port: socket.remotePort }, 'connected');
-    socket.on('error', (err) => this.#log.debug({ err }, 'socket error'));
+    if (this.#transcript !== null) this.log.debug({ client: clientLabel(this.session.peer), port: socket.remotePort }, 'connected');
+    socket.on('error', (err) => this.log.debug({ err }, 'socket error'));
     socket.on('close', () => this.#onSocketClose());
-    this.#idleTimer = new IdleTimer(
-      this.#settings.idleTimeout,
-      () => this.#pump.hookRunning || this.#upgrading,
-      () => this.#onTimeout(),
-    );
+    this.#idleTimer = new IdleTimer(this.settings.idleTimeout, this);
     if (this.#context.proxies.has(socket.remoteAddress)) {
       // The banner waits for the header: the client it names is who the session greets.
-      this.#preamble = new ProxyPreamble(this.#session.peer, this.#settings.proxyTimeout, () =>
+      this.#preamble = new ProxyPreamble(this.session.peer, this.settings.proxyTimeout, () =>
         this.#refuseProxy('no whole PROXY header in time'),
       );
       this.#attach(socket);
       return;
     }
-    if (this.#settings.implicitTLS) {
+    if (this.settings.implicitTLS) {
       this.#secure(true);
       return;
     }
     this.#attach(socket);
-    this.#pump.run(() => this.#opening.welcome());
+    this.pump.run(() => this.#opening.welcome());
   }
 
   /** One read of the PROXY preamble; once whole, the session goes on as the client it names. */
@@ -188,14 +202,14 @@ export class Connection implements PumpDriver {
       return;
     }
     this.#preamble = null;
-    this.#session.proxied(step.peer);
-    this.#log.debug({ client: clientLabel(step.peer), port: step.peer.remotePort, proxy: step.peer.proxy?.command }, 'PROXY header');
-    if (this.#settings.implicitTLS) {
+    this.session.proxied(step.peer);
+    this.log.debug({ client: clientLabel(step.peer), port: step.peer.remotePort, proxy: step.peer.proxy?.command }, 'PROXY header');
+    if (this.settings.implicitTLS) {
       // The header came in plaintext; TLS starts right after it, with what followed it in the read.
       this.#secure(true, step.rest);
       return;
     }
-    this.#pump.run(() => this.#opening.welcome());
+    this.pump.run(() => this.#opening.welcome());
     if (step.rest.length > 0) this.#onData(step.rest);
   }
 
@@ -205,7 +219,7 @@ export class Connection implements PumpDriver {
     this.#preamble = null;
     if (this.#ended) return;
     this.#context.metrics?.refused('proxy');
-    this.#log.info({ reason: why, peer: this.#socket.remoteAddress }, 'PROXY header refused; closing');
+    this.log.info({ reason: why, peer: this.#socket.remoteAddress }, 'PROXY header refused; closing');
     this.#end('drop');
   }
 
@@ -234,12 +248,12 @@ export class Connection implements PumpDriver {
 
   #attach(socket: Socket): void {
     socket.setNoDelay(true);
-    readChunks(socket, (chunk) => this.#onData(chunk), this.#settings.directReads);
+    readChunks(socket, (chunk) => this.#onData(chunk), this.settings.directReads);
   }
 
   #onData(chunk: Buffer): void {
     if (this.#ended || this.#upgrading) return;
-    if (this.#transcript === 'trace') this.#log.trace({ bytes: chunk.length }, 'read');
+    if (this.#transcript === 'trace') this.log.trace({ bytes: chunk.length }, 'read');
     this.#idleTimer?.touch();
     const preamble = this.#preamble;
     if (preamble !== null) {
@@ -248,39 +262,39 @@ export class Connection implements PumpDriver {
     }
     if (!this.#receivedAny) {
       this.#receivedAny = true;
-      if (!this.#context.proxies.empty && this.#session.peer.proxy === undefined && chunk.length >= 6 && looksLikeProxyHeader(chunk)) {
+      if (!this.#context.proxies.empty && this.session.peer.proxy === undefined && chunk.length >= 6 && looksLikeProxyHeader(chunk)) {
         this.#refuseProxy('PROXY header from a peer not in proxyFrom');
         return;
       }
-      if (chunk[0] === TLS_HANDSHAKE && !this.#session.secure) {
-        this.#log.info('TLS handshake on a plaintext port; closing');
+      if (chunk[0] === TLS_HANDSHAKE && !this.session.secure) {
+        this.log.info('TLS handshake on a plaintext port; closing');
         this.#end('drop');
         return;
       }
     }
-    this.#pump.push(chunk);
+    this.pump.push(chunk);
   }
 
   /** One unit of input: the message data while it is being read, else one line. */
-  #step(): StepResult {
-    if (this.#intake.readingData) return this.#intake.takeData(this.#lines);
-    const event = this.#lines.next();
+  step(): StepResult {
+    if (this.#intake.readingData) return this.#intake.takeData(this.lines);
+    const event = this.lines.next();
     if (event === undefined) return DRY;
     const auth = this.#auth;
     if (this.#transcript !== null)
-      this.#log.debug({ line: event.kind === 'line' ? transcriptCommand(event.line, auth !== null) : '(too long)' }, 'C:');
+      this.log.debug({ line: event.kind === 'line' ? transcriptCommand(event.line, auth !== null) : '(too long)' }, 'C:');
     if (auth === null) {
-      const decision = this.#session.line(event);
+      const decision = this.session.line(event);
       if (this.#context.metrics !== null) this.#context.metrics.commandDecided(decision, event);
       return this.#carryOut(decision);
     }
-    return this.#pump.wait(auth.line(event), (decision) => this.#afterAuth(auth, decision));
+    return this.pump.wait(auth.line(event), (decision) => this.#afterAuth(auth, decision));
   }
 
   #carryOut(decision: Decision): Promise<void> | undefined {
     switch (decision.kind) {
       case 'reply':
-        this.#writer.add(decision.reply);
+        this.writer.add(decision.reply);
         return undefined;
       case 'close':
         this.#end(decision.replies, decision.asked === true);
@@ -301,24 +315,15 @@ export class Connection implements PumpDriver {
         return this.#intake.startData(decision.reply);
       case 'reset':
         this.#intake.abort();
-        this.#writer.add(decision.reply);
+        this.writer.add(decision.reply);
         return undefined;
       case 'startTls':
         this.#startTls(decision.reply);
         return undefined;
       case 'auth': {
-        const auth = new AuthExchange(decision.mechanism, {
-          hostname: this.#settings.hostname,
-          authenticate: this.#settings.authenticate,
-          session: this.#session,
-          log: this.#log,
-          metrics: this.#context.metrics,
-          limits: this.#context.limits,
-          client: this.#limitsClient,
-          trace: this.#trace,
-        });
+        const auth = new AuthExchange(decision.mechanism, this, this.#trace);
         this.#auth = auth;
-        return this.#pump.wait(auth.start(decision.initial), (next) => this.#afterAuth(auth, next));
+        return this.pump.wait(auth.start(decision.initial), (next) => this.#afterAuth(auth, next));
       }
     }
   }
@@ -329,12 +334,12 @@ export class Connection implements PumpDriver {
   }
 
   #startTls(ready: Reply): void {
-    this.#writer.add(ready);
-    this.#writer.flush();
+    this.writer.add(ready);
+    this.writer.flush();
     // CVE-2011-0411: whatever the client pipelined after STARTTLS in plaintext is dropped, never
     // executed inside TLS.
-    const dropped = this.#lines.takeAll();
-    if (dropped !== null) this.#log.info({ bytes: dropped.length }, 'dropped plaintext pipelined after STARTTLS');
+    const dropped = this.lines.takeAll();
+    if (dropped !== null) this.log.info({ bytes: dropped.length }, 'dropped plaintext pipelined after STARTTLS');
     this.#intake.abort();
     this.#secure(false);
   }
@@ -344,26 +349,20 @@ export class Connection implements PumpDriver {
     const config = this.#context.tls;
     if (config === undefined) throw new Error('TLS is not configured');
     this.#upgrading = true;
-    this.#writer.hold();
-    upgradeSocket(this.#socket, config, this.#settings.handshakeTimeout, this.#log, early, {
+    this.writer.hold();
+    upgradeSocket(this.#socket, config, this.settings.handshakeTimeout, this.log, early, {
       secure: (socket, info) => {
         this.#upgrading = false;
         this.#socket = socket;
-        this.#session.tlsStarted(info);
+        this.session.tlsStarted(info);
         this.#context.metrics?.tls(info.protocol);
-        this.#writer.resume(socket);
+        this.writer.resume(socket);
         this.#attach(socket);
-        if (implicit) this.#pump.run(() => this.#opening.welcome());
+        if (implicit) this.pump.run(() => this.#opening.welcome());
         if (this.#shuttingDown) this.#end([REPLIES.shuttingDown()]);
       },
       close: () => this.#onSocketClose(),
     });
-  }
-
-  #onTimeout(): void {
-    if (this.#ended) return;
-    this.#log.info('idle timeout');
-    this.#end([REPLIES.idleTimeout()]);
   }
 
   /**
@@ -377,9 +376,9 @@ export class Connection implements PumpDriver {
   #end(how: readonly Reply[] | 'drop', asked = false): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#session.end();
+    this.session.end();
     if (how === 'drop' || this.#upgrading) this.#socket.destroy();
-    else this.#writer.end(how, asked);
+    else this.writer.end(how, asked);
   }
 
   #onSocketClose(): void {
@@ -389,12 +388,12 @@ export class Connection implements PumpDriver {
     this.#preamble?.cancel();
     this.#opening.release();
     this.#ended = true;
-    this.#session.end();
+    this.session.end();
     this.#auth?.abandon();
     this.#auth = null;
     this.#intake.connectionClosed();
-    sessionEnded(this.#trace, this.#session.info());
-    this.#log.debug('closed');
+    sessionEnded(this.#trace, this.session.info());
+    this.log.debug('closed');
     this.#onClosed(this);
   }
 }

@@ -18,7 +18,10 @@ import { asPending, type InputPump, type StepResult } from '../net/input-pump.js
 import type { ServerMetrics } from './metrics.js';
 import type { ReplyWriter } from './reply-writer.js';
 
-/** What the opening needs of its connection. */
+/**
+ * What the opening needs of its connection; the connection is its own driver, so a connection
+ * makes no object or closures for its opening.
+ */
 export interface OpeningDriver {
   readonly session: Session;
   readonly writer: ReplyWriter;
@@ -27,11 +30,13 @@ export interface OpeningDriver {
   readonly settings: ApplicationSettings;
   readonly limits: ClientLimits;
   /** Who the limits count (`null`: a local Unix socket client). */
-  client(): string | null;
+  limitsClient(): string | null;
   readonly metrics: ServerMetrics | null;
   readonly log: Logger;
-  ended(): boolean;
-  close(reply: Reply): void;
+  /** Whether the connection has ended. */
+  hasEnded(): boolean;
+  /** Ends the connection with one last reply. */
+  closeWith(reply: Reply): void;
 }
 
 export class Opening {
@@ -51,15 +56,15 @@ export class Opening {
 
   /** The greeting: at once, or after `greetDelay` with early talkers turned away; then the banner. */
   welcome(): StepResult {
-    const address = this.#d.client();
+    const address = this.#d.limitsClient();
     return this.#d.pump.wait(this.#d.limits.admit(address), (admission) => {
       if ('refusal' in admission) {
         this.#d.log.info({ client: clientLabel(this.#d.session.peer), limit: admission.why }, 'client over a limit; closing');
         this.#d.metrics?.refused('limit');
-        this.#d.close(admission.refusal);
+        this.#d.closeWith(admission.refusal);
         return undefined;
       }
-      if (this.#d.ended()) {
+      if (this.#d.hasEnded()) {
         admission.release();
         return undefined;
       }
@@ -83,7 +88,7 @@ export class Opening {
         this.#d.metrics?.refused('early_talker');
         // A teaser opened a multi-line 220: it is ended, so the refusal stands as a reply of its own.
         if (this.#d.settings.greetTeaser) this.#d.writer.add(REPLIES.greeting(this.#d.settings.hostname));
-        this.#d.close(REPLIES.earlyTalker());
+        this.#d.closeWith(REPLIES.earlyTalker());
         return undefined;
       },
       false,
@@ -123,7 +128,7 @@ export class Opening {
         this.#d.metrics?.refused('on_connect');
         this.#d.writer.add(refusal);
       } else {
-        this.#d.close(refusal);
+        this.#d.closeWith(refusal);
       }
       return undefined;
     });

@@ -7,13 +7,19 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { Output } from '../net/output.js';
+import { Output, type OutputEvents } from '../net/output.js';
 import { formatReply, type Reply } from '../protocol/reply.js';
 import { transcriptReply } from '../protocol/transcript.js';
 import type { ServerMetrics } from './metrics.js';
 import { REPLIES } from '../protocol/replies.js';
 
 const DROPPED = REPLIES.dropped();
+
+/** What the writer tells its connection: the output's events, and a 421 that closes it. */
+export interface WriterOwner extends OutputEvents {
+  /** A hook's reply was a 421: the connection closes after it (RFC 5321 §3.8). */
+  closing(): void;
+}
 
 export class ReplyWriter {
   readonly #output: Output;
@@ -23,20 +29,13 @@ export class ReplyWriter {
   readonly #trace: boolean;
   readonly #metrics: ServerMetrics | null;
   #ending = false;
-  /** Called when a hook's reply is a 421: the connection closes after it (RFC 5321 §3.8). */
-  readonly #onClosing: () => void;
+  readonly #owner: WriterOwner;
 
-  constructor(
-    socket: Socket,
-    log: Logger,
-    onWrite: () => void,
-    onDrain: () => void,
-    metrics: ServerMetrics | null = null,
-    onClosing: () => void = () => undefined,
-  ) {
-    this.#output = new Output(socket, { wrote: onWrite, drained: onDrain });
+  /** `owner`: the connection itself, so a connection makes no closures for its writer. */
+  constructor(socket: Socket, log: Logger, owner: WriterOwner, metrics: ServerMetrics | null = null) {
+    this.#output = new Output(socket, owner);
     this.#metrics = metrics;
-    this.#onClosing = onClosing;
+    this.#owner = owner;
     this.#log = log;
     this.#debug = log.isLevelEnabled('debug');
     this.#trace = log.isLevelEnabled('trace');
@@ -70,7 +69,7 @@ export class ReplyWriter {
     if (reply.name !== undefined && reply.code >= 400) this.#log.info({ reply: reply.name, code: reply.code }, 'reply');
     if (this.#debug) this.#log.debug({ reply: reply.name, code: reply.code, line: transcriptReply(text) }, 'S:');
     this.#output.queue(text);
-    if (reply.code === 421 && !this.#ending) this.#onClosing();
+    if (reply.code === 421 && !this.#ending) this.#owner.closing();
   }
 
   /**

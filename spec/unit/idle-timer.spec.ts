@@ -11,11 +11,7 @@ describe('IdleTimer', () => {
 
   it('expires no earlier than the timeout after the last activity, and at most an eighth later', () => {
     const expired: number[] = [];
-    const timer = new IdleTimer(
-      800,
-      () => false,
-      () => expired.push(Date.now()),
-    );
+    const timer = new IdleTimer(800, { waitingOnServer: () => false, idleExpired: () => expired.push(Date.now()) });
     const start = Date.now();
     vi.advanceTimersByTime(350);
     timer.touch();
@@ -36,11 +32,7 @@ describe('IdleTimer', () => {
   it('never counts time the connection is busy', () => {
     let busy = true;
     let expired = false;
-    const timer = new IdleTimer(
-      100,
-      () => busy,
-      () => (expired = true),
-    );
+    const timer = new IdleTimer(100, { waitingOnServer: () => busy, idleExpired: () => (expired = true) });
     vi.advanceTimersByTime(1000);
     expect(expired).toBe(false);
     // The connection touches the timer when it replies, which is when being busy ends.
@@ -54,19 +46,11 @@ describe('IdleTimer', () => {
 
   it('stays quiet once stopped, and works with a 1 ms timeout', () => {
     let expired = 0;
-    const timer = new IdleTimer(
-      1,
-      () => false,
-      () => expired++,
-    );
+    const timer = new IdleTimer(1, { waitingOnServer: () => false, idleExpired: () => expired++ });
     timer.stop();
     vi.advanceTimersByTime(100);
     expect(expired).toBe(0);
-    new IdleTimer(
-      1,
-      () => false,
-      () => expired++,
-    );
+    new IdleTimer(1, { waitingOnServer: () => false, idleExpired: () => expired++ });
     vi.advanceTimersByTime(2);
     expect(expired).toBe(1);
   });
@@ -74,20 +58,8 @@ describe('IdleTimer', () => {
   it('shares one interval among every timer of the same timeout, and stops it when the last one stops', () => {
     const before = vi.getTimerCount();
     let expired = 0;
-    const timers = Array.from(
-      { length: 100 },
-      () =>
-        new IdleTimer(
-          800,
-          () => false,
-          () => expired++,
-        ),
-    );
-    const other = new IdleTimer(
-      100,
-      () => false,
-      () => expired++,
-    );
+    const timers = Array.from({ length: 100 }, () => new IdleTimer(800, { waitingOnServer: () => false, idleExpired: () => expired++ }));
+    const other = new IdleTimer(100, { waitingOnServer: () => false, idleExpired: () => expired++ });
     expect(vi.getTimerCount() - before).toBe(2);
     other.stop();
     for (const timer of timers.slice(1)) timer.stop();
@@ -99,18 +71,10 @@ describe('IdleTimer', () => {
 
   it('never expires a timer that joined just before a check earlier than its timeout', () => {
     const expired: number[] = [];
-    new IdleTimer(
-      800,
-      () => false,
-      () => undefined,
-    );
+    new IdleTimer(800, { waitingOnServer: () => false, idleExpired: () => undefined });
     vi.advanceTimersByTime(99);
     const joined = Date.now();
-    new IdleTimer(
-      800,
-      () => false,
-      () => expired.push(Date.now()),
-    );
+    new IdleTimer(800, { waitingOnServer: () => false, idleExpired: () => expired.push(Date.now()) });
     vi.advanceTimersByTime(2000);
     expect((expired[0] ?? 0) - joined).toBeGreaterThanOrEqual(800);
   });

@@ -1,7 +1,7 @@
 /** XCLIENT and XFORWARD attributes, and the EHLO reply that offers them: pure functions, exact values. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ehloReply, extensionLines, heloReply } from '../../lib/protocol/extensions.js';
+import { ehloReply, ehloReplyFor, extensionLines, heloReply } from '../../lib/protocol/extensions.js';
 import { formatReply } from '../../lib/protocol/reply.js';
 import { clientNamed, forwardedWith, parseAttributes, XCLIENT_ATTRIBUTES, XFORWARD_ATTRIBUTES } from '../../lib/protocol/xclient.js';
 
@@ -135,5 +135,51 @@ describe('the EHLO reply', () => {
       '250-mx.test greets client.example\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n',
     );
     expect(formatReply(heloReply('mx.test'))).toBe('250 mx.test\r\n');
+  });
+
+  const offer = { hostname: 'mx.test', maxMessageSize: 1000, smtputf8: true, authMechanisms: ['PLAIN'], chunking: true, dsn: false };
+
+  it('formats the extension lines once per server and set of flags, giving the same reply as built whole', () => {
+    for (let flags = 0; flags < 16; flags++) {
+      const [starttls, auth, requireTls, xclient] = [1, 2, 4, 8].map((bit) => (flags & bit) !== 0) as [boolean, boolean, boolean, boolean];
+      const whole = ehloReply({ ...offer, starttls, auth: auth ? offer.authMechanisms : [], requireTls, xclient }, 'client.example');
+      for (const round of [1, 2]) {
+        const cached = ehloReplyFor(offer, 'client.example', starttls, auth, requireTls, xclient);
+        expect({ round, flags, wire: formatReply(cached), code: cached.code, enhanced: cached.enhanced, lines: cached.lines }).toEqual({
+          round,
+          flags,
+          wire: formatReply(whole),
+          code: 250,
+          enhanced: undefined,
+          lines: whole.lines,
+        });
+      }
+    }
+    expect(formatReply(ehloReplyFor(offer, 'c.example', true, true, false, false))).toBe(
+      '250-mx.test greets c.example\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-BINARYMIME\r\n250-SMTPUTF8\r\n' +
+        '250-ENHANCEDSTATUSCODES\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n',
+    );
+  });
+
+  it('keeps each server offer apart', () => {
+    const other = { ...offer, hostname: 'other.test', maxMessageSize: 5 };
+    expect(formatReply(ehloReplyFor(offer, 'c', false, false, false, false))).toContain('250-SIZE 1000\r\n');
+    expect(formatReply(ehloReplyFor(other, 'c', false, false, false, false))).toBe(
+      '250-other.test greets c\r\n250-PIPELINING\r\n250-SIZE 5\r\n250-8BITMIME\r\n250-CHUNKING\r\n250-BINARYMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n',
+    );
+  });
+
+  it('formats any client name as the whole reply does: one line, control characters replaced', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary-ascii', maxLength: 40 }), fc.boolean(), fc.boolean(), (name, starttls, xclient) => {
+        const cached = formatReply(ehloReplyFor(offer, name, starttls, false, false, xclient));
+        const whole = formatReply(ehloReply({ ...offer, starttls, auth: [], xclient }, name));
+        // The whole builder splits its text at line breaks; the greeting line keeps one line always.
+        if (!name.includes('\n')) expect(cached).toBe(whole);
+        const shown = [...name].map((c) => (c === '\t' || (c >= ' ' && c !== '\x7f') ? c : ' ')).join('');
+        expect(cached.split('\r\n')[0]).toBe(`250-mx.test greets ${shown}`);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
