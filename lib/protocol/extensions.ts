@@ -94,7 +94,7 @@ export function ehloReplyFor(
       requireTls,
       xclient,
     });
-    tail = { lines, wire: formatReply(reply(250, undefined, lines.join('\n'))) };
+    tail = { lines, wire: formatReply({ code: 250, lines }) };
     byFlags[flags] = tail;
   }
   const first = `${offer.hostname} greets ${clientName}`;

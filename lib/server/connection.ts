@@ -93,14 +93,14 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
       localPort: typeof local === 'object' ? local.port : (socket.localPort ?? 0),
     });
     this.#trace = sessionSpan(this.session.peer, settings.lmtp);
-    this.writer = new ReplyWriter(socket, this.log, this, context.metrics);
+    this.writer = new ReplyWriter(socket, this.log, this, this.metrics);
     this.pump = new InputPump(this.lines, settings.maxBufferedBytes, this);
-    this.#intake = new Intake(context.app, this.session, this.writer, this.pump, this.log, context.metrics, this.#trace);
+    this.#intake = new Intake(context.app, this.session, this.writer, this.pump, this.log, this.metrics, this.#trace);
     this.#opening = new Opening(this);
   }
 
-  // The connection is also its pump's, writer's, idle timer's and opening's driver (each interface
-  // documented where it is declared): no objects or closures per connection for them.
+  // The connection is also the driver of its pump, writer, idle timer, opening and AUTH exchanges
+  // (each interface documented where it is declared): no objects or closures per connection for them.
   wrote(): void {
     this.#idleTimer?.touch();
   }
@@ -218,7 +218,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
     this.#preamble?.cancel();
     this.#preamble = null;
     if (this.#ended) return;
-    this.#context.metrics?.refused('proxy');
+    this.metrics?.refused('proxy');
     this.log.info({ reason: why, peer: this.#socket.remoteAddress }, 'PROXY header refused; closing');
     this.#end('drop');
   }
@@ -285,7 +285,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
       this.log.debug({ line: event.kind === 'line' ? transcriptCommand(event.line, auth !== null) : '(too long)' }, 'C:');
     if (auth === null) {
       const decision = this.session.line(event);
-      if (this.#context.metrics !== null) this.#context.metrics.commandDecided(decision, event);
+      if (this.metrics !== null) this.metrics.commandDecided(decision, event);
       return this.#carryOut(decision);
     }
     return this.pump.wait(auth.line(event), (decision) => this.#afterAuth(auth, decision));
@@ -355,7 +355,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
         this.#upgrading = false;
         this.#socket = socket;
         this.session.tlsStarted(info);
-        this.#context.metrics?.tls(info.protocol);
+        this.metrics?.tls(info.protocol);
         this.writer.resume(socket);
         this.#attach(socket);
         if (implicit) this.pump.run(() => this.#opening.welcome());
