@@ -85,7 +85,8 @@ describe('InboxDirectory', () => {
     await kept.detach();
     // The cap of two dropped "a", its files too.
     expect(controller.inbox.messages.map((m) => m.subject)).toEqual(['b', 'c']);
-    await until(() => files(dir, 'new').length === 2);
+    // The message's file and its record are unlinked one after the other: wait for both.
+    await until(() => files(dir, 'new').length === 2 && files(dir, '.sirocco').length === 2);
     expect(files(dir, '.sirocco')).toHaveLength(2);
     const { controller: again } = await catcher(dir, 2);
     // A reader marks "b" seen: new/name becomes cur/name:2,S.
