@@ -7,7 +7,8 @@
  * `stream`, read the message as a stream and count its bytes, holding none of it.
  */
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
+import { createSecureContext, TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -15,7 +16,7 @@ import { pino } from 'pino';
 import { SMTPServer as ReferenceServer } from 'smtp-server';
 import { Application, RedisLimitStore, RequestHandler, SMTPServer } from '../lib/index.js';
 import { Deliver } from '../lib/entry/outbound.js';
-import { readChunks } from '../lib/net/reader.js';
+import { readChunks, stopReading } from '../lib/net/reader.js';
 
 const kind = process.argv[2];
 const options = process.argv.slice(3);
@@ -131,12 +132,13 @@ if (kind === 'sirocco') {
 } else if (kind === 'floor') {
   // Not an SMTP server: answers each command with a fixed reply and each message with a fixed
   // 250, parsing nothing. What Node's sockets alone cost per message, read and written the way
-  // Sirocco reads and writes them: the floor under Sirocco.
-  const server = createServer((socket) => {
+  // Sirocco reads and writes them: the floor under Sirocco. With `tls`, STARTTLS upgrades the
+  // socket as Sirocco does (a TLSSocket over it, one secure context for all), and the same fixed
+  // replies go on inside TLS.
+  const context = tls === undefined ? undefined : createSecureContext({ ...tls, minVersion: 'TLSv1.2' });
+  const serve = (socket: Socket): void => {
     let inData = false;
-    socket.on('error', () => undefined);
-    socket.write('220 floor.test ESMTP\r\n');
-    readChunks(socket, (chunk: Buffer) => {
+    const onChunk = (chunk: Buffer): void => {
       if (inData) {
         if (chunk.length >= 5 && chunk.toString('latin1', chunk.length - 5) === '\r\n.\r\n') {
           inData = false;
@@ -151,10 +153,23 @@ if (kind === 'sirocco') {
         socket.write('354 End data with <CR><LF>.<CR><LF>\r\n');
       } else if (verb === 'QUIT') {
         socket.end('221 2.0.0 Bye\r\n');
+      } else if (verb === 'STAR' && context !== undefined) {
+        socket.write('220 2.0.0 Ready to start TLS\r\n');
+        stopReading(socket);
+        const secure = new TLSSocket(socket, { isServer: true, secureContext: context });
+        secure.on('error', () => undefined);
+        serve(secure);
       } else {
         socket.write('250 2.0.0 Ok\r\n');
       }
-    });
+    };
+    readChunks(socket, { onChunk });
+  };
+  const server = createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.setNoDelay(true);
+    socket.write('220 floor.test ESMTP\r\n');
+    serve(socket);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();

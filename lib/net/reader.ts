@@ -1,6 +1,6 @@
 /**
- * How a connection reads its socket. Every read is handed to `onChunk` as a Buffer of its own,
- * which the connection may keep as long as it likes.
+ * How a connection reads its socket. Every read is handed to its sink's `onChunk` as a Buffer of
+ * its own, which the connection may keep as long as it likes.
  *
  * A plain TCP or Unix socket is read *directly*: the kernel writes into one read buffer shared by
  * every connection of the process, and each read is copied out into a right-sized Buffer (from
@@ -24,8 +24,13 @@
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 
-/** What a read hands over: the bytes, in a Buffer nobody else writes to. */
-export type ChunkListener = (chunk: Buffer) => void;
+/**
+ * Where a socket's reads go: `onChunk` gets the bytes of each read, in a Buffer nobody else writes
+ * to. An object, not a function, so a connection that is its own sink costs no closure for it.
+ */
+export interface ChunkSink {
+  onChunk(chunk: Buffer): void;
+}
 
 /** Bytes the kernel may write per read: what Node's own read path asks for. */
 const READ_BUFFER_SIZE = 64 * 1024;
@@ -36,15 +41,21 @@ const SHORT_COPY = 64;
  * handed over whole after each read instead of copied, as Node's own read path does.
  */
 const BIG_READ = 16 * 1024;
-/** Where a socket keeps the listener {@link readChunks} gave it. */
-const LISTENER = Symbol('sirocco.chunkListener');
+/** Where a socket keeps the sink {@link readChunks} gave it. */
+const LISTENER = Symbol('sirocco.chunkSink');
+/** Where a socket read through its `'data'` event keeps that listener, for {@link stopReading}. */
+const ON_DATA = Symbol('sirocco.dataListener');
 /** Where a socket keeps the read buffers given back to it ({@link giveBack}), for its next reads. */
 const SPARES = Symbol('sirocco.spareReadBuffers');
 /** Read buffers a socket keeps for reuse: what a lending reader has in flight at a time, and some. */
 const MAX_SPARES = 8;
 
 type Slots = { readonly buffer: symbol; readonly callback: symbol; readonly generator: symbol | undefined };
-type ReadSocket = Socket & { [LISTENER]?: ChunkListener | undefined; [SPARES]?: Buffer[] | undefined } & Record<symbol, unknown>;
+type ReadSocket = Socket & {
+  [LISTENER]?: ChunkSink | undefined;
+  [ON_DATA]?: ((chunk: Buffer) => void) | undefined;
+  [SPARES]?: Buffer[] | undefined;
+} & Record<symbol, unknown>;
 
 let shared: Buffer | undefined;
 let slots: Slots | null | undefined;
@@ -54,21 +65,25 @@ let next: Buffer | null = null;
 const madeFor = new WeakMap<ArrayBufferLike, ReadSocket>();
 
 /**
- * Starts delivering the socket's reads to `onChunk`, until {@link stopReading}: directly when
+ * Starts delivering the socket's reads to `sink`, until {@link stopReading}: directly when
  * `direct` is on and the socket allows it, else through its `'data'` event.
  */
-export function readChunks(socket: Socket, onChunk: ChunkListener, direct = true): void {
+export function readChunks(socket: Socket, sink: ChunkSink, direct = true): void {
   const s = socket as ReadSocket;
-  s[LISTENER] = onChunk;
-  if (!(direct && attachDirect(s))) socket.on('data', onChunk);
+  s[LISTENER] = sink;
+  if (direct && attachDirect(s)) return;
+  const onData = (chunk: Buffer): void => sink.onChunk(chunk);
+  s[ON_DATA] = onData;
+  socket.on('data', onData);
 }
 
 /** Stops delivering the socket's reads (before a TLS upgrade takes the socket over). */
 export function stopReading(socket: Socket): void {
   const s = socket as ReadSocket;
-  const onChunk = s[LISTENER];
   s[LISTENER] = undefined;
-  if (onChunk !== undefined) socket.off('data', onChunk);
+  const onData = s[ON_DATA];
+  s[ON_DATA] = undefined;
+  if (onData !== undefined) socket.off('data', onData);
 }
 
 /** Whether the socket is read directly (for tests). */
@@ -101,8 +116,8 @@ function attachDirect(socket: ReadSocket): boolean {
  * of any socket: the bytes are copied out first.
  */
 function deliver(this: ReadSocket, length: number, read: Uint8Array): void {
-  const onChunk = this[LISTENER];
-  if (onChunk === undefined) return;
+  const sink = this[LISTENER];
+  if (sink === undefined) return;
   let chunk: Buffer;
   const swaps = slots?.generator !== undefined && this[slots.generator] === nextReadBuffer;
   if (length >= BIG_READ && swaps) {
@@ -118,7 +133,7 @@ function deliver(this: ReadSocket, length: number, read: Uint8Array): void {
       this[SPARES] = undefined;
     }
   }
-  onChunk(chunk);
+  sink.onChunk(chunk);
 }
 
 function ownReadBuffer(socket: ReadSocket): Buffer {

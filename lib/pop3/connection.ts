@@ -12,7 +12,7 @@ import { IdleTimer } from '../net/idle-timer.js';
 import { DRY, InputPump, type StepResult } from '../net/input-pump.js';
 import type { LocalEnd } from '../net/listeners.js';
 import { Output } from '../net/output.js';
-import { readChunks } from '../net/reader.js';
+import { readChunks, type ChunkSink } from '../net/reader.js';
 import type { TLSConfig } from '../net/tls.js';
 import { upgradeSocket } from '../net/tls-upgrade.js';
 import { LineSplitter } from '../protocol/line-splitter.js';
@@ -45,7 +45,7 @@ const CLOSE_INTERNAL: Pop3Action = { kind: 'close', lines: [INTERNAL_ERROR] };
 
 let sessions = 0;
 
-export class Pop3Connection {
+export class Pop3Connection implements ChunkSink {
   readonly id = `p${(++sessions).toString(36)}`;
   readonly #c: Pop3Context;
   readonly #log: Logger;
@@ -144,11 +144,14 @@ export class Pop3Connection {
 
   #attach(socket: Socket): void {
     socket.setNoDelay(true);
-    readChunks(socket, (chunk) => {
-      if (this.#ended || this.#upgrading) return;
-      this.#idle?.touch();
-      this.#pump.push(chunk);
-    });
+    readChunks(socket, this);
+  }
+
+  /** One read of the socket (the connection is its own {@link ChunkSink}). */
+  onChunk(chunk: Buffer): void {
+    if (this.#ended || this.#upgrading) return;
+    this.#idle?.touch();
+    this.#pump.push(chunk);
   }
 
   /** The per-client limits, then the greeting. */

@@ -8,6 +8,8 @@
 
 const LF = 0x0a;
 const CR = 0x0d;
+/** No runs held: one empty list shared by every splitter until it holds one (never written to). */
+const NO_RUNS: Buffer[] = [];
 
 /** One unit of the command stream. */
 export type LineEvent = { readonly kind: 'line'; readonly line: Buffer; readonly bareLineFeed: boolean } | { readonly kind: 'tooLong' };
@@ -22,7 +24,7 @@ export class LineSplitter {
    * them, so bytes waiting for a hook or a slow reader are never copied (and a read buffer stays
    * whole, for a lending reader to give back).
    */
-  #rest: Buffer[] = [];
+  #rest: Buffer[] = NO_RUNS;
   #restBytes = 0;
   #discarding = false;
 
@@ -59,6 +61,7 @@ export class LineSplitter {
     if (this.#pending === null) {
       this.#pending = chunk;
     } else {
+      if (this.#rest === NO_RUNS) this.#rest = [];
       this.#rest.push(chunk);
       this.#restBytes += chunk.length;
     }
@@ -68,6 +71,7 @@ export class LineSplitter {
   unshift(chunk: Buffer): void {
     if (chunk.length === 0) return;
     if (this.#pending !== null) {
+      if (this.#rest === NO_RUNS) this.#rest = [];
       this.#rest.unshift(this.#pending);
       this.#restBytes += this.#pending.length;
     }
@@ -144,7 +148,7 @@ export class LineSplitter {
     }
     const all = Buffer.concat([buf, ...this.#rest]);
     this.#pending = null;
-    this.#rest = [];
+    this.#rest = NO_RUNS;
     this.#restBytes = 0;
     return all;
   }

@@ -26,7 +26,7 @@ import { IdleTimer, type IdleOwner } from '../net/idle-timer.js';
 import { Intake } from './intake.js';
 import { asPending, DRY, InputPump, type PumpDriver, type StepResult } from '../net/input-pump.js';
 import type { LocalEnd } from '../net/listeners.js';
-import { readChunks } from '../net/reader.js';
+import { readChunks, type ChunkSink } from '../net/reader.js';
 import { ReplyWriter, type WriterOwner } from './reply-writer.js';
 import { upgradeSocket } from '../net/tls-upgrade.js';
 import { ProxyPreamble } from './proxy-preamble.js';
@@ -37,19 +37,24 @@ const AUTH_LINE_LIMIT = 12288 + 2;
 /** The first byte of a TLS handshake record: a TLS client on a plaintext port. */
 const TLS_HANDSHAKE = 0x16;
 let sequence = 0;
+/** Where a socket keeps its connection, for the `error` and `close` listeners every connection shares. */
+const CONNECTION = Symbol('sirocco.connection');
+type OwnedSocket = Socket & { [CONNECTION]?: Connection };
 
-export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDriver {
+export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDriver, ChunkSink {
   readonly id: string;
   readonly #context: ConnectionContext;
   readonly settings: ApplicationSettings;
-  readonly log: Logger;
+  /** The connection's logger, made at its first use: an idle connection that logs nothing holds none. */
+  #log: Logger | null = null;
   readonly lines: LineSplitter;
   readonly session: Session;
   readonly writer: ReplyWriter;
   readonly pump: InputPump;
   readonly limits: ClientLimits;
   readonly metrics: ServerMetrics | null;
-  readonly #intake: Intake;
+  /** The mail transaction's room, made at the first command that needs it. */
+  #intake: Intake | null = null;
   readonly #onClosed: (connection: Connection) => void;
   #socket: Socket;
   #auth: AuthExchange | null = null;
@@ -80,8 +85,8 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
     this.#onClosed = onClosed;
     this.limits = context.limits;
     this.metrics = context.metrics;
-    this.log = context.app.logger.child({ conn: this.id });
-    this.#transcript = this.log.isLevelEnabled('trace') ? 'trace' : this.log.isLevelEnabled('debug') ? 'debug' : null;
+    const logger = context.app.logger;
+    this.#transcript = logger.isLevelEnabled('trace') ? 'trace' : logger.isLevelEnabled('debug') ? 'debug' : null;
     this.#unixClient = socket.remoteAddress === undefined;
     const limit = settings.authenticate === undefined ? settings.maxLineLength : Math.max(settings.maxLineLength, AUTH_LINE_LIMIT);
     this.lines = new LineSplitter(limit, settings.strictSyntax);
@@ -93,11 +98,28 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
       localPort: typeof local === 'object' ? local.port : (socket.localPort ?? 0),
     });
     this.#trace = sessionSpan(this.session.peer, settings.lmtp);
-    this.writer = new ReplyWriter(socket, this.log, this, this.metrics);
+    this.writer = new ReplyWriter(socket, this, this.metrics, this.#transcript);
     this.pump = new InputPump(this.lines, settings.maxBufferedBytes, this);
-    this.#intake = new Intake(context.app, this.session, this.writer, this.pump, this.log, this.metrics, this.#trace);
     this.#opening = new Opening(this);
   }
+
+  get log(): Logger {
+    return (this.#log ??= this.#context.app.logger.child({ conn: this.id }));
+  }
+
+  #transactions(): Intake {
+    return (this.#intake ??= new Intake(this.#context.app, this.session, this.writer, this.pump, this.log, this.metrics, this.#trace));
+  }
+
+  /** The socket's listeners, one pair for every connection: each finds its connection on the socket. */
+  static readonly #socketError = function (this: OwnedSocket, err: Error): void {
+    this[CONNECTION]?.log.debug({ err }, 'socket error');
+  };
+
+  static readonly #socketClosed = function (this: OwnedSocket): void {
+    const connection = this[CONNECTION];
+    if (connection !== undefined) connection.#onSocketClose();
+  };
 
   // The connection is also the driver of its pump, writer, idle timer, opening and AUTH exchanges
   // (each interface documented where it is declared): no objects or closures per connection for them.
@@ -174,8 +196,11 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
   start(): void {
     const socket = this.#socket;
     if (this.#transcript !== null) this.log.debug({ client: clientLabel(this.session.peer), port: socket.remotePort }, 'connected');
-    socket.on('error', (err) => this.log.debug({ err }, 'socket error'));
-    socket.on('close', () => this.#onSocketClose());
+    // Once, on the plain socket: a TLS socket over it writes to the same one.
+    socket.setNoDelay(true);
+    (socket as OwnedSocket)[CONNECTION] = this;
+    socket.on('error', Connection.#socketError);
+    socket.on('close', Connection.#socketClosed);
     this.#idleTimer = new IdleTimer(this.settings.idleTimeout, this);
     if (this.#context.proxies.has(socket.remoteAddress)) {
       // The banner waits for the header: the client it names is who the session greets.
@@ -210,7 +235,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
       return;
     }
     this.pump.run(() => this.#opening.welcome());
-    if (step.rest.length > 0) this.#onData(step.rest);
+    if (step.rest.length > 0) this.onChunk(step.rest);
   }
 
   /** A PROXY header that is missing, malformed, too long or from an untrusted peer: closed without a word. */
@@ -247,11 +272,11 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
   }
 
   #attach(socket: Socket): void {
-    socket.setNoDelay(true);
-    readChunks(socket, (chunk) => this.#onData(chunk), this.settings.directReads);
+    readChunks(socket, this, this.settings.directReads);
   }
 
-  #onData(chunk: Buffer): void {
+  /** One read of the socket (the connection is its own {@link ChunkSink}). */
+  onChunk(chunk: Buffer): void {
     if (this.#ended || this.#upgrading) return;
     if (this.#transcript === 'trace') this.log.trace({ bytes: chunk.length }, 'read');
     this.#idleTimer?.touch();
@@ -277,7 +302,8 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
 
   /** One unit of input: the message data while it is being read, else one line. */
   step(): StepResult {
-    if (this.#intake.readingData) return this.#intake.takeData(this.lines);
+    const intake = this.#intake;
+    if (intake !== null && intake.readingData) return intake.takeData(this.lines);
     const event = this.lines.next();
     if (event === undefined) return DRY;
     const auth = this.#auth;
@@ -300,21 +326,21 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
         this.#end(decision.replies, decision.asked === true);
         return undefined;
       case 'hello':
-        this.#intake.abort();
+        this.#intake?.abort();
         return this.#opening.hello(decision.esmtp, decision.domain);
       case 'mail':
-        return this.#intake.mail(decision.command);
+        return this.#transactions().mail(decision.command);
       case 'rcpt':
-        return this.#intake.rcpt(decision.address, decision.params, decision.dsn);
+        return this.#transactions().rcpt(decision.address, decision.params, decision.dsn);
       case 'bdat':
-        return asPending(this.#intake.startChunk(decision.size, decision.last));
+        return asPending(this.#transactions().startChunk(decision.size, decision.last));
       case 'skip':
-        if (decision.abort) this.#intake.abort();
-        return asPending(this.#intake.skip(decision.size, decision.reply));
+        if (decision.abort) this.#intake?.abort();
+        return asPending(this.#transactions().skip(decision.size, decision.reply));
       case 'data':
-        return this.#intake.startData(decision.reply);
+        return this.#transactions().startData(decision.reply);
       case 'reset':
-        this.#intake.abort();
+        this.#intake?.abort();
         this.writer.add(decision.reply);
         return undefined;
       case 'startTls':
@@ -340,7 +366,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
     // executed inside TLS.
     const dropped = this.lines.takeAll();
     if (dropped !== null) this.log.info({ bytes: dropped.length }, 'dropped plaintext pipelined after STARTTLS');
-    this.#intake.abort();
+    this.#intake?.abort();
     this.#secure(false);
   }
 
@@ -391,9 +417,9 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
     this.session.end();
     this.#auth?.abandon();
     this.#auth = null;
-    this.#intake.connectionClosed();
+    this.#intake?.connectionClosed();
     sessionEnded(this.#trace, this.session.info());
-    this.log.debug('closed');
+    if (this.#transcript !== null) this.log.debug('closed');
     this.#onClosed(this);
   }
 }

@@ -19,11 +19,12 @@ const DROPPED = REPLIES.dropped();
 export interface WriterOwner extends OutputEvents {
   /** A hook's reply was a 421: the connection closes after it (RFC 5321 §3.8). */
   closing(): void;
+  /** The connection's logger (read only when something is logged). */
+  readonly log: Logger;
 }
 
 export class ReplyWriter {
   readonly #output: Output;
-  readonly #log: Logger;
   /** At `debug`, every reply goes into the session's transcript; at `trace`, every write's size too. */
   readonly #debug: boolean;
   readonly #trace: boolean;
@@ -31,14 +32,16 @@ export class ReplyWriter {
   #ending = false;
   readonly #owner: WriterOwner;
 
-  /** `owner`: the connection itself, so a connection makes no closures for its writer. */
-  constructor(socket: Socket, log: Logger, owner: WriterOwner, metrics: ServerMetrics | null = null) {
+  /**
+   * `owner`: the connection itself, so a connection makes no closures for its writer;
+   * `transcript`: the most detailed of `debug` and `trace` that the log level lets through.
+   */
+  constructor(socket: Socket, owner: WriterOwner, metrics: ServerMetrics | null = null, transcript: 'debug' | 'trace' | null = null) {
     this.#output = new Output(socket, owner);
     this.#metrics = metrics;
     this.#owner = owner;
-    this.#log = log;
-    this.#debug = log.isLevelEnabled('debug');
-    this.#trace = log.isLevelEnabled('trace');
+    this.#debug = transcript !== null;
+    this.#trace = transcript === 'trace';
   }
 
   /** Whether the client has not read what was written: reading waits until it has. */
@@ -58,7 +61,7 @@ export class ReplyWriter {
    */
   add(reply: Reply): void {
     if (reply === DROPPED) {
-      this.#log.info({ reply: 'dropped' }, 'connection dropped by a hook');
+      this.#owner.log.info({ reply: 'dropped' }, 'connection dropped by a hook');
       this.flush();
       this.#ending = true;
       this.#output.socket.destroy();
@@ -66,8 +69,8 @@ export class ReplyWriter {
     }
     this.#metrics?.reply(reply);
     const text = formatReply(reply);
-    if (reply.name !== undefined && reply.code >= 400) this.#log.info({ reply: reply.name, code: reply.code }, 'reply');
-    if (this.#debug) this.#log.debug({ reply: reply.name, code: reply.code, line: transcriptReply(text) }, 'S:');
+    if (reply.name !== undefined && reply.code >= 400) this.#owner.log.info({ reply: reply.name, code: reply.code }, 'reply');
+    if (this.#debug) this.#owner.log.debug({ reply: reply.name, code: reply.code, line: transcriptReply(text) }, 'S:');
     this.#output.queue(text);
     if (reply.code === 421 && !this.#ending) this.#owner.closing();
   }
@@ -82,7 +85,7 @@ export class ReplyWriter {
 
   /** Writes what is queued, unless a TLS handshake holds the output. */
   flush(): void {
-    if (this.#trace && this.#output.queued > 0) this.#log.trace({ bytes: Buffer.byteLength(this.#output.pending) }, 'written');
+    if (this.#trace && this.#output.queued > 0) this.#owner.log.trace({ bytes: Buffer.byteLength(this.#output.pending) }, 'written');
     this.#output.flush();
   }
 

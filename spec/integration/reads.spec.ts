@@ -30,7 +30,7 @@ async function readingServer(direct: boolean, onAccepted: (accepted: Accepted) =
   const server = createServer((socket) => {
     const chunks: Buffer[] = [];
     socket.on('error', () => undefined);
-    readChunks(socket, (chunk) => chunks.push(chunk), direct);
+    readChunks(socket, { onChunk: (chunk) => chunks.push(chunk) }, direct);
     onAccepted({ socket, chunks });
   });
   servers.add(server);
@@ -144,7 +144,7 @@ describe('giving read buffers back', () => {
     const backings = new Set<ArrayBufferLike>();
     const server = createServer((socket) => {
       socket.on('error', () => undefined);
-      readChunks(socket, (chunk) => {
+      const onChunk = (chunk: Buffer): void => {
         got.push(Buffer.from(chunk));
         if (chunk.length > Buffer.poolSize / 2) backings.add(chunk.buffer);
         const given = giving(socket, chunk);
@@ -153,7 +153,8 @@ describe('giving read buffers back', () => {
           for (const [to, backing] of given) giveBack(to, backing);
           socket.resume();
         });
-      });
+      };
+      readChunks(socket, { onChunk });
     });
     servers.add(server);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -249,7 +250,7 @@ describe('falling back to the stream', () => {
       },
     });
     const chunks: Buffer[] = [];
-    readChunks(socket, (chunk) => chunks.push(chunk));
+    readChunks(socket, { onChunk: (chunk) => chunks.push(chunk) });
     expect(readsDirectly(socket)).toBe(false);
     await new Promise((resolve) => socket.once('close', resolve));
     expect(seen.join('')).toBe('hello\r\n');
