@@ -95,23 +95,28 @@ async function main(): Promise<void> {
     results.set(kind, perMessage);
     process.stderr.write(`${kind}: ${Math.round(perMessage)} instructions per message\n`);
   }
-  const floor = results.get('floor') ?? 0;
-  const sirocco = results.get('sirocco') ?? 0;
-  const reference = results.get('smtp-server') ?? 0;
-  const k = (n: number): string => `${(n / 1000).toFixed(0)}k`;
-  console.log(
-    [
-      `Node ${process.version}, ${MESSAGES} messages${PER_CONNECTION ? ', one per connection,' : ''} after a warm-up of ${WARMUP} in ${WARMUP_ROUNDS} runs; user-space instructions per ${PER_CONNECTION ? 'connection' : 'message'} (callgrind)`,
-      '',
-      `| server | instructions per ${PER_CONNECTION ? 'connection' : 'message'} | above the floor |`,
-      '|---|---|---|',
-      `| floor (Node's sockets, fixed replies) | ${k(floor)} | — |`,
-      `| Sirocco | ${k(sirocco)} | ${k(sirocco - floor)} |`,
-      `| smtp-server | ${k(reference)} | ${k(reference - floor)} |`,
-      '',
-      `Sirocco / smtp-server: ${(sirocco / reference).toFixed(2)}× in all, ${((sirocco - floor) / (reference - floor)).toFixed(2)}× above the floor`,
-    ].join('\n'),
-  );
+  const floor = results.get('floor');
+  const sirocco = results.get('sirocco');
+  const reference = results.get('smtp-server');
+  // A server left out with `--only` has no row, and nothing is compared with it.
+  const k = (n: number | undefined): string => (n === undefined ? '—' : `${(n / 1000).toFixed(0)}k`);
+  const above = (n: number | undefined): string => (n === undefined || floor === undefined ? '—' : k(n - floor));
+  const row = (name: string, n: number | undefined, aboveFloor: string): string[] =>
+    n === undefined ? [] : [`| ${name} | ${k(n)} | ${aboveFloor} |`];
+  const lines = [
+    `Node ${process.version}, ${MESSAGES} messages${PER_CONNECTION ? ', one per connection,' : ''} after a warm-up of ${WARMUP} in ${WARMUP_ROUNDS} runs; user-space instructions per ${PER_CONNECTION ? 'connection' : 'message'} (callgrind)`,
+    '',
+    `| server | instructions per ${PER_CONNECTION ? 'connection' : 'message'} | above the floor |`,
+    '|---|---|---|',
+    ...row("floor (Node's sockets, fixed replies)", floor, '—'),
+    ...row('Sirocco', sirocco, above(sirocco)),
+    ...row('smtp-server', reference, above(reference)),
+  ];
+  if (sirocco !== undefined && reference !== undefined) {
+    const aboveRatio = floor === undefined ? '' : `, ${((sirocco - floor) / (reference - floor)).toFixed(2)}× above the floor`;
+    lines.push('', `Sirocco / smtp-server: ${(sirocco / reference).toFixed(2)}× in all${aboveRatio}`);
+  }
+  console.log(lines.join('\n'));
 }
 
 await main();

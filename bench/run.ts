@@ -26,7 +26,7 @@ import { floodsTable } from './floods.js';
 import { sinkTable } from './sink.js';
 import { median, PERSISTENT_1KIB, requireTools, sendConcurrently, smtpSource } from './load.js';
 
-type Kind = 'sirocco' | 'smtp-server';
+type Kind = 'sirocco' | 'smtp-server' | 'floor';
 const KINDS: readonly Kind[] = ['sirocco', 'smtp-server'];
 
 interface Stats {
@@ -34,7 +34,9 @@ interface Stats {
   bytes: number;
   cpuMicros: number;
   rss: number;
+  heapUsed: number;
   maxRss: number;
+  young: number;
   refusals: number;
 }
 
@@ -43,6 +45,8 @@ interface Sample {
   cpuPerMessageMicros: number;
   maxRssMiB: number;
   bytesPerConnection?: number;
+  heapPerConnection?: number;
+  youngGrowthMiB?: number;
   firstGreetingMs?: number;
   rssGrowthMiB?: number;
   refused452?: number;
@@ -54,6 +58,8 @@ interface Scenario {
   readonly title: string;
   /** Whether the servers offer STARTTLS with the bench's throw-away certificate. */
   readonly tls?: boolean;
+  /** Whether the row also runs Node's floor (bench/server.ts `floor`: Node's sockets, fixed replies). */
+  readonly floor?: boolean;
   /** Options for bench/server.ts: `stream` (the handler streams), `budget=BYTES`. */
   readonly serverArgs?: readonly string[];
   run(server: Server): Promise<Sample>;
@@ -146,17 +152,22 @@ function loadScenario(
 
 const IDLE = 2000;
 
+/**
+ * (d): what {@link IDLE} idle connections after EHLO add to a fresh server, after a GC: RSS, the
+ * heap's live objects (V8's own count), and how much the young generation grew meanwhile (paid
+ * once: it grows as objects survive collections and does not shrink back).
+ */
 const idleScenario: Scenario = {
   key: 'd',
   title: `(d) ${IDLE} idle connections after EHLO: memory per connection`,
+  floor: true,
   async run(server) {
-    await server.gc();
-    const before = await server.stats();
     const sockets: Socket[] = [];
     try {
+      await server.gc();
+      const before = await server.stats();
       for (let i = 0; i < IDLE; i += 100) {
-        const batch = await Promise.all(Array.from({ length: Math.min(100, IDLE - i) }, () => openIdle(server.port)));
-        sockets.push(...batch);
+        sockets.push(...(await Promise.all(Array.from({ length: Math.min(100, IDLE - i) }, () => openIdle(server.port)))));
       }
       await server.gc();
       const after = await server.stats();
@@ -165,6 +176,8 @@ const idleScenario: Scenario = {
         cpuPerMessageMicros: 0,
         maxRssMiB: after.maxRss / 1048576,
         bytesPerConnection: (after.rss - before.rss) / IDLE,
+        heapPerConnection: (after.heapUsed - before.heapUsed) / IDLE,
+        youngGrowthMiB: (after.young - before.young) / 1048576,
       };
     } finally {
       for (const s of sockets) s.destroy();
@@ -342,6 +355,7 @@ function handshakeScenario(key: string, title: string, resume: boolean): Scenari
     key,
     title,
     tls: true,
+    floor: true,
     async run(server) {
       const ca = CERTS().ca;
       const body = Buffer.from(`Subject: bench\r\n\r\n${'x'.repeat(76)}\r\n`.repeat(12));
@@ -500,6 +514,36 @@ const SCENARIOS: Scenario[] = [
   startupScenario,
 ];
 
+/** The rows run with Node's floor too: Sirocco, the floor and smtp-server side by side, as ratios. */
+function floorTable(chosen: readonly Scenario[], samples: ReadonlyMap<string, Sample[]>): string[] {
+  const rows: string[] = [];
+  for (const scenario of chosen.filter((s) => s.floor === true)) {
+    const of = (kind: Kind): Sample[] => samples.get(`${scenario.key}/${kind}`) ?? [];
+    const [s, f, r] = [of('sirocco'), of('floor'), of('smtp-server')];
+    const row = (metric: string, pick: (x: Sample) => number, digits: number): void => {
+      const ratio = (a: Sample[], b: Sample[]): string => {
+        const ratios = a.map((x, i) => pick(x) / pick(b[i] ?? x));
+        return `${median(ratios).toFixed(2)}× (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`;
+      };
+      const m = (x: Sample[]): string => median(x.map(pick)).toFixed(digits);
+      rows.push(`| ${scenario.title} | ${metric} | ${m(s)} | ${m(f)} | ${m(r)} | ${ratio(s, f)} | ${ratio(f, r)} | ${ratio(s, r)} |`);
+    };
+    if (scenario.key === 'd') {
+      row('KiB per connection', (x) => (x.bytesPerConnection ?? 0) / 1024, 1);
+      row('heap used after a GC, KiB per connection', (x) => (x.heapPerConnection ?? 0) / 1024, 2);
+    } else row('server CPU µs/connection', (x) => x.cpuPerMessageMicros, 0);
+  }
+  if (rows.length === 0) return [];
+  return [
+    '',
+    "Against Node's floor (bench/server.ts `floor`: Node's sockets, and TLS sockets after STARTTLS, answering fixed replies):",
+    '',
+    '| scenario | metric | Sirocco | floor (Node) | smtp-server | Sirocco / floor | floor / smtp-server | Sirocco / smtp-server |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows,
+  ];
+}
+
 async function onBenchServer(scenario: Scenario, kind: Kind): Promise<Sample> {
   const server = await Server.start(kind, scenario.tls === true ? CERTS().dir : undefined, scenario.serverArgs);
   try {
@@ -523,7 +567,8 @@ async function main(): Promise<void> {
   const samples = new Map<string, Sample[]>();
   for (let round = 0; round < ROUNDS; round++) {
     for (const scenario of chosen) {
-      const order = round % 2 === 0 ? KINDS : [...KINDS].reverse();
+      const kinds: readonly Kind[] = scenario.floor === true ? [...KINDS, 'floor'] : KINDS;
+      const order = round % 2 === 0 ? kinds : [...kinds].reverse();
       for (const kind of order) {
         const sample = scenario.alone === undefined ? await onBenchServer(scenario, kind) : await scenario.alone(kind);
         const key = `${scenario.key}/${kind}`;
@@ -569,6 +614,8 @@ async function main(): Promise<void> {
       count(`handshakes resumed (of ${HANDSHAKES})`, (x) => x.accepted ?? 0);
     } else if (scenario.key === 'd') {
       row('KiB per connection', (x) => (x.bytesPerConnection ?? 0) / 1024, 1);
+      row('heap used after a GC, KiB per connection', (x) => (x.heapPerConnection ?? 0) / 1024, 2);
+      count("the young generation's growth, MiB", (x) => Number((x.youngGrowthMiB ?? 0).toFixed(1)));
       row('peak RSS MiB', (x) => x.maxRssMiB, 1);
     } else {
       row('messages/s', (x) => x.perSecond, 1);
@@ -576,6 +623,7 @@ async function main(): Promise<void> {
       row('peak RSS MiB', (x) => x.maxRssMiB, 1);
     }
   }
+  lines.push(...floorTable(chosen, samples));
   if (ONLY === undefined || ONLY.includes('k')) lines.push(...(await sinkTable(ROUNDS, CERTS().dir)));
   if (ONLY === undefined || ONLY.includes('h')) lines.push(...(await deliverRow(ROUNDS)));
   if (ONLY === undefined || ONLY.includes('ma')) lines.push(...(await authRow(ROUNDS)));

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import { join } from 'node:path';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { pino } from 'pino';
@@ -189,6 +190,8 @@ process.on('message', (message: unknown) => {
       heapUsed: process.memoryUsage().heapUsed,
       maxRss: process.resourceUsage().maxRSS * 1024,
       refusals: refusals(),
+      // The young generation's size: it grows as objects survive collections, and does not shrink back.
+      young: getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0,
     });
   } else if (message === 'gc') {
     globalThis.gc?.();
