@@ -240,7 +240,7 @@ export function deliveryQueue(application: AnyServedApplication): OutboundQueue 
               lookup,
               tls: settings.deliveryTLS,
               privateAddresses: settings.httpsToPrivateAddresses,
-              mail: (from, to, content) => queue.enqueue({ from, recipients: [{ address: to }] }, content),
+              mail: (from, to, content) => queue.enqueue({ from, recipients: [{ address: to }], tlsReport: true }, content),
               logger: application.logger.child({ component: 'tls-reports' }),
             })
           : undefined,

@@ -1,6 +1,6 @@
 /**
- * Lanes: the deliveries to one destination (a domain, with or without verified TLS), carried one
- * after another over one connection, several lanes to a destination at most and a limit of
+ * Lanes: the deliveries to one destination (a domain, with or without verified TLS, or the TLS
+ * reports mailed to it), carried one after another over one connection, several lanes to a destination at most and a limit of
  * connections in all. A lane resolves its domain once, connects to the first exchanger that
  * answers, and sends its jobs until none are left; when no exchanger answers, every job waiting in
  * the lane gets the same failure at once rather than a connection attempt each.
@@ -79,9 +79,18 @@ interface Route {
   readonly named?: readonly Exchanger[] | undefined;
 }
 
+/**
+ * How a lane goes to its domain: over verified TLS (REQUIRETLS, `requireTlsDomains`), as the
+ * domain's MTA-STS policy says, or carrying TLS reports: RFC 8460 §3 has reports delivered
+ * despite any TLS failure (so no policy narrows their exchangers or asks for verified TLS), and
+ * their sessions left out of the next report.
+ */
+export type LaneKind = 'verified' | 'open' | 'report';
+
 interface Lane<J> {
   readonly domain: string;
   readonly verified: boolean;
+  readonly report: boolean;
   readonly jobs: J[];
   running: number;
   /** Wakes a runner that waits, connection open, for the lane's next job. */
@@ -144,11 +153,11 @@ export class Lanes<J extends LaneJob> {
   }
 
   /** Queues a job for `domain` and opens lanes while there is room. */
-  add(domain: string, verified: boolean, job: J): void {
-    const key = `${verified ? 'v' : 'o'}:${domain}`;
+  add(domain: string, kind: LaneKind, job: J): void {
+    const key = `${kind}:${domain}`;
     let lane = this.#lanes.get(key);
     if (lane === undefined) {
-      lane = { domain, verified, jobs: [], running: 0, wake: undefined };
+      lane = { domain, verified: kind === 'verified', report: kind === 'report', jobs: [], running: 0, wake: undefined };
       this.#lanes.set(key, lane);
     }
     lane.jobs.push(job);
@@ -349,9 +358,11 @@ export class Lanes<J extends LaneJob> {
       this.#failAll(lane, () => ({ code, status: destination.status, reply }));
       return;
     }
-    const route = await this.#underPolicy(lane, destination.exchangers);
+    const route = lane.report
+      ? { exchangers: destination.exchangers, enforced: false }
+      : await this.#underPolicy(lane, destination.exchangers);
     if (route === undefined) return;
-    const tlsOutcome = this.#tlsOutcome(lane, route);
+    const tlsOutcome = lane.report ? undefined : this.#tlsOutcome(lane, route);
     let connection: OutboundConnection | undefined;
     try {
       for (let job = lane.jobs.shift(); job !== undefined; job = await this.#next(lane, connection)) {

@@ -67,6 +67,8 @@ export interface QueueEntry {
   delayNoticeSent?: boolean;
   /** The sender was never verified (an outside client's mail): it is sent no notice. */
   readonly unverifiedSender?: boolean;
+  /** A TLS report (RFC 8460 §3): sent despite TLS failures, and not counted in the next report. */
+  readonly tlsReport?: boolean;
   /** The DKIM-Signature fields made when it was queued, sent on top of its content. */
   readonly dkim?: string;
   /** Header fields known once its content was read (an Authentication-Results field), sent on top of all. */
@@ -166,6 +168,12 @@ export interface NewMessage {
    * relayed) is ever sent to it, as a forged sender would get it (backscatter).
    */
   readonly unverifiedSender?: boolean | undefined;
+  /**
+   * A TLS report (RFC 8460 §3): delivered despite any TLS failure (no MTA-STS policy narrows its
+   * exchangers or asks for verified TLS; ignored with `requireTls`), and its sessions are not
+   * counted in the next report.
+   */
+  readonly tlsReport?: boolean | undefined;
   /**
    * Header fields known only once the content has been read (mail authentication's verdict):
    * awaited before the message is committed (a rejection refuses it), kept in its entry, and sent

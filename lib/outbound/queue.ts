@@ -162,6 +162,7 @@ export class OutboundQueue {
       ...(message.envid === undefined ? {} : { envid: message.envid }),
       requireTls: message.requireTls === true,
       ...(message.unverifiedSender === true ? { unverifiedSender: true } : {}),
+      ...(message.tlsReport === true && message.requireTls !== true ? { tlsReport: true } : {}),
       eightBit: message.eightBit === true,
       queuedAt: now,
       attempts: 0,
@@ -258,7 +259,8 @@ export class OutboundQueue {
       return;
     }
     for (const [domain, recipients] of byDomain) {
-      this.#lanes.add(domain, claim.entry.requireTls || this.#requireTls.has(domain), { message, entry: claim.entry, recipients });
+      const kind = claim.entry.tlsReport === true ? 'report' : claim.entry.requireTls || this.#requireTls.has(domain) ? 'verified' : 'open';
+      this.#lanes.add(domain, kind, { message, entry: claim.entry, recipients });
     }
   }
 

@@ -32,6 +32,7 @@ const POLICIES: Record<string, string> = {
   'mta-sts.sts.test': policy('enforce', ['mx.test']),
   'mta-sts.testing.test': policy('testing', ['other-name.test']),
   'mta-sts.nomatch.test': policy('enforce', ['*.elsewhere.example']),
+  'mta-sts.brokensts.test': policy('enforce', ['*.elsewhere.example']),
   'mta-sts.invalid.test': 'version: STSv9\r\nmode: enforce\r\nmx: mx.test\r\nmax_age: 86400\r\n',
 };
 
@@ -76,6 +77,7 @@ beforeAll(async () => {
     'plain.test': { mx: [[10, 'plain-mx.test']] },
     'quiet.test': { mx: [[10, 'mx.test']] },
     'nomatch.test': { mx: [[10, 'mx.test']] },
+    'brokensts.test': { mx: [[10, 'mx.test']] },
     'unfetched.test': { mx: [[10, 'mx.test']] },
     'invalid.test': { mx: [[10, 'mx.test']] },
     'webpki.test': { mx: [[10, 'mx.test']] },
@@ -83,12 +85,13 @@ beforeAll(async () => {
     '_smtp._tls.testing.test': { txt: [rua()] },
     '_smtp._tls.plain.test': { txt: [rua(), 'v=spf1 -all'] },
     '_smtp._tls.nomatch.test': { txt: [rua()] },
+    '_smtp._tls.brokensts.test': { txt: ['v=TLSRPTv1; rua=mailto:tlsrpt@brokensts.test'] },
     '_smtp._tls.unfetched.test': { txt: [`v=TLSRPTv1; rua=https://refusing.test:${port}/r`] },
     '_smtp._tls.invalid.test': { txt: [rua('?from=sirocco')] },
     '_smtp._tls.webpki.test': { txt: [rua()] },
   };
   // mta-sts.webpki.test is not named by the collector's certificate.
-  for (const d of ['sts.test', 'testing.test', 'nomatch.test', 'unfetched.test', 'invalid.test', 'webpki.test']) {
+  for (const d of ['sts.test', 'testing.test', 'nomatch.test', 'brokensts.test', 'unfetched.test', 'invalid.test', 'webpki.test']) {
     zone[`_mta-sts.${d}`] = { txt: ['v=STSv1; id=20261205'] };
     zone[`mta-sts.${d}`] = { a: ['127.0.0.1'] };
   }
@@ -228,7 +231,7 @@ describe('TLS reporting in Deliver (RFC 8460)', () => {
 
     // Sent once: the next call has nothing to say of these sessions.
     posted.length = 0;
-    expect((await deliveryQueue(app).sendTlsReports()).filter((r) => r.domain !== 'inbox.test')).toEqual([]);
+    expect(await deliveryQueue(app).sendTlsReports()).toEqual([]);
     expect(posted).toEqual([]);
   }, 30_000);
 
@@ -289,6 +292,35 @@ describe('TLS reporting in Deliver (RFC 8460)', () => {
       policies: { 'failure-details': { 'result-type': string; 'failure-reason-code': string }[] }[];
     };
     expect(webpki.policies[0]!['failure-details'][0]).toMatchObject({ 'result-type': 'sts-webpki-invalid', 'failed-session-count': 1 });
+  }, 30_000);
+
+  it("mails a report to a domain whose own policy fails its exchangers, and leaves the report's session out of the next report (RFC 8460 §3)", async () => {
+    const { port, app } = await deliverer();
+    await send(port, 'bob@brokensts.test');
+    // Bob's message waits (4.7.5): the enforced policy names none of the domain's exchangers.
+    for (let i = 0; i < 200; i++) {
+      const listed = await deliveryQueue(app).list();
+      if (listed.some((m) => m.entry.recipients[0]?.address === 'bob@brokensts.test' && m.entry.attempts > 0 && !m.active)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const sent = await deliveryQueue(app).sendTlsReports();
+    expect(sent.map(({ domain, to, ok }) => ({ domain, to, ok }))).toEqual([
+      { domain: 'brokensts.test', to: 'mailto:tlsrpt@brokensts.test', ok: true },
+    ]);
+    // The report itself goes, to the exchanger the policy does not name.
+    await until(() => fleet.arrivals.some((a) => a.rcptTos.includes('tlsrpt@brokensts.test')), 10_000);
+    const mail = fleet.arrivals.find((a) => a.rcptTos.includes('tlsrpt@brokensts.test'))!;
+    expect(mail.body).toContain('\r\nTLS-Report-Domain: brokensts.test\r\n');
+    // Bob's message still waits: only the report goes past the policy.
+    let waiting: string[][] = [];
+    for (let i = 0; i < 100; i++) {
+      waiting = (await deliveryQueue(app).list()).map((m) => m.entry.recipients.map((r) => r.address));
+      if (waiting.length === 1) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(waiting).toEqual([['bob@brokensts.test']]);
+    // Its session is not counted: the next report has nothing to say.
+    expect(await deliveryQueue(app).sendTlsReports()).toEqual([]);
   }, 30_000);
 
   it('counts not yet reported are kept when the server stops and reported by the next one', async () => {
