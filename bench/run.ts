@@ -84,7 +84,8 @@ class Server {
 
   static async start(kind: Kind, tlsDir?: string, extra: readonly string[] = []): Promise<Server> {
     const child = fork(SERVER_SCRIPT, [kind, ...(tlsDir === undefined ? [] : ['tls', tlsDir]), ...extra], {
-      execArgv: ['--import', 'tsx', '--expose-gc'],
+      // BENCH_SERVER_ARGS: more options for the servers' Node (`--cpu-prof --cpu-prof-dir=DIR` profiles a row).
+      execArgv: ['--import', 'tsx', '--expose-gc', ...(process.env.BENCH_SERVER_ARGS?.split(' ').filter((a) => a !== '') ?? [])],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const server = new Server(kind, child);
