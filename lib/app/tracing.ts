@@ -17,7 +17,7 @@ export { SpanKinds, Traced };
 /** Ends a span with the reply that ended what it measured, and how it ended, when known. */
 export function endWith(traced: Traced, reply: Reply | undefined, outcome: string): void {
   if (traced.ended) return;
-  traced.annotate(() => ({ ...(reply === undefined ? {} : replyAttributes(reply)), 'sirocco.outcome': outcome }));
+  if (traced.recording) traced.annotate(() => ({ ...(reply === undefined ? {} : replyAttributes(reply)), 'sirocco.outcome': outcome }));
   traced.end();
 }
 
@@ -32,6 +32,8 @@ function replyAttributes(reply: Reply): Attributes {
 /** A connection's span (`smtp.session`), with the socket's addresses as the server saw them. */
 export function sessionSpan(peer: Peer, lmtp: boolean): Traced {
   const traced = Traced.start('smtp.session', SpanKinds.SERVER, null);
+  // Checked first, so a server with no tracing SDK makes no closure per connection.
+  if (!traced.recording) return traced;
   traced.annotate(() => {
     const unix = onUnixSocket(peer);
     const attributes: Attributes = {
@@ -53,6 +55,7 @@ export function sessionSpan(peer: Peer, lmtp: boolean): Traced {
 
 /** What the session span says at its end: the client (as a proxy named it), its HELO name, TLS. */
 export function sessionEnded(traced: Traced, info: SessionInfo): void {
+  if (!traced.recording) return;
   traced.annotate(() => {
     const attributes: Attributes = {};
     if (info.remoteAddress !== '') {

@@ -351,14 +351,15 @@ export class Transaction implements HandlerTransaction {
   /** The span ends with the transaction: its queue id, recipients, size and final reply. */
   #traceEnd(): void {
     const reply = this.#reply;
-    this.#trace.annotate(() => {
-      const attributes: Record<string, string | number> = {
-        'sirocco.queue_id': this.request.id,
-        'sirocco.recipients': this.envelope.rcptTos.length,
-      };
-      if (this.#size !== undefined) attributes['sirocco.message.size'] = this.#size;
-      return attributes;
-    });
+    if (this.#trace.recording)
+      this.#trace.annotate(() => {
+        const attributes: Record<string, string | number> = {
+          'sirocco.queue_id': this.request.id,
+          'sirocco.recipients': this.envelope.rcptTos.length,
+        };
+        if (this.#size !== undefined) attributes['sirocco.message.size'] = this.#size;
+        return attributes;
+      });
     endWith(this.#trace, reply, reply === undefined ? 'aborted' : reply.code < 400 ? 'accepted' : 'refused');
   }
 
