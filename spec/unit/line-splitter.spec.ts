@@ -122,6 +122,23 @@ describe('LineSplitter', () => {
     expect(splitter.holds(runs[2]?.buffer as ArrayBufferLike)).toBe(false);
   });
 
+  it("keeps each splitter's runs its own: splitters that held none, or dropped theirs, share nothing", () => {
+    // An empty list of runs is shared until a splitter holds one; writing to it would leak runs.
+    const [a, b, c] = [new LineSplitter(100), new LineSplitter(100), new LineSplitter(100)];
+    for (const run of ['MAIL ', 'FROM:<a@b.test>\r\n']) a.push(Buffer.from(run));
+    b.push(Buffer.from('NOOP'));
+    b.unshift(Buffer.from('RSET\r\n'));
+    expect(a.takeAll()?.toString()).toBe('MAIL FROM:<a@b.test>\r\n');
+    c.push(Buffer.from('QUIT'));
+    expect([a.buffered, b.buffered, c.buffered]).toEqual([0, 10, 4]);
+    a.push(Buffer.from('DATA'));
+    a.push(Buffer.from('\r\n'));
+    expect(drain(a).map((e) => (e.kind === 'line' ? e.line.toString() : e.kind))).toEqual(['DATA']);
+    expect(drain(b).map((e) => (e.kind === 'line' ? e.line.toString() : e.kind))).toEqual(['RSET']);
+    expect(c.takeAll()?.toString()).toBe('QUIT');
+    expect(b.takeAll()?.toString()).toBe('NOOP');
+  });
+
   it('hands everything over joined when all of it is dropped (after STARTTLS)', () => {
     const splitter = new LineSplitter(100);
     for (const run of ['MAIL ', 'FROM:<a@b.test>\r\n', 'RCPT']) splitter.push(Buffer.from(run));
