@@ -1,6 +1,6 @@
 /** SMTPServer and Application: where they listen, how they close, how settings are checked. */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IsString } from 'class-validator';
@@ -74,6 +74,37 @@ describe('SMTPServer', () => {
     const logged = lines.map((l) => JSON.parse(l) as { msg: string; client?: string });
     expect(logged.find((l) => l.msg === 'connected')?.client).toBe(`unix:${path}`);
     expect(logged.find((l) => l.msg === 'message accepted')?.client).toBe(`unix:${path}`);
+  });
+
+  it("logs a client's reset at debug under its connection's id, closes that connection and goes on serving", async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => lines.push(line) });
+    const server = await new Application(RequestHandler, { hostname: 'mx.test', logger }).listen(0, '127.0.0.1');
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    const socket = connect(address.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+    socket.resetAndDestroy();
+    type Line = { msg: string; conn?: string; err?: { code?: string } };
+    const logged = (): Line[] => lines.map((l) => JSON.parse(l) as Line);
+    await until(() => logged().some((l) => l.msg === 'closed'));
+    const conn = logged().find((l) => l.msg === 'connected')?.conn;
+    expect(conn).toMatch(/^[0-9a-z]+\.[0-9a-z]+$/);
+    expect(
+      logged()
+        .filter((l) => l.conn === conn)
+        .map((l) => [l.msg, l.err?.code]),
+    ).toEqual([
+      ['connected', undefined],
+      ['S:', undefined],
+      ['socket error', 'ECONNRESET'],
+      ['closed', undefined],
+    ]);
+    const c = await RawClient.connect(address.port);
+    expect(await c.reply()).toBe('220 mx.test ESMTP Sirocco\r\n');
+    c.close();
+    await server.close();
   });
 
   it('serves sockets made elsewhere (addSockets)', async () => {
