@@ -122,6 +122,27 @@ export function decodeLine(line: Buffer): string | { readonly error: Reply } {
   return text;
 }
 
+type BareVerb = 'DATA' | 'RSET' | 'QUIT' | 'STARTTLS' | 'NOOP' | 'HELP' | 'EXPN';
+/**
+ * The commands without an argument, one frozen object each: none is made per line, and the verb
+ * is the constant string (the line's own copy would be looked up in V8's string table wherever
+ * it is used as a key).
+ */
+const BARE: Readonly<Record<BareVerb, Command>> = Object.freeze({
+  DATA: Object.freeze({ verb: 'DATA' }),
+  RSET: Object.freeze({ verb: 'RSET' }),
+  QUIT: Object.freeze({ verb: 'QUIT' }),
+  STARTTLS: Object.freeze({ verb: 'STARTTLS' }),
+  NOOP: Object.freeze({ verb: 'NOOP' }),
+  HELP: Object.freeze({ verb: 'HELP' }),
+  EXPN: Object.freeze({ verb: 'EXPN' }),
+});
+
+/** A command that takes no argument: refused when it has one. */
+function bare(command: Command, arg: string): ParseResult {
+  return arg.trim() === '' ? command : { error: REPLIES.syntax(command.verb) };
+}
+
 /** Parses one decoded command line. */
 export function parseCommand(text: string, ctx: ParseContext): ParseResult {
   const space = text.indexOf(' ');
@@ -129,9 +150,11 @@ export function parseCommand(text: string, ctx: ParseContext): ParseResult {
   const arg = space === -1 ? '' : text.slice(space + 1);
   switch (verb) {
     case 'HELO':
+      return parseHello('HELO', arg.trim(), ctx);
     case 'EHLO':
+      return parseHello('EHLO', arg.trim(), ctx);
     case 'LHLO':
-      return parseHello(verb, arg.trim(), ctx);
+      return parseHello('LHLO', arg.trim(), ctx);
     case 'BDAT':
       return parseBdat(arg);
     case 'XCLIENT': // Postfix's XCLIENT_README and XFORWARD_README: attribute=value words
@@ -142,14 +165,19 @@ export function parseCommand(text: string, ctx: ParseContext): ParseResult {
     case 'RCPT':
       return parseRcpt(arg, ctx);
     case 'DATA':
+      return bare(BARE.DATA, arg);
     case 'RSET':
+      return bare(BARE.RSET, arg);
     case 'QUIT':
+      return bare(BARE.QUIT, arg);
     case 'STARTTLS':
-      return arg.trim() === '' ? { verb } : { error: REPLIES.syntax(verb) };
+      return bare(BARE.STARTTLS, arg);
     case 'NOOP': // RFC 5321 §4.1.1.9: a parameter is allowed and ignored
+      return BARE.NOOP;
     case 'HELP': // §4.1.1.8: the argument may be ignored
+      return BARE.HELP;
     case 'EXPN':
-      return { verb };
+      return BARE.EXPN;
     case 'AUTH': {
       // RFC 4954 §4: AUTH mechanism [initial-response], "=" standing for an empty response.
       const words = arg.split(' ');
