@@ -55,6 +55,9 @@ async function count(kind: (typeof ALL_KINDS)[number]): Promise<number> {
       // BENCH_CALLGRIND_DIR keeps each server's profile there (callgrind.KIND) for callgrind_annotate.
       `--callgrind-out-file=${process.env.BENCH_CALLGRIND_DIR === undefined ? '/dev/null' : `${process.env.BENCH_CALLGRIND_DIR}/callgrind.${kind}`}`,
       process.execPath,
+      // With a profile kept, Node also writes /tmp/perf-PID.map (each JIT function's address
+      // range and name), which names the `???` addresses of JavaScript in callgrind_annotate's output.
+      ...(process.env.BENCH_CALLGRIND_DIR === undefined ? [] : ['--perf-basic-prof']),
       '--import',
       'tsx',
     ],
