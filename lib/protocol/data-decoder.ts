@@ -17,6 +17,8 @@
  * held whole.
  */
 
+import { byteIndex } from './byte-index.js';
+
 const LF = 0x0a;
 const CR = 0x0d;
 const DOT = 0x2e;
@@ -161,8 +163,8 @@ export class DataDecoder {
           break;
         }
         case State.InLine: {
-          if (nextCR !== -1 && nextCR < i) nextCR = chunk.indexOf(CR, i);
-          if (nextLF !== -1 && nextLF < i) nextLF = chunk.indexOf(LF, i);
+          if (nextCR !== -1 && nextCR < i) nextCR = byteIndex(chunk, CR, i);
+          if (nextLF !== -1 && nextLF < i) nextLF = byteIndex(chunk, LF, i);
           if (nextCR === -1 && nextLF === -1) {
             i = n;
           } else if (nextLF === -1 || (nextCR !== -1 && nextCR < nextLF)) {

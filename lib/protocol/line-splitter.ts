@@ -6,6 +6,8 @@
  * (RFC 5321 §4.5.3.1.4 allows the server to refuse an over-long line with 500).
  */
 
+import { byteIndex } from './byte-index.js';
+
 const LF = 0x0a;
 const CR = 0x0d;
 /** No runs held: one empty list shared by every splitter until it holds one (never written to). */
@@ -40,9 +42,9 @@ export class LineSplitter {
 
   /** Where the first line ends (the index of its LF), or -1. */
   #lineEnd(buf: Buffer): number {
-    let lf = buf.indexOf(LF);
+    let lf = byteIndex(buf, LF);
     if (!this.#crlfOnly) return lf;
-    while (lf !== -1 && (lf === 0 || buf[lf - 1] !== CR)) lf = buf.indexOf(LF, lf + 1);
+    while (lf !== -1 && (lf === 0 || buf[lf - 1] !== CR)) lf = byteIndex(buf, LF, lf + 1);
     return lf;
   }
 
