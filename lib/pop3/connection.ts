@@ -107,6 +107,8 @@ export class Pop3Connection implements ChunkSink {
   /** Admits the client under the per-client limits, then greets it (after the handshake, for implicit TLS). */
   start(): void {
     const socket = this.#socket;
+    // Once, on the plain socket: a TLS socket over it writes to the same one.
+    socket.setNoDelay(true);
     socket.on('error', (err) => this.#log.debug({ err }, 'pop3 socket error'));
     socket.on('close', () => this.#closed());
     this.#idle = new IdleTimer(this.#c.idleTimeout, {
@@ -143,7 +145,6 @@ export class Pop3Connection implements ChunkSink {
   }
 
   #attach(socket: Socket): void {
-    socket.setNoDelay(true);
     readChunks(socket, this);
   }
 
