@@ -57,7 +57,10 @@ async function count(kind: (typeof ALL_KINDS)[number]): Promise<number> {
       process.execPath,
       // With a profile kept, Node also writes /tmp/perf-PID.map (each JIT function's address
       // range and name), which names the `???` addresses of JavaScript in callgrind_annotate's output.
-      ...(process.env.BENCH_CALLGRIND_DIR === undefined ? [] : ['--perf-basic-prof']),
+      // (Node then also keeps V8's log: it goes beside the profile, not into the working folder.)
+      ...(process.env.BENCH_CALLGRIND_DIR === undefined
+        ? []
+        : ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${process.env.BENCH_CALLGRIND_DIR}/v8.${kind}.log`]),
       '--import',
       'tsx',
     ],
