@@ -91,3 +91,8 @@ function verified(socket: TLSSocket): boolean {
   const handle = (socket as unknown as { _handle?: { verifyError?: () => Error | null } })._handle;
   return typeof handle?.verifyError === 'function' && handle.verifyError() === null;
 }
+
+/** Whether a read starts with a TLS handshake record (its first byte, 0x16): a TLS client on a plaintext port. */
+export function startsTlsHandshake(chunk: Buffer): boolean {
+  return chunk[0] === 0x16;
+}

@@ -6,7 +6,7 @@
 import { DkimSigner, type DkimKey } from '../auth/sign.js';
 import { hostname as osHostname } from 'node:os';
 import { OutboundConnection, type OutgoingMessage, type RecipientResult } from './client.js';
-import { connectFailureResult, requireTlsElsewhere } from './lanes.js';
+import { connectFailureResult, requireTlsElsewhere } from './require-tls.js';
 import { MxResolver } from './resolver.js';
 
 /**

@@ -18,6 +18,7 @@ import type { Exchanger, MxResolver } from './resolver.js';
 import type { MtaSts, StsPolicy } from './mta-sts.js';
 import type { TlsSession } from './tls-report.js';
 import type { QueueEntry, QueuedRecipient } from './spool.js';
+import { connectFailureResult, requireTlsElsewhere } from './require-tls.js';
 
 /** One message's recipients at one domain. */
 export interface LaneJob {
@@ -99,48 +100,6 @@ interface Lane<J> {
 
 /** How long an open connection waits for another message to its destination before QUIT (as Postfix's connection cache, 2 s). */
 const LINGER_MS = 2000;
-
-/**
- * What a job gets when no exchanger could be reached. A REQUIRETLS message that cannot have
- * verified TLS is refused for good (RFC 8689, 5.7.30); otherwise the failure is temporary.
- */
-export function connectFailureResult(requireTls: boolean, failure: ConnectFailure): ConnectFailure {
-  if (requireTls && failure.status === '4.7.5') {
-    return { code: 550, status: '5.7.30', reply: `550 5.7.30 REQUIRETLS support required: ${failure.reply}`, exchanger: failure.exchanger };
-  }
-  return { ...failure, reply: `${failure.code} ${failure.status} ${failure.reply}` };
-}
-
-/**
- * RFC 8689 §4.2.1: an exchanger without REQUIRETLS is no path for a REQUIRETLS message, so each
- * exchanger after `tried` is tried, over verified TLS, before the message is given up. When none
- * offers REQUIRETLS the message keeps its refusal (`refused`, 5.7.30); when one could not be
- * reached, it waits for the next try instead, since that one may be the way.
- */
-export async function requireTlsElsewhere(
-  exchangers: readonly Exchanger[],
-  tried: string,
-  message: OutgoingMessage,
-  refused: RecipientResult[],
-  connect: ConnectOptions,
-): Promise<RecipientResult[]> {
-  let results = refused;
-  const after = exchangers.findIndex((e) => e.name === tried);
-  for (const exchanger of exchangers.slice(after + 1)) {
-    const opened = await OutboundConnection.open([exchanger], { ...connect, verifiedTls: true });
-    if (!(opened instanceof OutboundConnection)) {
-      if (results === refused) results = message.recipients.map((r) => ({ recipient: r.address, ...opened }));
-      continue;
-    }
-    try {
-      const attempt = await opened.send(message);
-      if (!opened.lacksRequireTls) return attempt;
-    } finally {
-      opened.close();
-    }
-  }
-  return results;
-}
 
 export class Lanes<J extends LaneJob> {
   readonly #options: LaneOptions<J>;

@@ -7,7 +7,7 @@
  * timeouts and graceful shutdown.
  */
 import type { Socket } from 'node:net';
-import type { ConnectionContext } from './connection-context.js';
+import { commandLineLimit, nextConnectionId, peerOf, type ConnectionContext } from './connection-context.js';
 import type { ClientLimits } from '../net/client-limits.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Logger } from 'pino';
@@ -29,19 +29,12 @@ import type { LocalEnd } from '../net/listeners.js';
 import { readChunks, type ChunkSink } from '../net/reader.js';
 import { ReplyWriter, type WriterOwner } from './reply-writer.js';
 import { upgradeSocket } from '../net/tls-upgrade.js';
+import { startsTlsHandshake } from '../net/tls.js';
 import { ProxyPreamble } from './proxy-preamble.js';
+import { listenFor, type SocketOwner } from './socket-owner.js';
 import { endWith, sessionEnded, sessionSpan, type Traced } from '../app/tracing.js';
 
-/** RFC 4954 §4: a SASL line may be 12288 bytes, more than an ordinary command line. */
-const AUTH_LINE_LIMIT = 12288 + 2;
-/** The first byte of a TLS handshake record: a TLS client on a plaintext port. */
-const TLS_HANDSHAKE = 0x16;
-let sequence = 0;
-/** Where a socket keeps its connection, for the `error` and `close` listeners every connection shares. */
-const CONNECTION = Symbol('sirocco.connection');
-type OwnedSocket = Socket & { [CONNECTION]?: Connection };
-
-export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDriver, ChunkSink {
+export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDriver, ChunkSink, SocketOwner {
   readonly id: string;
   readonly #context: ConnectionContext;
   readonly settings: ApplicationSettings;
@@ -78,7 +71,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
 
   /** `local`: where the client connected, when the listener knows (a Unix socket's path names the client in logs and `localAddress`). */
   constructor(socket: Socket, context: ConnectionContext, local: LocalEnd | undefined, onClosed: (connection: Connection) => void) {
-    this.id = `${process.pid.toString(36)}.${(++sequence).toString(36)}`;
+    this.id = nextConnectionId();
     this.#socket = socket;
     this.#context = context;
     const settings = (this.settings = context.settings);
@@ -88,15 +81,8 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
     const logger = context.app.logger;
     this.#transcript = logger.isLevelEnabled('trace') ? 'trace' : logger.isLevelEnabled('debug') ? 'debug' : null;
     this.#unixClient = socket.remoteAddress === undefined;
-    const limit = settings.authenticate === undefined ? settings.maxLineLength : Math.max(settings.maxLineLength, AUTH_LINE_LIMIT);
-    this.lines = new LineSplitter(limit, settings.strictSyntax);
-    this.session = new Session(settings, context.features, {
-      id: this.id,
-      remoteAddress: socket.remoteAddress ?? '',
-      remotePort: socket.remotePort ?? 0,
-      localAddress: typeof local === 'string' ? local : (local?.address ?? socket.localAddress ?? ''),
-      localPort: typeof local === 'object' ? local.port : (socket.localPort ?? 0),
-    });
+    this.lines = new LineSplitter(commandLineLimit(settings), settings.strictSyntax);
+    this.session = new Session(settings, context.features, peerOf(this.id, socket, local));
     this.#trace = sessionSpan(this.session.peer, settings.lmtp);
     this.writer = new ReplyWriter(socket, this, this.metrics, this.#transcript);
     this.pump = new InputPump(this.lines, settings.maxBufferedBytes, this);
@@ -110,16 +96,6 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
   #transactions(): Intake {
     return (this.#intake ??= new Intake(this.#context.app, this.session, this.writer, this.pump, this.log, this.metrics, this.#trace));
   }
-
-  /** The socket's listeners, one pair for every connection: each finds its connection on the socket. */
-  static readonly #socketError = function (this: OwnedSocket, err: Error): void {
-    this[CONNECTION]?.log.debug({ err }, 'socket error');
-  };
-
-  static readonly #socketClosed = function (this: OwnedSocket): void {
-    const connection = this[CONNECTION];
-    if (connection !== undefined) connection.#onSocketClose();
-  };
 
   // The connection is also the driver of its pump, writer, idle timer, opening and AUTH exchanges
   // (each interface documented where it is declared): no objects or closures per connection for them.
@@ -198,9 +174,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
     if (this.#transcript !== null) this.log.debug({ client: clientLabel(this.session.peer), port: socket.remotePort }, 'connected');
     // Once, on the plain socket: a TLS socket over it writes to the same one.
     socket.setNoDelay(true);
-    (socket as OwnedSocket)[CONNECTION] = this;
-    socket.on('error', Connection.#socketError);
-    socket.on('close', Connection.#socketClosed);
+    listenFor(socket, this);
     this.#idleTimer = new IdleTimer(this.settings.idleTimeout, this);
     if (this.#context.proxies.has(socket.remoteAddress)) {
       // The banner waits for the header: the client it names is who the session greets.
@@ -291,7 +265,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
         this.#refuseProxy('PROXY header from a peer not in proxyFrom');
         return;
       }
-      if (chunk[0] === TLS_HANDSHAKE && !this.session.secure) {
+      if (startsTlsHandshake(chunk) && !this.session.secure) {
         this.log.info('TLS handshake on a plaintext port; closing');
         this.#end('drop');
         return;
@@ -387,7 +361,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
         if (implicit) this.pump.run(() => this.#opening.welcome());
         if (this.#shuttingDown) this.#end([REPLIES.shuttingDown()]);
       },
-      close: () => this.#onSocketClose(),
+      close: () => this.socketClosed(),
     });
   }
 
@@ -395,7 +369,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
    * The one way a connection ends: with its last replies, then the socket's end (the writer sends
    * what is queued first), or dropped without a word (`'drop'`: a PROXY header refused, TLS on a
    * plaintext port, the server's close timeout; also any end during a TLS handshake). Nothing is
-   * read or decided after it; the socket's `close` does the rest (`#onSocketClose`). `asked`: the
+   * read or decided after it; the socket's `close` does the rest (`socketClosed`). `asked`: the
    * client asked to end (QUIT) and may send nothing more, so the socket closes once the replies
    * are written, not after the client's own close (a client that never reads the 221 resets nothing).
    */
@@ -407,7 +381,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
     else this.writer.end(how, asked);
   }
 
-  #onSocketClose(): void {
+  socketClosed(): void {
     if (this.#closedOnce) return;
     this.#closedOnce = true;
     this.#idleTimer?.stop();
