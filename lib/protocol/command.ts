@@ -2,6 +2,7 @@
  * Command-line parsing (RFC 5321 §4.1.1): a line's bytes in, a typed command or an error reply
  * out. Pure. Command order is not decided here but in `session.ts`.
  */
+import { latin1 } from './byte-index.js';
 import { hasNonAscii, isDomain, parsePath } from './address.js';
 import { parseEnvid, parseNotify, parseOrcpt, parseRet, type MailDsn, type RcptDsn } from './dsn.js';
 import type { Reply } from './reply.js';
@@ -111,7 +112,7 @@ export function decodeLine(line: Buffer): string | { readonly error: Reply } {
     }
     if (b < 0x20 || b === 0x7f) control = true;
   }
-  if (ascii) return control ? { error: REPLIES.controlCharacters() } : line.toString('latin1');
+  if (ascii) return control ? { error: REPLIES.controlCharacters() } : latin1(line);
   let text: string;
   try {
     text = DECODER.decode(line);

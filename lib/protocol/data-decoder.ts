@@ -17,7 +17,7 @@
  * held whole.
  */
 
-import { byteIndex } from './byte-index.js';
+import { byteIndex, bytesOf } from './byte-index.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -142,7 +142,7 @@ export class DataDecoder {
         case State.DotCR: {
           if (chunk[i] === LF) {
             this.#state = State.Done;
-            return chunk.subarray(i + 1);
+            return bytesOf(chunk, i + 1, chunk.length);
           }
           // `.` CR then something else: the dot was stuffing, the CR is bare.
           this.#emitBytes(CR_BYTES);
@@ -205,7 +205,7 @@ export class DataDecoder {
   }
 
   #emit(chunk: Buffer, from: number, to: number): void {
-    if (to > from) this.#emitBytes(chunk.subarray(from, to));
+    if (to > from) this.#emitBytes(bytesOf(chunk, from, to));
   }
 
   #emitBytes(bytes: Buffer): void {

@@ -6,7 +6,7 @@
  * (RFC 5321 §4.5.3.1.4 allows the server to refuse an over-long line with 500).
  */
 
-import { byteIndex } from './byte-index.js';
+import { byteIndex, bytesOf } from './byte-index.js';
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -100,13 +100,13 @@ export class LineSplitter {
       lf = this.#lineEnd(buf);
     }
     if (buf === null) return undefined;
-    this.#pending = lf + 1 === buf.length ? this.#shiftRest() : buf.subarray(lf + 1);
+    this.#pending = lf + 1 === buf.length ? this.#shiftRest() : bytesOf(buf, lf + 1, buf.length);
     if (this.#discarding || lf + 1 > this.#maxLength) {
       this.#discarding = false;
       return { kind: 'tooLong' };
     }
     const bareLineFeed = lf === 0 || buf[lf - 1] !== CR;
-    return { kind: 'line', line: buf.subarray(0, bareLineFeed ? lf : lf - 1), bareLineFeed };
+    return { kind: 'line', line: bytesOf(buf, 0, bareLineFeed ? lf : lf - 1), bareLineFeed };
   }
 
   /**

@@ -6,6 +6,7 @@
  * limit (452). It takes command lines and answers with a {@link Decision}: a reply, or what the
  * I/O layer must do (run a hook, read the data, start TLS, run AUTH, close). No sockets, no timers.
  */
+import { latin1 } from './byte-index.js';
 import { decodeLine, parseCommand, type Command, type ParseContext } from './command.js';
 import { checkOrder, inTransaction, SessionState } from './command-order.js';
 import type { Decision, MailCommand, SessionFeatures, SessionPolicy } from './decision.js';
@@ -96,7 +97,7 @@ export class Session {
     if (event.kind === 'tooLong') return this.#refuse(REPLIES.lineTooLong());
     if (event.bareLineFeed && this.#policy.bareLineEndings === 'reject') return this.#refuse(REPLIES.bareLineFeed());
     // Only AUTH lines may use the longer SASL limit (RFC 4954 §4).
-    if (event.line.length + 2 > this.#policy.maxLineLength && !AUTH_PREFIX.test(event.line.toString('latin1', 0, 5))) {
+    if (event.line.length + 2 > this.#policy.maxLineLength && !AUTH_PREFIX.test(latin1(event.line, 0, 5))) {
       return this.#refuse(REPLIES.lineTooLong());
     }
     const text = decodeLine(event.line);
