@@ -40,11 +40,17 @@ export interface MutableEnvelope extends Envelope {
  */
 export type MessageReplies = Reply | readonly Reply[];
 
+/** What holds the connection's logger (the connection itself), asked for it only when a line is logged. */
+export interface LogSource {
+  readonly log: Logger;
+}
+
 export class Transaction implements HandlerTransaction {
   readonly request: SMTPRequest;
   readonly envelope: MutableEnvelope;
   readonly #app: AnyServedApplication;
-  readonly #connectionLog: Logger;
+  /** Where the connection's logger comes from: made on first use, so a quiet connection makes none. */
+  readonly #logs: LogSource;
   #log: Logger | undefined;
   #handler: RequestHandler<object> | undefined;
   #phase: HandlerPhase = 'prepare';
@@ -68,11 +74,11 @@ export class Transaction implements HandlerTransaction {
   #size: number | undefined;
 
   /** `parent`: the session's span, when there is one. */
-  constructor(app: AnyServedApplication, session: SessionInfo, envelope: MutableEnvelope, log: Logger, parent: Traced | null = null) {
+  constructor(app: AnyServedApplication, session: SessionInfo, envelope: MutableEnvelope, logs: LogSource, parent: Traced | null = null) {
     this.#app = app;
     this.envelope = envelope;
     this.request = new SMTPRequest(session, envelope);
-    this.#connectionLog = log;
+    this.#logs = logs;
     this.#trace = Traced.start('smtp.transaction', SpanKinds.INTERNAL, parent);
   }
 
@@ -83,7 +89,7 @@ export class Transaction implements HandlerTransaction {
 
   /** The transaction's one logger, made on first use (it carries the queue id); the handler's too. */
   get log(): Logger {
-    this.#log ??= this.#connectionLog.child({ queueId: this.request.id });
+    this.#log ??= this.#logs.log.child({ queueId: this.request.id });
     return this.#log;
   }
 
@@ -201,8 +207,9 @@ export class Transaction implements HandlerTransaction {
         }
         if (error !== undefined) this.log.warn('data() failed after finish(); the 250 stands');
         this.#finished = true;
-        // The level is the connection logger's: no per-message child logger just to ask.
-        if (this.#connectionLog.isLevelEnabled('info')) {
+        // The level is the application logger's, which the connection's and the message's inherit:
+        // no child logger is made just to ask.
+        if (this.#app.logger.isLevelEnabled('info')) {
           const failed = this.#failures === null ? undefined : [...this.#failures.keys()].map((i) => this.envelope.rcptTos[i]);
           const client = clientLabel(this.request.session);
           this.log.info({ client, from: this.envelope.mailFrom, to: this.envelope.rcptTos, size, failed }, 'message accepted');

@@ -2,7 +2,7 @@
  * The EHLO reply (RFC 5321 §4.1.1.1): the greeting line, then one line per extension offered.
  * Pure.
  */
-import { formatReply, formattedReply, reply, sanitizeReplyText, type Reply } from './reply.js';
+import { frozenReply, nameInReply, namedReplyParts, reply, type NamedReplyParts, type Reply } from './reply.js';
 import { XCLIENT_ATTRIBUTES, XFORWARD_ATTRIBUTES } from './xclient.js';
 
 /** What the server offers. */
@@ -54,18 +54,12 @@ export interface ServerOffer {
   readonly dsn: boolean;
 }
 
-/** The extension lines after the greeting line, with their wire form. */
-interface Tail {
-  readonly lines: readonly string[];
-  readonly wire: string;
-}
-
-/** Per server offer, the formatted tails for each of the sixteen sets of per-session flags. */
-const tails = new WeakMap<ServerOffer, (Tail | undefined)[]>();
+/** Per server offer, the EHLO reply's formatted parts for each of the sixteen sets of per-session flags. */
+const tails = new WeakMap<ServerOffer, (NamedReplyParts | undefined)[]>();
 
 /**
  * The EHLO reply, {@link ehloReply}'s text, with the extension lines formatted once per server
- * and set of per-session flags: only the greeting line is formatted per client.
+ * and set of per-session flags: per client, only the client's name is put between the parts.
  */
 export function ehloReplyFor(
   offer: ServerOffer,
@@ -81,8 +75,8 @@ export function ehloReplyFor(
     tails.set(offer, byFlags);
   }
   const flags = (starttls ? 1 : 0) | (auth ? 2 : 0) | (requireTls ? 4 : 0) | (xclient ? 8 : 0);
-  let tail = byFlags[flags];
-  if (tail === undefined) {
+  let parts = byFlags[flags];
+  if (parts === undefined) {
     const lines = extensionLines({
       hostname: offer.hostname,
       maxMessageSize: offer.maxMessageSize,
@@ -94,14 +88,16 @@ export function ehloReplyFor(
       requireTls,
       xclient,
     });
-    tail = { lines, wire: formatReply({ code: 250, lines }) };
-    byFlags[flags] = tail;
+    parts = namedReplyParts(250, undefined, `${offer.hostname} greets `, lines);
+    byFlags[flags] = parts;
   }
-  const first = `${offer.hostname} greets ${clientName}`;
-  return formattedReply(250, [first, ...tail.lines], `250-${sanitizeReplyText(first)}\r\n${tail.wire}`);
+  return nameInReply(parts, clientName);
 }
 
-/** The HELO reply. */
+let lastHelo: Reply | undefined;
+
+/** The HELO reply: the last one made is kept, formatted, for the server names the same host each time. */
 export function heloReply(hostname: string): Reply {
-  return reply(250, undefined, hostname);
+  if (lastHelo?.lines[0] !== hostname) lastHelo = frozenReply(reply(250, undefined, hostname));
+  return lastHelo;
 }

@@ -1,12 +1,15 @@
-import { fixedReply, namedReply, reply, type Reply } from './reply.js';
+import { fixedReply, frozenReply, nameInReply, namedReply, namedReplyParts, reply, type Reply } from './reply.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Entry = (...args: any[]) => Reply;
 
+/** `250 2.0.0 Ok: queued as ID`, formatted once but for the queue id. */
+const QUEUED = namedReplyParts(250, [2, 0, 0], 'Ok: queued as ', [], 'queued');
+
 /**
  * Gives every entry's replies the entry's name, which the logs carry when the reply is sent
  * (`reply=tooManyRecipients`). An entry without parameters always sends the same reply: it is
- * named once, and stays formatted once.
+ * named once, and stays formatted once; an entry of one string keeps its last reply formatted.
  */
 function named<T extends Record<string, Entry>>(entries: T): T {
   const out: Record<string, Entry> = {};
@@ -14,8 +17,23 @@ function named<T extends Record<string, Entry>>(entries: T): T {
     if (make.length === 0) {
       const fixed = namedReply(make(), name);
       out[name] = () => fixed;
+    } else if (make.length === 1) {
+      // The last reply made from a string is kept, formatted: the greeting names the same host each time.
+      let lastArg: string | undefined;
+      let last: Reply | undefined;
+      out[name] = (arg: unknown) => {
+        if (typeof arg !== 'string') return namedReply(make(arg), name);
+        if (arg !== lastArg || last === undefined) {
+          last = frozenReply(namedReply(make(arg), name));
+          lastArg = arg;
+        }
+        return last;
+      };
     } else {
-      out[name] = (...args: unknown[]) => namedReply(make(...args), name);
+      out[name] = (...args: unknown[]) => {
+        const made = make(...args);
+        return made.name === name ? made : namedReply(made, name);
+      };
     }
   }
   return out as T;
@@ -43,7 +61,7 @@ export const REPLIES = named({
   /** Sent for: RCPT accepted. */
   recipientOk: fixedReply(250, [2, 1, 5], 'Recipient ok'),
   /** Sent for: message accepted (finish(text) replaces the text). */
-  queued: (id: string, text?: string): Reply => reply(250, [2, 0, 0], text ?? `Ok: queued as ${id}`),
+  queued: (id: string, text?: string): Reply => (text === undefined ? nameInReply(QUEUED, id) : reply(250, [2, 0, 0], text)),
   /** Sent for: a BDAT chunk without LAST was read (RFC 3030 §2). */
   chunkReceived: (size: number): Reply => reply(250, [2, 0, 0], `${size} octets received`),
   /** Sent for: VRFY (RFC 5321 §3.5.3). */

@@ -53,11 +53,74 @@ export function fixedReply(code: number, enhanced: EnhancedCode | undefined, tex
 }
 
 /**
- * A reply whose wire form the caller has already formatted (lines known to be clean): for
- * replies built often from parts formatted once, such as the EHLO reply.
+ * The parts of replies made often from one fixed text and one name (the EHLO reply: `host greets
+ * client`, then the extension lines; `Ok: queued as ID`), formatted once: see {@link nameInReply}.
  */
-export function formattedReply(code: number, lines: readonly string[], wire: string): Reply {
-  return Object.defineProperty({ code, enhanced: undefined, lines }, WIRE, { value: wire });
+export interface NamedReplyParts {
+  readonly code: number;
+  readonly enhanced: EnhancedCode | undefined;
+  /** The catalogue entry the replies come from, if any. */
+  readonly name: string | undefined;
+  /** The first line's text before the name. */
+  readonly textHead: string;
+  /** The lines after the first. */
+  readonly rest: readonly string[];
+  /** The wire form before the name: `250-host greets `. */
+  readonly wireHead: string;
+  /** The wire form after the name: the first line's end and every other line. */
+  readonly wireTail: string;
+}
+
+/** Formats the fixed parts of replies `code [enhanced] textHead<name>` followed by `rest`, once. */
+export function namedReplyParts(
+  code: number,
+  enhanced: EnhancedCode | undefined,
+  textHead: string,
+  rest: readonly string[] = [],
+  name?: string,
+): NamedReplyParts {
+  const prefix = enhanced === undefined ? '' : `${enhanced[0]}.${enhanced[1]}.${enhanced[2]} `;
+  const tail = rest.length === 0 ? '' : formatReply({ code, enhanced, lines: rest });
+  return {
+    code,
+    enhanced,
+    name,
+    textHead,
+    rest,
+    wireHead: `${code}${rest.length === 0 ? ' ' : '-'}${prefix}${sanitizeReplyText(textHead)}`,
+    wireTail: `\r\n${tail}`,
+  };
+}
+
+/**
+ * A reply made of fixed parts and one name: its wire form is the name between two strings
+ * formatted once, and its lines are made only when asked for (a log, a test).
+ */
+class PartsReply implements Reply {
+  readonly code: number;
+  readonly enhanced: EnhancedCode | undefined;
+  readonly name: string | undefined;
+  readonly [WIRE]: string;
+  readonly #parts: NamedReplyParts;
+  readonly #name: string;
+
+  constructor(parts: NamedReplyParts, name: string) {
+    this.code = parts.code;
+    this.enhanced = parts.enhanced;
+    this.name = parts.name;
+    this.#parts = parts;
+    this.#name = name;
+    this[WIRE] = parts.wireHead + sanitizeReplyText(name) + parts.wireTail;
+  }
+
+  get lines(): readonly string[] {
+    return [this.#parts.textHead + this.#name, ...this.#parts.rest];
+  }
+}
+
+/** The reply of {@link namedReplyParts} for `name`: one small object and the wire string per call. */
+export function nameInReply(parts: NamedReplyParts, name: string): Reply {
+  return new PartsReply(parts, name);
 }
 
 /** The same reply carrying its catalogue name; a fixed reply stays fixed (frozen, formatted once). */
@@ -65,6 +128,13 @@ export function namedReply(r: Reply, name: string): Reply {
   const wire = (r as { [WIRE]?: string })[WIRE];
   const named = { code: r.code, enhanced: r.enhanced, lines: r.lines, name };
   return wire === undefined ? named : Object.freeze(Object.defineProperty(named, WIRE, { value: wire }));
+}
+
+/** The same reply formatted now and frozen, to be handed out more than once. */
+export function frozenReply(r: Reply): Reply {
+  const wire = formatReply(r);
+  const frozen = { code: r.code, enhanced: r.enhanced, lines: r.lines, name: r.name };
+  return Object.freeze(Object.defineProperty(frozen, WIRE, { value: wire }));
 }
 
 /**

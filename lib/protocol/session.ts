@@ -20,6 +20,21 @@ import { clientNamed, forwardedWith, parseAttributes, XCLIENT_ATTRIBUTES, XFORWA
 
 export type { Decision, MailCommand, SessionFeatures, SessionPolicy } from './decision.js';
 
+/**
+ * The one parse context of every session: parsing a line is synchronous and keeps none of its
+ * context, so each line fills this in place instead of making an object per command.
+ */
+const PARSE_CONTEXT: { -readonly [K in keyof ParseContext]-?: ParseContext[K] } = {
+  esmtp: false,
+  smtputf8Offered: false,
+  smtputf8Transaction: false,
+  authOffered: false,
+  strict: false,
+  chunking: false,
+  dsn: false,
+  tls: false,
+};
+
 const AUTH_PREFIX = /^auth /i;
 /** QUIT's answer, the same object every time. */
 const QUIT: Decision = { kind: 'close', replies: [REPLIES.closing()], asked: true };
@@ -118,17 +133,18 @@ export class Session {
     return this.#decide(command);
   }
 
+  /** The parse context of this session now, filled into the one context all sessions share. */
   #parseContext(): ParseContext {
-    return {
-      esmtp: this.#esmtp,
-      smtputf8Offered: this.#policy.smtputf8,
-      smtputf8Transaction: this.#smtputf8Transaction,
-      authOffered: this.authOffered,
-      strict: this.#policy.strictSyntax,
-      chunking: this.#policy.chunking,
-      dsn: this.#policy.dsn,
-      tls: this.#tls !== undefined,
-    };
+    const c = PARSE_CONTEXT;
+    c.esmtp = this.#esmtp;
+    c.smtputf8Offered = this.#policy.smtputf8;
+    c.smtputf8Transaction = this.#smtputf8Transaction;
+    c.authOffered = this.authOffered;
+    c.strict = this.#policy.strictSyntax;
+    c.chunking = this.#policy.chunking;
+    c.dsn = this.#policy.dsn;
+    c.tls = this.#tls !== undefined;
+    return c;
   }
 
   #decide(command: Command): Decision {

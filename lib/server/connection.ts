@@ -94,7 +94,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
   }
 
   #transactions(): Intake {
-    return (this.#intake ??= new Intake(this.#context.app, this.session, this.writer, this.pump, this.log, this.metrics, this.#trace));
+    return (this.#intake ??= new Intake(this.#context.app, this.session, this.writer, this.pump, this, this.metrics, this.#trace));
   }
 
   // The connection is also the driver of its pump, writer, idle timer, opening and AUTH exchanges

@@ -19,12 +19,11 @@
  * handler's body counts against the application's budget, and a body past `maxMessageSize` is read
  * and dropped.
  */
-import type { Logger } from 'pino';
 import type { BodyBudget } from '../app/body-budget.js';
 import type { Maybe } from '../app/maybe.js';
 import type { AnyServedApplication } from '../app/request-handler.js';
 import type { ApplicationSettings } from '../app/settings.js';
-import { Transaction, type MessageReplies } from '../app/transaction.js';
+import { Transaction, type LogSource, type MessageReplies } from '../app/transaction.js';
 import type { Traced } from '../app/tracing.js';
 import type { EsmtpParams } from '../protocol/command.js';
 import type { RcptDsn } from '../protocol/dsn.js';
@@ -45,7 +44,7 @@ export class Intake {
   readonly #session: Session;
   readonly #writer: ReplyWriter;
   readonly #pump: InputPump;
-  readonly #log: Logger;
+  readonly #logs: LogSource;
   /** Made at the first message, so a connection that sends none holds no reader. */
   #reader: BodyReader | null = null;
   /** The open message's body, from DATA or the first BDAT chunk to the end of the message. */
@@ -62,7 +61,7 @@ export class Intake {
     session: Session,
     writer: ReplyWriter,
     pump: InputPump,
-    log: Logger,
+    logs: LogSource,
     metrics: ServerMetrics | null = null,
     trace: Traced | null = null,
   ) {
@@ -74,7 +73,7 @@ export class Intake {
     this.#session = session;
     this.#writer = writer;
     this.#pump = pump;
-    this.#log = log;
+    this.#logs = logs;
   }
 
   #bodyReader(): BodyReader {
@@ -111,7 +110,7 @@ export class Intake {
         requireTls: command.requireTls,
         dsn: command.dsn,
       },
-      this.#log,
+      this.#logs,
       this.#trace,
     );
     this.#transaction = transaction;
@@ -206,7 +205,10 @@ export class Intake {
     const streaming = transaction.streaming;
     if (!streaming && !this.#budget.admits(Math.min(declared, this.#settings.maxMessageSize))) {
       this.#budget.refused();
-      this.#log.warn({ reply: 'insufficientStorage', held: this.#budget.held, budget: this.#budget.limit }, 'body memory budget spent');
+      this.#logs.log.warn(
+        { reply: 'insufficientStorage', held: this.#budget.held, budget: this.#budget.limit },
+        'body memory budget spent',
+      );
       return null;
     }
     const body = new MessageBody(transaction.openMessage(this.#pump), this.#budget);
@@ -224,7 +226,7 @@ export class Intake {
     const held = body.overBudget ? null : body.stream === null ? body.body() : EMPTY;
     if (held === null) {
       this.#budget.refused();
-      this.#log.warn({ reply: 'insufficientStorage', budget: this.#budget.limit }, 'body memory budget spent during the data');
+      this.#logs.log.warn({ reply: 'insufficientStorage', budget: this.#budget.limit }, 'body memory budget spent during the data');
       this.#metrics?.transaction('aborted');
       return this.#replies(transaction.refuseMessage(REPLIES.insufficientStorage(), new Error('memory budget spent')));
     }

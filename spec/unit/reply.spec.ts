@@ -47,3 +47,27 @@ describe('the reply catalogue', () => {
     }
   });
 });
+
+describe('replies made from one string', () => {
+  it('keep the last one made, formatted and frozen, and make a new one for another string', () => {
+    const first = REPLIES.greeting('mx.example');
+    expect(REPLIES.greeting('mx.example')).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(formatReply(first)).toBe('220 mx.example ESMTP Sirocco\r\n');
+    expect(formatReply(REPLIES.greeting('other.example'))).toBe('220 other.example ESMTP Sirocco\r\n');
+    expect(first.lines).toEqual(['mx.example ESMTP Sirocco']);
+    expect(formatReply(REPLIES.greeting('mx.example'))).toBe('220 mx.example ESMTP Sirocco\r\n');
+    expect(REPLIES.syntax('MAIL FROM:<address>')).toMatchObject({ code: 501, name: 'syntax', lines: ['Syntax: MAIL FROM:<address>'] });
+    expect(formatReply(REPLIES.syntax('a\r\nb'))).toBe('501-5.5.4 Syntax: a \r\n501 5.5.4 b\r\n');
+  });
+});
+
+describe('replies formatted once but for a name', () => {
+  it('give the same text, lines and wire form as a reply built whole', () => {
+    const queued = REPLIES.queued('ABC123');
+    expect(formatReply(queued)).toBe('250 2.0.0 Ok: queued as ABC123\r\n');
+    expect(queued).toMatchObject({ code: 250, enhanced: [2, 0, 0], name: 'queued', lines: ['Ok: queued as ABC123'] });
+    expect(formatReply(REPLIES.queued('X\r\n250 injected'))).toBe('250 2.0.0 Ok: queued as X  250 injected\r\n');
+    expect(formatReply(REPLIES.queued('ABC123', 'stored\nfor later'))).toBe('250-2.0.0 stored\r\n250 2.0.0 for later\r\n');
+  });
+});
