@@ -3,7 +3,7 @@
  * bench needs are installed.
  */
 import { execFile } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 
 /** Row (a)'s load, without the message count: 20 persistent sessions, 1 KiB messages. */
 export const PERSISTENT_1KIB = ['-d', '-s', '20', '-l', '1024'];
@@ -96,6 +96,30 @@ function sendOne(port: number, chunk: Buffer, chunks: number): Promise<number> {
         if (step < script.length) socket.write(`${script[step] ?? ''}\r\n`);
         else if (step === script.length) void sendBody();
         else return finish(code);
+      }
+    });
+  });
+}
+
+/** Opens a connection, reads the greeting, sends EHLO, reads its reply, then stays idle. */
+export function openIdle(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    let sentEhlo = false;
+    const timer = setTimeout(() => reject(new Error('idle connection setup timed out')), 20_000);
+    socket.setEncoding('utf8');
+    socket.on('error', reject);
+    socket.on('data', (d: string) => {
+      text += d;
+      if (!sentEhlo && text.includes('\r\n')) {
+        sentEhlo = true;
+        text = '';
+        socket.write('EHLO idle.test\r\n');
+      } else if (sentEhlo && /^250 .*\r\n/m.test(text)) {
+        clearTimeout(timer);
+        socket.removeAllListeners('data');
+        resolve(socket);
       }
     });
   });

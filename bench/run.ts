@@ -24,7 +24,7 @@ import { redisMissing, startRedis, type TestRedis } from '../spec/helpers/redis.
 import { deliverRow } from './deliver.js';
 import { floodsTable } from './floods.js';
 import { sinkTable } from './sink.js';
-import { median, PERSISTENT_1KIB, requireTools, sendConcurrently, smtpSource } from './load.js';
+import { median, openIdle, PERSISTENT_1KIB, requireTools, sendConcurrently, smtpSource } from './load.js';
 
 type Kind = 'sirocco' | 'smtp-server' | 'floor';
 const KINDS: readonly Kind[] = ['sirocco', 'smtp-server'];
@@ -185,30 +185,6 @@ const idleScenario: Scenario = {
     }
   },
 };
-
-/** Opens a connection, reads the greeting, sends EHLO, reads its reply, then stays idle. */
-function openIdle(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let text = '';
-    let sentEhlo = false;
-    const timer = setTimeout(() => reject(new Error('idle connection setup timed out')), 20_000);
-    socket.setEncoding('utf8');
-    socket.on('error', reject);
-    socket.on('data', (d: string) => {
-      text += d;
-      if (!sentEhlo && text.includes('\r\n')) {
-        sentEhlo = true;
-        text = '';
-        socket.write('EHLO idle.test\r\n');
-      } else if (sentEhlo && /^250 .*\r\n/m.test(text)) {
-        clearTimeout(timer);
-        socket.removeAllListeners('data');
-        resolve(socket);
-      }
-    });
-  });
-}
 
 /** A minimal SMTP client over STARTTLS: smtp-source has no TLS. The same client drives both servers. */
 class StartTlsSession {

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import { join } from 'node:path';
+import { Session as Inspector } from 'node:inspector/promises';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -196,8 +197,37 @@ process.on('message', (message: unknown) => {
   } else if (message === 'gc') {
     globalThis.gc?.();
     process.send?.('gc-done');
+  } else if (message === 'alloc-start' || message === 'alloc-stop') {
+    allocations(message).then(
+      (reply) => process.send?.(reply),
+      (err: unknown) => process.send?.({ error: String(err) }),
+    );
   }
 });
+
+/**
+ * bench/allocations.ts: V8's sampling heap profiler over a load, counting objects the collector
+ * has already freed too; `alloc-stop` answers the estimated bytes allocated meanwhile.
+ */
+let inspector: Inspector | undefined;
+async function allocations(message: 'alloc-start' | 'alloc-stop'): Promise<unknown> {
+  if (message === 'alloc-start') {
+    inspector = new Inspector();
+    inspector.connect();
+    await inspector.post('HeapProfiler.enable');
+    // The two include flags are V8's (DevTools protocol), not yet in @types/node.
+    const sampling = { samplingInterval: 64, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true };
+    await inspector.post('HeapProfiler.startSampling', sampling as { samplingInterval: number });
+    return 'alloc-started';
+  }
+  if (inspector === undefined) throw new Error('alloc-stop before alloc-start');
+  const { profile } = await inspector.post('HeapProfiler.stopSampling');
+  inspector.disconnect();
+  inspector = undefined;
+  type Node = { selfSize: number; children: Node[] };
+  const sum = (node: Node): number => node.children.reduce((total, child) => total + sum(child), node.selfSize);
+  return { allocated: sum(profile.head) };
+}
 process.send?.({ port });
 // A clean exit on SIGTERM, so a --cpu-prof run writes its profile.
 process.on('SIGTERM', () => process.exit(0));
