@@ -2,7 +2,7 @@
  * The EHLO reply (RFC 5321 §4.1.1.1): the greeting line, then one line per extension offered.
  * Pure.
  */
-import { frozenReply, nameInReply, namedReplyParts, reply, type NamedReplyParts, type Reply } from './reply.js';
+import { keepingLast, nameInReply, namedReplyParts, reply, type NamedReplyParts, type Reply } from './reply.js';
 import { XCLIENT_ATTRIBUTES, XFORWARD_ATTRIBUTES } from './xclient.js';
 
 /** What the server offers. */
@@ -94,10 +94,5 @@ export function ehloReplyFor(
   return nameInReply(parts, clientName);
 }
 
-let lastHelo: Reply | undefined;
-
-/** The HELO reply: the last one made is kept, formatted, for the server names the same host each time. */
-export function heloReply(hostname: string): Reply {
-  if (lastHelo?.lines[0] !== hostname) lastHelo = frozenReply(reply(250, undefined, hostname));
-  return lastHelo;
-}
+/** The HELO reply: the server's host name, the same reply each time. */
+export const heloReply: (hostname: string) => Reply = keepingLast((hostname) => reply(250, undefined, hostname));

@@ -1,4 +1,4 @@
-import { fixedReply, frozenReply, nameInReply, namedReply, namedReplyParts, reply, type Reply } from './reply.js';
+import { fixedReply, keepingLast, nameInReply, namedReply, namedReplyParts, reply, type Reply } from './reply.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Entry = (...args: any[]) => Reply;
@@ -18,17 +18,8 @@ function named<T extends Record<string, Entry>>(entries: T): T {
       const fixed = namedReply(make(), name);
       out[name] = () => fixed;
     } else if (make.length === 1) {
-      // The last reply made from a string is kept, formatted: the greeting names the same host each time.
-      let lastArg: string | undefined;
-      let last: Reply | undefined;
-      out[name] = (arg: unknown) => {
-        if (typeof arg !== 'string') return namedReply(make(arg), name);
-        if (arg !== lastArg || last === undefined) {
-          last = frozenReply(namedReply(make(arg), name));
-          lastArg = arg;
-        }
-        return last;
-      };
+      const kept = keepingLast((text) => namedReply(make(text), name));
+      out[name] = (arg: unknown) => (typeof arg === 'string' ? kept(arg) : namedReply(make(arg), name));
     } else {
       out[name] = (...args: unknown[]) => {
         const made = make(...args);

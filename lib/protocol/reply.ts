@@ -130,11 +130,23 @@ export function namedReply(r: Reply, name: string): Reply {
   return wire === undefined ? named : Object.freeze(Object.defineProperty(named, WIRE, { value: wire }));
 }
 
-/** The same reply formatted now and frozen, to be handed out more than once. */
-export function frozenReply(r: Reply): Reply {
-  const wire = formatReply(r);
-  const frozen = { code: r.code, enhanced: r.enhanced, lines: r.lines, name: r.name };
-  return Object.freeze(Object.defineProperty(frozen, WIRE, { value: wire }));
+/**
+ * Replies made from one string, keeping the last one made, formatted and frozen: the same string
+ * (the server's own host name, in the greeting and the HELO reply) gets the same object.
+ */
+export function keepingLast(make: (text: string) => Reply): (text: string) => Reply {
+  let lastText: string | undefined;
+  let last: Reply | undefined;
+  return (text) => {
+    if (text !== lastText || last === undefined) {
+      const r = make(text);
+      last = Object.freeze(
+        Object.defineProperty({ code: r.code, enhanced: r.enhanced, lines: r.lines, name: r.name }, WIRE, { value: formatReply(r) }),
+      );
+      lastText = text;
+    }
+    return last;
+  };
 }
 
 /**
