@@ -11,7 +11,8 @@
  * while they open). Servers: `floor` (Node's sockets answering fixed replies), Sirocco and
  * nodemailer's smtp-server, each in its own process (bench/server.ts).
  *
- * Usage: npm run bench:allocations [-- --only sirocco[,floor]]
+ * Usage: npm run bench:allocations [-- --only sirocco[,floor]]; with BENCH_HEAP_PROFILE=DIR each
+ * server also writes its profiles there (KIND-N.heapprofile: DevTools' Memory tab reads them).
  */
 import { fork } from 'node:child_process';
 import type { Socket } from 'node:net';

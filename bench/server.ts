@@ -6,7 +6,7 @@
  * Both handlers do the same work: collect the body into one Buffer and count the message, or with
  * `stream`, read the message as a stream and count its bytes, holding none of it.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import { join } from 'node:path';
@@ -210,6 +210,7 @@ process.on('message', (message: unknown) => {
  * has already freed too; `alloc-stop` answers the estimated bytes allocated meanwhile.
  */
 let inspector: Inspector | undefined;
+let profiles = 0;
 async function allocations(message: 'alloc-start' | 'alloc-stop'): Promise<unknown> {
   if (message === 'alloc-start') {
     inspector = new Inspector();
@@ -224,6 +225,9 @@ async function allocations(message: 'alloc-start' | 'alloc-stop'): Promise<unkno
   const { profile } = await inspector.post('HeapProfiler.stopSampling');
   inspector.disconnect();
   inspector = undefined;
+  // BENCH_HEAP_PROFILE=dir keeps each profile (open it in DevTools' Memory tab) to read the causes.
+  const dir = process.env.BENCH_HEAP_PROFILE;
+  if (dir !== undefined && dir !== '') writeFileSync(join(dir, `${kind ?? 'server'}-${++profiles}.heapprofile`), JSON.stringify(profile));
   type Node = { selfSize: number; children: Node[] };
   const sum = (node: Node): number => node.children.reduce((total, child) => total + sum(child), node.selfSize);
   return { allocated: sum(profile.head) };

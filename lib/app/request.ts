@@ -39,6 +39,22 @@ export interface Envelope {
   readonly rcptDsn: readonly (RcptDsn | undefined)[];
 }
 
+/** Where `recipient` (an index, or an address) is in `rcptTos`; a RangeError naming it when nowhere. */
+export function recipientIndexes(rcptTos: readonly string[], recipient: number | string): number[] {
+  if (typeof recipient === 'number') {
+    if (!Number.isInteger(recipient) || recipient < 0 || recipient >= rcptTos.length) {
+      throw new RangeError(`failRecipient(): no recipient at index ${recipient} (there are ${rcptTos.length})`);
+    }
+    return [recipient];
+  }
+  const indexes: number[] = [];
+  rcptTos.forEach((address, i) => {
+    if (address === recipient) indexes.push(i);
+  });
+  if (indexes.length === 0) throw new RangeError(`failRecipient(): ${recipient} is not a recipient of this message`);
+  return indexes;
+}
+
 /**
  * The raw header fields of a message, parsed on first use. Names are matched case-insensitively.
  *

@@ -16,7 +16,7 @@ import { endWith, SpanKinds, Traced } from './tracing.js';
 import { andThen, chain, type Maybe } from './maybe.js';
 import type { ReadBufferRecycler } from './lent-chunks.js';
 import { MessageAbortedError, MessageStream } from './message-stream.js';
-import { SMTPRequest, type Envelope } from './request.js';
+import { recipientIndexes, SMTPRequest, type Envelope } from './request.js';
 import { authenticateBody, authenticateStream, verifierOf } from './authentication.js';
 import { RequestHandler, type AnyServedApplication, type HandlerTransaction, type ServedApplication } from './request-handler.js';
 
@@ -107,30 +107,41 @@ export class Transaction implements HandlerTransaction {
 
   /** MAIL: builds the handler and runs `prepare()`. A refusal ends the transaction. */
   begin(): Maybe<Reply> {
-    const outcome = this.#run('prepare', () => {
-      this.#handler = new this.#app.handlerClass(this.#app, this.request, this);
-      return this.#handler.prepare();
-    });
-    return andThen(outcome, (error) => {
-      if (error === undefined) return REPLIES.senderOk();
-      this.#reply = error;
-      this.#close();
-      return error;
-    });
+    // Hooks run as methods with their arguments: a synchronous one makes no closure.
+    const outcome = this.#run('prepare', this.#prepareHook, undefined, undefined);
+    return outcome instanceof Promise ? outcome.then((error) => this.#begun(error)) : this.#begun(outcome);
+  }
+
+  #prepareHook(): void | Promise<void> {
+    this.#handler = new this.#app.handlerClass(this.#app, this.request, this);
+    return this.#handler.prepare();
+  }
+
+  #begun(error: Reply | undefined): Reply {
+    if (error === undefined) return REPLIES.senderOk();
+    this.#reply = error;
+    this.#close();
+    return error;
   }
 
   /** RCPT: runs `rcpt()`; a refusal leaves the transaction open without that recipient. */
   recipient(address: string, params: EsmtpParams, dsn: RcptDsn | undefined): Maybe<Reply> {
-    return andThen(
-      this.#run('rcpt', () => this.#handler?.rcpt(address, params)),
-      (error) => {
-        if (error !== undefined) return error;
-        this.envelope.rcptTos.push(address);
-        this.envelope.rcptParams.push(params);
-        this.envelope.rcptDsn.push(dsn);
-        return REPLIES.recipientOk();
-      },
-    );
+    const outcome = this.#run('rcpt', this.#rcptHook, address, params);
+    return outcome instanceof Promise
+      ? outcome.then((error) => this.#recipientAnswered(error, address, params, dsn))
+      : this.#recipientAnswered(outcome, address, params, dsn);
+  }
+
+  #rcptHook(address: string, params: EsmtpParams): void | Promise<void> {
+    return this.#handler?.rcpt(address, params);
+  }
+
+  #recipientAnswered(error: Reply | undefined, address: string, params: EsmtpParams, dsn: RcptDsn | undefined): Reply {
+    if (error !== undefined) return error;
+    this.envelope.rcptTos.push(address);
+    this.envelope.rcptParams.push(params);
+    this.envelope.rcptDsn.push(dsn);
+    return REPLIES.recipientOk();
   }
 
   /** DATA, or the first BDAT chunk: the handler's `beforeData()`; a refusal leaves the envelope as it is. */
@@ -138,7 +149,15 @@ export class Transaction implements HandlerTransaction {
     const handler = this.#handler;
     // Most handlers have none: no hook run, no phase change, for them.
     if (handler === undefined || handler.beforeData === RequestHandler.prototype.beforeData) return undefined;
-    return this.#run('rcpt', () => handler.beforeData());
+    return this.#run('rcpt', this.#beforeDataHook, undefined, undefined);
+  }
+
+  #beforeDataHook(): void | Promise<void> {
+    return this.#handler?.beforeData();
+  }
+
+  #dataHook(): void | Promise<void> {
+    return this.#handler?.data();
   }
 
   /** Whether the handler reads the message as a stream (`static streaming = true`). */
@@ -159,7 +178,7 @@ export class Transaction implements HandlerTransaction {
     const verifier = verifierOf(app.settings, app.services);
     if (verifier !== undefined) this.#verifying = authenticateStream(verifier, stream, this.request, app.settings.dmarcEnforce);
     // The time limit starts at the end of the data: reading a large message may take long.
-    const outcome = this.#run('data', () => this.#handler?.data(), false);
+    const outcome = this.#run('data', this.#dataHook, undefined, undefined, false);
     this.#streamOutcome = outcome;
     // data() is done: what it has not read is dropped, so the client can finish sending.
     void andThen(outcome, () => stream.discard());
@@ -176,12 +195,13 @@ export class Transaction implements HandlerTransaction {
       const verifier = verifierOf(app.settings, app.services);
       if (verifier === undefined) {
         this.request.setBody(body);
-        outcome = this.#run('data', () => this.#handler?.data());
+        outcome = this.#run('data', this.#dataHook, undefined, undefined);
       } else {
-        outcome = this.#run('data', async () => {
+        const hook = async (): Promise<void> => {
           await authenticateBody(verifier, body, this.request, app.settings.dmarcEnforce);
           return this.#handler?.data();
-        });
+        };
+        outcome = this.#run('data', hook, undefined, undefined);
       }
     } else {
       stream.complete();
@@ -199,27 +219,30 @@ export class Transaction implements HandlerTransaction {
               ),
         );
     }
-    return andThen(outcome, (error) => {
-      try {
-        if (error !== undefined && !this.#finished) {
-          this.#reply = error;
-          return this.#replies(error);
-        }
-        if (error !== undefined) this.log.warn('data() failed after finish(); the 250 stands');
-        this.#finished = true;
-        // The level is the application logger's, which the connection's and the message's inherit:
-        // no child logger is made just to ask.
-        if (this.#app.logger.isLevelEnabled('info')) {
-          const failed = this.#failures === null ? undefined : [...this.#failures.keys()].map((i) => this.envelope.rcptTos[i]);
-          const client = clientLabel(this.request.session);
-          this.log.info({ client, from: this.envelope.mailFrom, to: this.envelope.rcptTos, size, failed }, 'message accepted');
-        }
-        this.#reply = REPLIES.queued(this.request.id, this.#finishText);
-        return this.#replies(this.#reply);
-      } finally {
-        this.#close();
+    return outcome instanceof Promise ? outcome.then((error) => this.#answered(error, size)) : this.#answered(outcome, size);
+  }
+
+  /** The message's reply, once `data()` (and any verification) is done; the transaction ends. */
+  #answered(error: Reply | undefined, size: number): MessageReplies {
+    try {
+      if (error !== undefined && !this.#finished) {
+        this.#reply = error;
+        return this.#replies(error);
       }
-    });
+      if (error !== undefined) this.log.warn('data() failed after finish(); the 250 stands');
+      this.#finished = true;
+      // The level is the application logger's, which the connection's and the message's inherit:
+      // no child logger is made just to ask.
+      if (this.#app.logger.isLevelEnabled('info')) {
+        const failed = this.#failures === null ? undefined : [...this.#failures.keys()].map((i) => this.envelope.rcptTos[i]);
+        const client = clientLabel(this.request.session);
+        this.log.info({ client, from: this.envelope.mailFrom, to: this.envelope.rcptTos, size, failed }, 'message accepted');
+      }
+      this.#reply = REPLIES.queued(this.request.id, this.#finishText);
+      return this.#replies(this.#reply);
+    } finally {
+      this.#close();
+    }
   }
 
   /**
@@ -245,22 +268,9 @@ export class Transaction implements HandlerTransaction {
     }
     if (this.#phase !== 'data') throw new Error('failRecipient() refuses a recipient after the data: call it from data()');
     if (error.code < 400) throw new RangeError(`failRecipient() takes a 4xx or 5xx reply, not ${error.code}`);
-    const tos = this.envelope.rcptTos;
+    const indexes = recipientIndexes(this.envelope.rcptTos, recipient);
     const failures = (this.#failures ??= new Map());
-    if (typeof recipient === 'number') {
-      if (!Number.isInteger(recipient) || recipient < 0 || recipient >= tos.length) {
-        throw new RangeError(`failRecipient(): no recipient at index ${recipient} (there are ${tos.length})`);
-      }
-      failures.set(recipient, error);
-      return;
-    }
-    let found = false;
-    tos.forEach((address, i) => {
-      if (address !== recipient) return;
-      failures.set(i, error);
-      found = true;
-    });
-    if (!found) throw new RangeError(`failRecipient(): ${recipient} is not a recipient of this message`);
+    for (const i of indexes) failures.set(i, error);
   }
 
   /** The reply, or in LMTP one line per recipient: a refusal for all, else each one's own. */
@@ -295,12 +305,18 @@ export class Transaction implements HandlerTransaction {
    * running after `handlerTimeout` is answered `451 4.3.0`; it goes on in the background, and what
    * it does then no longer reaches the session.
    */
-  #run(phase: HandlerPhase, hook: () => void | Promise<void>, timed = true): Maybe<Reply | undefined> {
+  #run<A, B>(
+    phase: HandlerPhase,
+    hook: (this: Transaction, a: A, b: B) => void | Promise<void>,
+    a: A,
+    b: B,
+    timed = true,
+  ): Maybe<Reply | undefined> {
     this.#running++;
     this.#phase = phase;
     let result: unknown;
     try {
-      result = this.#trace.run(hook);
+      result = this.#trace.call(hook, this, a, b);
     } catch (err) {
       this.#settle(phase);
       return this.#errorReply(err, phase);

@@ -76,21 +76,28 @@ export function parsePath(
 export function parseMailbox(mailbox: string, utf8: boolean): ParsedPath | PathError {
   const at = mailbox.lastIndexOf('@');
   if (at <= 0) return { error: 'address must be local-part@domain' };
-  const local = mailbox.slice(0, at);
-  const domain = mailbox.slice(at + 1);
-  if (!isLocalPart(local, utf8)) return { error: 'bad local part' };
+  // The common address is checked in place: no string is cut from it for either part.
+  if (!isLocalPart(mailbox, at, utf8)) return { error: 'bad local part' };
   // Without SMTPUTF8 the local part is ASCII: one byte per character.
-  if ((utf8 ? Buffer.byteLength(local) : local.length) > MAX_LOCAL_PART) return { error: 'local part too long' };
-  if (!isDomain(domain, utf8) && !isAddressLiteral(domain)) return { error: 'bad domain' };
+  if ((utf8 ? Buffer.byteLength(mailbox.slice(0, at)) : at) > MAX_LOCAL_PART) return { error: 'local part too long' };
+  if (!isDomainAfter(mailbox, at + 1, utf8)) return { error: 'bad domain' };
   return { address: mailbox, utf8: utf8 && hasNonAscii(mailbox) };
 }
 
-/** A dot-atom: atoms of atext (any non-ASCII character too when `utf8`) joined by single dots. */
-function isLocalPart(local: string, utf8: boolean): boolean {
-  if (local.startsWith('"')) return isQuotedString(local, utf8);
+/** Whether `text` from `start` on is a domain or an address literal. */
+function isDomainAfter(text: string, start: number, utf8: boolean): boolean {
+  const length = text.length - start;
+  if (length > 0 && length <= MAX_DOMAIN && isAsciiDomain(text, start)) return true;
+  const domain = text.slice(start);
+  return isDomain(domain, utf8) || isAddressLiteral(domain);
+}
+
+/** A dot-atom: atoms of atext (any non-ASCII character too when `utf8`) joined by single dots; `text` up to `end`. */
+function isLocalPart(text: string, end: number, utf8: boolean): boolean {
+  if (text.charCodeAt(0) === 0x22) return isQuotedString(text.slice(0, end), utf8);
   let atomLength = 0;
-  for (let i = 0; i < local.length; i++) {
-    const c = local.charCodeAt(i);
+  for (let i = 0; i < end; i++) {
+    const c = text.charCodeAt(i);
     if (c === 0x2e) {
       if (atomLength === 0) return false;
       atomLength = 0;
@@ -126,14 +133,14 @@ export function isDomain(domain: string, utf8: boolean): boolean {
     if (!utf8 || Buffer.byteLength(domain) > MAX_DOMAIN) return false;
     return domain.split('.').every((part) => part.length <= 63 && LABEL_UTF8.test(part));
   }
-  return domain.length <= MAX_DOMAIN && isAsciiDomain(domain);
+  return domain.length <= MAX_DOMAIN && isAsciiDomain(domain, 0);
 }
 
-/** Labels of letters, digits and inner hyphens, 1 to 63 long, joined by single dots. */
-function isAsciiDomain(domain: string): boolean {
+/** Labels of letters, digits and inner hyphens, 1 to 63 long, joined by single dots: `domain` from `start` on. */
+function isAsciiDomain(domain: string, start: number): boolean {
   let labelLength = 0;
   let last = 0;
-  for (let i = 0; i < domain.length; i++) {
+  for (let i = start; i < domain.length; i++) {
     const c = domain.charCodeAt(i);
     if (c === 0x2e) {
       if (labelLength === 0 || last === 0x2d) return false;

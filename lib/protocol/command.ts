@@ -218,17 +218,31 @@ function parseBdat(arg: string): ParseResult {
   return { verb: 'BDAT', size: Number(size), last };
 }
 
+/** No parameters: one shared, frozen record (most MAIL and RCPT commands carry none). */
+const NO_PARAMS: EsmtpParams = Object.freeze({});
+const NO_WORDS: readonly string[] = Object.freeze([]);
+
+/** Whether `text` starts with `keyword` (upper-case ASCII), ASCII letters compared without case. */
+function startsWithKeyword(text: string, keyword: string): boolean {
+  if (text.length < keyword.length) return false;
+  for (let i = 0; i < keyword.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c >= 0x61 && c <= 0x7a ? c - 0x20 : c) !== keyword.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 /** Splits `FROM:<path> PARAMS` into the path and the parameter words. */
-function splitPathArgument(arg: string, keyword: 'FROM:' | 'TO:', strict: boolean): { path: string; words: string[] } | null {
-  if (asciiUpper(arg.slice(0, keyword.length)) !== keyword) return null;
+function splitPathArgument(arg: string, keyword: 'FROM:' | 'TO:', strict: boolean): { path: string; words: readonly string[] } | null {
+  if (!startsWithKeyword(arg, keyword)) return null;
   // Many clients write `MAIL FROM: <a@b>`: one space after the colon is tolerated unless strict.
-  const rest = !strict && arg.charCodeAt(keyword.length) === 0x20 ? arg.slice(keyword.length + 1) : arg.slice(keyword.length);
-  if (!rest.startsWith('<')) return null;
+  const start = !strict && arg.charCodeAt(keyword.length) === 0x20 ? keyword.length + 1 : keyword.length;
+  if (arg.charCodeAt(start) !== 0x3c) return null;
   // The path ends at the first `>` outside a quoted local part.
   let quoted = false;
   let end = -1;
-  for (let i = 1; i < rest.length; i++) {
-    const c = rest.charCodeAt(i);
+  for (let i = start + 1; i < arg.length; i++) {
+    const c = arg.charCodeAt(i);
     if (c === 0x5c && quoted) i++;
     else if (c === 0x22) quoted = !quoted;
     else if (c === 0x3e && !quoted) {
@@ -237,47 +251,62 @@ function splitPathArgument(arg: string, keyword: 'FROM:' | 'TO:', strict: boolea
     }
   }
   if (end === -1) return null;
-  const after = rest.slice(end + 1);
-  if (after !== '' && !after.startsWith(' ')) return null;
-  return { path: rest.slice(0, end + 1), words: after === '' ? [] : after.split(' ').filter((w) => w !== '') };
+  const path = arg.slice(start, end + 1);
+  if (end + 1 === arg.length) return { path, words: NO_WORDS };
+  if (arg.charCodeAt(end + 1) !== 0x20) return null;
+  return {
+    path,
+    words: arg
+      .slice(end + 1)
+      .split(' ')
+      .filter((w) => w !== ''),
+  };
 }
 
-function parseParams(
-  words: string[],
-  ctx: ParseContext,
-  utf8Values: boolean,
-): { readonly params: Record<string, string | true> } | { readonly error: Reply } {
+/** A refused parameter: the parse result as it is returned. */
+class ParamsRefused {
+  constructor(readonly error: Reply) {}
+}
+
+function parseParams(words: readonly string[], ctx: ParseContext, utf8Values: boolean): EsmtpParams | ParamsRefused {
+  if (words.length === 0) return NO_PARAMS;
   const params: Record<string, string | true> = {};
   for (const word of words) {
-    if (!ctx.esmtp) return { error: REPLIES.unknownParameter(word.split('=')[0] ?? word) };
+    if (!ctx.esmtp) return new ParamsRefused(REPLIES.unknownParameter(word.split('=')[0] ?? word));
     const eq = word.indexOf('=');
     const key = asciiUpper(eq === -1 ? word : word.slice(0, eq));
-    if (!KEYWORD.test(key)) return { error: REPLIES.badParameter(`Bad parameter syntax: ${word}`) };
-    if (Object.hasOwn(params, key)) return { error: REPLIES.badParameter(`Duplicate parameter: ${key}`) };
+    if (!KEYWORD.test(key)) return new ParamsRefused(REPLIES.badParameter(`Bad parameter syntax: ${word}`));
+    if (Object.hasOwn(params, key)) return new ParamsRefused(REPLIES.badParameter(`Duplicate parameter: ${key}`));
     if (eq === -1) {
       params[key] = true;
     } else {
       const value = word.slice(eq + 1);
-      if (!(utf8Values ? VALUE_UTF8 : VALUE).test(value)) return { error: REPLIES.badParameter(`Bad value for ${key}`) };
+      if (!(utf8Values ? VALUE_UTF8 : VALUE).test(value)) return new ParamsRefused(REPLIES.badParameter(`Bad value for ${key}`));
       params[key] = value;
     }
   }
-  return { params };
+  return params;
 }
+
+/** parsePath's options for each side, and with SMTPUTF8. */
+const SENDER_PATH = { allowNull: true, allowPostmaster: false, utf8: false } as const;
+const SENDER_PATH_UTF8 = { allowNull: true, allowPostmaster: false, utf8: true } as const;
+const RECIPIENT_PATH = { allowNull: false, allowPostmaster: true, utf8: false } as const;
+const RECIPIENT_PATH_UTF8 = { allowNull: false, allowPostmaster: true, utf8: true } as const;
 
 function parseMail(arg: string, ctx: ParseContext): ParseResult {
   const split = splitPathArgument(arg, 'FROM:', ctx.strict === true);
   if (split === null) return { error: REPLIES.syntax('MAIL FROM:<address> [parameters]') };
   const smtputf8 = ctx.esmtp && ctx.smtputf8Offered && split.words.some((w) => asciiUpper(w) === 'SMTPUTF8');
-  const parsed = parseParams(split.words, ctx, smtputf8);
-  if ('error' in parsed) return parsed;
-  const { params } = parsed;
+  const params = parseParams(split.words, ctx, smtputf8);
+  if (params instanceof ParamsRefused) return params;
   let size: number | undefined;
   let body: BodyType = '7BIT';
   let requireTls = false;
   let ret: MailDsn['ret'];
   let envid: string | undefined;
-  for (const [key, value] of Object.entries(params)) {
+  for (const key in params) {
+    const value = params[key] ?? true;
     switch (key) {
       case 'SIZE': // RFC 1870 §3: SIZE=1*20DIGIT
         if (value === true || !/^\d{1,20}$/.test(value)) return { error: REPLIES.badParameter('SIZE requires a number') };
@@ -321,7 +350,7 @@ function parseMail(arg: string, ctx: ParseContext): ParseResult {
     }
   }
   if (hasNonAscii(split.path) && !smtputf8) return { error: REPLIES.nonAsciiAddress() };
-  const path = parsePath(split.path, { allowNull: true, allowPostmaster: false, utf8: smtputf8 });
+  const path = parsePath(split.path, smtputf8 ? SENDER_PATH_UTF8 : SENDER_PATH);
   if ('error' in path) return { error: REPLIES.badSenderSyntax(path.error) };
   const dsn = ret === undefined && envid === undefined ? undefined : { ret, envid };
   return { verb: 'MAIL', address: path.address, params, size, body, smtputf8, requireTls, dsn };
@@ -330,9 +359,8 @@ function parseMail(arg: string, ctx: ParseContext): ParseResult {
 function parseRcpt(arg: string, ctx: ParseContext): ParseResult {
   const split = splitPathArgument(arg, 'TO:', ctx.strict === true);
   if (split === null) return { error: REPLIES.syntax('RCPT TO:<address> [parameters]') };
-  const parsed = parseParams(split.words, ctx, ctx.smtputf8Transaction);
-  if ('error' in parsed) return parsed;
-  const { params } = parsed;
+  const params = parseParams(split.words, ctx, ctx.smtputf8Transaction);
+  if (params instanceof ParamsRefused) return params;
   // RFC 5321 §4.1.1.11: a parameter not offered is unknown. NOTIFY and ORCPT come with DSN.
   let notify: RcptDsn['notify'];
   let orcpt: RcptDsn['orcpt'];
@@ -345,7 +373,7 @@ function parseRcpt(arg: string, ctx: ParseContext): ParseResult {
     else orcpt = parsed as RcptDsn['orcpt'];
   }
   if (hasNonAscii(split.path) && !ctx.smtputf8Transaction) return { error: REPLIES.nonAsciiAddress() };
-  const path = parsePath(split.path, { allowNull: false, allowPostmaster: true, utf8: ctx.smtputf8Transaction });
+  const path = parsePath(split.path, ctx.smtputf8Transaction ? RECIPIENT_PATH_UTF8 : RECIPIENT_PATH);
   if ('error' in path) return { error: REPLIES.badRecipientSyntax(path.error) };
   const dsn = notify === undefined && orcpt === undefined ? undefined : { notify, orcpt };
   return { verb: 'RCPT', address: path.address, params, dsn };

@@ -40,6 +40,8 @@ describe('address scanning agrees with the RFC 5321 grammar', () => {
     expect(long.length).toBe(255);
     expect(isDomain(long, false)).toBe(true);
     expect(isDomain(`${long}a`, false)).toBe(false);
+    expect(parseMailbox(`a@${long}`, false)).toEqual({ address: `a@${long}`, utf8: false });
+    expect(parseMailbox(`a@${long}a`, false)).toEqual({ error: 'bad domain' });
   });
 
   it('dot-atom local parts, with and without SMTPUTF8', () => {
@@ -48,6 +50,23 @@ describe('address scanning agrees with the RFC 5321 grammar', () => {
         fc.pre(!local.startsWith('"') && !local.includes('@'));
         const expected = (utf8 ? DOT_ATOM_UTF8 : DOT_ATOM).test(local) && Buffer.byteLength(local) <= 64;
         expect('address' in parseMailbox(`${local}@example.com`, utf8)).toBe(expected);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('whole mailboxes, checked in place: agree with the grammar for the local part and the domain cut apart', () => {
+    const part = fc.oneof(tricky, fc.constantFrom('"a b"', '"a\\"b"', '[127.0.0.1]', 'a'.repeat(64), 'b'.repeat(65)));
+    fc.assert(
+      fc.property(part, part, fc.boolean(), (local, domain, utf8) => {
+        const mailbox = `${local}@${domain}`;
+        const at = mailbox.lastIndexOf('@');
+        const [l, d] = [mailbox.slice(0, at), mailbox.slice(at + 1)];
+        const quoted = /^"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*"$/.test(l);
+        const localOk = (quoted || (utf8 ? DOT_ATOM_UTF8 : DOT_ATOM).test(l)) && Buffer.byteLength(l) <= 64;
+        const domainOk = referenceDomain(d, utf8) || d === '[127.0.0.1]';
+        fc.pre(!(utf8 && quoted && hasNonAscii(l)));
+        expect('address' in parseMailbox(mailbox, utf8)).toBe(at > 0 && localOk && domainOk);
       }),
       { numRuns: 3000 },
     );
