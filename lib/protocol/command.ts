@@ -99,12 +99,12 @@ function asciiUpper(text: string): string {
   return text;
 }
 
-/** Decodes one command line (without its line end) and checks its characters. */
-export function decodeLine(line: Buffer): string | { readonly error: Reply } {
+/** Decodes one command line (without its line end), `line` from `start` to `end`, and checks its characters. */
+export function decodeLine(line: Buffer, start = 0, end = line.length): string | { readonly error: Reply } {
   // The common line is printable ASCII: one pass decides, and latin1 decodes it as it is.
   let control = false;
   let ascii = true;
-  for (let i = 0; i < line.length; i++) {
+  for (let i = start; i < end; i++) {
     const b = line[i] ?? 0;
     if (b > 0x7f) {
       ascii = false;
@@ -112,10 +112,10 @@ export function decodeLine(line: Buffer): string | { readonly error: Reply } {
     }
     if (b < 0x20 || b === 0x7f) control = true;
   }
-  if (ascii) return control ? { error: REPLIES.controlCharacters() } : latin1(line);
+  if (ascii) return control ? { error: REPLIES.controlCharacters() } : latin1(line, start, end);
   let text: string;
   try {
-    text = DECODER.decode(line);
+    text = DECODER.decode(line.subarray(start, end));
   } catch {
     return { error: REPLIES.invalidUtf8() };
   }

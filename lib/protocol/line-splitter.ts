@@ -12,15 +12,54 @@ const LF = 0x0a;
 const CR = 0x0d;
 /** No runs held: one empty list shared by every splitter until it holds one (never written to). */
 const NO_RUNS: Buffer[] = [];
+const NO_BYTES = Buffer.alloc(0);
 
-/** One unit of the command stream. */
-export type LineEvent = { readonly kind: 'line'; readonly line: Buffer; readonly bareLineFeed: boolean } | { readonly kind: 'tooLong' };
+/**
+ * One unit of the command stream: a line, as a range of the bytes read (no Buffer is made for
+ * it), or `tooLong`. The splitter hands out the same object each time: it is valid until the
+ * splitter is next asked for a line.
+ */
+export class LineEvent {
+  kind: 'line' | 'tooLong' = 'line';
+  /** The bytes the line lies in, from {@link start} to {@link end} (its CRLF or LF left out). */
+  bytes: Buffer = NO_BYTES;
+  start = 0;
+  end = 0;
+  /** Whether the line ended in a bare LF. */
+  bareLineFeed = false;
+
+  /** A line from `start` to `end` of `bytes` (for tests and callers that have a line of their own). */
+  static of(bytes: Buffer, start = 0, end = bytes.length, bareLineFeed = false): LineEvent {
+    const event = new LineEvent();
+    Object.assign(event, { bytes, start, end, bareLineFeed });
+    return event;
+  }
+
+  /** A line longer than the limit. */
+  static tooLong(): LineEvent {
+    const event = new LineEvent();
+    event.kind = 'tooLong';
+    return event;
+  }
+
+  /** The line as a Buffer (a view of {@link bytes}), made when asked for. */
+  get line(): Buffer {
+    return bytesOf(this.bytes, this.start, this.end);
+  }
+
+  /** The line's length in bytes, its line end left out. */
+  get length(): number {
+    return this.end - this.start;
+  }
+}
 
 export class LineSplitter {
   readonly #maxLength: number;
   readonly #crlfOnly: boolean;
   /** The first run of bytes held; `null` when nothing is. */
   #pending: Buffer | null = null;
+  /** Where the bytes not yet handed out begin in {@link #pending}: lines are ranges of it, not views. */
+  #from = 0;
   /**
    * Runs pushed after it, kept as they came: joined to it only when a line is looked for across
    * them, so bytes waiting for a hook or a slow reader are never copied (and a read buffer stays
@@ -29,6 +68,7 @@ export class LineSplitter {
   #rest: Buffer[] = NO_RUNS;
   #restBytes = 0;
   #discarding = false;
+  readonly #event = new LineEvent();
 
   /**
    * @param maxLength the longest line accepted, counting its CRLF.
@@ -40,11 +80,11 @@ export class LineSplitter {
     this.#crlfOnly = crlfOnly;
   }
 
-  /** Where the first line ends (the index of its LF), or -1. */
-  #lineEnd(buf: Buffer): number {
-    let lf = byteIndex(buf, LF);
+  /** Where the first line from `from` ends (the index of its LF), or -1. */
+  #lineEnd(buf: Buffer, from: number): number {
+    let lf = byteIndex(buf, LF, from);
     if (!this.#crlfOnly) return lf;
-    while (lf !== -1 && (lf === 0 || buf[lf - 1] !== CR)) lf = byteIndex(buf, LF, lf + 1);
+    while (lf !== -1 && (lf === from || buf[lf - 1] !== CR)) lf = byteIndex(buf, LF, lf + 1);
     return lf;
   }
 
@@ -55,13 +95,14 @@ export class LineSplitter {
 
   /** Bytes held, waiting for a line end or for {@link takeNext}. */
   get buffered(): number {
-    return this.#pending === null ? 0 : this.#pending.length + this.#restBytes;
+    return this.#pending === null ? 0 : this.#pending.length - this.#from + this.#restBytes;
   }
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     if (this.#pending === null) {
       this.#pending = chunk;
+      this.#from = 0;
     } else {
       if (this.#rest === NO_RUNS) this.#rest = [];
       this.#rest.push(chunk);
@@ -72,87 +113,124 @@ export class LineSplitter {
   /** Puts bytes back in front of what is held (the rest of a chunk after the end of DATA). */
   unshift(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    if (this.#pending !== null) {
+    const held = this.#held();
+    if (held !== null) {
       if (this.#rest === NO_RUNS) this.#rest = [];
-      this.#rest.unshift(this.#pending);
-      this.#restBytes += this.#pending.length;
+      this.#rest.unshift(held);
+      this.#restBytes += held.length;
     }
     this.#pending = chunk;
+    this.#from = 0;
   }
 
-  /** The next complete line, or `undefined` until more bytes arrive. */
+  /** The next complete line, or `undefined` until more bytes arrive. The event is valid until the next call. */
   next(): LineEvent | undefined {
     let buf = this.#pending;
-    let lf = buf === null ? -1 : this.#lineEnd(buf);
+    let from = this.#from;
+    let lf = buf === null ? -1 : this.#lineEnd(buf, from);
     while (buf !== null && lf === -1) {
-      if (buf.length > this.#maxLength) {
+      if (buf.length - from > this.#maxLength) {
         // Keep the last byte: it may be the CR of the CRLF that ends the long line.
         this.#discarding = true;
-        buf = buf.subarray(buf.length - 1);
+        from = buf.length - 1;
       }
       const more = this.#shiftRest();
       if (more === null) {
         this.#pending = buf;
+        this.#from = from;
         return undefined;
       }
       // The line goes on in the next run: join them (no more than a line's worth, as above).
-      buf = Buffer.concat([buf, more]);
-      lf = this.#lineEnd(buf);
+      buf = Buffer.concat([bytesOf(buf, from, buf.length), more]);
+      from = 0;
+      lf = this.#lineEnd(buf, 0);
     }
     if (buf === null) return undefined;
-    this.#pending = lf + 1 === buf.length ? this.#shiftRest() : bytesOf(buf, lf + 1, buf.length);
-    if (this.#discarding || lf + 1 > this.#maxLength) {
-      this.#discarding = false;
-      return { kind: 'tooLong' };
+    if (lf + 1 === buf.length) {
+      this.#pending = this.#shiftRest();
+      this.#from = 0;
+    } else {
+      this.#pending = buf;
+      this.#from = lf + 1;
     }
-    const bareLineFeed = lf === 0 || buf[lf - 1] !== CR;
-    return { kind: 'line', line: bytesOf(buf, 0, bareLineFeed ? lf : lf - 1), bareLineFeed };
+    const event = this.#event;
+    if (this.#discarding || lf + 1 - from > this.#maxLength) {
+      this.#discarding = false;
+      event.kind = 'tooLong';
+      event.bytes = NO_BYTES;
+      event.start = event.end = 0;
+      event.bareLineFeed = false;
+      return event;
+    }
+    const bareLineFeed = lf === from || buf[lf - 1] !== CR;
+    event.kind = 'line';
+    event.bytes = buf;
+    event.start = from;
+    event.end = bareLineFeed ? lf : lf - 1;
+    event.bareLineFeed = bareLineFeed;
+    return event;
   }
 
   /**
    * Called when the input ran dry: a partial line held until more bytes come is copied into memory
-   * of its own when it is a small view of a larger buffer, so that a few bytes waiting on an idle
+   * of its own when it is a small part of a larger buffer, so that a few bytes waiting on an idle
    * connection never keep a whole read buffer (or a shared pool slab) alive.
    */
   compact(): void {
     const p = this.#pending;
-    if (p === null || p.byteLength * 2 >= p.buffer.byteLength) return;
-    const own = Buffer.allocUnsafeSlow(p.byteLength);
-    p.copy(own);
+    if (p === null) return;
+    const length = p.length - this.#from;
+    if (length * 2 >= p.buffer.byteLength) return;
+    const own = Buffer.allocUnsafeSlow(length);
+    p.copy(own, 0, this.#from);
     this.#pending = own;
+    this.#from = 0;
   }
 
   /** Hands over at most `max` bytes of the first run held (a BDAT chunk's payload), or `null`. */
   take(max: number): Buffer | null {
     const buf = this.#pending;
     if (buf === null || max <= 0) return null;
-    if (buf.length <= max) {
-      this.#pending = this.#shiftRest();
-      return buf;
-    }
-    this.#pending = buf.subarray(max);
-    return buf.subarray(0, max);
+    const from = this.#from;
+    if (buf.length - from <= max) return this.#takeHeld();
+    this.#from = from + max;
+    return bytesOf(buf, from, from + max);
   }
 
   /** Hands over the first run held, as it came (for the DATA decoder), or `null`. */
   takeNext(): Buffer | null {
-    const buf = this.#pending;
-    this.#pending = this.#shiftRest();
-    return buf;
+    return this.#takeHeld();
   }
 
   /** Hands over everything held, joined (what is dropped after STARTTLS), or `null`. */
   takeAll(): Buffer | null {
-    const buf = this.#pending;
+    const buf = this.#held();
     if (buf === null || this.#rest.length === 0) {
       this.#pending = null;
+      this.#from = 0;
       return buf;
     }
     const all = Buffer.concat([buf, ...this.#rest]);
     this.#pending = null;
+    this.#from = 0;
     this.#rest = NO_RUNS;
     this.#restBytes = 0;
     return all;
+  }
+
+  /** What is held of the first run (a view when lines were taken from it), or `null`. */
+  #held(): Buffer | null {
+    const buf = this.#pending;
+    if (buf === null || this.#from === 0) return buf;
+    return bytesOf(buf, this.#from, buf.length);
+  }
+
+  /** The first run's bytes not yet handed out; the next run becomes the first. */
+  #takeHeld(): Buffer | null {
+    const buf = this.#held();
+    this.#pending = this.#shiftRest();
+    this.#from = 0;
+    return buf;
   }
 
   #shiftRest(): Buffer | null {

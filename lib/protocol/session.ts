@@ -112,10 +112,11 @@ export class Session {
     if (event.kind === 'tooLong') return this.#refuse(REPLIES.lineTooLong());
     if (event.bareLineFeed && this.#policy.bareLineEndings === 'reject') return this.#refuse(REPLIES.bareLineFeed());
     // Only AUTH lines may use the longer SASL limit (RFC 4954 §4).
-    if (event.line.length + 2 > this.#policy.maxLineLength && !AUTH_PREFIX.test(latin1(event.line, 0, 5))) {
+    const { bytes, start, end } = event;
+    if (end - start + 2 > this.#policy.maxLineLength && !AUTH_PREFIX.test(latin1(bytes, start, Math.min(start + 5, end)))) {
       return this.#refuse(REPLIES.lineTooLong());
     }
-    const text = decodeLine(event.line);
+    const text = decodeLine(bytes, start, end);
     if (typeof text !== 'string') return this.#refuse(text.error);
     const command = parseCommand(text, this.#parseContext());
     if ('error' in command) return this.#refuse(command.error);

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LineSplitter, type LineEvent } from '../../lib/protocol/line-splitter.js';
+import { LineEvent, LineSplitter } from '../../lib/protocol/line-splitter.js';
 import { cutAt, everySplit } from '../helpers/splits.js';
 
 function drain(splitter: LineSplitter): LineEvent[] {
@@ -8,7 +8,8 @@ function drain(splitter: LineSplitter): LineEvent[] {
   for (let i = 0; i < 10_000; i++) {
     const e = splitter.next();
     if (e === undefined) return events;
-    events.push(e);
+    // The splitter hands out one event object, valid until the next call: keep a copy.
+    events.push(e.kind === 'tooLong' ? LineEvent.tooLong() : LineEvent.of(Buffer.from(e.line), 0, e.length, e.bareLineFeed));
   }
   throw new Error('too many lines');
 }
@@ -137,6 +138,22 @@ describe('LineSplitter', () => {
     expect(drain(b).map((e) => (e.kind === 'line' ? e.line.toString() : e.kind))).toEqual(['RSET']);
     expect(c.takeAll()?.toString()).toBe('QUIT');
     expect(b.takeAll()?.toString()).toBe('NOOP');
+  });
+
+  it('hands each line out as a range of the bytes read, in one event object, making no Buffer for it', () => {
+    const splitter = new LineSplitter(100);
+    const read = Buffer.from('NOOP\r\nRSET\nQUIT\r\nMA');
+    splitter.push(read);
+    const first = splitter.next();
+    expect(first).toMatchObject({ kind: 'line', bytes: read, start: 0, end: 4, bareLineFeed: false, length: 4 });
+    const second = splitter.next();
+    expect(second).toBe(first);
+    expect(second).toMatchObject({ bytes: read, start: 6, end: 10, bareLineFeed: true });
+    expect(splitter.next()).toMatchObject({ bytes: read, start: 11, end: 15 });
+    expect(splitter.next()).toBeUndefined();
+    expect(splitter.buffered).toBe(2);
+    expect(splitter.take(1)?.toString()).toBe('M');
+    expect(splitter.takeNext()?.toString()).toBe('A');
   });
 
   it('hands everything over joined when all of it is dropped (after STARTTLS)', () => {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatReply, REPLIES, type Reply } from '../../lib/index.js';
-import type { LineEvent } from '../../lib/protocol/line-splitter.js';
+import { LineEvent } from '../../lib/protocol/line-splitter.js';
 import { Session, type Decision, type SessionFeatures, type SessionPolicy } from '../../lib/protocol/session.js';
 import { SessionState } from '../../lib/protocol/command-order.js';
 import type { TLSInfo } from '../../lib/protocol/session-info.js';
@@ -37,7 +37,11 @@ function session(policy: Partial<SessionPolicy> = {}, features: SessionFeatures 
   return new Session({ ...POLICY, ...policy }, features, PEER);
 }
 
-const line = (text: string): LineEvent => ({ kind: 'line', line: Buffer.from(text), bareLineFeed: false });
+/** A line as the splitter hands it out: a range within the bytes read, here between other bytes. */
+const line = (text: string): LineEvent => {
+  const bytes = Buffer.from(`\r\n${text}\r\nNOOP`);
+  return LineEvent.of(bytes, 2, bytes.length - 6);
+};
 
 /** The reply a decision sends first, as wire text, or the decision's kind when it sends none. */
 function wire(d: Decision): string {
@@ -232,13 +236,13 @@ describe('Session: lines', () => {
     const s = session({ allowInsecureAuth: true }, { tls: false, auth: true });
     run(s, 'EHLO c.test');
     expect(run(s, `NOOP ${'x'.repeat(600)}`)).toEqual([r(REPLIES.lineTooLong())]);
-    expect(s.line({ kind: 'tooLong' })).toEqual({ kind: 'reply', reply: REPLIES.lineTooLong() });
+    expect(s.line(LineEvent.tooLong())).toEqual({ kind: 'reply', reply: REPLIES.lineTooLong() });
     expect(s.line(line(`AUTH PLAIN ${'A'.repeat(600)}`)).kind).toBe('auth');
   });
 
   it('refuses a line ended by a bare LF under bareLineEndings: reject', () => {
     const s = session({ bareLineEndings: 'reject' });
-    expect(wire(s.line({ kind: 'line', line: Buffer.from('NOOP'), bareLineFeed: true }))).toBe(r(REPLIES.bareLineFeed()));
+    expect(wire(s.line(LineEvent.of(Buffer.from('NOOP'), 0, 4, true)))).toBe(r(REPLIES.bareLineFeed()));
   });
 
   it('takes a space after MAIL FROM: and RCPT TO: by default, and answers it 501 under strictSyntax', () => {
