@@ -32,12 +32,12 @@ import { REPLIES } from '../protocol/replies.js';
 import type { Reply } from '../protocol/reply.js';
 import type { MailCommand, Session } from '../protocol/session.js';
 import { asPending, type InputPump, type StepResult } from '../net/input-pump.js';
-import { BodyReader, type DataRefusal } from './body-reader.js';
+import { BodyReader, type BodyReaderOwner, type DataRefusal } from './body-reader.js';
 import { MessageBody } from './message-body.js';
 import type { ServerMetrics, TimedHook } from './metrics.js';
 import type { ReplyWriter } from './reply-writer.js';
 
-export class Intake {
+export class Intake implements BodyReaderOwner {
   readonly #app: AnyServedApplication;
   readonly #settings: ApplicationSettings;
   readonly #budget: BodyBudget;
@@ -77,10 +77,7 @@ export class Intake {
   }
 
   #bodyReader(): BodyReader {
-    return (this.#reader ??= new BodyReader(this.#settings, this.#session, this.#writer, this.#pump, {
-      ended: (body, refusal) => this.#ended(body, refusal),
-      overflow: (error) => this.#transaction?.overflow(error),
-    }));
+    return (this.#reader ??= new BodyReader(this.#settings, this.#session, this.#writer, this.#pump, this));
   }
 
   /** Whether message bytes are being read: input goes to {@link takeData}, not the line parser. */
@@ -229,8 +226,13 @@ export class Intake {
     return body;
   }
 
-  /** The whole message is in: the handler's verdict (or the data's own refusal), then the reply. */
-  #ended(body: MessageBody, refusal: DataRefusal | undefined): Promise<void> | undefined {
+  /** The message passed `maxMessageSize` while streaming (the body reader's owner: {@link BodyReaderOwner}). */
+  overflow(error: Error): void {
+    this.#transaction?.overflow(error);
+  }
+
+  /** The whole message is in: the handler's verdict (or the data's own refusal), then the reply ({@link BodyReaderOwner}). */
+  ended(body: MessageBody, refusal: DataRefusal | undefined): Promise<void> | undefined {
     if (refusal !== undefined) return this.#refuse(refusal.reply, refusal.error);
     const transaction = this.#transaction;
     this.#transaction = null;
