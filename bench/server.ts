@@ -16,9 +16,19 @@ import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { pino } from 'pino';
 import { SMTPServer as ReferenceServer } from 'smtp-server';
-import { Application, RedisLimitStore, RequestHandler, SMTPServer } from '../lib/index.js';
-import { Deliver } from '../lib/entry/outbound.js';
 import { readChunks, stopReading } from '../lib/net/reader.js';
+
+// Sirocco as users run it: the built package (dist/, `npm run build`; the bench scripts build
+// first). BENCH_SIROCCO=source loads the TypeScript source instead, through tsx, whose transform
+// names every function it makes at run time (esbuild's keepNames): each closure then costs a
+// property definition it does not cost in the package.
+const fromSource = process.env.BENCH_SIROCCO === 'source';
+const { Application, RedisLimitStore, RequestHandler, SMTPServer } = (
+  fromSource ? await import('../lib/index.js') : await import(new URL('../dist/lib/index.js', import.meta.url).href)
+) as typeof import('../lib/index.js');
+const { Deliver } = (
+  fromSource ? await import('../lib/entry/outbound.js') : await import(new URL('../dist/lib/entry/outbound.js', import.meta.url).href)
+) as typeof import('../lib/entry/outbound.js');
 
 const kind = process.argv[2];
 const options = process.argv.slice(3);

@@ -19,9 +19,15 @@
 
 import { byteIndex, bytesOf } from './byte-index.js';
 
-const LF = 0x0a;
-const CR = 0x0d;
-const DOT = 0x2e;
+/**
+ * The bytes looked for, as a const enum: each use compiles to the number itself, where a
+ * module's top-level `const` is a variable in the bundled package (scripts/bundle.mjs).
+ */
+const enum Byte {
+  LF = 0x0a,
+  CR = 0x0d,
+  DOT = 0x2e,
+}
 const CRLF_BYTES = Buffer.from('\r\n');
 const LF_BYTES = Buffer.from('\n');
 const CR_BYTES = Buffer.from('\r');
@@ -113,7 +119,7 @@ export class DataDecoder {
     while (i < n) {
       switch (this.#state) {
         case State.LineStart: {
-          if (chunk[i] === DOT) {
+          if (chunk[i] === Byte.DOT) {
             this.#emit(chunk, runStart, i);
             this.#state = State.Dot;
             i++;
@@ -125,11 +131,11 @@ export class DataDecoder {
         }
         case State.Dot: {
           const b = chunk[i];
-          if (b === CR) {
+          if (b === Byte.CR) {
             this.#state = State.DotCR;
             i++;
             runStart = i;
-          } else if (b === LF) {
+          } else if (b === Byte.LF) {
             // `.` then a bare LF: a line holding a lone dot, never the end of the data.
             this.#emitBytes(DOT_BYTES);
             this.#state = State.InLine;
@@ -140,7 +146,7 @@ export class DataDecoder {
           break;
         }
         case State.DotCR: {
-          if (chunk[i] === LF) {
+          if (chunk[i] === Byte.LF) {
             this.#state = State.Done;
             return bytesOf(chunk, i + 1, chunk.length);
           }
@@ -151,7 +157,7 @@ export class DataDecoder {
           break;
         }
         case State.CR: {
-          if (chunk[i] === LF) {
+          if (chunk[i] === Byte.LF) {
             i++;
             this.#state = State.LineStart;
           } else {
@@ -163,8 +169,8 @@ export class DataDecoder {
           break;
         }
         case State.InLine: {
-          if (nextCR !== -1 && nextCR < i) nextCR = byteIndex(chunk, CR, i);
-          if (nextLF !== -1 && nextLF < i) nextLF = byteIndex(chunk, LF, i);
+          if (nextCR !== -1 && nextCR < i) nextCR = byteIndex(chunk, Byte.CR, i);
+          if (nextLF !== -1 && nextLF < i) nextLF = byteIndex(chunk, Byte.LF, i);
           if (nextCR === -1 && nextLF === -1) {
             i = n;
           } else if (nextLF === -1 || (nextCR !== -1 && nextCR < nextLF)) {

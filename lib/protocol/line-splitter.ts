@@ -8,8 +8,14 @@
 
 import { byteIndex, bytesOf } from './byte-index.js';
 
-const LF = 0x0a;
-const CR = 0x0d;
+/**
+ * The bytes looked for, as a const enum: each use compiles to the number itself, where a
+ * module's top-level `const` is a variable in the bundled package (scripts/bundle.mjs).
+ */
+const enum Byte {
+  LF = 0x0a,
+  CR = 0x0d,
+}
 /** No runs held: one empty list shared by every splitter until it holds one (never written to). */
 const NO_RUNS: Buffer[] = [];
 const NO_BYTES = Buffer.alloc(0);
@@ -82,9 +88,9 @@ export class LineSplitter {
 
   /** Where the first line from `from` ends (the index of its LF), or -1. */
   #lineEnd(buf: Buffer, from: number): number {
-    let lf = byteIndex(buf, LF, from);
+    let lf = byteIndex(buf, Byte.LF, from);
     if (!this.#crlfOnly) return lf;
-    while (lf !== -1 && (lf === from || buf[lf - 1] !== CR)) lf = byteIndex(buf, LF, lf + 1);
+    while (lf !== -1 && (lf === from || buf[lf - 1] !== Byte.CR)) lf = byteIndex(buf, Byte.LF, lf + 1);
     return lf;
   }
 
@@ -162,7 +168,7 @@ export class LineSplitter {
       event.bareLineFeed = false;
       return event;
     }
-    const bareLineFeed = lf === from || buf[lf - 1] !== CR;
+    const bareLineFeed = lf === from || buf[lf - 1] !== Byte.CR;
     event.kind = 'line';
     event.bytes = buf;
     event.start = from;
