@@ -3,7 +3,7 @@
  * out. Pure. Command order is not decided here but in `session.ts`.
  */
 import { latin1 } from './byte-index.js';
-import { hasNonAscii, isDomain, parsePath } from './address.js';
+import { hasNonAscii, isDomain, parsePathIn } from './address.js';
 import { parseEnvid, parseNotify, parseOrcpt, parseRet, type MailDsn, type RcptDsn } from './dsn.js';
 import type { Reply } from './reply.js';
 import { REPLIES } from './replies.js';
@@ -148,8 +148,19 @@ function bare(command: Command, arg: string): ParseResult {
 export function parseCommand(text: string, ctx: ParseContext): ParseResult {
   const space = text.indexOf(' ');
   const verb = asciiUpper(space === -1 ? text : text.slice(0, space));
+  // MAIL and RCPT read their argument in place, within the line (see parsePathIn).
+  const from = space === -1 ? text.length : space + 1;
+  // The verbs of every message first: each case compares the line's own copy of the verb.
+  switch (verb) {
+    case 'MAIL':
+      return parseMail(text, from, ctx);
+    case 'RCPT':
+      return parseRcpt(text, from, ctx);
+  }
   const arg = space === -1 ? '' : text.slice(space + 1);
   switch (verb) {
+    case 'DATA':
+      return bare(BARE.DATA, arg);
     case 'HELO':
       return parseHello('HELO', arg.trim(), ctx);
     case 'EHLO':
@@ -161,12 +172,6 @@ export function parseCommand(text: string, ctx: ParseContext): ParseResult {
     case 'XCLIENT': // Postfix's XCLIENT_README and XFORWARD_README: attribute=value words
     case 'XFORWARD':
       return { verb, words: arg.split(' ').filter((w) => w !== '') };
-    case 'MAIL':
-      return parseMail(arg, ctx);
-    case 'RCPT':
-      return parseRcpt(arg, ctx);
-    case 'DATA':
-      return bare(BARE.DATA, arg);
     case 'RSET':
       return bare(BARE.RSET, arg);
     case 'QUIT':
@@ -222,42 +227,50 @@ function parseBdat(arg: string): ParseResult {
 const NO_PARAMS: EsmtpParams = Object.freeze({});
 const NO_WORDS: readonly string[] = Object.freeze([]);
 
-/** Whether `text` starts with `keyword` (upper-case ASCII), ASCII letters compared without case. */
-function startsWithKeyword(text: string, keyword: string): boolean {
-  if (text.length < keyword.length) return false;
+/** Whether `text` has `keyword` (upper-case ASCII) at `from`, ASCII letters compared without case. */
+function hasKeywordAt(text: string, from: number, keyword: string): boolean {
+  if (text.length - from < keyword.length) return false;
   for (let i = 0; i < keyword.length; i++) {
-    const c = text.charCodeAt(i);
+    const c = text.charCodeAt(from + i);
     if ((c >= 0x61 && c <= 0x7a ? c - 0x20 : c) !== keyword.charCodeAt(i)) return false;
   }
   return true;
 }
 
-/** Splits `FROM:<path> PARAMS` into the path and the parameter words. */
-function splitPathArgument(arg: string, keyword: 'FROM:' | 'TO:', strict: boolean): { path: string; words: readonly string[] } | null {
-  if (!startsWithKeyword(arg, keyword)) return null;
+/** `FROM:<path> PARAMS` in `text` from `from` on: where the path is (with its brackets), and the parameter words. */
+interface PathArgument {
+  readonly start: number;
+  readonly end: number;
+  readonly words: readonly string[];
+}
+
+/** Splits `FROM:<path> PARAMS` (in `text` from `from` on) into the path and the parameter words. */
+function splitPathArgument(text: string, from: number, keyword: 'FROM:' | 'TO:', strict: boolean): PathArgument | null {
+  if (!hasKeywordAt(text, from, keyword)) return null;
   // Many clients write `MAIL FROM: <a@b>`: one space after the colon is tolerated unless strict.
-  const start = !strict && arg.charCodeAt(keyword.length) === 0x20 ? keyword.length + 1 : keyword.length;
-  if (arg.charCodeAt(start) !== 0x3c) return null;
+  let start = from + keyword.length;
+  if (!strict && text.charCodeAt(start) === 0x20) start++;
+  if (text.charCodeAt(start) !== 0x3c) return null;
   // The path ends at the first `>` outside a quoted local part.
   let quoted = false;
   let end = -1;
-  for (let i = start + 1; i < arg.length; i++) {
-    const c = arg.charCodeAt(i);
+  for (let i = start + 1; i < text.length; i++) {
+    const c = text.charCodeAt(i);
     if (c === 0x5c && quoted) i++;
     else if (c === 0x22) quoted = !quoted;
     else if (c === 0x3e && !quoted) {
-      end = i;
+      end = i + 1;
       break;
     }
   }
   if (end === -1) return null;
-  const path = arg.slice(start, end + 1);
-  if (end + 1 === arg.length) return { path, words: NO_WORDS };
-  if (arg.charCodeAt(end + 1) !== 0x20) return null;
+  if (end === text.length) return { start, end, words: NO_WORDS };
+  if (text.charCodeAt(end) !== 0x20) return null;
   return {
-    path,
-    words: arg
-      .slice(end + 1)
+    start,
+    end,
+    words: text
+      .slice(end)
       .split(' ')
       .filter((w) => w !== ''),
   };
@@ -294,8 +307,8 @@ const SENDER_PATH_UTF8 = { allowNull: true, allowPostmaster: false, utf8: true }
 const RECIPIENT_PATH = { allowNull: false, allowPostmaster: true, utf8: false } as const;
 const RECIPIENT_PATH_UTF8 = { allowNull: false, allowPostmaster: true, utf8: true } as const;
 
-function parseMail(arg: string, ctx: ParseContext): ParseResult {
-  const split = splitPathArgument(arg, 'FROM:', ctx.strict === true);
+function parseMail(text: string, from: number, ctx: ParseContext): ParseResult {
+  const split = splitPathArgument(text, from, 'FROM:', ctx.strict === true);
   if (split === null) return { error: REPLIES.syntax('MAIL FROM:<address> [parameters]') };
   const smtputf8 = ctx.esmtp && ctx.smtputf8Offered && split.words.some((w) => asciiUpper(w) === 'SMTPUTF8');
   const params = parseParams(split.words, ctx, smtputf8);
@@ -349,15 +362,15 @@ function parseMail(arg: string, ctx: ParseContext): ParseResult {
         return { error: REPLIES.unknownParameter(key) };
     }
   }
-  if (hasNonAscii(split.path) && !smtputf8) return { error: REPLIES.nonAsciiAddress() };
-  const path = parsePath(split.path, smtputf8 ? SENDER_PATH_UTF8 : SENDER_PATH);
+  if (hasNonAscii(text, split.start, split.end) && !smtputf8) return { error: REPLIES.nonAsciiAddress() };
+  const path = parsePathIn(text, split.start, split.end, smtputf8 ? SENDER_PATH_UTF8 : SENDER_PATH);
   if ('error' in path) return { error: REPLIES.badSenderSyntax(path.error) };
   const dsn = ret === undefined && envid === undefined ? undefined : { ret, envid };
   return { verb: 'MAIL', address: path.address, params, size, body, smtputf8, requireTls, dsn };
 }
 
-function parseRcpt(arg: string, ctx: ParseContext): ParseResult {
-  const split = splitPathArgument(arg, 'TO:', ctx.strict === true);
+function parseRcpt(text: string, from: number, ctx: ParseContext): ParseResult {
+  const split = splitPathArgument(text, from, 'TO:', ctx.strict === true);
   if (split === null) return { error: REPLIES.syntax('RCPT TO:<address> [parameters]') };
   const params = parseParams(split.words, ctx, ctx.smtputf8Transaction);
   if (params instanceof ParamsRefused) return params;
@@ -372,8 +385,8 @@ function parseRcpt(arg: string, ctx: ParseContext): ParseResult {
     if (key === 'NOTIFY') notify = parsed as RcptDsn['notify'];
     else orcpt = parsed as RcptDsn['orcpt'];
   }
-  if (hasNonAscii(split.path) && !ctx.smtputf8Transaction) return { error: REPLIES.nonAsciiAddress() };
-  const path = parsePath(split.path, ctx.smtputf8Transaction ? RECIPIENT_PATH_UTF8 : RECIPIENT_PATH);
+  if (hasNonAscii(text, split.start, split.end) && !ctx.smtputf8Transaction) return { error: REPLIES.nonAsciiAddress() };
+  const path = parsePathIn(text, split.start, split.end, ctx.smtputf8Transaction ? RECIPIENT_PATH_UTF8 : RECIPIENT_PATH);
   if ('error' in path) return { error: REPLIES.badRecipientSyntax(path.error) };
   const dsn = notify === undefined && orcpt === undefined ? undefined : { notify, orcpt };
   return { verb: 'RCPT', address: path.address, params, dsn };

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeLine } from '../../lib/protocol/command.js';
-import { hasNonAscii, isDomain, parseMailbox } from '../../lib/protocol/address.js';
+import { hasNonAscii, isDomain, parseMailbox, parsePath, parsePathIn } from '../../lib/protocol/address.js';
 
 // The grammar as regular expressions, straight from RFC 5321 §4.1.2 (and RFC 6531 §3.3 for UTF-8):
 // the scanning code must agree with them on every input.
@@ -69,6 +69,21 @@ describe('address scanning agrees with the RFC 5321 grammar', () => {
         const localOk = (quoted || (utf8 ? DOT_ATOM_UTF8 : DOT_ATOM).test(l)) && Buffer.byteLength(l) <= 64;
         const domainOk = referenceDomain(d, utf8) || d === '[127.0.0.1]';
         expect('address' in parseMailbox(mailbox, utf8)).toBe(at > 0 && localOk && domainOk);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('a path read in place, within a longer line, parses as the same path cut out of it', () => {
+    const path = fc.oneof(
+      tricky.map((t) => `<${t}>`),
+      fc.constantFrom('<>', '<Postmaster>', '<@a.test,@b.test:x@y.test>', '<"a b"@c.test>', '<x@[127.0.0.1]>'),
+    );
+    const options = fc.record({ allowNull: fc.boolean(), allowPostmaster: fc.boolean(), utf8: fc.boolean() });
+    fc.assert(
+      fc.property(tricky, path, tricky, options, (before, text, after, opts) => {
+        const line = `${before}${text}${after}`;
+        expect(parsePathIn(line, before.length, before.length + text.length, opts)).toEqual(parsePath(text, opts));
       }),
       { numRuns: 3000 },
     );
