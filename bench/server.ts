@@ -19,9 +19,8 @@ import { SMTPServer as ReferenceServer } from 'smtp-server';
 import { readChunks, stopReading } from '../lib/net/reader.js';
 
 // Sirocco as users run it: the built package (dist/, `npm run build`; the bench scripts build
-// first). BENCH_SIROCCO=source loads the TypeScript source instead, through tsx, whose transform
-// names every function it makes at run time (esbuild's keepNames): each closure then costs a
-// property definition it does not cost in the package.
+// first). BENCH_SIROCCO=source loads the TypeScript source instead, through tsx; the two differ
+// on the hot path (bench/README, "The built package").
 const fromSource = process.env.BENCH_SIROCCO === 'source';
 const { Application, RedisLimitStore, RequestHandler, SMTPServer } = (
   fromSource ? await import('../lib/index.js') : await import(new URL('../dist/lib/index.js', import.meta.url).href)

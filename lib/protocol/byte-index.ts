@@ -11,6 +11,16 @@
  * JavaScript function of its own on every line (about 4k instructions per message more than the
  * same code unbundled: bench/README.md).
  */
+/**
+ * The bytes the line splitter and the DATA decoder look for, as a const enum: each use compiles to
+ * the number itself, where a module's top-level `const` is a variable in the bundled package.
+ */
+export const enum Byte {
+  LF = 0x0a,
+  CR = 0x0d,
+  DOT = 0x2e,
+}
+
 function bufferMethods(): {
   readonly byteIndex: (buf: Buffer, byte: number, from?: number) => number;
   readonly bytesOf: (buf: Buffer, start: number, end: number) => Buffer;

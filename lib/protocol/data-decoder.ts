@@ -17,17 +17,8 @@
  * held whole.
  */
 
-import { byteIndex, bytesOf } from './byte-index.js';
+import { Byte, byteIndex, bytesOf } from './byte-index.js';
 
-/**
- * The bytes looked for, as a const enum: each use compiles to the number itself, where a
- * module's top-level `const` is a variable in the bundled package (scripts/bundle.mjs).
- */
-const enum Byte {
-  LF = 0x0a,
-  CR = 0x0d,
-  DOT = 0x2e,
-}
 const CRLF_BYTES = Buffer.from('\r\n');
 const LF_BYTES = Buffer.from('\n');
 const CR_BYTES = Buffer.from('\r');

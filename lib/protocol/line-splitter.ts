@@ -6,16 +6,8 @@
  * (RFC 5321 §4.5.3.1.4 allows the server to refuse an over-long line with 500).
  */
 
-import { byteIndex, bytesOf } from './byte-index.js';
+import { Byte, byteIndex, bytesOf } from './byte-index.js';
 
-/**
- * The bytes looked for, as a const enum: each use compiles to the number itself, where a
- * module's top-level `const` is a variable in the bundled package (scripts/bundle.mjs).
- */
-const enum Byte {
-  LF = 0x0a,
-  CR = 0x0d,
-}
 /** No runs held: one empty list shared by every splitter until it holds one (never written to). */
 const NO_RUNS: Buffer[] = [];
 const NO_BYTES = Buffer.alloc(0);
@@ -198,14 +190,17 @@ export class LineSplitter {
     const buf = this.#pending;
     if (buf === null || max <= 0) return null;
     const from = this.#from;
-    if (buf.length - from <= max) return this.#takeHeld();
+    if (buf.length - from <= max) return this.takeNext();
     this.#from = from + max;
     return bytesOf(buf, from, from + max);
   }
 
   /** Hands over the first run held, as it came (for the DATA decoder), or `null`. */
   takeNext(): Buffer | null {
-    return this.#takeHeld();
+    const buf = this.#held();
+    this.#pending = this.#shiftRest();
+    this.#from = 0;
+    return buf;
   }
 
   /** Hands over everything held, joined (what is dropped after STARTTLS), or `null`. */
@@ -229,14 +224,6 @@ export class LineSplitter {
     const buf = this.#pending;
     if (buf === null || this.#from === 0) return buf;
     return bytesOf(buf, this.#from, buf.length);
-  }
-
-  /** The first run's bytes not yet handed out; the next run becomes the first. */
-  #takeHeld(): Buffer | null {
-    const buf = this.#held();
-    this.#pending = this.#shiftRest();
-    this.#from = 0;
-    return buf;
   }
 
   #shiftRest(): Buffer | null {
