@@ -172,9 +172,11 @@ export class LineSplitter {
   /**
    * Called when the input ran dry: a partial line held until more bytes come is copied into memory
    * of its own when it is a small part of a larger buffer, so that a few bytes waiting on an idle
-   * connection never keep a whole read buffer (or a shared pool slab) alive.
+   * connection never keep a whole read buffer (or a shared pool slab) alive; and the event of the
+   * last line handed out, which nothing reads any more, lets go of the read it lay in.
    */
   compact(): void {
+    this.#event.bytes = NO_BYTES;
     const p = this.#pending;
     if (p === null) return;
     const length = p.length - this.#from;

@@ -302,6 +302,42 @@ describe.each([
     c.close();
   });
 
+  it("keeps what waits behind a running hook intact while other clients' reads land in the shared read buffer", async () => {
+    const received: Received[] = [];
+    class SlowRcpt extends RequestHandler {
+      override async rcpt(): Promise<void> {
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      override data(): void {
+        received.push({ mailFrom: this.request.mailFrom, rcptTos: [...this.request.rcptTos], body: this.request.body });
+      }
+    }
+    const { port } = await startServer(SlowRcpt, { directReads: direct });
+    const [a, b] = await Promise.all([RawClient.greeted(port), RawClient.greeted(port)]);
+    expect(await a.command('EHLO a.test')).toContain('CHUNKING\r\n');
+    expect(await b.command('EHLO b.test')).toContain('CHUNKING\r\n');
+    // One read each: every command after the first RCPT waits for its hook, as does a BDAT chunk with its payload.
+    a.write('MAIL FROM:<a@a.test>\r\nRCPT TO:<one@a.test>\r\nRCPT TO:<two@a.test>\r\nDATA\r\nfrom a\r\n.\r\nNOOP\r\n');
+    b.write('MAIL FROM:<b@b.test>\r\nRCPT TO:<one@b.test>\r\nBDAT 6 LAST\r\nfrom bRSET\r\n');
+    // Meanwhile other reads keep writing over the shared buffer.
+    const noise = await RawClient.greeted(port);
+    for (let i = 0; i < 20; i++) expect(await noise.command(`NOOP ${'x'.repeat(i * 7)}`)).toBe('250 2.0.0 Ok\r\n');
+    expect([await a.reply(), await a.reply(), await a.reply(), await a.reply()]).toEqual([
+      '250 2.1.0 Sender ok\r\n',
+      '250 2.1.5 Recipient ok\r\n',
+      '250 2.1.5 Recipient ok\r\n',
+      '354 End data with <CR><LF>.<CR><LF>\r\n',
+    ]);
+    expect(await a.reply()).toMatch(/^250 2\.0\.0 Ok: queued as [A-Z0-9]+\r\n$/);
+    expect(await a.reply()).toBe('250 2.0.0 Ok\r\n');
+    expect([await b.reply(), await b.reply()]).toEqual(['250 2.1.0 Sender ok\r\n', '250 2.1.5 Recipient ok\r\n']);
+    expect(await b.reply()).toMatch(/^250 2\.0\.0 Ok: queued as [A-Z0-9]+\r\n$/);
+    expect(await b.reply()).toBe('250 2.0.0 Ok\r\n');
+    const byFrom = Object.fromEntries(received.map((r) => [r.mailFrom, [r.rcptTos, r.body.toString()]]));
+    expect(byFrom).toEqual({ 'a@a.test': [['one@a.test', 'two@a.test'], 'from a\r\n'], 'b@b.test': [['one@b.test'], 'from b'] });
+    for (const c of [a, b, noise]) c.close();
+  });
+
   it('upgrades with STARTTLS, dropping what was pipelined behind it', async () => {
     const received: Received[] = [];
     const { port } = await startServer(recordingHandler(received), { directReads: direct, tls: { key: certs.key, cert: certs.cert } });

@@ -176,6 +176,19 @@ describe('LineSplitter', () => {
     expect(drain(splitter).map((e) => (e.kind === 'line' ? e.line.toString() : e.kind))).toEqual(['MAIL FROM:<a@b.test>']);
   });
 
+  it('lets go of the read its last line lay in once the input ran dry: an idle connection holds no read', () => {
+    const splitter = new LineSplitter(64);
+    const read = Buffer.from('EHLO idle.test\r\n');
+    splitter.push(read);
+    const event = splitter.next();
+    expect(event?.bytes.buffer).toBe(read.buffer);
+    expect(splitter.next()).toBeUndefined();
+    splitter.compact();
+    expect(event?.bytes.length).toBe(0);
+    expect(splitter.holds(read.buffer)).toBe(false);
+    expect(splitter.buffered).toBe(0);
+  });
+
   it('leaves alone what already fills most of its buffer', () => {
     const splitter = new LineSplitter(64);
     const own = Buffer.allocUnsafeSlow(7);
