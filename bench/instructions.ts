@@ -99,7 +99,7 @@ async function main(): Promise<void> {
   for (const kind of KINDS) {
     const perMessage = await count(kind);
     results.set(kind, perMessage);
-    process.stderr.write(`${kind}: ${Math.round(perMessage)} instructions per message\n`);
+    process.stderr.write(`${kind}: ${Math.round(perMessage)} instructions per ${PER_CONNECTION ? 'connection' : 'message'}\n`);
   }
   const floor = results.get('floor');
   const sirocco = results.get('sirocco');

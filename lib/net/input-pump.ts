@@ -81,6 +81,20 @@ export class InputPump implements ReadBufferRecycler {
     }
   }
 
+  /**
+   * The first `length` bytes of `read`, a read buffer lent for the time of the call
+   * (lib/net/reader.ts), while nothing runs: its lines run at once, and what is left of it is
+   * copied before the call returns (see LineSplitter.pushLent).
+   */
+  pushLent(read: Buffer, length: number): void {
+    this.#lines.pushLent(read, length);
+    try {
+      this.run();
+    } finally {
+      this.#lines.endLoan();
+    }
+  }
+
   /** Runs `first` (a unit that is not input, such as a connection hook), then every unit buffered. */
   run(first?: () => StepResult): void {
     this.#busy = true;

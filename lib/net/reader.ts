@@ -1,10 +1,12 @@
 /**
  * How a connection reads its socket. Every read is handed to its sink's `onChunk` as a Buffer of
- * its own, which the connection may keep as long as it likes.
+ * its own, which the connection may keep as long as it likes, unless the sink takes it as a loan
+ * ({@link ChunkSink.lend}) for the time of one call.
  *
  * A plain TCP or Unix socket is read *directly*: the kernel writes into one read buffer shared by
  * every connection of the process, and each read is copied out into a right-sized Buffer (from
- * Node's buffer pool when it is small) before `onChunk` runs. This is the mechanism behind Node's
+ * Node's buffer pool when it is small) before `onChunk` runs, or lent to a sink that handles it
+ * within the call. This is the mechanism behind Node's
  * documented `onread` socket option, which Node offers only for sockets the program creates
  * itself, not for the ones a server accepts; this module switches it on for an accepted socket.
  * It saves, on every read, the 64 KiB allocation Node makes for the read and the readable
@@ -30,6 +32,15 @@ import { TLSSocket } from 'node:tls';
  */
 export interface ChunkSink {
   onChunk(chunk: Buffer): void;
+  /**
+   * Optional: offered each read of the direct path that landed in the shared read buffer, as a
+   * loan of its first `length` bytes, valid only until the call returns (the buffer is written
+   * over by the next read of any socket; the bytes after `length` are the sink's to write). The
+   * sink returns whether it took the loan, copying whatever it keeps; if not, the read is copied
+   * out and handed to `onChunk`. A connection handles most command lines within the call, so
+   * their reads are never copied and no Buffer is made for them.
+   */
+  lend?(read: Buffer, length: number): boolean;
 }
 
 /** Bytes the kernel may write per read: what Node's own read path asks for. */
@@ -113,7 +124,7 @@ function attachDirect(socket: ReadSocket): boolean {
 /**
  * Node calls this on the socket with the length of each read. One function serves every socket,
  * so a connection costs no closure of its own. The shared buffer is overwritten by the next read
- * of any socket: the bytes are copied out first.
+ * of any socket: the bytes are copied out first, unless the sink takes them as a loan for the call.
  */
 function deliver(this: ReadSocket, length: number, read: Uint8Array): void {
   const sink = this[LISTENER];
@@ -125,6 +136,8 @@ function deliver(this: ReadSocket, length: number, read: Uint8Array): void {
     // copied out, once. Either way the next read goes into a new buffer of the socket's own.
     chunk = read === shared ? copyOut(read, length) : Buffer.from(read.buffer, read.byteOffset, length);
     next = this[SPARES]?.pop() ?? ownReadBuffer(this);
+  } else if (read === shared && sink.lend?.(shared, length) === true) {
+    return;
   } else {
     chunk = copyOut(read, length);
     // Commands again: back to the shared buffer, so an idle connection holds none of its own.

@@ -1,10 +1,8 @@
 /**
- * One client connection: the socket's lifecycle, and the I/O half of every decision the pure
- * {@link Session} makes. Bytes come in through the {@link InputPump}, replies go out through the
- * {@link ReplyWriter}, the mail transaction in the {@link Intake}, AUTH in an {@link AuthExchange},
- * STARTTLS in `upgradeSocket`, the banner and HELO (with their hooks) in the {@link Opening}; what is
- * left here is the socket's lifecycle, handing each decision to the room that carries it out,
- * timeouts and graceful shutdown.
+ * One client connection: the socket's lifecycle, timeouts and graceful shutdown, and the I/O half of every decision the pure
+ * {@link Session} makes, handed to the room that carries it out: bytes in through the {@link InputPump}, replies out through the
+ * {@link ReplyWriter}, the mail transaction in the {@link Intake}, AUTH in an {@link AuthExchange}, STARTTLS in `upgradeSocket`,
+ * the banner and HELO (with their hooks) in the {@link Opening}.
  */
 import type { Socket } from 'node:net';
 import { commandLineLimit, nextConnectionId, peerOf, type ConnectionContext } from './connection-context.js';
@@ -97,8 +95,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
     return (this.#intake ??= new Intake(this.#context.app, this.session, this.writer, this.pump, this, this.metrics, this.#trace));
   }
 
-  // The connection is also the driver of its pump, writer, idle timer, opening and AUTH exchanges
-  // (each interface documented where it is declared): no objects or closures per connection for them.
+  // The connection drives its pump, writer, idle timer, opening and AUTH exchanges (each interface documented where declared).
   wrote(): void {
     this.#idleTimer?.touch();
   }
@@ -181,14 +178,14 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
       this.#preamble = new ProxyPreamble(this.session.peer, this.settings.proxyTimeout, () =>
         this.#refuseProxy('no whole PROXY header in time'),
       );
-      this.#attach(socket);
+      readChunks(socket, this, this.settings.directReads);
       return;
     }
     if (this.settings.implicitTLS) {
       this.#secure(true);
       return;
     }
-    this.#attach(socket);
+    readChunks(socket, this, this.settings.directReads);
     this.pump.run(() => this.#opening.welcome());
   }
 
@@ -238,15 +235,19 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
     if (!this.busy) this.#end([REPLIES.shuttingDown()]);
   }
 
-  /** Drops the connection at once. */
+  /** Drops the connection at once (also one that already ended with its last replies and waits for the client). */
   destroy(): void {
     this.#end('drop');
-    // Also when the connection had already ended with its last replies and waits for the client.
     this.#socket.destroy();
   }
 
-  #attach(socket: Socket): void {
-    readChunks(socket, this, this.settings.directReads);
+  /** Takes a loan of the shared read buffer (lib/net/reader.ts) after the first read, while commands are read and nothing runs. */
+  lend(read: Buffer, length: number): boolean {
+    if (!this.#receivedAny || !this.running() || this.pump.busy || this.#intake?.readingData === true) return false;
+    if (this.#transcript === 'trace') this.log.trace({ bytes: length }, 'read');
+    this.#idleTimer?.touch();
+    this.pump.pushLent(read, length);
+    return true;
   }
 
   /** One read of the socket (the connection is its own {@link ChunkSink}). */
@@ -336,8 +337,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
   #startTls(ready: Reply): void {
     this.writer.add(ready);
     this.writer.flush();
-    // CVE-2011-0411: whatever the client pipelined after STARTTLS in plaintext is dropped, never
-    // executed inside TLS.
+    // CVE-2011-0411: whatever the client pipelined after STARTTLS in plaintext is dropped, never executed inside TLS.
     const dropped = this.lines.takeAll();
     if (dropped !== null) this.log.info({ bytes: dropped.length }, 'dropped plaintext pipelined after STARTTLS');
     this.#intake?.abort();
@@ -357,7 +357,7 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
         this.session.tlsStarted(info);
         this.metrics?.tls(info.protocol);
         this.writer.resume(socket);
-        this.#attach(socket);
+        readChunks(socket, this, this.settings.directReads);
         if (implicit) this.pump.run(() => this.#opening.welcome());
         if (this.#shuttingDown) this.#end([REPLIES.shuttingDown()]);
       },
@@ -366,12 +366,10 @@ export class Connection implements PumpDriver, WriterOwner, IdleOwner, OpeningDr
   }
 
   /**
-   * The one way a connection ends: with its last replies, then the socket's end (the writer sends
-   * what is queued first), or dropped without a word (`'drop'`: a PROXY header refused, TLS on a
-   * plaintext port, the server's close timeout; also any end during a TLS handshake). Nothing is
-   * read or decided after it; the socket's `close` does the rest (`socketClosed`). `asked`: the
-   * client asked to end (QUIT) and may send nothing more, so the socket closes once the replies
-   * are written, not after the client's own close (a client that never reads the 221 resets nothing).
+   * The one way a connection ends, after which nothing is read or decided: with its last replies, then the socket's end (queued
+   * replies first), or dropped without a word (`'drop'`: a PROXY header refused, TLS on a plaintext port, the server's close
+   * timeout, any end during a TLS handshake); the socket's `close` does the rest (`socketClosed`). `asked`: the client sent QUIT,
+   * so the socket closes once the replies are written, not after the client's own close (one that never reads the 221 resets nothing).
    */
   #end(how: readonly Reply[] | 'drop', asked = false): void {
     if (this.#ended) return;

@@ -108,6 +108,97 @@ describe('LineSplitter', () => {
     );
   });
 
+  it('property: reads pushed as a loan give the same lines and bytes as runs of their own, though the loan is written over after each', () => {
+    // One action after each push: read some lines (handled at once), take a BDAT-like part, or take the next run.
+    const action = fc.oneof(
+      fc.record({ kind: fc.constant('lines' as const), count: fc.nat({ max: 3 }) }),
+      fc.record({ kind: fc.constant('take' as const), count: fc.integer({ min: 1, max: 9 }) }),
+      fc.record({ kind: fc.constant('takeNext' as const), count: fc.constant(0) }),
+    );
+    const line = fc.stringMatching(/^[ -~\n]{0,12}$/);
+    fc.assert(
+      fc.property(
+        fc.array(line, { maxLength: 10 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        fc.array(action, { maxLength: 8 }),
+        fc.boolean(),
+        (lines, at, actions, strict) => {
+          const wire = Buffer.from(lines.map((l) => `${l}\r\n`).join(''));
+          const run = (lent: boolean): string[] => {
+            const shared = Buffer.alloc(256);
+            const splitter = new LineSplitter(16, strict);
+            const out: string[] = [];
+            // What was handed over is kept as it was handed over, and read only at the end.
+            const kept: Buffer[] = [];
+            cutAt(wire, at).forEach((chunk, i) => {
+              if (lent) {
+                chunk.copy(shared);
+                splitter.pushLent(shared, chunk.length);
+              } else {
+                splitter.push(Buffer.from(chunk));
+              }
+              const act = actions[i % Math.max(1, actions.length)] ?? { kind: 'lines', count: 3 };
+              if (act.kind === 'lines') {
+                for (let n = 0; n < act.count; n++) {
+                  const e = splitter.next();
+                  if (e === undefined) break;
+                  out.push(e.kind === 'tooLong' ? '<too long>' : e.line.toString('latin1'));
+                }
+              } else {
+                const part = act.kind === 'take' ? splitter.take(act.count) : splitter.takeNext();
+                if (part !== null) kept.push(part);
+              }
+              if (lent) {
+                splitter.endLoan();
+                // What a later read leaves after its own bytes: line feeds, or none at all.
+                shared.fill(i % 2 === 0 ? 0x0a : 0x58);
+              }
+            });
+            for (const e of drain(splitter)) out.push(e.kind === 'tooLong' ? '<too long>' : e.line.toString('latin1'));
+            const all = splitter.takeAll();
+            if (all !== null) kept.push(all);
+            return [...out, ...kept.map((b) => `[${b.toString('latin1')}]`)];
+          };
+          expect(run(true)).toEqual(run(false));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('copies nothing of a loan whose lines are all read within it, and what is left of one when it ends', () => {
+    const shared = Buffer.alloc(64);
+    const splitter = new LineSplitter(64);
+    shared.write('NOOP\r\n');
+    splitter.pushLent(shared, 6);
+    expect(splitter.next()?.bytes).toBe(shared);
+    expect(splitter.next()).toBeUndefined();
+    splitter.endLoan();
+    expect(splitter.buffered).toBe(0);
+    shared.write('RSET\r\nMAIL FR');
+    splitter.pushLent(shared, 13);
+    expect(splitter.next()?.line.toString()).toBe('RSET');
+    splitter.endLoan();
+    expect(splitter.holds(shared.buffer)).toBe(false);
+    shared.fill(0x58);
+    splitter.push(Buffer.from('OM:<a@b.test>\r\n'));
+    expect(splitter.next()?.line.toString()).toBe('MAIL FROM:<a@b.test>');
+  });
+
+  it('bounds the search for a line end in a loan: the byte after the read becomes a line feed', () => {
+    const shared = Buffer.alloc(64 * 1024, 0x58);
+    const splitter = new LineSplitter(512);
+    shared.write('MAIL FR');
+    splitter.pushLent(shared, 7);
+    expect(shared[7]).toBe(0x0a);
+    expect(splitter.next()).toBeUndefined();
+    expect(splitter.buffered).toBe(7);
+    splitter.endLoan();
+    shared.fill(0x0a);
+    splitter.push(Buffer.from('OM:<a@b.test>\r\n'));
+    expect(splitter.next()?.line.toString()).toBe('MAIL FROM:<a@b.test>');
+  });
+
   it('keeps runs pushed while nothing reads them as they came: handed over one by one, never copied', () => {
     const splitter = new LineSplitter(100);
     const runs = [Buffer.from('one'), Buffer.from('two'), Buffer.from('three')];
