@@ -103,40 +103,38 @@ export class DataDecoder {
   push(chunk: Buffer): Buffer | undefined {
     if (this.#state === State.Done) throw new Error('DataDecoder: push() after the end of data');
     const n = chunk.length;
+    let state = this.#state; // kept in a local while the loop runs: stored back before each return
     let i = 0;
     let runStart = 0; // start of the bytes to emit as they are
     let nextCR = -2; // cached positions: indexOf is only repeated once passed
     let nextLF = -2;
     while (i < n) {
-      switch (this.#state) {
-        case State.LineStart: {
+      switch (state) {
+        case State.LineStart:
           if (chunk[i] === Byte.DOT) {
             this.#emit(chunk, runStart, i);
-            this.#state = State.Dot;
+            state = State.Dot;
             i++;
             runStart = i;
           } else {
-            this.#state = State.InLine;
+            state = State.InLine;
           }
           break;
-        }
         case State.Dot: {
           const b = chunk[i];
           if (b === Byte.CR) {
-            this.#state = State.DotCR;
+            state = State.DotCR;
             i++;
             runStart = i;
-          } else if (b === Byte.LF) {
-            // `.` then a bare LF: a line holding a lone dot, never the end of the data.
-            this.#emitBytes(DOT_BYTES);
-            this.#state = State.InLine;
           } else {
-            // The dot was stuffing (RFC 5321 §4.5.2): it is dropped, the line goes on.
-            this.#state = State.InLine;
+            // `.` then a bare LF: a line holding a lone dot, never the end of the data. Anything
+            // else: the dot was stuffing (RFC 5321 §4.5.2), dropped, and the line goes on.
+            if (b === Byte.LF) this.#emitBytes(DOT_BYTES);
+            state = State.InLine;
           }
           break;
         }
-        case State.DotCR: {
+        case State.DotCR:
           if (chunk[i] === Byte.LF) {
             this.#state = State.Done;
             return bytesOf(chunk, i + 1, chunk.length);
@@ -144,43 +142,47 @@ export class DataDecoder {
           // `.` CR then something else: the dot was stuffing, the CR is bare.
           this.#emitBytes(CR_BYTES);
           this.#bareCR();
-          this.#state = State.InLine;
+          state = State.InLine;
           break;
-        }
-        case State.CR: {
+        case State.CR:
           if (chunk[i] === Byte.LF) {
             i++;
-            this.#state = State.LineStart;
+            state = State.LineStart;
           } else {
             this.#emit(chunk, runStart, i);
             runStart = i;
             this.#bareCR();
-            this.#state = State.InLine;
+            state = State.InLine;
           }
           break;
-        }
-        case State.InLine: {
+        case State.InLine:
           if (nextCR !== -1 && nextCR < i) nextCR = byteIndex(chunk, Byte.CR, i);
           if (nextLF !== -1 && nextLF < i) nextLF = byteIndex(chunk, Byte.LF, i);
           if (nextCR === -1 && nextLF === -1) {
             i = n;
           } else if (nextLF === -1 || (nextCR !== -1 && nextCR < nextLF)) {
-            i = nextCR + 1;
-            this.#state = State.CR;
+            if (nextLF === nextCR + 1) {
+              // The line ends in CRLF: the next one starts, still inside the line unless at a dot
+              // or at the end of the chunk (the common line takes one turn of the loop, not three).
+              i = nextLF + 1;
+              if (i === n || chunk[i] === Byte.DOT) state = State.LineStart;
+            } else {
+              i = nextCR + 1;
+              state = State.CR;
+            }
           } else {
             // A bare LF inside a line.
             this.#emit(chunk, runStart, nextLF);
             this.#bare = true;
-            if (this.#policy === 'normalize') this.#emitBytes(CRLF_BYTES);
-            else this.#emitBytes(LF_BYTES);
+            this.#emitBytes(this.#policy === 'normalize' ? CRLF_BYTES : LF_BYTES);
             i = nextLF + 1;
             runStart = i;
           }
           break;
-        }
       }
     }
-    if (this.#state !== State.Dot && this.#state !== State.DotCR) this.#emit(chunk, runStart, n);
+    this.#state = state;
+    if (state !== State.Dot && state !== State.DotCR) this.#emit(chunk, runStart, n);
     return undefined;
   }
 
