@@ -129,7 +129,7 @@ type BareVerb = 'DATA' | 'RSET' | 'QUIT' | 'STARTTLS' | 'NOOP' | 'HELP' | 'EXPN'
  * is the constant string (the line's own copy would be looked up in V8's string table wherever
  * it is used as a key).
  */
-const BARE: Readonly<Record<BareVerb, Command>> = Object.freeze({
+export const BARE: Readonly<Record<BareVerb, Command>> = Object.freeze({
   DATA: Object.freeze({ verb: 'DATA' }),
   RSET: Object.freeze({ verb: 'RSET' }),
   QUIT: Object.freeze({ verb: 'QUIT' }),
@@ -224,7 +224,7 @@ function parseBdat(arg: string): ParseResult {
 }
 
 /** No parameters: one shared, frozen record (most MAIL and RCPT commands carry none). */
-const NO_PARAMS: EsmtpParams = Object.freeze({});
+export const NO_PARAMS: EsmtpParams = Object.freeze({});
 const NO_WORDS: readonly string[] = Object.freeze([]);
 
 /** Whether `text` has `keyword` (upper-case ASCII) at `from`, ASCII letters compared without case. */

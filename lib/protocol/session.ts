@@ -7,7 +7,8 @@
  * I/O layer must do (run a hook, read the data, start TLS, run AUTH, close). No sockets, no timers.
  */
 import { latin1 } from './byte-index.js';
-import { decodeLine, parseCommand, type Command, type ParseContext } from './command.js';
+import type { Command, ParseContext } from './command.js';
+import { parseLine } from './command-line.js';
 import { checkOrder, inTransaction, SessionState } from './command-order.js';
 import type { Decision, MailCommand, SessionFeatures, SessionPolicy } from './decision.js';
 import { ehloReplyFor, heloReply } from './extensions.js';
@@ -116,9 +117,7 @@ export class Session {
     if (end - start + 2 > this.#policy.maxLineLength && !AUTH_PREFIX.test(latin1(bytes, start, Math.min(start + 5, end)))) {
       return this.#refuse(REPLIES.lineTooLong());
     }
-    const text = decodeLine(bytes, start, end);
-    if (typeof text !== 'string') return this.#refuse(text.error);
-    const command = parseCommand(text, this.#parseContext());
+    const command = parseLine(bytes, start, end, this.#parseContext());
     if ('error' in command) return this.#refuse(command.error);
     const verb = command.verb;
     if (verb === 'HELO' || verb === 'EHLO' || verb === 'LHLO') {
