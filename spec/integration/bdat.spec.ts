@@ -61,6 +61,7 @@ describe('BDAT', () => {
     expect(await client.command('BDAT -1')).toBe('501 5.5.4 Syntax: BDAT chunk-size [LAST], chunk-size at most 15 digits\r\n');
     expect(await client.command('BDAT 5 FIRST')).toBe('501 5.5.4 Syntax: BDAT chunk-size [LAST], chunk-size at most 15 digits\r\n');
     expect(await client.command('BDAT')).toBe('501 5.5.4 Syntax: BDAT chunk-size [LAST], chunk-size at most 15 digits\r\n');
+    client.close();
   });
 
   it('reads and drops the chunk of a BDAT out of order, never running what is inside it', async () => {
@@ -73,6 +74,7 @@ describe('BDAT', () => {
     client.write('BDAT 6 LAST\r\nRSET\r\n');
     expect(await client.reply()).toBe('503 5.5.1 Bad sequence of commands: need RCPT command\r\n');
     expect(await client.command('RCPT TO:<c@d.test>')).toBe('250 2.1.5 Recipient ok\r\n');
+    client.close();
   });
 
   it('checks the running total against maxMessageSize before reading a chunk: 552, the chunk still read', async () => {

@@ -94,5 +94,6 @@ describe('XCLIENT and XFORWARD', () => {
     expect(await client.command('XFORWARD ADDR=192.0.2.7')).toBe(
       '503 5.5.1 Bad sequence of commands: XFORWARD not allowed during a mail transaction\r\n',
     );
+    client.close();
   });
 });
