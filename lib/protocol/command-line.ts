@@ -13,10 +13,15 @@ const RCPT_TO = Buffer.from('RCPT TO:<', 'latin1');
 
 /** Parses the command line `bytes` from `start` to `end` (without its line end). */
 export function parseLine(bytes: Buffer, start: number, end: number, ctx: ParseContext): ParseResult {
-  const plain = end - start === 4 ? plainVerb(bytes, start) : plainMailOrRcpt(bytes, start, end);
+  const plain = plainCommand(bytes, start, end);
   if (plain !== undefined) return plain;
   const text = decodeLine(bytes, start, end);
   return typeof text === 'string' ? parseCommand(text, ctx) : text;
+}
+
+/** The command of a plain line ({@link plainVerb}, {@link plainMailOrRcpt}), or `undefined` for any other line. */
+export function plainCommand(bytes: Buffer, start: number, end: number): ParseResult | undefined {
+  return end - start === 4 ? plainVerb(bytes, start) : plainMailOrRcpt(bytes, start, end);
 }
 
 /** `DATA`, `RSET`, `NOOP` or `QUIT` in upper case, the four bytes at `start` read as one number. */
