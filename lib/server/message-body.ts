@@ -5,7 +5,7 @@
  */
 import type { BodyBudget } from '../app/body-budget.js';
 import type { MessageStream } from '../app/message-stream.js';
-import type { BodySink } from '../protocol/data-decoder.js';
+import { keepsAsIs, type BodySink } from '../protocol/data-decoder.js';
 
 /**
  * A held part smaller than this is copied into a run of its own memory instead of kept as a
@@ -127,8 +127,7 @@ export class MessageBody implements BodySink {
 
   /**
    * The held body as one Buffer, or `null` when joining it would pass the budget. A body that
-   * arrived in one run is handed over without a copy when it fills at least half of the memory
-   * it keeps alive; otherwise the parts are joined into a Buffer of the body's size, which is
+   * arrived in one run is handed over without a copy when {@link keepsAsIs} allows it; otherwise the parts are joined into a Buffer of the body's size, which is
    * counted before it is made, and the parts' count is let go once it is.
    */
   body(): Buffer | null {
@@ -136,7 +135,7 @@ export class MessageBody implements BodySink {
     this.#run = null;
     const parts = this.#parts;
     const only = parts.length === 1 ? parts[0] : undefined;
-    if (only !== undefined && only.byteLength * 2 >= only.buffer.byteLength) return only;
+    if (only !== undefined && keepsAsIs(only)) return only;
     if (!this.#budget.take(this.#bodyBytes)) {
       this.#overBudget = true;
       this.release();

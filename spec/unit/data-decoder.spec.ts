@@ -123,6 +123,27 @@ describe('DataDecoder', () => {
     expect(result.buffer).not.toBe(big.buffer);
   });
 
+  it('hands over a small one-run body lying in the small-buffer pool as it is: a copy would lie in the pool too', () => {
+    const body = 'Subject: x\r\n\r\nhello\r\n';
+    const read = Buffer.allocUnsafe(body.length + 3);
+    read.write(`${body}.\r\n`, 'latin1');
+    expect(read.buffer.byteLength).toBe(Buffer.poolSize);
+    const pooled = new DataDecoder(1 << 20);
+    pooled.push(read);
+    const kept = pooled.result().body;
+    expect([kept.buffer, kept.byteOffset]).toEqual([read.buffer, read.byteOffset]);
+    expect(kept.toString('latin1')).toBe(body);
+
+    // A view of a pool-sized buffer no smaller than half the pool would be copied into memory of
+    // its own, not into the pool: it is handed over only when it fills half of what it keeps alive.
+    const half = Buffer.alloc(Buffer.poolSize);
+    half.write('x'.repeat(Buffer.poolSize / 2 - 2), 'latin1');
+    half.write('\r\n.\r\n', Buffer.poolSize / 2 - 2, 'latin1');
+    const filled = new DataDecoder(1 << 20);
+    filled.push(half.subarray(0, Buffer.poolSize / 2 + 3));
+    expect(filled.result().body.buffer).toBe(half.buffer);
+  });
+
   it('refuses push() after the end', () => {
     const decoder = new DataDecoder(10);
     decoder.push(Buffer.from('.\r\n'));

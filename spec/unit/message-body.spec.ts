@@ -35,6 +35,18 @@ describe('MessageBody held for a buffered handler', () => {
     expect(joined?.every((b) => b === 0x58)).toBe(true);
   });
 
+  it('hands over a small body that came as one view of the small-buffer pool without copying it', () => {
+    const budget = new BodyBudget(64 * MiB);
+    const body = new MessageBody(null, budget);
+    const read = Buffer.from('Subject: x\r\n\r\nhello\r\n.\r\n');
+    expect(read.buffer.byteLength).toBe(Buffer.poolSize);
+    const part = read.subarray(0, read.length - 3);
+    body.write(part);
+    const whole = body.body();
+    expect(whole).toBe(part);
+    expect(budget.held).toBe(part.length);
+  });
+
   it('keeps parts in order when small and large parts alternate', () => {
     const budget = new BodyBudget(64 * MiB);
     const body = new MessageBody(null, budget);
