@@ -151,8 +151,9 @@ export function newQueueId(): string {
 export class SMTPRequest {
   /** The queue id, sent back in the 250 reply and logged. */
   readonly id: string = newQueueId();
-  /** When the transaction began (MAIL). */
-  readonly receivedAt: Date = new Date();
+  /** When the transaction began (MAIL), in milliseconds: the Date is made when first asked for. */
+  readonly #began: number = Date.now();
+  #receivedAt: Date | undefined;
   /** The connection's facts, as they stood at MAIL. */
   readonly session: SessionInfo;
   /** The envelope: sender, recipients, their parameters. */
@@ -168,6 +169,11 @@ export class SMTPRequest {
   constructor(session: SessionInfo, envelope: Envelope) {
     this.session = session;
     this.envelope = envelope;
+  }
+
+  /** When the transaction began (MAIL). */
+  get receivedAt(): Date {
+    return (this.#receivedAt ??= new Date(this.#began));
   }
 
   /** The reverse-path; `''` for the null sender. */

@@ -1,5 +1,6 @@
 /** RFC 5321 and its extensions over a real socket, exact reply lines. */
 import { afterEach, describe, expect, it } from 'vitest';
+import { RequestHandler } from '../../lib/index.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { closeServers, recordingHandler, startServer, type Received } from '../helpers/server.js';
 
@@ -30,6 +31,39 @@ describe('commands', () => {
     ]);
     expect(await c.command('QUIT')).toBe('221 2.0.0 Bye\r\n');
     await c.closedByServer();
+  });
+
+  it('gives the request the time of its MAIL as receivedAt, the same Date however often it is asked for', async () => {
+    const seen: { atMail: Date; again: Date; inData: Date; id: string }[] = [];
+    class Timed extends RequestHandler {
+      #atMail: Date | undefined;
+      override prepare(): void {
+        this.#atMail = this.request.receivedAt;
+      }
+      override data(): void {
+        const atMail = this.#atMail ?? new Date(0);
+        seen.push({ atMail, again: this.request.receivedAt, inData: this.request.receivedAt, id: this.request.id });
+      }
+    }
+    const { port } = await startServer(Timed);
+    const c = await RawClient.greeted(port);
+    expect(await c.command('EHLO client.test')).toMatch(/^250 /m);
+    const before = Date.now();
+    expect(await c.command('MAIL FROM:<a@sender.test>')).toBe('250 2.1.0 Sender ok\r\n');
+    const afterMail = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await c.command('RCPT TO:<b@rcpt.test>')).toBe('250 2.1.5 Recipient ok\r\n');
+    expect(await c.command('DATA')).toBe('354 End data with <CR><LF>.<CR><LF>\r\n');
+    const queued = await c.command('Subject: hi\r\n\r\nhello\r\n.');
+    c.close();
+    expect(seen).toHaveLength(1);
+    const [{ atMail, again, inData, id }] = seen as [(typeof seen)[number]];
+    expect(queued).toBe(`250 2.0.0 Ok: queued as ${id}\r\n`);
+    expect(again).toBe(atMail);
+    expect(inData).toBe(atMail);
+    expect(atMail).toBeInstanceOf(Date);
+    expect(atMail.getTime()).toBeGreaterThanOrEqual(before);
+    expect(atMail.getTime()).toBeLessThanOrEqual(afterMail);
   });
 
   it('answers HELO without extensions and refuses parameters after it', async () => {
