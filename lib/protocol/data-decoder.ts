@@ -137,7 +137,8 @@ export class DataDecoder {
         case State.DotCR:
           if (chunk[i] === Byte.LF) {
             this.#state = State.Done;
-            return bytesOf(chunk, i + 1, chunk.length);
+            // Most often nothing follows the final dot in its read: no view is made for nothing.
+            return i + 1 === n ? EMPTY : bytesOf(chunk, i + 1, n);
           }
           // `.` CR then something else: the dot was stuffing, the CR is bare.
           this.#emitBytes(CR_BYTES);
