@@ -69,6 +69,8 @@ type ReadSocket = Socket & {
 } & Record<symbol, unknown>;
 
 let shared: Buffer | undefined;
+/** The shared buffer's memory (it starts at its offset 0). */
+let sharedMemory: ArrayBuffer | undefined;
 let slots: Slots | null | undefined;
 /** The buffer the socket that just read reads into next; Node asks {@link nextReadBuffer} right after {@link deliver}. */
 let next: Buffer | null = null;
@@ -110,7 +112,11 @@ function attachDirect(socket: ReadSocket): boolean {
   const found = findSlots(socket);
   // Missing, or someone else already reads this socket their own way.
   if (found === null || socket[found.buffer] !== null || socket[found.callback] !== null) return false;
-  const buffer = (shared ??= Buffer.allocUnsafeSlow(READ_BUFFER_SIZE));
+  if (shared === undefined) {
+    shared = Buffer.allocUnsafeSlow(READ_BUFFER_SIZE);
+    sharedMemory = shared.buffer as ArrayBuffer;
+  }
+  const buffer = shared;
   socket[found.buffer] = buffer;
   socket[found.callback] = deliver;
   // Node's `kBufferGen` slot, when this Node has it and nobody uses it: deliver() may then swap buffers.
@@ -191,7 +197,14 @@ function copyOut(read: Uint8Array, length: number): Buffer {
   if (length <= SHORT_COPY) {
     for (let i = 0; i < length; i++) chunk[i] = read[i] ?? 0;
   } else {
-    chunk.set(read.subarray(0, length));
+    // A plain Uint8Array over the read, not `read.subarray()`: Buffer's own subarray reads the
+    // read's `buffer` and `byteOffset` through generic property loads (bench/README.md), and so
+    // does this function for any read but the shared one, whose memory is known.
+    chunk.set(
+      read === shared && sharedMemory !== undefined
+        ? new Uint8Array(sharedMemory, 0, length)
+        : new Uint8Array(read.buffer, read.byteOffset, length),
+    );
   }
   return chunk;
 }
