@@ -8,6 +8,7 @@
 import { chmod, chown, lstat, readFile, unlink } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { acceptWithWholeOptions } from './accept.js';
 
 /**
  * How a Unix socket file is made available to other users.
@@ -66,6 +67,7 @@ export class Listeners {
       else server.listen(port, address, done);
     });
     server.on('error', (err) => this.#log.error({ err }, 'server error'));
+    acceptWithWholeOptions(server);
     local ??= fixedEnd(server);
     this.#servers.push(server);
     if (typeof port === 'string') await shareSocket(port, unix);
