@@ -16,6 +16,7 @@ import { trace } from '@opentelemetry/api';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { pino } from 'pino';
 import { SMTPServer as ReferenceServer } from 'smtp-server';
+import { acceptWithWholeOptions } from '../lib/net/accept.js';
 import { readChunks, stopReading } from '../lib/net/reader.js';
 
 // Sirocco as users run it: the built package (dist/, `npm run build`; the bench scripts build
@@ -143,7 +144,7 @@ if (kind === 'sirocco') {
 } else if (kind === 'floor') {
   // Not an SMTP server: answers each command with a fixed reply and each message with a fixed
   // 250, parsing nothing. What Node's sockets alone cost per message, read and written the way
-  // Sirocco reads and writes them: the floor under Sirocco. With `tls`, STARTTLS upgrades the
+  // Sirocco accepts, reads and writes them: the floor under Sirocco. With `tls`, STARTTLS upgrades the
   // socket as Sirocco does (a TLSSocket over it, one secure context for all), and the same fixed
   // replies go on inside TLS.
   const context = tls === undefined ? undefined : createSecureContext({ ...tls, minVersion: 'TLSv1.2' });
@@ -183,6 +184,8 @@ if (kind === 'sirocco') {
     serve(socket);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // Accepted as Sirocco's listeners accept on Node 20 (lib/net/accept.ts).
+  acceptWithWholeOptions(server);
   const address = server.address();
   port = typeof address === 'object' && address !== null ? address.port : 0;
 } else {
