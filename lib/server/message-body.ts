@@ -127,8 +127,9 @@ export class MessageBody implements BodySink {
 
   /**
    * The held body as one Buffer, or `null` when joining it would pass the budget. A body that
-   * arrived in one run is handed over without a copy when {@link keepsAsIs} allows it; otherwise the parts are joined into a Buffer of the body's size, which is
-   * counted before it is made, and the parts' count is let go once it is.
+   * arrived in one run is handed over without a copy when {@link keepsAsIs} allows it; otherwise
+   * the parts are joined into a Buffer of the body's size, which is counted before it is made,
+   * and the parts' count is let go once it is.
    */
   body(): Buffer | null {
     this.#closeRun();
