@@ -51,7 +51,12 @@ async function until(predicate: () => boolean): Promise<void> {
 
 /** What of an accepted socket its options decide. */
 function facts(socket: Socket, server: Server): Record<string, unknown> {
-  const s = socket as Socket & { server?: unknown; _server?: unknown; _readableState: Record<string, unknown>; _writableState: Record<string, unknown> };
+  const s = socket as Socket & {
+    server?: unknown;
+    _server?: unknown;
+    _readableState: Record<string, unknown>;
+    _writableState: Record<string, unknown>;
+  };
   return {
     server: s.server === server,
     _server: s._server === server,
