@@ -170,6 +170,14 @@ export function isReadBuffer(socket: Socket, backing: ArrayBufferLike): boolean 
 }
 
 /**
+ * Whether `backing` is a read buffer of some socket's own (64 KiB, handed over whole by a read
+ * of message data): memory a view of it keeps alive whole, whatever size Node's buffer pool has.
+ */
+export function isAnyReadBuffer(backing: ArrayBufferLike): boolean {
+  return backing.byteLength === READ_BUFFER_SIZE && madeFor.has(backing);
+}
+
+/**
  * Gives one of the socket's own read buffers back for its next reads, once nothing holds any
  * part of it any more: the caller's promise, which the reader cannot check. A socket keeps a few
  * while it reads message data, none once it reads commands again; the rest go to the garbage

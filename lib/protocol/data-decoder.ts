@@ -233,13 +233,23 @@ function join(parts: readonly Buffer[], size: number): Buffer {
 }
 
 /**
+ * Newer Node lines (26) align the start of their small-buffer pool, allocating its memory this
+ * many bytes larger than `Buffer.poolSize`.
+ */
+const POOL_ALIGNMENT = 64;
+
+/** Whether memory of this size may be a slab of Node's small-buffer pool. */
+export function poolSized(backing: ArrayBufferLike): boolean {
+  return backing.byteLength <= Buffer.poolSize + POOL_ALIGNMENT;
+}
+
+/**
  * Whether a body that is one view of a read may be handed over as it is instead of copied into a
  * Buffer of its own: when it fills at least half of the memory it keeps alive, or when it lies in
- * Node's small-buffer pool and is small enough that the copy would be taken from that pool too
- * (`Buffer.allocUnsafe` below half of `Buffer.poolSize`): the copy would then keep a pool slab
- * alive just as the view does, at the cost of an allocation and a copy.
+ * Node's small-buffer pool (`pooled`) and is small enough that the copy would be taken from that
+ * pool too (`Buffer.allocUnsafe` below half of `Buffer.poolSize`): the copy would then keep a pool
+ * slab alive just as the view does, at the cost of an allocation and a copy.
  */
-export function keepsAsIs(view: Buffer): boolean {
-  const backing = view.buffer.byteLength;
-  return view.byteLength * 2 >= backing || (backing <= Buffer.poolSize && view.byteLength < Buffer.poolSize >>> 1);
+export function keepsAsIs(view: Buffer, pooled = poolSized(view.buffer)): boolean {
+  return view.byteLength * 2 >= view.buffer.byteLength || (pooled && view.byteLength < Buffer.poolSize >>> 1);
 }

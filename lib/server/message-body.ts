@@ -5,7 +5,8 @@
  */
 import type { BodyBudget } from '../app/body-budget.js';
 import type { MessageStream } from '../app/message-stream.js';
-import { keepsAsIs, type BodySink } from '../protocol/data-decoder.js';
+import { isAnyReadBuffer } from '../net/reader.js';
+import { poolSized, type BodySink } from '../protocol/data-decoder.js';
 
 /**
  * A held part smaller than this is copied into a run of its own memory instead of kept as a
@@ -70,7 +71,7 @@ export class MessageBody implements BodySink {
     let kept = part;
     const backing = part.buffer;
     let cost: number;
-    if (backing.byteLength <= Buffer.poolSize) {
+    if (inPool(backing)) {
       cost = part.length;
     } else if (backing.byteLength > 2 * part.length) {
       kept = Buffer.allocUnsafeSlow(part.length);
@@ -127,16 +128,18 @@ export class MessageBody implements BodySink {
 
   /**
    * The held body as one Buffer, or `null` when joining it would pass the budget. A body that
-   * arrived in one run is handed over without a copy when {@link keepsAsIs} allows it; otherwise
-   * the parts are joined into a Buffer of the body's size, which is counted before it is made,
-   * and the parts' count is let go once it is.
+   * arrived in one part is handed over as `write()` held it; otherwise the parts are joined into
+   * a Buffer of the body's size, which is counted before it is made, and the parts' count is let
+   * go once it is.
    */
   body(): Buffer | null {
     this.#closeRun();
     this.#run = null;
     const parts = this.#parts;
     const only = parts.length === 1 ? parts[0] : undefined;
-    if (only !== undefined && keepsAsIs(only)) return only;
+    // write() held the part within its rule (a slice of the pool, a view that fills half of its
+    // memory, or a copy): a joined copy would keep as much alive (the pool's slab, or its size).
+    if (only !== undefined) return only;
     if (!this.#budget.take(this.#bodyBytes)) {
       this.#overBudget = true;
       this.release();
@@ -157,4 +160,13 @@ export class MessageBody implements BodySink {
     this.#budget.release(this.#held);
     this.#held = 0;
   }
+}
+
+/**
+ * Whether a part's memory is (as far as its size tells) a slab of Node's buffer pool, shared with
+ * other allocations: not a socket's own read buffer, which may be the pool's size (64 KiB from
+ * Node 24 on) and which a view keeps alive whole.
+ */
+function inPool(backing: ArrayBufferLike): boolean {
+  return poolSized(backing) && !isAnyReadBuffer(backing);
 }

@@ -39,7 +39,8 @@ describe('MessageBody held for a buffered handler', () => {
     const budget = new BodyBudget(64 * MiB);
     const body = new MessageBody(null, budget);
     const read = Buffer.from('Subject: x\r\n\r\nhello\r\n.\r\n');
-    expect(read.buffer.byteLength).toBe(Buffer.poolSize);
+    // A slab of the pool: Buffer.poolSize bytes, 64 more where Node aligns its start (Node 26).
+    expect(read.buffer.byteLength - Buffer.poolSize).toBeOneOf([0, 64]);
     const part = read.subarray(0, read.length - 3);
     body.write(part);
     const whole = body.body();
