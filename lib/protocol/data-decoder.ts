@@ -221,7 +221,7 @@ export class DataDecoder {
 
 /**
  * The body as one Buffer. A body that arrived in one run of one read is handed over as it is,
- * without a copy, when {@link keepsAsIs} allows it; otherwise, and for bodies in several parts,
+ * without a copy, when `keepsAsIs` allows it; otherwise, and for bodies in several parts,
  * the parts are copied into one Buffer. A body's last part always holds its final CRLF, which
  * comes from the input, so a one-part body is a piece of the input and never one of the shared
  * constants above.
@@ -246,10 +246,11 @@ export function poolSized(backing: ArrayBufferLike): boolean {
 /**
  * Whether a body that is one view of a read may be handed over as it is instead of copied into a
  * Buffer of its own: when it fills at least half of the memory it keeps alive, or when it lies in
- * Node's small-buffer pool (`pooled`) and is small enough that the copy would be taken from that
+ * Node's small-buffer pool ({@link poolSized}) and is small enough that the copy would be taken from that
  * pool too (`Buffer.allocUnsafe` below half of `Buffer.poolSize`): the copy would then keep a pool
  * slab alive just as the view does, at the cost of an allocation and a copy.
  */
-export function keepsAsIs(view: Buffer, pooled = poolSized(view.buffer)): boolean {
-  return view.byteLength * 2 >= view.buffer.byteLength || (pooled && view.byteLength < Buffer.poolSize >>> 1);
+function keepsAsIs(view: Buffer): boolean {
+  const backing = view.buffer;
+  return view.byteLength * 2 >= backing.byteLength || (poolSized(backing) && view.byteLength < Buffer.poolSize >>> 1);
 }

@@ -131,7 +131,7 @@ export class BodyReader {
     const rest = decoder.push(chunk);
     if (decoder.tooBig && !wasTooBig) this.#owner.overflow(new MessageTooBigError(this.#settings.maxMessageSize));
     if (rest !== undefined) {
-      if (rest.length > 0) lines.unshift(rest);
+      lines.unshift(rest);
       return this.#dataEnd(decoder, body);
     }
     return body.takeBackedUp() ? this.#afterDemand(body, () => undefined) : undefined;
